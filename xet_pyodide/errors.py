@@ -1,0 +1,85 @@
+"""Typed errors. Every failure a caller can act on is one of these.
+
+The hierarchy is deliberately flat so that ``except XetError`` catches everything we raise,
+while callers who care can tell a malformed object from a refused token from a flaky server.
+"""
+
+from __future__ import annotations
+
+
+class XetError(Exception):
+    """Base class of every error raised by xet_pyodide."""
+
+
+class XetProtocolError(XetError):
+    """A peer spoke the protocol wrongly (unexpected response shape, missing field, ...)."""
+
+
+class XetFormatError(XetProtocolError):
+    """Bytes that should be a xorb, shard, LZ4 frame, ... are malformed.
+
+    Raised by the parsers on truncated, bit-flipped or hostile input; parsers never crash
+    with IndexError/struct.error or allocate memory proportional to an untrusted count.
+    """
+
+
+class XetIntegrityError(XetError):
+    """Data decoded fine but does not hash to what it claims (chunk, xorb or file hash)."""
+
+
+class XetKernelError(XetError):
+    """The WebAssembly kernels could not be loaded or reported an internal error."""
+
+
+class _HttpError(XetError):
+    """An HTTP-level failure; carries what a user needs to report it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        details = []
+        if status is not None:
+            details.append(f"HTTP {status}")
+        if request_id:
+            details.append(f"request id {request_id}")
+        if url:
+            details.append(url)
+        super().__init__(f"{message} ({', '.join(details)})" if details else message)
+        self.status = status
+        self.request_id = request_id
+        self.url = url
+
+
+class XetAuthError(_HttpError):
+    """The token is missing, expired, invalid or lacks the needed scope (401/403)."""
+
+
+class XetServerError(_HttpError):
+    """The server failed (5xx, 429, dropped connection) and retries were exhausted,
+    or it refused the request with a status we cannot recover from."""
+
+
+class XetNotFoundError(_HttpError):
+    """The requested object (file, xorb) does not exist on the server."""
+
+
+class XetRangeError(_HttpError):
+    """A requested byte range is not satisfiable (HTTP 416)."""
+
+
+__all__ = [
+    "XetAuthError",
+    "XetError",
+    "XetFormatError",
+    "XetIntegrityError",
+    "XetKernelError",
+    "XetNotFoundError",
+    "XetProtocolError",
+    "XetRangeError",
+    "XetServerError",
+]
