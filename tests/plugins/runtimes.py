@@ -1,0 +1,288 @@
+"""Three Python runtimes under one pytest run: CPython, Pyodide in Node, Pyodide in Chromium.
+
+Fixtures
+--------
+``pyrt``
+    Parametrized over ``cpython``, ``node`` and ``browser``. ``pyrt.call(module, func, *args)``
+    imports ``tests/portable/<module>.py`` in that runtime, calls ``func(*args)`` (awaiting it
+    if it is a coroutine) and returns its result. Arguments and results travel as JSON, so keep
+    them JSON-serializable. Portable modules may import only the standard library and
+    ``xet_pyodide``. ``pyrt.name`` tells which runtime a test got.
+``node_runtime`` / ``browser_runtime``
+    The session-wide Pyodide runtimes themselves (``.run(code) -> str`` evaluates Python with
+    top-level await and returns the string value of its last expression).
+``chromium``
+    The session's Playwright ``Browser`` (Debian ``/usr/bin/chromium``, headless), for browser
+    tests that drive their own pages.
+``static_server``
+    A cross-origin-isolated static server for ``web/`` (:mod:`scripts.static_server`).
+
+``XET_TEST_RUNTIMES=cpython,node`` limits the parametrization (the default is all three).
+The wheel and ``web/pyodide`` are rebuilt once per session if any source file under
+``xet_pyodide/`` is newer than the wheel, so in-Pyodide tests always see the current code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DIST = REPO / "web" / "pyodide"
+PORTABLE = REPO / "tests" / "portable"
+CHROMIUM = os.environ.get("XET_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ALL_RUNTIMES = ("cpython", "node", "browser")
+
+_build_lock = threading.Lock()
+_build_checked = False
+
+
+def selected_runtimes() -> list[str]:
+    raw = os.environ.get("XET_TEST_RUNTIMES", "")
+    chosen = [r.strip() for r in raw.split(",") if r.strip()] or list(ALL_RUNTIMES)
+    unknown = set(chosen) - set(ALL_RUNTIMES)
+    if unknown:
+        raise pytest.UsageError(f"XET_TEST_RUNTIMES: unknown runtime(s) {sorted(unknown)}")
+    return chosen
+
+
+def _current_wheel() -> Path | None:
+    info = DIST / "xet_pyodide_wheel.json"
+    if not info.exists():
+        return None
+    wheel = DIST / json.loads(info.read_text())["wheel"]
+    return wheel if wheel.exists() else None
+
+
+def ensure_wheel_fresh() -> Path:
+    """Rebuild the wheel + Pyodide distribution if package sources changed since the last build."""
+    global _build_checked
+    with _build_lock:
+        wheel = _current_wheel()
+        if not _build_checked or wheel is None:
+            built = wheel.stat().st_mtime if wheel else 0.0
+            sources = [
+                p
+                for p in (REPO / "xet_pyodide").rglob("*")
+                if p.is_file() and p.suffix in {".py", ".c", ".h", ".wasm"}
+            ]
+            sources.append(REPO / "scripts" / "build_kernels.sh")
+            if wheel is None or any(p.exists() and p.stat().st_mtime > built for p in sources):
+                subprocess.run(
+                    ["bash", str(REPO / "build_wheel.sh")],
+                    check=True,
+                    env={**os.environ, "PYTHON": sys.executable},
+                )
+            _build_checked = True
+            wheel = _current_wheel()
+        assert wheel is not None, "build_wheel.sh produced no web/pyodide/xet_pyodide_wheel.json"
+        return wheel
+
+
+def _call_code(module: str, func: str, args: tuple[Any, ...]) -> str:
+    return (
+        "import importlib, inspect, json, sys\n"
+        "sys.path.insert(0, '/tmp/portable') if '/tmp/portable' not in sys.path else None\n"
+        f"_mod = importlib.import_module({module!r})\n"
+        f"_res = _mod.{func}(*json.loads({json.dumps(args)!r}))\n"
+        "if inspect.isawaitable(_res):\n"
+        "    _res = await _res\n"
+        "json.dumps(_res)\n"
+    )
+
+
+def _install_code(module: str) -> str:
+    source = (PORTABLE / f"{module}.py").read_text()
+    return (
+        "import importlib, os, sys\n"
+        "os.makedirs('/tmp/portable', exist_ok=True)\n"
+        f"open('/tmp/portable/{module}.py', 'w').write({source!r})\n"
+        f"sys.modules.pop({module!r}, None)\n"
+        "importlib.invalidate_caches()\n"
+        "'ok'\n"
+    )
+
+
+class _PyodideRuntime:
+    """Shared behaviour of the two Pyodide runtimes: module installation and calls."""
+
+    name = "pyodide"
+
+    def __init__(self) -> None:
+        self._installed: set[str] = set()
+
+    def run(self, code: str, timeout: float = 600.0) -> str:
+        raise NotImplementedError
+
+    def call(self, module: str, func: str, *args: Any, timeout: float = 600.0) -> Any:
+        if module not in self._installed:
+            self.run(_install_code(module))
+            self._installed.add(module)
+        return json.loads(self.run(_call_code(module, func, args), timeout=timeout))
+
+
+class NodeRuntime(_PyodideRuntime):
+    """Pyodide in a Node.js child process speaking JSON lines (tests/node/pyodide_host.mjs)."""
+
+    name = "node"
+
+    def __init__(self) -> None:
+        super().__init__()
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is not installed (scripts/setup.sh installs it)")
+        self._proc = subprocess.Popen(
+            [node, str(REPO / "tests" / "node" / "pyodide_host.mjs"), str(DIST)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self._next_id = 0
+        ready = self._read_line(timeout=180)
+        if not ready.get("ready"):
+            raise RuntimeError(f"Pyodide in Node did not start: {ready}")
+        self.python_version = ready.get("python", "")
+
+    def _read_line(self, timeout: float) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            self.close()
+            raise TimeoutError(f"Pyodide in Node gave no answer within {timeout} s")
+        if not result or not result[0]:
+            raise RuntimeError(f"Pyodide in Node exited (code {self._proc.poll()})")
+        return json.loads(result[0])
+
+    def run(self, code: str, timeout: float = 600.0) -> str:
+        assert self._proc.stdin is not None
+        self._next_id += 1
+        self._proc.stdin.write(json.dumps({"id": self._next_id, "code": code}) + "\n")
+        self._proc.stdin.flush()
+        reply = self._read_line(timeout)
+        if reply.get("id") != self._next_id:
+            raise RuntimeError(f"out-of-order reply from the Node host: {reply}")
+        if not reply["ok"]:
+            raise AssertionError(f"Python in Pyodide/Node raised:\n{reply['error']}")
+        return reply["result"]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+class BrowserRuntime(_PyodideRuntime):
+    """Pyodide in headless Chromium on the cross-origin-isolated harness page (web/harness.html)."""
+
+    name = "browser"
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        super().__init__()
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+        self.page.goto(f"{base_url}/harness.html")
+        self.page.evaluate("() => window.harness.ready", [])
+        self.cross_origin_isolated = bool(self.page.evaluate("() => crossOriginIsolated"))
+
+    def run(self, code: str, timeout: float = 600.0) -> str:
+        try:
+            return self.page.evaluate("code => window.harness.run(code)", code)
+        except Exception as exc:  # Playwright wraps the Python traceback in its Error
+            raise AssertionError(f"Python in Pyodide/Chromium raised:\n{exc}") from None
+
+    def close(self) -> None:
+        self.context.close()
+
+
+class CPythonRuntime:
+    """The test process itself: imports ``tests.portable.<module>`` directly."""
+
+    name = "cpython"
+
+    def call(self, module: str, func: str, *args: Any, timeout: float = 600.0) -> Any:
+        mod = importlib.import_module(f"tests.portable.{module}")
+        res = getattr(mod, func)(*json.loads(json.dumps(args)))
+        if inspect.isawaitable(res):
+            res = asyncio.run(_await(res))
+        return json.loads(json.dumps(res))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+@pytest.fixture(scope="session")
+def static_server() -> Iterator[Any]:
+    from scripts.static_server import StaticServer
+
+    ensure_wheel_fresh()
+    server = StaticServer(REPO / "web", mounts={"/bench": REPO / "bench"}).start_background()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing (scripts/setup.sh installs Debian chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def node_runtime() -> Iterator[NodeRuntime]:
+    ensure_wheel_fresh()
+    runtime = NodeRuntime()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(scope="session")
+def browser_runtime(chromium: Any, static_server: Any) -> Iterator[BrowserRuntime]:
+    runtime = BrowserRuntime(chromium, static_server.url)
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture(params=ALL_RUNTIMES)
+def pyrt(request: pytest.FixtureRequest) -> Any:
+    name = request.param
+    if name not in selected_runtimes():
+        pytest.skip(f"runtime {name} deselected by XET_TEST_RUNTIMES")
+    if name == "cpython":
+        return CPythonRuntime()
+    return request.getfixturevalue(f"{name}_runtime")
