@@ -91,7 +91,8 @@ except ImportError:  # pragma: no cover - Pyodide
         return _py_blake3_keyed(data, key)
 
 
-_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
+       0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
 _PERM = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
 _CHUNK_START, _CHUNK_END, _PARENT, _ROOT, _KEYED_HASH = 1, 2, 4, 8, 16
 _M32 = 0xFFFFFFFF
@@ -129,7 +130,9 @@ def _compress(cv: Sequence[int], block: bytes, counter: int, blen: int, flags: i
     return [s[i] ^ s[i + 8] for i in range(8)] + [s[i + 8] ^ cv[i] for i in range(8)]
 
 
-def _chunk_output(key_words: Sequence[int], chunk: bytes, counter: int) -> tuple[list[int], bytes, int, int]:
+def _chunk_output(
+    key_words: Sequence[int], chunk: bytes, counter: int
+) -> tuple[list[int], bytes, int, int]:
     """Process all but the last block of a 1 KiB chunk; return (cv, last block, len, flags)."""
     cv = list(key_words)
     blocks = [chunk[i : i + 64] for i in range(0, len(chunk), 64)] or [b""]

@@ -1,0 +1,101 @@
+"""Kernel throughput measured from Python through the public kernel API (copies included).
+
+Runs unchanged in CPython (wasmtime), Pyodide in Node and Pyodide in Chromium: only stdlib and
+``xet_pyodide`` imports. ``bench/kernels.py`` drives it; :func:`run` returns GB/s per kernel
+(best of ``repeat`` timed runs after one warm-up run), single-threaded.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+WORDS = [
+    b"the ",
+    b"xet ",
+    b"chunk ",
+    b"hash ",
+    b"0123 ",
+    b"\n",
+    b"pyodide ",
+    b"lz4 ",
+    b"data ",
+    b"storage ",
+    b'{"id": ',
+    b"42, ",
+    b"\x00\x01\x02\x03",
+]
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def text_bytes(n: int, seed: int) -> bytes:
+    """Compressible, text-like input (LZ4 ratio about 0.4)."""
+    rnd = random.Random(seed)
+    parts = rnd.choices(WORDS, k=n // 4 + 16)
+    noise = rnd.randbytes(n // 16)
+    out = bytearray(b"".join(parts)[:n])
+    for i in range(0, n - 16, 256):  # sprinkle some incompressible bytes
+        j = (i // 16) % max(1, len(noise) - 16)
+        out[i : i + 16] = noise[j : j + 16]
+    return bytes(out)
+
+
+def _best(fn: Callable[[], Any], nbytes: int, repeat: int) -> float:
+    fn()  # warm-up (also lets a tiering engine optimize)
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return nbytes / best / 1e9
+
+
+async def run(size_mib: int = 64, chunk_kib: int = 64, repeat: int = 5) -> dict[str, Any]:
+    from xet_pyodide import kernels
+
+    k = await kernels.load_kernels()
+    n = size_mib << 20
+    chunk = chunk_kib << 10
+    data = random_bytes(n, 1)
+    key = bytes(range(32))
+    lengths = [chunk] * (n // chunk)
+    small = text_bytes(min(n, 16 << 20), 2)
+    chunks = [small[i : i + chunk] for i in range(0, len(small), chunk)]
+    packed = [k.lz4_compress_block(c) for c in chunks]
+    ratio = sum(map(len, packed)) / len(small)
+
+    def lz4_c() -> None:
+        for c in chunks:
+            k.lz4_compress_block(c)
+
+    def lz4_d() -> None:
+        for p, c in zip(packed, chunks, strict=True):
+            k.lz4_decompress_block(p, len(c))
+
+    def bg4() -> None:
+        for c in chunks:
+            k.bg4_split(c)
+
+    results = {
+        "gear_scan": _best(lambda: k.gear_scan(data), n, repeat),
+        "blake3_64k": _best(lambda: k.blake3_keyed_many(data, lengths, key), n, repeat),
+        "lz4_compress": _best(lz4_c, len(small), repeat),
+        "lz4_decompress": _best(lz4_d, len(small), repeat),
+        "bg4_split": _best(bg4, len(small), repeat),
+        "crc64": _best(lambda: k.crc64_nvme(data), n, repeat),
+    }
+    return {
+        "backend": k.name,
+        "platform": sys.platform,
+        "gbps": results,
+        "lz4_ratio": ratio,
+        "size_mib": size_mib,
+        "chunk_kib": chunk_kib,
+        "repeat": repeat,
+    }

@@ -1,0 +1,201 @@
+"""The wasm kernels inside every runtime (CPython/wasmtime, Pyodide in Node, Pyodide in Chromium),
+checked against native references computed here in CPython. See tests/portable/kernel_checks.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import blake3
+import lz4.block
+import xxhash
+
+from tests.portable.kernel_checks import make_bytes
+from xet_pyodide.kernels import ReferenceKernels
+
+REF = ReferenceKernels()
+KINDS = ["random", "text", "zeros", "runs", "periodic"]
+
+
+def call(pyrt: Any, func: str, *args: Any) -> Any:
+    """``pyrt.call("kernel_checks", func, *args)``. The CPython runtime drives our async
+    functions with ``asyncio.run``, which fails while Playwright's sync API keeps an event loop
+    running in this thread (once the browser runtime has started), so run it in a fresh thread."""
+    if pyrt.name != "cpython":
+        return pyrt.call("kernel_checks", func, *args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(pyrt.call, "kernel_checks", func, *args).result()
+
+
+def test_backend_is_wasm(pyrt):
+    name = call(pyrt, "backend_name")
+    assert name == ("wasm/wasmtime" if pyrt.name == "cpython" else "wasm/js")
+
+
+def test_blake3(pyrt):
+    rnd = random.Random(20)
+    key = rnd.randbytes(32)
+    special = [
+        0,
+        1,
+        63,
+        64,
+        65,
+        1023,
+        1024,
+        1025,
+        2048,
+        3071,
+        4095,
+        4096,
+        4097,
+        8192,
+        65535,
+        65536,
+        65537,
+        131072,
+        131073,
+        1 << 20,
+    ]
+    cases = [[1, "random", special], [2, "text", [65536] * 16], [3, "zeros", [1 << 20, 0, 5]]]
+    for i in range(40):
+        lengths = [
+            rnd.choice([0, rnd.randrange(1, 1100), rnd.randrange(1, 140_000)])
+            for _ in range(rnd.randrange(1, 12))
+        ]
+        cases.append([100 + i, rnd.choice(KINDS), lengths])
+    got = call(pyrt, "blake3_batches", cases, key.hex())
+    assert len(got) == len(cases)
+    for (seed, kind, lengths), result in zip(cases, got, strict=True):
+        data = make_bytes(seed, sum(lengths), kind)
+        pos, expect = 0, []
+        for n in lengths:
+            expect.append(blake3.blake3(data[pos : pos + n], key=key).hexdigest())
+            pos += n
+        assert result["many"] == expect, (seed, lengths)
+        assert result["single"] == expect, (seed, lengths)
+
+
+def test_gear(pyrt):
+    rnd = random.Random(21)
+    cases = [
+        [1, "random", 0, 0, 0],
+        [2, "random", 1, 5, 1],
+        [3, "text", 1025, 7, 1000],
+        [4, "random", 200_003, rnd.getrandbits(64), 65537],
+        [5, "zeros", 140_000, 0, 64],
+        [6, "periodic", 100_000, 1, 33_333],
+        [7, "runs", 70_000, 2**64 - 1, 69_999],
+    ]
+    got = call(pyrt, "gear_scans", cases)
+    found = 0
+    for (seed, kind, n, state, _split), (cands, final) in zip(cases, got, strict=True):
+        want_cands, want_state = REF.gear_scan(make_bytes(seed, n, kind), state)
+        assert cands == want_cands, seed
+        assert final == want_state, seed
+        found += len(cands)
+    assert found > 0
+
+
+def test_lz4_our_blocks_decode_natively(pyrt):
+    cases = [
+        [i, kind, n]
+        for i, (kind, n) in enumerate(
+            (k, n) for k in KINDS for n in [0, 1, 12, 13, 100, 4096, 65536, 131072]
+        )
+    ]
+    blocks = call(pyrt, "lz4_compress_blocks", cases)
+    for (seed, kind, n), b64 in zip(cases, blocks, strict=True):
+        data = make_bytes(seed, n, kind)
+        block = base64.b64decode(b64)
+        assert lz4.block.decompress(block, uncompressed_size=n) == data, (kind, n)
+        if kind in ("zeros", "runs", "periodic") and n >= 4096:
+            assert len(block) < n // 4
+
+
+def test_lz4_native_blocks_decode_with_ours(pyrt):
+    specs = [
+        (i, kind, n)
+        for i, (kind, n) in enumerate((k, n) for k in KINDS for n in [0, 1, 100, 65536, 131072])
+    ]
+    blocks, expect = [], []
+    for seed, kind, n in specs:
+        data = make_bytes(seed, n, kind)
+        mode = "high_compression" if seed % 2 else "default"
+        block = lz4.block.compress(data, mode=mode, store_size=False)
+        blocks.append([base64.b64encode(block).decode(), n])
+        expect.append(hashlib.sha256(data).hexdigest())
+    assert call(pyrt, "lz4_decompress_blocks", blocks) == expect
+
+
+def test_lz4_malformed_agrees_with_reference(pyrt):
+    assert call(pyrt, "lz4_malformed", 7, 12) == []
+
+
+def test_checksums(pyrt):
+    cases = [
+        [i, kind, n, seed32]
+        for i, (kind, n, seed32) in enumerate(
+            [
+                ("random", 0, 0),
+                ("random", 1, 1),
+                ("text", 15, 2**31),
+                ("random", 16, 2**32 - 1),
+                ("random", 17, 12345),
+                ("runs", 4097, 0),
+                ("random", 1 << 20, 99),
+                ("zeros", 65536, 0),
+            ]
+        )
+    ]
+    got = call(pyrt, "checksums", cases)
+    for (seed, kind, n, seed32), (crc, streamed, xxh) in zip(cases, got, strict=True):
+        data = make_bytes(seed, n, kind)
+        want = REF.crc64_nvme(data) if n <= 65536 else None
+        if want is not None:
+            assert crc == want
+        assert streamed == crc
+        assert xxh == xxhash.xxh32_intdigest(data, seed32)
+    # The 1 MiB case against the reference too (slow in pure Python, so only once).
+    assert got[6][0] == REF.crc64_nvme(make_bytes(6, 1 << 20, "random"))
+
+
+def test_bg4(pyrt):
+    sizes = [0, 1, 2, 3, 4, 5, 63, 64, 65, 127, 128, 129, 1023, 4097, 65536, 131071]
+    assert call(pyrt, "bg4_roundtrips", sizes) == []
+
+
+def test_memory_is_reused(pyrt):
+    first, after = call(pyrt, "memory_after", 40)
+    assert first == after
+    assert 4 << 20 < first < 32 << 20
+
+
+def test_sync_loading_in_browser_main_thread(request):
+    """get_kernels() on Chromium's main thread either works or says to await load_kernels()."""
+    from tests.plugins.runtimes import selected_runtimes
+
+    if "browser" not in selected_runtimes():
+        import pytest
+
+        pytest.skip("browser runtime deselected by XET_TEST_RUNTIMES")
+    browser = request.getfixturevalue("browser_runtime")
+    code = (
+        "from xet_pyodide.errors import XetKernelError\n"
+        "from xet_pyodide.kernels._load_pyodide import load_sync\n"
+        "try:\n"
+        "    k = load_sync()\n"
+        "    r = k.name + ' ' + k.blake3_keyed(b'abc', bytes(32)).hex()\n"
+        "except XetKernelError as e:\n"
+        "    r = 'refused ' + str(e)\n"
+        "r\n"
+    )
+    result = browser.run(code)
+    want = blake3.blake3(b"abc", key=bytes(32)).hexdigest()
+    assert result == f"wasm/js {want}" or (
+        result.startswith("refused") and "await xet_pyodide.kernels.load_kernels()" in result
+    ), result

@@ -1,0 +1,188 @@
+"""Kernel cross-checks that run unchanged in CPython, Pyodide-in-Node and Pyodide-in-Chromium.
+
+Inside Pyodide there is no native ``blake3``/``lz4``, so the CPython side of a test
+(``tests/cpython/test_kernels_portable.py``) builds the inputs with :func:`make_bytes` (seeded,
+deterministic, stdlib only), computes the expected values with the native libraries, and passes
+both the input *specs* and the expectations as JSON. The functions here rebuild the same inputs,
+run them through ``get_kernels()`` (which must be the wasm backend) and return what they got.
+Checks that need no native reference (BG4, malformed LZ4 against the pure-Python decoder) are
+self-contained and return a list of mismatches.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from typing import Any
+
+_WORDS = [b"the ", b"xet ", b"chunk ", b"hash ", b"0123 ", b"\n", b"pyodide ", b"lz4 ", b"\x00\x01"]
+
+
+def make_bytes(seed: int, n: int, kind: str = "random") -> bytes:
+    """Deterministic test input. ``kind``: random | text | zeros | runs | periodic."""
+    rnd = random.Random(seed)
+    if kind == "random":
+        return rnd.randbytes(n)
+    if kind == "zeros":
+        return bytes(n)
+    if kind == "text":
+        parts: list[bytes] = []
+        size = 0
+        while size < n:
+            w = rnd.choice(_WORDS)
+            parts.append(w)
+            size += len(w)
+        return b"".join(parts)[:n]
+    if kind == "runs":
+        out = bytearray()
+        while len(out) < n:
+            out += bytes([rnd.randrange(4)]) * rnd.randrange(1, 300)
+        return bytes(out[:n])
+    if kind == "periodic":
+        period = rnd.randbytes(rnd.randrange(1, 40))
+        return (period * (n // len(period) + 1))[:n]
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+async def _kernels() -> Any:
+    from xet_pyodide import kernels
+
+    k = await kernels.load_kernels()
+    if not k.name.startswith("wasm"):
+        raise AssertionError(f"expected the wasm kernels, got {k.name}")
+    return k
+
+
+async def backend_name() -> str:
+    return (await _kernels()).name
+
+
+async def blake3_batches(cases: list[list[Any]], key_hex: str) -> list[dict[str, Any]]:
+    """cases: [seed, kind, [lengths...]]. Returns per case the hex digests from
+    blake3_keyed_many and from one blake3_keyed call per message."""
+    k = await _kernels()
+    key = bytes.fromhex(key_hex)
+    out = []
+    for seed, kind, lengths in cases:
+        data = make_bytes(seed, sum(lengths), kind)
+        many = k.blake3_keyed_many(data, lengths, key)
+        singles = []
+        pos = 0
+        for n in lengths:
+            singles.append(k.blake3_keyed(data[pos : pos + n], key).hex())
+            pos += n
+        out.append(
+            {"many": [many[i : i + 32].hex() for i in range(0, len(many), 32)], "single": singles}
+        )
+    return out
+
+
+async def gear_scans(cases: list[list[Any]]) -> list[list[Any]]:
+    """cases: [seed, kind, n, state, split]. Returns [candidates, final_state] of a scan of the
+    whole input, after checking that scanning it as two pieces (split) gives the same."""
+    k = await _kernels()
+    out = []
+    for seed, kind, n, state, split in cases:
+        data = make_bytes(seed, n, kind)
+        cands, final = k.gear_scan(data, state)
+        a, mid = k.gear_scan(data[:split], state)
+        b, end = k.gear_scan(data[split:], mid)
+        if a + [split + i for i in b] != cands or end != final:
+            raise AssertionError(f"gear split mismatch for case {seed}/{n}/{split}")
+        out.append([cands, final])
+    return out
+
+
+async def lz4_compress_blocks(cases: list[list[Any]]) -> list[str]:
+    """cases: [seed, kind, n]. Returns our compressed blocks, base64 (checked natively)."""
+    k = await _kernels()
+    return [
+        base64.b64encode(k.lz4_compress_block(make_bytes(s, n, kind))).decode()
+        for s, kind, n in cases
+    ]
+
+
+async def lz4_decompress_blocks(blocks: list[list[Any]]) -> list[str]:
+    """blocks: [base64 block, size]. Returns sha256 hex of each decompressed output."""
+    k = await _kernels()
+    return [
+        hashlib.sha256(k.lz4_decompress_block(base64.b64decode(b), n)).hexdigest()
+        for b, n in blocks
+    ]
+
+
+async def lz4_malformed(seed: int, count: int) -> list[str]:
+    """Truncate, corrupt and shrink-the-output valid blocks; the wasm decoder must agree with the
+    pure-Python reference decoder (same output, or both raise XetFormatError)."""
+    from xet_pyodide.errors import XetFormatError
+    from xet_pyodide.kernels.reference import _lz4_decompress
+
+    k = await _kernels()
+    rnd = random.Random(seed)
+    problems: list[str] = []
+
+    def run(fn: Any, blk: bytes, cap: int) -> bytes | None:
+        try:
+            return fn(blk, cap)
+        except XetFormatError:
+            return None
+
+    for i in range(count):
+        data = make_bytes(seed + i, rnd.randrange(0, 3000), rnd.choice(["text", "runs", "random"]))
+        block = k.lz4_compress_block(data)
+        variants = [(block[:cut], len(data)) for cut in range(len(block))]
+        for _ in range(20):
+            bad = bytearray(block)
+            if bad:
+                bad[rnd.randrange(len(bad))] = rnd.randrange(256)
+            variants.append((bytes(bad), len(data) + rnd.randrange(0, 64)))
+        variants.append((block, max(0, len(data) - 1)))
+        variants.append((rnd.randbytes(rnd.randrange(1, 64)), 4096))
+        for blk, cap in variants:
+            got, want = run(k.lz4_decompress_block, blk, cap), run(_lz4_decompress, blk, cap)
+            if got != want:
+                problems.append(f"case {i}: block {blk.hex()[:80]} cap {cap}")
+    return problems
+
+
+async def checksums(cases: list[list[Any]]) -> list[list[int]]:
+    """cases: [seed, kind, n, seed32]. Returns [crc64, crc64 streamed in 3 parts, xxh32]."""
+    k = await _kernels()
+    out = []
+    for seed, kind, n, xseed in cases:
+        data = make_bytes(seed, n, kind)
+        a, b = n // 3, 2 * n // 3
+        streamed = k.crc64_nvme(data[b:], k.crc64_nvme(data[a:b], k.crc64_nvme(data[:a])))
+        out.append([k.crc64_nvme(data), streamed, k.xxh32(data, xseed)])
+    return out
+
+
+async def bg4_roundtrips(sizes: list[int]) -> list[int]:
+    """BG4 split/regroup against the slicing definition; returns the sizes that failed."""
+    k = await _kernels()
+    bad = []
+    for n in sizes:
+        data = make_bytes(n, n)
+        split = k.bg4_split(data)
+        want = data[0::4] + data[1::4] + data[2::4] + data[3::4]
+        if split != want or k.bg4_regroup(split) != data:
+            bad.append(n)
+    return bad
+
+
+async def memory_after(calls: int) -> list[int]:
+    """Memory size after one large call and after many smaller calls of every kernel."""
+    k = await _kernels()
+    big = make_bytes(1, 4 << 20)
+    k.blake3_keyed_many(big, [len(big)], bytes(32))
+    k.lz4_decompress_block(k.lz4_compress_block(big), len(big))
+    first = k.memory_size()
+    for i in range(calls):
+        data = make_bytes(i, 1000 + 997 * i)
+        k.gear_scan(data)
+        k.blake3_keyed_many(data, [len(data)], bytes(32))
+        k.lz4_decompress_block(k.lz4_compress_block(data), len(data))
+        k.bg4_regroup(k.bg4_split(data))
+        k.crc64_nvme(data)
+    return [first, k.memory_size()]
