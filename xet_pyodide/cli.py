@@ -1,0 +1,119 @@
+"""Command line: ``python -m xet_pyodide <command> ...`` (also installed as ``xet-pyodide``).
+
+Each subcommand is a :class:`Command` in :data:`COMMANDS`: a name, a help line, a function that
+adds its arguments to an ``argparse`` sub-parser, and a function that runs it and returns the
+exit status. To add one (``upload``, ``download``), append a ``Command`` to the list.
+Errors a user can act on (:class:`XetError`, ``OSError``) become a one-line message on stderr
+and exit status 1; argument errors exit with 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import XetError
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --------------------------------------------------------------------------- hash
+
+
+def _configure_hash(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="files to hash")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list of {"path", "hash", "size", "sha256"} objects',
+    )
+
+
+def _run_hash(args: argparse.Namespace) -> int:
+    from .core.filehash import hash_files
+
+    results = hash_files(args.files)
+    if args.json:
+        json.dump([r.to_json() for r in results], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for r in results:
+            sys.stdout.write(f"{r.hash.hex()} {r.size} {r.path}\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- upload
+
+
+def _configure_upload(parser: argparse.ArgumentParser) -> None:
+    from .session.cli_upload import configure
+
+    configure(parser)
+
+
+def _run_upload(args: argparse.Namespace) -> int:
+    from .session.cli_upload import run
+
+    return run(args)
+
+
+COMMANDS: list[Command] = [
+    Command(
+        "hash",
+        "print the Xet file hash and size of files (as hf_xet.hash_files computes them)",
+        _configure_hash,
+        _run_hash,
+    ),
+    Command(
+        "upload",
+        "upload files to a Xet CAS server in one commit; prints hashes and dedup metrics as JSON",
+        _configure_upload,
+        _run_upload,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xet-pyodide", description="Xet storage protocol tools (pure Python)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub_parser)
+        sub_parser.set_defaults(_run=command.run)
+    return parser
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args._run(args)
+    except (XetError, OSError) as error:
+        sys.stderr.write(f"xet-pyodide {args.command}: error: {_describe(error)}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]

@@ -1,0 +1,323 @@
+"""Xorbs: chunk records, the builder that packs new chunks, and the strict record decoder.
+
+A xorb body (what is uploaded) is a run of chunk records, each an 8-byte header
+``version u8 | compressed_size u24 | scheme u8 | uncompressed_size u24`` followed by the payload.
+A stored xorb additionally ends with a footer (:mod:`.xorb_footer`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import XetFormatError, XetIntegrityError
+from .compression import Scheme, choose_scheme, compress_payload, decompress_payload
+from .hashes import MerkleHash, chunk_hash, hash_chunks, xorb_hash
+from .xorb_footer import FOOTER_IDENT, XorbFooter, build_footer, has_footer, parse_footer
+
+MAX_XORB_BYTES = 64 * 1024 * 1024
+MAX_XORB_CHUNKS = 8192
+RECORD_HEADER_LEN = 8
+#: Reader limits of xet-core: uncompressed chunk size and compressed payload size.
+MAX_CHUNK_UNCOMPRESSED = 128 * 1024
+MAX_CHUNK_COMPRESSED = 2 * MAX_CHUNK_UNCOMPRESSED
+#: hf_xet re-runs the compression analysis every this many chunks of a file segment.
+COMPRESSION_RETEST_INTERVAL = 32
+
+_HEADER = struct.Struct("<II")
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """One chunk record of a xorb body; ``payload`` is a view into the body."""
+
+    scheme: int
+    compressed_size: int
+    uncompressed_size: int
+    payload: Buffer
+    #: Byte offset of the record (its header) in the body.
+    offset: int = 0
+
+    @property
+    def end(self) -> int:
+        """Byte offset just after this record."""
+        return self.offset + RECORD_HEADER_LEN + self.compressed_size
+
+
+def record_header(scheme: int, compressed_size: int, uncompressed_size: int) -> bytes:
+    """The 8-byte header of a chunk record (format version 0)."""
+    if not (0 <= compressed_size < 1 << 24 and 0 <= uncompressed_size < 1 << 24):
+        raise ValueError("chunk record sizes must fit in 24 bits")
+    return _HEADER.pack(compressed_size << 8, (uncompressed_size << 8) | int(scheme))
+
+
+def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
+    """A complete chunk record (header + payload), raw when compression does not shrink it."""
+    used, payload = compress_payload(data, scheme)
+    return b"".join((record_header(used, len(payload), len(data)), payload))
+
+
+def decode_record(record: ChunkRecord) -> bytes:
+    """The uncompressed chunk of a record (length checked against the header)."""
+    return decompress_payload(record.scheme, record.payload, record.uncompressed_size)
+
+
+def _parse_header(view: memoryview, pos: int) -> ChunkRecord:
+    if len(view) - pos < RECORD_HEADER_LEN:
+        raise XetFormatError(f"xorb truncated in the chunk header at offset {pos}")
+    word0, word1 = _HEADER.unpack_from(view, pos)
+    version, compressed = word0 & 0xFF, word0 >> 8
+    scheme, uncompressed = word1 & 0xFF, word1 >> 8
+    if version != 0:
+        raise XetFormatError(f"unsupported chunk record version {version} at offset {pos}")
+    if scheme not in (Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4):
+        raise XetFormatError(f"unknown compression scheme {scheme} at offset {pos}")
+    if uncompressed > MAX_CHUNK_UNCOMPRESSED:
+        raise XetFormatError(f"chunk at offset {pos} claims {uncompressed} bytes (max 131072)")
+    if compressed > MAX_CHUNK_COMPRESSED:
+        raise XetFormatError(f"chunk payload at offset {pos} is too large ({compressed} bytes)")
+    if scheme == Scheme.NONE and compressed != uncompressed:
+        raise XetFormatError(f"uncompressed chunk at offset {pos} has mismatched sizes")
+    start = pos + RECORD_HEADER_LEN
+    if compressed > len(view) - start:
+        raise XetFormatError(f"xorb truncated in the chunk payload at offset {pos}")
+    return ChunkRecord(scheme, compressed, uncompressed, view[start : start + compressed], pos)
+
+
+def iter_records(body: Buffer) -> Iterator[ChunkRecord]:
+    """Chunk records of a xorb body, in order; stops at the end or at a ``XETBLOB`` footer."""
+    view = memoryview(body).cast("B")
+    pos = 0
+    while pos < len(view):
+        if view[pos : pos + len(FOOTER_IDENT)] == FOOTER_IDENT:
+            return
+        record = _parse_header(view, pos)
+        yield record
+        pos = record.end
+
+
+def decode_xorb(body: Buffer) -> list[bytes]:
+    """Every chunk of a xorb body (or a run of whole records), decoded and size-checked."""
+    return [decode_record(r) for r in iter_records(body)]
+
+
+@dataclass(slots=True)
+class Xorb:
+    """A complete xorb: upload body plus what shards and footers need to know about it."""
+
+    hash: MerkleHash
+    #: Upload body: chunk records only, no footer.
+    body: bytes
+    chunk_hashes: list[MerkleHash]
+    chunk_sizes: list[int]
+    #: Cumulative byte offsets of the records, starting with 0 and ending with ``len(body)``.
+    record_offsets: list[int]
+    footer: XorbFooter | None = field(default=None)
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunk_hashes)
+
+    @property
+    def num_bytes_in_cas(self) -> int:
+        """Sum of the uncompressed chunk sizes."""
+        return sum(self.chunk_sizes)
+
+    @property
+    def entries(self) -> list[tuple[MerkleHash, int]]:
+        """``(chunk hash, size)`` pairs, the input of the xorb hash."""
+        return list(zip(self.chunk_hashes, self.chunk_sizes, strict=True))
+
+    def unpacked_offsets(self) -> list[int]:
+        """Cumulative uncompressed offsets, starting with 0 (chunk k = ``[o[k], o[k+1])``)."""
+        out = [0]
+        for size in self.chunk_sizes:
+            out.append(out[-1] + size)
+        return out
+
+    def byte_range(self, chunk_start: int, chunk_end: int) -> tuple[int, int]:
+        """Half-open byte range of the records of chunks ``[chunk_start, chunk_end)``."""
+        if not 0 <= chunk_start < chunk_end <= self.num_chunks:
+            raise ValueError(f"bad chunk range [{chunk_start}, {chunk_end})")
+        return self.record_offsets[chunk_start], self.record_offsets[chunk_end]
+
+    def build_footer(self, nonce: bytes = bytes(16)) -> bytes:
+        """The V1 footer a server appends when storing this xorb."""
+        return build_footer(
+            self.chunk_hashes,
+            self.record_offsets[1:],
+            self.unpacked_offsets()[1:],
+            self.hash,
+            nonce,
+        )
+
+    def stored(self) -> bytes:
+        """Body followed by the footer: the stored-object form."""
+        return self.body + self.build_footer()
+
+
+class XorbBuilder:
+    """Packs chunks into one xorb, compressing them as they arrive.
+
+    ``compression=None`` applies hf_xet's policy: within each file segment (see
+    :meth:`start_file_segment`), every ``retest_interval`` chunks the first chunk is analysed
+    (:func:`choose_scheme`) and the verdict is used for the following chunks. The size limit is
+    applied to the worst case (records stored raw), so the serialized xorb never exceeds
+    ``max_bytes`` whatever the compression achieves.
+    """
+
+    def __init__(
+        self,
+        compression: Scheme | None = None,
+        *,
+        retest_interval: int = COMPRESSION_RETEST_INTERVAL,
+        max_bytes: int = MAX_XORB_BYTES,
+        max_chunks: int = MAX_XORB_CHUNKS,
+    ) -> None:
+        self._compression = compression
+        self._retest = max(1, retest_interval)
+        self._max_bytes = max_bytes
+        self._max_chunks = max_chunks
+        self._records: list[bytes] = []
+        self._hashes: list[MerkleHash] = []
+        self._sizes: list[int] = []
+        self._offsets = [0]
+        self._worst_case = 0
+        self._segment_index = 0
+        self._scheme = Scheme.LZ4
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    @property
+    def num_bytes(self) -> int:
+        """Serialized size so far."""
+        return self._offsets[-1]
+
+    @property
+    def num_raw_bytes(self) -> int:
+        """Sum of the uncompressed chunk sizes so far."""
+        return sum(self._sizes)
+
+    def can_add(self, size: int) -> bool:
+        """Would a chunk of ``size`` bytes still fit the chunk-count and byte limits?"""
+        return (
+            len(self._hashes) < self._max_chunks
+            and self._worst_case + RECORD_HEADER_LEN + size <= self._max_bytes
+        )
+
+    def start_file_segment(self) -> None:
+        """Mark the start of another file's chunks: the next chunk is analysed again."""
+        self._segment_index = 0
+
+    def add(self, data: Buffer, hash: MerkleHash | None = None) -> int:
+        """Append a chunk (hash computed if not given); returns its index in the xorb."""
+        size = len(data)
+        if size > MAX_CHUNK_UNCOMPRESSED:
+            raise ValueError(f"a chunk is at most {MAX_CHUNK_UNCOMPRESSED} bytes, got {size}")
+        if not self.can_add(size):
+            raise ValueError("the xorb is full; check can_add() first")
+        scheme = self._compression
+        if scheme is None:
+            if self._segment_index % self._retest == 0:
+                self._scheme = choose_scheme(data)
+            scheme = self._scheme
+        self._segment_index += 1
+        record = encode_chunk(data, scheme)
+        self._records.append(record)
+        self._hashes.append(hash if hash is not None else chunk_hash(data))
+        self._sizes.append(size)
+        self._offsets.append(self._offsets[-1] + len(record))
+        self._worst_case += RECORD_HEADER_LEN + size
+        return len(self._hashes) - 1
+
+    def add_chunks(
+        self, chunks: Sequence[Buffer], hashes: Sequence[MerkleHash] | None = None
+    ) -> None:
+        """Append several chunks (hashed in one batch if ``hashes`` is not given)."""
+        if hashes is None:
+            hashes = hash_chunks(chunks)
+        for data, h in zip(chunks, hashes, strict=True):
+            self.add(data, h)
+
+    def finish(self) -> Xorb:
+        """The finished xorb. Raises ``ValueError`` when empty (empty xorbs are never sent)."""
+        if not self._hashes:
+            raise ValueError("an empty xorb cannot be built")
+        entries = list(zip(self._hashes, self._sizes, strict=True))
+        return Xorb(
+            hash=xorb_hash(entries),
+            body=b"".join(self._records),
+            chunk_hashes=list(self._hashes),
+            chunk_sizes=list(self._sizes),
+            record_offsets=list(self._offsets),
+        )
+
+
+def load_xorb(data: Buffer, expected_hash: MerkleHash | None = None) -> tuple[Xorb, list[bytes]]:
+    """Decode and verify a xorb body or stored xorb; returns the xorb and its chunks.
+
+    Every chunk is decoded and hashed and the xorb hash recomputed. If a footer is present it
+    must agree with the records. Malformed bytes raise :class:`XetFormatError`; a hash that
+    differs from ``expected_hash`` or from the footer raises :class:`XetIntegrityError`.
+    """
+    view = memoryview(data).cast("B")
+    footer = parse_footer(view) if has_footer(view) else None
+    body = view[: footer.footer_start] if footer else view
+    records = list(iter_records(body))
+    if records and records[-1].end != len(body):
+        raise XetFormatError("bytes after the last chunk record are not a valid footer")
+    if not records:
+        raise XetFormatError("a xorb has at least one chunk")
+    chunks = [decode_record(r) for r in records]
+    hashes = hash_chunks(chunks)
+    sizes = [len(c) for c in chunks]
+    xorb = Xorb(
+        hash=xorb_hash(list(zip(hashes, sizes, strict=True))),
+        body=bytes(body),
+        chunk_hashes=hashes,
+        chunk_sizes=sizes,
+        record_offsets=[0] + [r.end for r in records],
+        footer=footer,
+    )
+    if footer is not None:
+        _check_footer(xorb, footer)
+    if expected_hash is not None and xorb.hash != expected_hash:
+        raise XetIntegrityError(f"xorb hashes to {xorb.hash}, expected {expected_hash}")
+    return xorb, chunks
+
+
+def _check_footer(xorb: Xorb, footer: XorbFooter) -> None:
+    if footer.record_ends != xorb.record_offsets[1:]:
+        raise XetFormatError("xorb footer chunk boundaries do not match the records")
+    if footer.unpacked_ends is not None and footer.unpacked_ends != xorb.unpacked_offsets()[1:]:
+        raise XetFormatError("xorb footer unpacked offsets do not match the chunks")
+    if footer.chunk_hashes != xorb.chunk_hashes:
+        raise XetIntegrityError("xorb footer chunk hashes do not match the chunks")
+    if footer.xorb_hash != xorb.hash:
+        raise XetIntegrityError(f"xorb footer names {footer.xorb_hash}, chunks hash to {xorb.hash}")
+
+
+__all__ = [
+    "COMPRESSION_RETEST_INTERVAL",
+    "MAX_CHUNK_COMPRESSED",
+    "MAX_CHUNK_UNCOMPRESSED",
+    "MAX_XORB_BYTES",
+    "MAX_XORB_CHUNKS",
+    "RECORD_HEADER_LEN",
+    "ChunkRecord",
+    "Scheme",
+    "Xorb",
+    "XorbBuilder",
+    "XorbFooter",
+    "build_footer",
+    "decode_record",
+    "decode_xorb",
+    "encode_chunk",
+    "iter_records",
+    "load_xorb",
+    "parse_footer",
+    "record_header",
+]
