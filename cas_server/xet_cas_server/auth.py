@@ -1,0 +1,82 @@
+"""Bearer access tokens minted and checked by this server.
+
+Format: ``xcas1.<b64url(JSON claims)>.<b64url(HMAC-SHA256(token key, "xcas1." + claims))>``.
+Claims: ``scope`` ("read" | "write"), ``exp`` (unix seconds), ``repo`` (informational).
+Write tokens also grant read (like the Hub's). The dev secret itself is *not* a CAS token: it
+only opens the token endpoint and the admin API.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import Forbidden, Unauthorized
+from .signing import b64url, b64url_decode
+
+PREFIX = "xcas1."
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: Scope) -> bool:
+        return self is Scope.WRITE or needed is Scope.READ
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    scope: Scope
+    exp: int
+    repo: str
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization")
+    if not value:
+        return None
+    kind, _, token = value.partition(" ")
+    if kind.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class TokenAuthority:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _sig(self, body: str) -> str:
+        return b64url(hmac.new(self._key, (PREFIX + body).encode(), hashlib.sha256).digest())
+
+    def mint(
+        self, scope: Scope, ttl: int, repo: str = "", now: float | None = None
+    ) -> tuple[str, int]:
+        exp = int(now if now is not None else time.time()) + ttl
+        body = b64url(json.dumps({"scope": scope.value, "exp": exp, "repo": repo}).encode())
+        return f"{PREFIX}{body}.{self._sig(body)}", exp
+
+    def check(self, token: str | None, needed: Scope, now: float | None = None) -> TokenClaims:
+        """Return the claims of a valid token with enough scope; raise 401/403 otherwise."""
+        if token is None:
+            raise Unauthorized("missing bearer token")
+        if not token.startswith(PREFIX) or token.count(".") != 2:
+            raise Unauthorized("malformed token")
+        body, _, sig = token[len(PREFIX) :].partition(".")
+        if not hmac.compare_digest(self._sig(body), sig):
+            raise Unauthorized("token signature does not match")
+        try:
+            raw = json.loads(b64url_decode(body))
+            claims = TokenClaims(Scope(raw["scope"]), int(raw["exp"]), str(raw.get("repo", "")))
+        except (ValueError, KeyError, TypeError):
+            raise Unauthorized("malformed token claims") from None
+        if claims.exp <= (now if now is not None else time.time()):
+            raise Unauthorized("token has expired")
+        if not claims.scope.allows(needed):
+            raise Forbidden(f"token scope {claims.scope.value!r} does not allow {needed.value}")
+        return claims

@@ -1,0 +1,120 @@
+"""``python -m xet_cas_server --data DIR --port PORT --dev-secret SECRET [--web DIR] ...``
+
+When the socket listens, prints exactly one line to stdout (flushed):
+``xet_cas_server ready at http://127.0.0.1:PORT``. Logs go to stderr as JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .config import (
+    DEFAULT_MAX_JSON_BYTES,
+    DEFAULT_MAX_SHARD_BYTES,
+    DEFAULT_MAX_XORB_BYTES,
+    DISABLEABLE,
+    ServerConfig,
+)
+from .faults import parse_config
+from .jsonlog import setup_logging
+
+READY_PREFIX = "xet_cas_server ready at "
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m xet_cas_server", description="Local Xet CAS server."
+    )
+    p.add_argument("--data", required=True, type=Path, help="data directory (created if missing)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    p.add_argument(
+        "--dev-secret",
+        default=os.environ.get("XET_CAS_DEV_SECRET"),
+        help="opens the token endpoint and the admin API (env XET_CAS_DEV_SECRET)",
+    )
+    p.add_argument("--web", type=Path, help="serve this directory at / (cross-origin isolated)")
+    p.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime, seconds")
+    p.add_argument(
+        "--dedup-key-ttl", type=int, default=7 * 24 * 3600, help="dedup HMAC key expiry, seconds"
+    )
+    p.add_argument(
+        "--signed-url-ttl", type=int, default=900, help="signed xorb URL lifetime, seconds"
+    )
+    p.add_argument("--grant-ttl", type=int, default=900, help="upload grant lifetime, seconds")
+    p.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        choices=sorted(DISABLEABLE),
+        help="answer 404 on an endpoint group (repeatable) to exercise client fallbacks",
+    )
+    p.add_argument("--max-xorb-bytes", type=int, default=DEFAULT_MAX_XORB_BYTES)
+    p.add_argument("--max-shard-bytes", type=int, default=DEFAULT_MAX_SHARD_BYTES)
+    p.add_argument("--max-json-bytes", type=int, default=DEFAULT_MAX_JSON_BYTES)
+    p.add_argument(
+        "--heartbeat", type=float, default=20.0, help="v2 shard NDJSON heartbeat, seconds"
+    )
+    p.add_argument("--faults", type=parse_config, default={}, help="fault config: JSON or @file")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+class _ReadyServer(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:
+            host, port = sockets[0].getsockname()[:2]
+            sys.stdout.write(f"{READY_PREFIX}http://{host}:{port}\n")
+            sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.dev_secret:
+        print("error: --dev-secret (or XET_CAS_DEV_SECRET) is required", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    config = ServerConfig(
+        data_dir=args.data.resolve(),
+        dev_secret=args.dev_secret,
+        host=args.host,
+        port=args.port,
+        web_dir=args.web.resolve() if args.web else None,
+        token_ttl=args.token_ttl,
+        dedup_key_ttl=args.dedup_key_ttl,
+        signed_url_ttl=args.signed_url_ttl,
+        grant_ttl=args.grant_ttl,
+        disabled=frozenset(args.disable),
+        max_xorb_bytes=args.max_xorb_bytes,
+        max_shard_bytes=args.max_shard_bytes,
+        max_json_bytes=args.max_json_bytes,
+        heartbeat_seconds=args.heartbeat,
+        faults=args.faults,
+        log_level=args.log_level,
+    )
+    if config.web_dir is not None and not config.web_dir.is_dir():
+        print(f"error: --web {config.web_dir} is not a directory", file=sys.stderr)
+        return 2
+    # Bind first so port 0 works and the ready line can name the real port.
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    uv_config = uvicorn.Config(
+        create_app(config),
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=75,
+        log_level=config.log_level,
+    )
+    server = _ReadyServer(uv_config)
+    asyncio.run(server.serve(sockets=[sock]))
+    return 0

@@ -1,0 +1,57 @@
+"""Server configuration: one frozen dataclass, built by the CLI or directly by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+#: Largest serialized xorb body accepted (64 MiB of chunk records, plus slack for headers).
+DEFAULT_MAX_XORB_BYTES = 64 * MIB + 256 * 1024
+#: Largest shard body accepted (MDB_SHARD_TARGET_SIZE).
+DEFAULT_MAX_SHARD_BYTES = 64 * MIB
+#: Largest JSON request body (grant requests, admin calls).
+DEFAULT_MAX_JSON_BYTES = 256 * 1024
+
+#: Endpoints that can be switched off to exercise client fallbacks (they then answer 404,
+#: exactly like a server that never had them).
+DISABLEABLE = frozenset({"v2-shards", "v2-reconstructions", "grants", "dedup"})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    dev_secret: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    web_dir: Path | None = None
+    #: Lifetime of access tokens handed out by the token endpoint (seconds).
+    token_ttl: int = 3600
+    #: ``shard_key_expiry - creation`` of global-dedup answers; also the HMAC key rotation period.
+    dedup_key_ttl: int = 7 * 24 * 3600
+    #: Lifetime of signed xorb download URLs.
+    signed_url_ttl: int = 900
+    #: Lifetime of an upload grant (its PUT URL and its pending state).
+    grant_ttl: int = 900
+    disabled: frozenset[str] = frozenset()
+    max_xorb_bytes: int = DEFAULT_MAX_XORB_BYTES
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    #: NDJSON heartbeat interval of ``POST /v2/shards`` while validation runs.
+    heartbeat_seconds: float = 20.0
+    log_level: str = "info"
+    #: Initial fault-injection configuration (same JSON shape as ``POST /_admin/faults``).
+    faults: dict[str, Any] = field(default_factory=dict)
+    request_log_size: int = 2000
+
+    def __post_init__(self) -> None:
+        unknown = set(self.disabled) - DISABLEABLE
+        if unknown:
+            raise ValueError(f"unknown endpoint group(s) to disable: {sorted(unknown)}")
+        if not self.dev_secret:
+            raise ValueError("a non-empty dev secret is required")
+
+    def enabled(self, group: str) -> bool:
+        return group not in self.disabled

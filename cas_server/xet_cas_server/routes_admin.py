@@ -1,0 +1,102 @@
+"""The Hub-shaped token endpoint and the admin API (both guarded by the dev secret)."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .auth import Scope
+from .errors import BadRequest, NotFound
+from .httpkit import base_url, endpoint, read_json, require_dev_secret, state_of
+
+#: /api/{models|datasets|spaces|buckets}/{repo...}/xet-{read|write}-token[/{revision}]
+_TOKEN_PATH = re.compile(r"^(model|dataset|space|bucket)s/(.+?)/xet-(read|write)-token(?:/(.*))?$")
+MAX_TOKEN_TTL = 7 * 24 * 3600
+
+
+@endpoint("token")
+async def token(request: Request) -> Response:
+    """Mint a CAS access token, like ``GET https://huggingface.co/api/.../xet-write-token/main``.
+    ``?ttl=SECONDS`` asks for a specific lifetime (tests); otherwise the fault override or the
+    configured lifetime applies."""
+    state = state_of(request)
+    m = _TOKEN_PATH.match(request.path_params["rest"])
+    if not m:
+        raise NotFound("not a token route")
+    require_dev_secret(request)
+    repo_type, repo, scope_name, revision = m.groups()
+    ttl_param = request.query_params.get("ttl")
+    try:
+        ttl = int(ttl_param) if ttl_param else (state.faults.token_ttl or state.config.token_ttl)
+    except ValueError:
+        raise BadRequest("ttl must be an integer") from None
+    if not 1 <= ttl <= MAX_TOKEN_TTL:
+        raise BadRequest(f"ttl must be within [1, {MAX_TOKEN_TTL}]")
+    access, exp = state.tokens.mint(Scope(scope_name), ttl, f"{repo_type}s/{repo}@{revision or ''}")
+    cas_url = base_url(request)
+    body = {"accessToken": access, "exp": exp, "casUrl": cas_url}
+    headers = {
+        "X-Xet-Access-Token": access,
+        "X-Xet-Token-Expiration": str(exp),
+        "X-Xet-Cas-Url": cas_url,
+    }
+    return JSONResponse(body, headers=headers)
+
+
+@endpoint("admin")
+async def health(request: Request) -> Response:
+    """Unauthenticated liveness probe."""
+    return JSONResponse({"ok": True})
+
+
+@endpoint("admin")
+async def stats(request: Request) -> Response:
+    require_dev_secret(request)
+    state = state_of(request)
+    return JSONResponse({**state.stats.snapshot(), "store": state.store.index.counts()})
+
+
+@endpoint("admin")
+async def reset_stats(request: Request) -> Response:
+    require_dev_secret(request)
+    state_of(request).stats.reset()
+    return JSONResponse({"ok": True})
+
+
+@endpoint("admin")
+async def faults(request: Request) -> Response:
+    """GET: current fault configuration. POST: replace it (``{}`` turns every fault off)."""
+    require_dev_secret(request)
+    state = state_of(request)
+    if request.method == "POST":
+        config = await read_json(request)
+        if not isinstance(config, dict):
+            raise BadRequest("fault configuration must be a JSON object")
+        try:
+            state.faults.configure(config)
+        except (ValueError, TypeError) as e:
+            raise BadRequest(f"bad fault configuration: {e}") from None
+    return JSONResponse(state.faults.describe())
+
+
+@endpoint("admin")
+async def requests(request: Request) -> Response:
+    require_dev_secret(request)
+    try:
+        limit = int(request.query_params.get("limit", "0")) or None
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    return JSONResponse({"requests": state_of(request).stats.request_log(limit)})
+
+
+ROUTES = [
+    Route("/api/{rest:path}", token, methods=["GET"]),
+    Route("/_admin/health", health, methods=["GET"]),
+    Route("/_admin/stats", stats, methods=["GET"]),
+    Route("/_admin/reset-stats", reset_stats, methods=["POST"]),
+    Route("/_admin/faults", faults, methods=["GET", "POST"]),
+    Route("/_admin/requests", requests, methods=["GET"]),
+]

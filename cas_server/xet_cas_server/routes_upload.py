@@ -1,0 +1,275 @@
+"""Upload endpoints: xorbs (legacy POST and the grant flow) and shards (v1 JSON, v2 NDJSON)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .auth import Scope
+from .checksum import crc64_nvme
+from .errors import (
+    BadRequest,
+    CasError,
+    Forbidden,
+    InvalidObject,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+)
+from .httpkit import (
+    base_url,
+    endpoint,
+    hash_param,
+    prefix_param,
+    read_body,
+    read_json,
+    require,
+    state_of,
+)
+from .jsonlog import get_logger
+from .state import CasState
+
+log = get_logger("upload")
+
+
+async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
+    claimed = hash_param(request)
+    hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
+    try:
+        inserted = await run_in_threadpool(state.store.put_xorb, body, claimed, hook)
+    except InvalidObject:
+        state.stats.add("rejected_objects")
+        raise
+    state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
+    return inserted
+
+
+# ---------------------------------------------------------------------------- legacy xorb POST
+@endpoint("xorb_upload")
+async def xorb_upload(request: Request) -> Response:
+    state = state_of(request)
+    require(request, Scope.WRITE)
+    prefix_param(request)
+    body = await read_body(request, state.config.max_xorb_bytes, "xorb_bytes_received", "xorb")
+    inserted = await _store_xorb(state, body, request)
+    return JSONResponse({"was_inserted": inserted})
+
+
+@endpoint("xorb_head")
+async def xorb_head(request: Request) -> Response:
+    state = state_of(request)
+    require(request, Scope.READ)
+    prefix_param(request)
+    row = state.store.xorb_row(hash_param(request).hex())
+    if row is None:
+        raise NotFound("xorb not found")
+    return Response(status_code=200, headers={"Content-Length": str(row.stored_len)})
+
+
+# ---------------------------------------------------------------------------- grant flow
+def _grant_request(raw: Any, max_len: int) -> tuple[int, int]:
+    try:
+        length = int(raw["length"])
+        checksum = raw["checksum"]
+        algo, value = checksum["algo"], int(checksum["value"])
+    except (TypeError, KeyError, ValueError):
+        raise BadRequest(
+            'expected {"length": n, "checksum": {"algo": "crc64nvme", "value": "..."}}'
+        ) from None
+    if str(algo).lower() != "crc64nvme":
+        raise BadRequest(f"unsupported checksum algorithm {algo!r}")
+    if not length > 0:
+        raise BadRequest("length must be positive")
+    if length > max_len:
+        raise PayloadTooLarge(f"xorb of {length} bytes exceeds the limit of {max_len}")
+    if not 0 <= value < 1 << 64:
+        raise BadRequest("checksum value out of range")
+    return length, value
+
+
+@endpoint("xorb_grant", group="grants")
+async def xorb_grant(request: Request) -> Response:
+    state = state_of(request)
+    require(request, Scope.WRITE)
+    prefix_param(request)
+    xorb = hash_param(request).hex()
+    length, crc = _grant_request(await read_json(request), state.config.max_xorb_bytes)
+    if state.store.xorb_row(xorb) is not None:
+        return JSONResponse({"exists": True}, status_code=200)
+    ttl = state.config.grant_ttl
+    grant = state.grants.create(xorb, length, crc, ttl)
+    url = state.signer.sign_grant_url(base_url(request), xorb, grant.id, int(grant.expires))
+    headers = {"Content-Type": "application/octet-stream", "X-Xet-Checksum-Crc64nvme": str(crc)}
+    return JSONResponse(
+        {"id": grant.id, "method": "PUT", "url": url, "headers": headers}, status_code=201
+    )
+
+
+@endpoint("grant_put", group="grants")
+async def grant_put(request: Request) -> Response:
+    """The upload URL of a grant: authority comes from the URL signature, not a bearer token."""
+    state = state_of(request)
+    xorb, grant_id = request.path_params["hash"], request.path_params["grant_id"]
+    state.signer.verify_grant_url(request.url.path, dict(request.query_params), time.time())
+    # checked before the grant itself: a retried PUT after a commit (grant gone) is a success
+    if state.store.xorb_row(xorb) is not None:
+        raise PreconditionFailed("xorb already stored")
+    grant = state.grants.get(grant_id)
+    if grant is None or grant.xorb_hex != xorb:
+        raise Forbidden("unknown or expired upload grant")
+    body = await read_body(request, grant.length, "xorb_bytes_received", "xorb")
+    if len(body) != grant.length:
+        raise BadRequest(f"body has {len(body)} bytes, the grant says {grant.length}")
+    if request.headers.get("x-xet-checksum-crc64nvme", str(grant.crc)) != str(grant.crc):
+        raise BadRequest("checksum header differs from the grant")
+    actual = await run_in_threadpool(crc64_nvme, body)
+    if actual != grant.crc:
+        raise BadRequest(f"CRC-64/NVME of the body is {actual}, the grant says {grant.crc}")
+    path = state.store.objects.staging_path(grant.id)
+    await run_in_threadpool(path.write_bytes, body)
+    grant.uploaded = True
+    return Response(status_code=200)
+
+
+@endpoint("xorb_commit", group="grants")
+async def xorb_commit(request: Request) -> Response:
+    state = state_of(request)
+    require(request, Scope.WRITE)
+    prefix_param(request)
+    xorb = hash_param(request).hex()
+    grant = state.grants.get(request.path_params["grant_id"])
+    if grant is None or grant.xorb_hex != xorb or not grant.uploaded:
+        raise NotFound("no data was uploaded for this grant")
+    path = state.store.objects.staging_path(grant.id)
+    try:
+        body = await run_in_threadpool(path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound("no data was uploaded for this grant") from None
+    try:
+        inserted = await _store_xorb(state, body, request)
+    finally:
+        state.grants.discard(grant.id)
+        path.unlink(missing_ok=True)
+    return JSONResponse({"was_inserted": inserted})
+
+
+# ---------------------------------------------------------------------------- shards
+async def _read_shard(request: Request) -> bytes:
+    require(request, Scope.WRITE)
+    state = state_of(request)
+    return await read_body(request, state.config.max_shard_bytes, "shard_bytes_received", "shard")
+
+
+def _count_shard(state: CasState, inserted: bool, new_files: int) -> None:
+    state.stats.add("shards_inserted" if inserted else "shards_existing")
+    state.stats.add("files_registered", new_files)
+
+
+@endpoint("shard_v1")
+async def shard_v1(request: Request) -> Response:
+    state = state_of(request)
+    body = await _read_shard(request)
+    try:
+        shard = await run_in_threadpool(state.store.parse_shard, body)
+        hook = state.faults.commit_hook("shard_v1")
+        result = await run_in_threadpool(state.store.put_shard, body, shard, None, None, hook)
+    except InvalidObject:
+        state.stats.add("rejected_objects")
+        raise
+    _count_shard(state, result.inserted, result.new_files)
+    return JSONResponse({"result": 1 if result.inserted else 0})
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+@endpoint("shard_v2", group="v2-shards")
+async def shard_v2(request: Request) -> Response:
+    """NDJSON progress stream; malformed bytes are refused with a plain 400 before streaming,
+    semantic failures (missing xorb, wrong hash) end the stream with an ``error`` frame."""
+    state = state_of(request)
+    body = await _read_shard(request)
+    try:
+        shard = await run_in_threadpool(state.store.parse_shard, body)
+    except InvalidObject:
+        state.stats.add("rejected_objects")
+        raise
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    total = len(shard.files)
+    step = max(1, total // 20)
+
+    def emit(frame: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, frame)
+
+    def progress(done: int, of: int) -> None:
+        if done % step == 0 or done == of:
+            emit({"type": "validating", "verified": done, "total": of})
+
+    def work() -> None:
+        try:
+            result = state.store.put_shard(
+                body,
+                shard,
+                progress,
+                lambda stage: emit({"type": "committing", "stage": stage}),
+                state.faults.commit_hook("shard_v2"),
+            )
+        except InvalidObject as e:
+            state.stats.add("rejected_objects")
+            emit({"type": "error", "message": e.message, "retryable": False})
+        except CasError as e:
+            emit({"type": "error", "message": e.message, "retryable": e.status >= 500})
+        except Exception as e:  # a server bug or I/O failure: the client may retry
+            log.exception("shard commit failed")
+            emit({"type": "error", "message": f"internal error: {e}", "retryable": True})
+        else:
+            _count_shard(state, result.inserted, result.new_files)
+            emit({"type": "result", "result": 1 if result.inserted else 0})
+
+    worker = loop.run_in_executor(None, work)
+    heartbeat = state.config.heartbeat_seconds
+
+    async def frames() -> AsyncIterator[bytes]:
+        last: dict[str, Any] = {"type": "validating", "verified": 0, "total": total}
+        yield _frame(last)
+        while True:
+            try:
+                last = await asyncio.wait_for(queue.get(), heartbeat)
+            except TimeoutError:
+                yield _frame(last)  # heartbeat: repeat the last frame
+                continue
+            yield _frame(last)
+            if last["type"] in ("result", "error"):
+                await worker
+                return
+
+    return StreamingResponse(frames(), media_type="application/x-ndjson")
+
+
+@endpoint("telemetry")
+async def telemetry(request: Request) -> Response:
+    """hf_xet posts one summary per transfer; accepted and dropped."""
+    await read_body(request, state_of(request).config.max_json_bytes)
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route("/v1/xorbs/{prefix}/{hash}", xorb_upload, methods=["POST"]),
+    Route("/v1/xorbs/{prefix}/{hash}", xorb_head, methods=["HEAD"]),
+    Route("/v1/xorb-grants/{prefix}/{hash}", xorb_grant, methods=["POST"]),
+    Route("/upload/xorb/default/{hash}/{grant_id}", grant_put, methods=["PUT"]),
+    Route("/v1/xorb-commits/{prefix}/{hash}/grant/{grant_id}", xorb_commit, methods=["POST"]),
+    Route("/v1/shards", shard_v1, methods=["POST"]),
+    Route("/v2/shards", shard_v2, methods=["POST"]),
+    Route("/v1/telemetry", telemetry, methods=["POST"]),
+]

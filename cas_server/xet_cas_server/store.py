@@ -1,0 +1,141 @@
+"""The storage service: validated objects in, durable files + index rows out.
+
+All methods are synchronous and CPU/IO-bound; the HTTP layer runs them in worker threads.
+Write order for every object (see objects.py and index.py): validate → durable file → one
+index transaction → acknowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xet_pyodide.core.hashes import MerkleHash
+from xet_pyodide.core.shard_model import Shard
+
+from . import validation
+from .index import FileRow, Index, ShardRow, XorbRow
+from .jsonlog import get_logger
+from .layout import LayoutCache, XorbLayout, read_layout
+from .objects import ObjectFiles
+
+log = get_logger("store")
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    inserted: bool
+    new_files: int
+
+
+class Store:
+    def __init__(self, data_dir: Path, max_shard_bytes: int) -> None:
+        self.objects = ObjectFiles(data_dir)
+        self.index = Index(data_dir / "index.sqlite3")
+        self.max_shard_bytes = max_shard_bytes
+        self._layouts = LayoutCache(lambda h: read_layout(self.objects.path("xorb", h)))
+
+    def close(self) -> None:
+        self.index.close()
+
+    # ------------------------------------------------------------------ start-up
+    def recover(self) -> dict[str, Any]:
+        """Make the data dir consistent after any crash: drop scratch files and unacknowledged
+        object files (present on disk, no index row). Returns what was done, for the log."""
+        report: dict[str, Any] = {"scratch_removed": self.objects.clear_scratch()}
+        for kind, table in (("xorb", "xorbs"), ("shard", "shards")):
+            known = self.index.all_hashes(table)
+            on_disk = set(self.objects.iter_hashes(kind))
+            for h in on_disk - known:
+                self.objects.remove(kind, h)
+            report[f"orphan_{kind}s_removed"] = len(on_disk - known)
+            missing = known - on_disk
+            if missing:  # never expected: rows are committed only after their file is durable
+                log.error(
+                    "index rows without object files",
+                    extra={"kind": kind, "missing": sorted(missing)[:20]},
+                )
+            report[f"missing_{kind}s"] = len(missing)
+        problems = self.index.integrity_problems()
+        if problems:
+            log.error("index integrity problems", extra={"problems": problems[:20]})
+        report["index_problems"] = len(problems)
+        report.update(self.index.counts())
+        return report
+
+    # ------------------------------------------------------------------ xorbs
+    def layout(self, hex_hash: str) -> XorbLayout | None:
+        if self.index.xorb(hex_hash) is None:
+            return None
+        return self._layouts.get(hex_hash)
+
+    def layout_of(self, h: MerkleHash) -> XorbLayout | None:
+        return self.layout(h.hex())
+
+    def xorb_row(self, hex_hash: str) -> XorbRow | None:
+        return self.index.xorb(hex_hash)
+
+    def put_xorb(
+        self,
+        body: bytes | bytearray | memoryview,
+        claimed: MerkleHash,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
+        """Validate and store a xorb body; True if it was new. Raises InvalidObject.
+        ``before_commit`` runs between the durable file write and the index commit (the crash
+        tests widen that window with it)."""
+        hex_hash = claimed.hex()
+        if self.index.xorb(hex_hash) is not None:
+            return False
+        valid = validation.validate_xorb(body, claimed)
+        self.objects.write_atomic("xorb", hex_hash, body, valid.footer)
+        if before_commit:
+            before_commit()
+        row = XorbRow(
+            hex_hash,
+            valid.layout.num_chunks,
+            len(body),
+            len(body) + len(valid.footer),
+            valid.unpacked_len,
+        )
+        inserted = self.index.insert_xorb(row, valid.dedup_chunks)
+        self._layouts.put(hex_hash, valid.layout)
+        return inserted
+
+    # ------------------------------------------------------------------ shards
+    def parse_shard(self, body: bytes | bytearray | memoryview) -> Shard:
+        """Parse an uploaded shard (hostile-input safe). Raises InvalidObject."""
+        return validation.parse_upload(body, self.max_shard_bytes)
+
+    def put_shard(
+        self,
+        body: bytes | bytearray | memoryview,
+        shard: Shard,
+        progress: Callable[[int, int], None] | None = None,
+        committing: Callable[[str], None] | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> ShardResult:
+        """Validate and register a parsed shard. Raises InvalidObject."""
+        name = validation.shard_hash(body)
+        if self.index.has_shard(name):
+            return ShardResult(False, 0)
+        valid = validation.validate_shard(shard, self.layout_of, progress)
+        if committing:
+            committing("uploading")
+        self.objects.write_atomic("shard", name, body)
+        if committing:
+            committing("syncing")
+        if before_commit:
+            before_commit()
+        inserted, new_files = self.index.insert_shard(
+            ShardRow(name, len(body), len(valid.files), valid.num_xorbs),
+            valid.files,
+            valid.dedup_chunks,
+        )
+        return ShardResult(inserted, new_files)
+
+    # ------------------------------------------------------------------ files
+    def file(self, hex_hash: str) -> FileRow | None:
+        return self.index.file(hex_hash)
