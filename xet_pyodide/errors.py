@@ -72,6 +72,11 @@ class XetRangeError(_HttpError):
     """A requested byte range is not satisfiable (HTTP 416)."""
 
 
+class XetResponseError(XetProtocolError, _HttpError):
+    """The server answered, but not with a valid protocol response (garbage body, missing
+    field, unexpected status). Carries the status and request id like the other HTTP errors."""
+
+
 __all__ = [
     "XetAuthError",
     "XetError",
@@ -81,5 +86,6 @@ __all__ = [
     "XetNotFoundError",
     "XetProtocolError",
     "XetRangeError",
+    "XetResponseError",
     "XetServerError",
 ]

@@ -1,0 +1,176 @@
+"""HttpClient: headers, retries with backoff (fake clock), Retry-After, 501, 401 recovery."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.cpython.test_session_fakecas import sync_test
+from xet_pyodide.errors import XetAuthError, XetServerError
+from xet_pyodide.io.http import HttpClient, default_user_agent
+from xet_pyodide.io.retry import RetryPolicy, parse_retry_after
+from xet_pyodide.io.testing import MockRequest, MockTransport, json_response
+from xet_pyodide.io.tokens import TokenInfo, TokenSource
+from xet_pyodide.io.transport import Response, TransportError
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def policy(fc: FakeClock, **kw) -> RetryPolicy:
+    return RetryPolicy(clock=fc.clock, sleep=fc.sleep, rng=random.Random(0), **kw)
+
+
+def scripted(*answers):
+    """A handler returning the given responses (or raising TransportError) in order."""
+    queue = list(answers)
+
+    def handler(req: MockRequest) -> Response:
+        item = queue.pop(0)
+        if item == "drop":
+            raise TransportError("connection reset")
+        status, headers = item if isinstance(item, tuple) else (item, {})
+        return Response(status, {"x-request-id": f"req-{len(queue)}", **headers}, b"{}")
+
+    return handler
+
+
+def client(handler, fc: FakeClock, *, tokens=None, **kw) -> tuple[HttpClient, MockTransport]:
+    transport = MockTransport(handler)
+    tokens = tokens or TokenSource(TokenInfo("tok", 10**10))
+    return HttpClient(transport, tokens, retry=policy(fc, **kw), session_id="sess-1"), transport
+
+
+@sync_test
+async def test_headers_bearer_only_on_cas_calls() -> None:
+    fc = FakeClock()
+    http, transport = client(lambda r: Response(200, {}, b""), fc)
+    await http.send("GET", "http://cas/v1/x", what="t")
+    await http.send("PUT", "http://s3/presigned", what="t", auth=False, external=True)
+    cas_req, ext_req = transport.requests
+    assert cas_req.header("authorization") == "Bearer tok"
+    assert cas_req.header("x-xet-session-id") == "sess-1"
+    assert cas_req.header("user-agent") == default_user_agent() == "xet_pyodide/0.1.0"
+    assert ext_req.header("authorization") is None
+    assert ext_req.header("x-xet-session-id") == "sess-1"  # hf_xet sends it everywhere
+
+
+@sync_test
+async def test_browser_transport_skips_our_headers_on_external_urls() -> None:
+    fc = FakeClock()
+    transport = MockTransport(lambda r: Response(200, {}, b""), browser=True)
+    http = HttpClient(transport, None, retry=policy(fc))
+    await http.send("PUT", "https://s3/x", what="t", auth=False, external=True, headers={"A": "1"})
+    assert transport.requests[0].headers == {"A": "1"}
+
+
+@sync_test
+async def test_retries_5xx_and_drops_then_succeeds() -> None:
+    fc = FakeClock()
+    http, transport = client(scripted(503, "drop", 502, 200), fc, base_delay=1.0)
+    resp = await http.send("POST", "http://cas/x", what="t", body=b"abc")
+    assert resp.status == 200
+    assert len(transport.requests) == 4
+    assert [r.body for r in transport.requests] == [b"abc"] * 4
+    # exponential: attempt k waits in [c/2, c] with c = 1, 2, 4
+    for k, wait in enumerate(fc.sleeps):
+        assert 2**k / 2 <= wait <= 2**k
+    assert http.stats.retries == 3
+
+
+@sync_test
+async def test_honours_retry_after_and_gives_up_with_request_id() -> None:
+    fc = FakeClock()
+    answers = [(429, {"retry-after": "7"})] * 3
+    http, _ = client(scripted(*answers), fc, max_attempts=3, max_delay=30)
+    with pytest.raises(XetServerError) as info:
+        await http.send("GET", "http://cas/x", what="probe")
+    assert fc.sleeps == [7.0, 7.0]
+    assert info.value.status == 429
+    assert info.value.request_id == "req-0"
+    assert "after 3 attempts" in str(info.value)
+
+
+@sync_test
+async def test_total_time_bound() -> None:
+    fc = FakeClock()
+    http, transport = client(scripted(*[500] * 10), fc, base_delay=10, max_total=25, max_delay=10)
+    with pytest.raises(XetServerError):
+        await http.send("GET", "http://cas/x", what="t")
+    assert fc.now <= 25
+    assert len(transport.requests) < 10
+
+
+@sync_test
+async def test_501_and_4xx_are_not_retried() -> None:
+    for status in (501, 400, 404, 403):
+        fc = FakeClock()
+        http, transport = client(scripted(status), fc)
+        resp = await http.send("GET", "http://cas/x", what="t")
+        assert resp.status == status and len(transport.requests) == 1
+
+
+@sync_test
+async def test_429_not_retried_when_asked() -> None:
+    fc = FakeClock()
+    http, transport = client(scripted(429), fc)
+    resp = await http.send("GET", "http://cas/x", what="t", retry_429=False)
+    assert resp.status == 429 and len(transport.requests) == 1
+
+
+@sync_test
+async def test_connection_failure_exhausted_is_server_error_without_status() -> None:
+    fc = FakeClock()
+    http, _ = client(scripted(*["drop"] * 3), fc, max_attempts=3)
+    with pytest.raises(XetServerError) as info:
+        await http.send("GET", "http://cas/x", what="t")
+    assert info.value.status is None
+
+
+@sync_test
+async def test_401_refreshes_once_and_retries() -> None:
+    fc = FakeClock()
+    issued = iter(["new-1", "new-2"])
+    tokens = TokenSource(TokenInfo("stale", 10**10), lambda: TokenInfo(next(issued), 10**10))
+
+    def handler(req: MockRequest) -> Response:
+        ok = req.header("authorization") == "Bearer new-1"
+        return json_response(200 if ok else 401, {})
+
+    http, transport = client(handler, fc, tokens=tokens)
+    assert (await http.send("GET", "http://cas/x", what="t")).status == 200
+    assert [r.header("authorization") for r in transport.requests] == [
+        "Bearer stale",
+        "Bearer new-1",
+    ]
+    # A token that keeps being refused: one refresh, then the 401 comes back to the caller.
+    tokens2 = TokenSource(TokenInfo("a", 10**10), lambda: TokenInfo("b", 10**10))
+    http2, transport2 = client(lambda r: json_response(401, {}), fc, tokens=tokens2)
+    assert (await http2.send("GET", "http://cas/x", what="t")).status == 401
+    assert len(transport2.requests) == 2
+
+
+@sync_test
+async def test_missing_token_is_auth_error() -> None:
+    fc = FakeClock()
+    http = HttpClient(MockTransport(lambda r: Response(200, {}, b"")), None, retry=policy(fc))
+    with pytest.raises(XetAuthError):
+        await http.send("GET", "http://cas/x", what="t")
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("3", 0) == 3.0
+    assert parse_retry_after(None, 0) is None
+    assert parse_retry_after("garbage", 0) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", 1445412480.0) == 10.0

@@ -1,0 +1,393 @@
+"""Upload-session logic against the in-memory FakeCas: chunk/hash stage, packing, session
+and global dedup, sha256 modes, progress, failures. (End-to-end tests: test_upload_e2e.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import struct
+
+import pytest
+
+from tests.cpython.test_session_fakecas import FakeCas, sync_test
+from xet_pyodide.core.chunking import chunk_data, scan_block
+from xet_pyodide.core.filehash import hash_bytes
+from xet_pyodide.core.hashes import chunk_hash, hash_chunks
+from xet_pyodide.core.shard import parse_shard
+from xet_pyodide.core.xorb import XorbBuilder
+from xet_pyodide.errors import XetServerError
+from xet_pyodide.io.retry import RetryPolicy
+from xet_pyodide.io.testing import MockRequest
+from xet_pyodide.session import SKIP, InProcessChunkHasher, SessionConfig, XetSession
+
+MB = 1_000_000
+
+
+def rand(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def floats(n: int, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    values = [rng.gauss(0, 1) for _ in range(n // 4)]
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+def session(cas: FakeCas, **kw) -> XetSession:
+    kw.setdefault("retry", RetryPolicy(max_attempts=2, sleep=_no_sleep))
+    return XetSession("http://cas", ("tok", 2**40), transport=cas.transport, **kw)
+
+
+@pytest.mark.parametrize(
+    ("size", "splits"),
+    [
+        (150_000, [1, 4000, 3]),
+        (400_000, [100, 7919]),
+        (3 * MB, [65536]),
+        (3 * MB, [1 << 20, 3]),
+        (3 * MB, [9_000_000]),
+    ],
+)
+@sync_test
+async def test_chunk_hasher_matches_core_for_any_split(size: int, splits: list[int]) -> None:
+    data = rand(size, 1) + bytes(300_000) + rand(200_000, 2)
+    hasher = InProcessChunkHasher()
+    chunks, hashes = [], b""
+    pos, i = 0, 0
+    while pos < len(data):
+        step = splits[i % len(splits)]
+        batch = await hasher.update(data[pos : pos + step])
+        chunks += [bytes(c) for c in batch.chunks]
+        hashes += batch.hashes
+        pos += step
+        i += 1
+    batch = await hasher.finish()
+    chunks += [bytes(c) for c in batch.chunks]
+    hashes += batch.hashes
+    expected = chunk_data(data)
+    assert chunks == expected
+    assert hashes == b"".join(h.raw for h in hash_chunks(expected))
+
+
+class PoolStyleHasher(InProcessChunkHasher):
+    """What a worker pool does: position-independent scans (``tail + block`` from state 0,
+    split in slices) and per-chunk hashing — results must not change."""
+
+    async def find_candidates(self, block: memoryview) -> list[int]:
+        out, tail, step = [], self.tail, 300_007
+        for start in range(0, len(block), step):
+            piece = block[start : start + step]
+            out += [start + c for c in scan_block(piece, tail)]
+            tail = (bytes(tail) + bytes(piece))[-63:]
+        return out
+
+    async def hash_spans(self, data: memoryview, lengths: list[int]) -> bytes:
+        digests, pos = [], 0
+        for n in lengths:
+            digests.append(chunk_hash(data[pos : pos + n]).raw)
+            pos += n
+        return b"".join(digests)
+
+
+@sync_test
+async def test_pluggable_chunk_hasher_gives_identical_uploads() -> None:
+    datas = [rand(3 * MB, 41), floats(MB, 42), b"", b"z" * 70_000]
+    results = {}
+    for factory in (InProcessChunkHasher, PoolStyleHasher):
+        cas = FakeCas()
+        s = session(cas, chunk_hasher_factory=factory)
+        for i, d in enumerate(datas):
+            up = s.start_upload(f"f{i}")
+            for start in range(0, len(d), 1_000_003):
+                await up.write(d[start : start + 1_000_003])
+            await up.finish()
+        commit = await s.commit()
+        results[factory.__name__] = ([f.to_dict() for f in commit.files], cas.shards)
+    assert results["InProcessChunkHasher"] == results["PoolStyleHasher"]
+    assert [f["hash"] for f in results["PoolStyleHasher"][0]] == [
+        hash_bytes(d).hex() for d in datas
+    ]
+
+
+@sync_test
+async def test_multi_file_roundtrip_and_metrics() -> None:
+    cas = FakeCas()
+    s = session(cas)
+    datas = [b"", b"x", rand(8191, 3), rand(2 * MB, 4), floats(3 * MB, 5), b"ab" * 700_000]
+    results = [await s.upload_bytes(d, name=f"f{i}") for i, d in enumerate(datas)]
+    commit = await s.commit()
+    assert [r.to_dict() for r in commit.files] == [r.to_dict() for r in results]
+    for r, d in zip(results, datas, strict=True):
+        assert r.hash == hash_bytes(d).hex()
+        assert r.size == len(d) and r.sha256 == hashlib.sha256(d).hexdigest()
+        assert cas.reconstruct(r.hash) == d
+    m = commit.metrics
+    assert m.total_bytes == sum(map(len, datas))
+    assert m.new_bytes + m.deduped_bytes + m.deduped_bytes_global == m.total_bytes
+    assert m.deduped_bytes > 1_000_000  # the repeated "ab" chunks
+    assert m.xorb_bytes_uploaded == cas.xorb_bytes
+    assert m.shard_bytes_uploaded == sum(map(len, cas.shards))
+    # all new chunks fit one xorb: several small files share it, each file contiguous
+    assert m.xorbs_uploaded == 1 and len(cas.xorbs) == 1
+    shard = parse_shard(cas.shards[0])
+    terms = {f.file_hash.hex(): f.terms for f in shard.files}
+    assert len(terms[results[3].hash]) == 1 and len(terms[results[4].hash]) == 1
+    assert commit.to_dict()["metrics"]["total_bytes"] == m.total_bytes
+
+
+@sync_test
+async def test_sha256_modes_in_shard() -> None:
+    cas = FakeCas()
+    s = session(cas)
+    digest = hashlib.sha256(b"claimed").hexdigest()
+    skipped = await s.upload_bytes(rand(1000, 1), name="skip", sha256=SKIP)
+    given = await s.upload_bytes(rand(1000, 2), name="given", sha256=digest)
+    empty = await s.upload_bytes(b"", name="empty")
+    await s.commit()
+    files = {f.file_hash.hex(): f for f in parse_shard(cas.shards[0]).files}
+    assert skipped.sha256 is None and files[skipped.hash].sha256 is None
+    assert given.sha256 == digest and files[given.hash].sha256 == bytes.fromhex(digest)
+    assert files[empty.hash].sha256 == bytes(32)  # hf_xet writes zeros for empty files
+    assert files[empty.hash].terms == [] and files[empty.hash].verification == []
+    with pytest.raises(ValueError):
+        s.start_upload("bad", sha256="nothex")
+
+
+@sync_test
+async def test_streaming_upload_equals_upload_bytes() -> None:
+    data = rand(2 * MB, 7)
+    cas = FakeCas()
+    s = session(
+        cas,
+        config=SessionConfig(
+            block_size=1 << 20, dedup_window_bytes=1 << 20, max_buffered_bytes=8 << 20
+        ),
+    )
+    up = s.start_upload("streamed", size=len(data))
+    rng = random.Random(0)
+    pos = 0
+    while pos < len(data):
+        step = rng.choice([1, 1000, 65536, 300_000])
+        await up.write(bytearray(data[pos : pos + step]))  # mutable buffers get copied
+        pos += step
+    result = await up.finish()
+    assert result.hash == hash_bytes(data).hex() and result.size == len(data)
+    bad = s.start_upload("short", size=10)
+    await bad.write(b"123")
+    with pytest.raises(ValueError, match="declared"):
+        await bad.finish()
+    with pytest.raises(RuntimeError, match="finish these uploads"):
+        await s.commit()
+
+
+@sync_test
+async def test_session_dedup_across_files() -> None:
+    cas = FakeCas()
+    s = session(cas)
+    data = rand(3 * MB, 9)
+    a = await s.upload_bytes(data, name="a")
+    b = await s.upload_bytes(data[:1_000_000] + b"EDIT" + data[1_000_000:], name="b")
+    commit = await s.commit()
+    m = commit.metrics
+    assert m.deduped_bytes > 2.5 * MB and m.new_bytes < 3.4 * MB
+    assert cas.reconstruct(b.hash)[1_000_000:1_000_004] == b"EDIT"
+    assert cas.reconstruct(a.hash) == data
+
+
+@sync_test
+async def test_global_dedup_in_new_session() -> None:
+    cas = FakeCas()
+    data = rand(4 * MB, 11)
+    s1 = session(cas)
+    await s1.upload_bytes(data, name="a")
+    await s1.commit()
+    sent = cas.xorb_bytes
+    s2 = session(cas)
+    r = await s2.upload_bytes(data + rand(500_000, 12), name="a2")
+    m = (await s2.commit()).metrics
+    assert m.deduped_bytes_global >= len(data) - 200_000  # the last chunk of data may differ
+    assert m.new_bytes < 800_000
+    assert cas.xorb_bytes - sent == m.xorb_bytes_uploaded < 800_000
+    assert m.global_dedup_queries >= 1
+    assert cas.reconstruct(r.hash)[: len(data)] == data
+
+
+@sync_test
+async def test_matches_are_extended_along_the_existing_xorb() -> None:
+    """Existing xorb X = [a, b, c, a]; uploading c + a must give ONE term X[2:4), not
+    X[2:3) + X[0:1) (what a plain per-chunk lookup of ``a`` would return)."""
+    k = chunk_data(rand(2 * MB, 31))
+    a, b, c = k[1], k[2], k[3]  # interior chunks: their boundaries come from their content
+    builder = XorbBuilder()
+    builder.add_chunks([a, b, c, a])
+    xorb = builder.finish()
+    cas = FakeCas()
+    assert (
+        cas.handle(
+            MockRequest("POST", f"http://cas/v1/xorbs/default/{xorb.hash}", {}, xorb.body)
+        ).status
+        == 200
+    )
+    s = session(cas)
+    r = await s.upload_bytes(c + a)
+    m = (await s.commit()).metrics
+    assert m.deduped_bytes_global == len(c) + len(a) and m.xorb_bytes_uploaded == 0
+    (entry,) = parse_shard(cas.shards[0]).files
+    assert [(t.xorb_hash, t.chunk_start, t.chunk_end) for t in entry.terms] == [(xorb.hash, 2, 4)]
+    assert cas.reconstruct(r.hash) == c + a
+
+
+@sync_test
+async def test_expired_dedup_answers_are_not_used() -> None:
+    cas = FakeCas(expiry=1000)  # key expired long ago (unix time 1000)
+    data = rand(2 * MB, 13)
+    s1 = session(cas)
+    await s1.upload_bytes(data)
+    await s1.commit()
+    s2 = session(cas)
+    await s2.upload_bytes(data)
+    m = (await s2.commit()).metrics
+    assert m.deduped_bytes_global == 0 and m.new_bytes == len(data)
+
+
+@sync_test
+async def test_slow_dedup_answer_still_used() -> None:
+    """Answers arriving while chunks wait in the dedup window are applied to them."""
+    cas = FakeCas()
+    data = rand(3 * MB, 17)
+    s1 = session(cas)
+    await s1.upload_bytes(data)
+    await s1.commit()
+    plain = cas.transport.handler
+
+    async def slow(req):
+        if req.path.startswith("/v1/chunks/"):
+            await asyncio.sleep(0.2)
+        return plain(req)
+
+    cas.transport.handler = slow
+    s2 = session(cas)
+    await s2.upload_bytes(data)
+    m = (await s2.commit()).metrics
+    assert m.deduped_bytes_global == len(data) and m.xorb_bytes_uploaded == 0
+
+
+@sync_test
+async def test_failed_xorb_upload_sends_no_shard() -> None:
+    cas = FakeCas()
+    cas.fail_xorbs = True
+    s = session(cas)
+    await s.upload_bytes(rand(MB, 19))
+    with pytest.raises(XetServerError):
+        await s.commit()
+    assert not any(p.endswith("shards") for p in cas.paths())
+    assert cas.shards == []
+
+
+@sync_test
+async def test_failed_commit_is_forgotten_by_session_dedup() -> None:
+    """Chunks packed by a failed commit must not be deduplicated against afterwards: their
+    xorbs are not stored (or not registered). The retry uploads them again."""
+    cas = FakeCas()
+    s = session(cas)
+    data = rand(MB, 25)
+    cas.fail_xorbs = True
+    await s.upload_bytes(data)
+    with pytest.raises(XetServerError):
+        await s.commit()
+    cas.fail_xorbs = False
+    r = await s.upload_bytes(data)
+    m = (await s.commit()).metrics
+    assert m.new_bytes == len(data) and m.deduped_bytes == 0
+    assert cas.reconstruct(r.hash) == data  # FakeCas refuses terms on unknown xorbs
+
+
+@sync_test
+async def test_no_new_uploads_during_commit() -> None:
+    cas = FakeCas()
+    plain = cas.transport.handler
+    gate = asyncio.Event()
+
+    async def slow(req):
+        if "shards" in req.path:
+            await gate.wait()
+        return plain(req)
+
+    cas.transport.handler = slow
+    s = session(cas)
+    await s.upload_bytes(rand(10_000, 26))
+    committing = asyncio.ensure_future(s.commit())
+    await asyncio.sleep(0.05)
+    with pytest.raises(RuntimeError, match="commit is in progress"):
+        s.start_upload("late")
+    gate.set()
+    await committing
+    assert (await s.upload_bytes(b"after")).size == 5
+
+
+@sync_test
+async def test_progress_events() -> None:
+    now = [0.0]
+    events: list[dict] = []
+
+    def clock() -> float:
+        now[0] += 0.04  # every look at the clock "takes" 40 ms
+        return now[0]
+
+    async def on_progress(event: dict) -> None:
+        events.append(event)
+
+    cas = FakeCas()
+    s = session(
+        cas,
+        progress=on_progress,
+        config=SessionConfig(
+            block_size=256 * 1024, dedup_window_bytes=1 << 20, max_buffered_bytes=8 << 20
+        ),
+    )
+    s._current().progress.clock = clock
+    await s.upload_bytes(rand(3 * MB, 21), name="p")
+    await s.commit()
+    phases = [e["phase"] for e in events]
+    assert phases[-1] == "done"
+    order = ["processing", "uploading_xorbs", "uploading_shard", "done"]
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == order
+    processing = [e for e in events if e["phase"] == "processing"]
+    # 12 blocks, one tick each (clock read twice per emitted event): throttled to >= 100 ms
+    assert 3 <= len(processing) <= 6
+    last = events[-1]
+    assert last["bytes_total"] == 3 * MB and last["bytes_transferred"] == cas.xorb_bytes
+    assert last["files"] == [{"name": "p", "bytes_processed": 3 * MB, "size": 3 * MB}]
+
+
+@sync_test
+async def test_buffered_bytes_stay_bounded_with_slow_uploads() -> None:
+    cas = FakeCas()
+    plain = cas.transport.handler
+    in_flight = 0
+    peak_in_flight = 0
+
+    async def slow(req):
+        nonlocal in_flight, peak_in_flight
+        if req.path.startswith("/v1/xorbs/"):
+            in_flight += 1
+            peak_in_flight = max(peak_in_flight, in_flight)
+            await asyncio.sleep(0.05)
+            in_flight -= 1
+        return plain(req)
+
+    cas.transport.handler = slow
+    limit = 24 << 20
+    config = SessionConfig(max_buffered_bytes=limit, dedup_window_bytes=4 << 20, block_size=2 << 20)
+    s = session(cas, config=config)
+    data = rand(150 * MB // 2, 23)
+    r = await s.upload_bytes(data)
+    m = (await s.commit()).metrics
+    assert m.xorbs_uploaded >= 2  # 75 MB of incompressible data: more than one xorb
+    assert m.peak_buffered_bytes <= limit + config.block_size
+    assert cas.reconstruct(r.hash) == data

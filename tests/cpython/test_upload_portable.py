@@ -1,0 +1,127 @@
+"""Our upload session in every runtime (CPython, Pyodide in Node, Pyodide in Chromium) against
+the local CAS server, verified with hf_xet: file hashes equal ``hf_xet.hash_files`` and
+hf_xet downloads every file byte-identical. See tests/portable/upload_checks.py."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.portable.upload_checks import make_data
+
+if TYPE_CHECKING:
+    from tests.plugins.cas_server import CasServer
+
+
+MB = 1_000_000
+
+
+def call(pyrt: Any, func: str, *args: Any) -> Any:
+    """Run ``upload_checks.func`` in the runtime (a fresh thread for CPython: Playwright's
+    sync API may own this thread's event loop)."""
+    if pyrt.name != "cpython":
+        return pyrt.call("upload_checks", func, *args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(pyrt.call, "upload_checks", func, *args).result()
+
+
+def verify_with_hf_xet(
+    server: CasServer, specs: list[dict], result: dict, tmp: Path
+) -> list[bytes]:
+    """hash_files on the regenerated data equals our hashes; hf_xet downloads equal the data."""
+    import hf_xet
+
+    datas = [make_data(s["kind"], s["size"], s["seed"]) for s in specs]
+    paths = []
+    for i, data in enumerate(datas):
+        paths.append(tmp / f"src-{i}")
+        paths[-1].write_bytes(data)
+    expected = [info.hash for info in hf_xet.hash_files([str(p) for p in paths])]
+    files = result["files"]
+    assert [f["hash"] for f in files] == expected
+    assert [f["size"] for f in files] == [len(d) for d in datas]
+    assert [f["sha256"] for f in files] == [hashlib.sha256(d).hexdigest() for d in datas]
+    items = [
+        {"hash": f["hash"], "size": f["size"], "dest": tmp / f"dl-{i}"}
+        for i, f in enumerate(files)
+        if f["size"]
+    ]
+    server.hf_download(items, hf_home=tmp / "hf-dl")
+    for item in items:
+        index = int(Path(item["dest"]).name.split("-")[1])
+        assert Path(item["dest"]).read_bytes() == datas[index], f"file {index} differs"
+    return datas
+
+
+SPECS = [
+    {"name": "empty", "kind": "random", "size": 0, "seed": 1},
+    {"name": "one", "kind": "random", "size": 1, "seed": 2},
+    {"name": "small", "kind": "text", "size": 8191, "seed": 3},
+    {"name": "two-chunks", "kind": "zeros", "size": 131_073, "seed": 4},
+    {"name": "random", "kind": "random", "size": 3 * MB, "seed": 5, "stream": 700_001},
+    {"name": "repetitive", "kind": "repetitive", "size": 4 * MB, "seed": 6},
+    {"name": "floats", "kind": "floats", "size": 3 * MB, "seed": 7, "stream": 1 << 20},
+]
+
+
+def test_upload_in_runtime_then_hf_xet_download(pyrt, cas_server_factory, tmp_path: Path) -> None:
+    server = cas_server_factory()
+    token, exp = server.token("write")
+    result = call(pyrt, "upload_files", server.url, token, exp, SPECS)
+    if pyrt.name != "cpython":
+        assert result["platform"] == "emscripten" and result["kernels"] == "wasm/js"
+    assert result["phases"][0] == "processing" and result["phases"][-1] == "done"
+    m = result["metrics"]
+    assert m["total_bytes"] == sum(s["size"] for s in SPECS)
+    assert m["new_bytes"] + m["deduped_bytes"] + m["deduped_bytes_global"] == m["total_bytes"]
+    stats = server.stats()
+    assert stats["xorb_bytes_received"] == m["xorb_bytes_uploaded"] > 0
+    assert stats["statuses"]["shard_v2"] == {"200": 1}
+    assert stats["requests"].get("xorb_upload", 0) == 0  # grant flow, like hf_xet
+    verify_with_hf_xet(server, SPECS, result, tmp_path)
+
+
+def test_larger_upload_with_token_refresh(pyrt, cas_server_factory, tmp_path: Path) -> None:
+    """~20 MB (Node/CPython; 8 MB in Chromium), tokens from the token endpoint that expire
+    within the refresh margin, so the refresher is used during the upload."""
+    size = 8 * MB if pyrt.name == "browser" else 20 * MB
+    specs = [
+        {"name": "big", "kind": "random", "size": size, "seed": 11, "stream": 3 * MB},
+        {"name": "big-floats", "kind": "floats", "size": size // 4, "seed": 12},
+    ]
+    server = cas_server_factory()
+    token, exp = server.token("write", ttl=20)  # inside the 30 s margin: refresh at once
+    options = {
+        "refresh_url": server.token_url("write", ttl=3600),
+        "refresh_headers": server.token_headers,
+    }
+    result = call(pyrt, "upload_files", server.url, token, exp, specs, options)
+    assert result["refreshes"] >= 1
+    assert server.stats()["requests"]["token"] >= 2  # ours (fixture) + the refresher's
+    verify_with_hf_xet(server, specs, result, tmp_path)
+
+
+def test_default_transport(pyrt, cas_server) -> None:
+    info = call(pyrt, "transport_roundtrip", f"{cas_server.url}/v1/chunks/default/{'0' * 64}")
+    expected = "HttpxTransport" if pyrt.name == "cpython" else "PyfetchTransport"
+    assert info["transport"] == expected and info["browser"] == (pyrt.name != "cpython")
+    assert info["status"] == 401  # no token: the server refuses, the transport just reports
+    assert info["same_body"] and info["refused"] == "TransportError"
+
+
+def test_js_token_shapes(node_runtime) -> None:
+    result = node_runtime.call("upload_checks", "js_token_shapes")
+    assert result == {
+        "method": ["m-token", 1900000000, "int"],
+        "getter": ["g-token", 1900000001],
+        "refresher": ["r1", 2000000000],
+        "function": ["fn-token", 2000000001],
+    }
+
+
+def test_js_progress_callback(node_runtime) -> None:
+    assert node_runtime.call("upload_checks", "js_progress_callback") == {
+        "seen": ["processing:1:a"]
+    }

@@ -1,0 +1,41 @@
+"""Calling user callbacks that may be JavaScript functions (Pyodide) with plain data.
+
+A Python ``dict`` passed to a JS function arrives as a ``PyProxy`` that JS code cannot read
+like an object (and that leaks unless destroyed). When the callback is a ``JsProxy`` we convert
+the payload to a JS object first; Python callables get the dict unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any
+
+
+def is_js_object(obj: Any) -> bool:
+    """True for objects handed to us by JavaScript (Pyodide ``JsProxy`` family)."""
+    return sys.platform == "emscripten" and type(obj).__module__ in (
+        "pyodide.ffi",
+        "_pyodide._core_docs",
+    )
+
+
+def to_js_value(value: Any) -> Any:
+    """Deep-convert dicts/lists to JS objects/arrays under Pyodide; identity elsewhere."""
+    if sys.platform != "emscripten":
+        return value
+    import js  # type: ignore[import-not-found]
+    from pyodide.ffi import to_js  # type: ignore[import-not-found]
+
+    return to_js(value, dict_converter=js.Object.fromEntries)
+
+
+async def invoke_callback(callback: Any, payload: Any) -> None:
+    """Call ``callback(payload)``; await the result if it is awaitable (coroutine, JS Promise)."""
+    arg = to_js_value(payload) if is_js_object(callback) else payload
+    result = callback(arg)
+    if inspect.isawaitable(result):
+        await result
+
+
+__all__ = ["invoke_callback", "is_js_object", "to_js_value"]

@@ -1,0 +1,149 @@
+"""The HTTP transport interface: one small protocol, two implementations, injectable in tests.
+
+A :class:`Transport` sends one request whose body is a bytes-like object and returns either
+the whole response (:meth:`Transport.request`) or a response whose body is read as an async
+iterator of byte blocks (:meth:`Transport.stream`; NDJSON shard progress, downloads).
+
+Transports know nothing about Xet: no retries, no tokens, no status interpretation. They
+raise :class:`TransportError` when no HTTP response could be obtained or its body could not be
+read completely (refused or dropped connection, timeout); everything with a status line is
+returned as a response, 5xx included.
+
+Implementations: :class:`~xet_pyodide.io._httpx.HttpxTransport` (CPython) and
+:class:`~xet_pyodide.io._pyfetch.PyfetchTransport` (Pyodide, browser fetch). Use
+:func:`default_transport` to get the right one for the running interpreter.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+Buffer = bytes | bytearray | memoryview
+
+#: Default timeouts (seconds). The read timeout is generous because ``/v1/shards`` answers only
+#: after validating the whole shard.
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 300.0
+
+
+class TransportError(Exception):
+    """No usable HTTP response: connection refused/reset/dropped, timeout, truncated body.
+
+    Internal to the I/O layer: the retry logic turns it into a :class:`~xet_pyodide.errors.
+    XetServerError` when it gives up, so callers never see it.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(f"{message} ({url})" if url else message)
+        self.url = url
+
+
+@dataclass(slots=True)
+class Response:
+    """A complete HTTP response. Header names are lower-case."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str = ""
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id")
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(slots=True)
+class StreamingResponse:
+    """A response whose body has not been read yet.
+
+    Iterate :meth:`aiter_bytes` (once) and always :meth:`aclose` (also after an error).
+    """
+
+    status: int
+    headers: dict[str, str]
+    url: str
+    _chunks: AsyncIterator[bytes]
+    _closer: object = field(default=None, repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id")
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as byte blocks of transport-chosen sizes (empty blocks are skipped)."""
+        return self._chunks
+
+    async def read(self) -> bytes:
+        """The whole remaining body."""
+        parts = [block async for block in self._chunks]
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        closer = self._closer
+        self._closer = None
+        if closer is not None:
+            await closer()  # type: ignore[operator]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What the rest of the package needs from an HTTP client.
+
+    ``headers`` are sent as given (the caller composes them). ``body`` is sent with a
+    ``Content-Length``; ``None`` means no body. ``timeout`` bounds the whole exchange for
+    :meth:`request` and the time to the response head for :meth:`stream`.
+    """
+
+    #: True when requests go through a browser's ``fetch`` (forbidden headers such as
+    #: ``User-Agent`` are dropped; extra headers on cross-origin URLs cost a CORS preflight).
+    browser: bool
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Buffer | None = None,
+        timeout: float | None = None,
+    ) -> Response: ...
+
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: Buffer | None = None,
+        timeout: float | None = None,
+    ) -> StreamingResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+def default_transport() -> Transport:
+    """The transport for this interpreter: browser ``fetch`` under Pyodide, httpx elsewhere."""
+    if sys.platform == "emscripten":
+        from ._pyfetch import PyfetchTransport
+
+        return PyfetchTransport()
+    from ._httpx import HttpxTransport
+
+    return HttpxTransport()
+
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "Response",
+    "StreamingResponse",
+    "Transport",
+    "TransportError",
+    "default_transport",
+]

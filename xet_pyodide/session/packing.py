@@ -1,0 +1,249 @@
+"""Xorb packing: new chunks → drafts → sealed xorbs ready to upload.
+
+Rules (protocol §4.3, hf_xet's behaviour):
+
+* each file packs its new chunks, in file order, into its own draft, so a file's chunks stay
+  contiguous (long terms, cheap reconstructions); a full draft (8192 chunks, or 64 MiB counting
+  every record as if stored raw) is sealed and the file continues in a fresh one;
+* when a file ends, its last, partial draft joins the session's *shared* draft if both fit in
+  one xorb; otherwise the larger of the two is sealed and the smaller becomes the shared draft
+  (many small files end up in one xorb, as with hf_xet);
+* chunks are compressed as they are added (the scheme is re-chosen every 32 chunks of a file
+  segment, then the raw fallback per chunk: :mod:`xet_pyodide.core.compression`), so a draft
+  holds exactly its future upload body and merging two drafts is a byte append.
+
+Chunk locations are ``(XorbRef, index)`` pairs. A draft merged into another remembers where it
+went, so locations taken before the merge stay valid (:func:`resolve`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..core.chunking import MAX_CHUNK
+from ..core.compression import Scheme, choose_scheme, compress_payload
+from ..core.hashes import HASH_LEN, MerkleHash, xorb_hash
+from ..core.shard_model import XorbEntry
+from ..core.xorb import (
+    COMPRESSION_RETEST_INTERVAL,
+    MAX_XORB_BYTES,
+    MAX_XORB_CHUNKS,
+    RECORD_HEADER_LEN,
+    record_header,
+)
+
+Buffer = bytes | bytearray | memoryview
+
+
+class XorbRef:
+    """Something a chunk location can point to: a xorb of this session (draft or sealed) or
+    an existing xorb found by global dedup (:class:`~.dedup.GlobalXorb`)."""
+
+    __slots__ = ("hash",)
+
+    def __init__(self, hash: MerkleHash | None = None) -> None:
+        self.hash = hash
+
+    def chunk_hash_raw(self, index: int) -> bytes | None:
+        """The plain chunk hash at ``index`` if known (used to extend matches)."""
+        return None
+
+
+Location = tuple[XorbRef, int]
+
+
+class SealedXorb:
+    """A finished xorb waiting for (or in) upload."""
+
+    __slots__ = ("body", "chunk_hashes", "chunk_sizes", "hash")
+
+    def __init__(
+        self, hash: MerkleHash, body: bytearray, chunk_hashes: list[MerkleHash], sizes: list[int]
+    ) -> None:
+        self.hash = hash
+        self.body: bytearray | None = body
+        self.chunk_hashes = chunk_hashes
+        self.chunk_sizes = sizes
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunk_sizes)
+
+    def shard_entry(self) -> XorbEntry:
+        # hf_xet 1.8.0 writes num_bytes_on_disk = 0; we do the same (byte-identical shards).
+        return XorbEntry.from_chunks(self.hash, self.chunk_hashes, self.chunk_sizes)
+
+
+class XorbDraft(XorbRef):
+    """A xorb being filled. Holds the serialized records (the future upload body)."""
+
+    __slots__ = (
+        "_scheme",
+        "_segment_index",
+        "body",
+        "hashes",
+        "max_bytes",
+        "merge_offset",
+        "merged_into",
+        "registered",
+        "sizes",
+        "worst_case",
+    )
+
+    def __init__(self, max_bytes: int = MAX_XORB_BYTES) -> None:
+        super().__init__(None)
+        self.max_bytes = max_bytes
+        self.body = bytearray()
+        self.hashes = bytearray()  # raw chunk hashes, 32 bytes each
+        self.sizes: list[int] = []
+        self.worst_case = 0  # serialized size if every record were stored raw
+        self.merged_into: XorbDraft | None = None
+        self.merge_offset = 0
+        #: Set once a shard listing this xorb was accepted: only then may other commits
+        #: reference it.
+        self.registered = False
+        self._segment_index = 0
+        self._scheme = Scheme.LZ4
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def chunk_hash_raw(self, index: int) -> bytes | None:
+        if 0 <= index < len(self.sizes):
+            return bytes(self.hashes[index * HASH_LEN : (index + 1) * HASH_LEN])
+        return None
+
+    def can_add(self, size: int) -> bool:
+        return (
+            len(self.sizes) < MAX_XORB_CHUNKS
+            and self.worst_case + RECORD_HEADER_LEN + size <= self.max_bytes
+        )
+
+    def can_absorb(self, other: XorbDraft) -> bool:
+        return (
+            len(self.sizes) + len(other.sizes) <= MAX_XORB_CHUNKS
+            and self.worst_case + other.worst_case <= self.max_bytes
+        )
+
+    def add(self, data: Buffer, hash_raw: bytes) -> int:
+        """Compress and append one chunk; returns its index."""
+        if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
+            self._scheme = choose_scheme(data)
+        self._segment_index += 1
+        used, payload = compress_payload(data, self._scheme)
+        self.body += record_header(used, len(payload), len(data))
+        self.body += payload
+        self.hashes += hash_raw
+        self.sizes.append(len(data))
+        self.worst_case += RECORD_HEADER_LEN + len(data)
+        return len(self.sizes) - 1
+
+    def absorb(self, other: XorbDraft) -> None:
+        """Append ``other``'s chunks; locations in ``other`` now resolve into ``self``."""
+        other.merged_into = self
+        other.merge_offset = len(self.sizes)
+        self.body += other.body
+        self.hashes += other.hashes
+        self.sizes += other.sizes
+        self.worst_case += other.worst_case
+        other.body = bytearray()
+        other.hashes = bytearray()
+
+    def seal(self) -> SealedXorb:
+        """Finish the xorb: compute its hash, hand over the body. The draft keeps only the
+        chunk hashes (for extending matches) and its final hash."""
+        hashes = [
+            MerkleHash(self.hashes[i : i + HASH_LEN]) for i in range(0, len(self.hashes), HASH_LEN)
+        ]
+        self.hash = xorb_hash(list(zip(hashes, self.sizes, strict=True)))
+        sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes))
+        self.body = bytearray()
+        return sealed
+
+
+def resolve(ref: XorbRef, index: int) -> Location:
+    """Follow merges to the draft/xorb that finally holds the chunk."""
+    while isinstance(ref, XorbDraft) and ref.merged_into is not None:
+        index += ref.merge_offset
+        ref = ref.merged_into
+    return ref, index
+
+
+class Packer:
+    """Owns the drafts of one commit; hands sealed xorbs to ``on_sealed`` (the upload queue)."""
+
+    def __init__(
+        self, on_sealed: Callable[[SealedXorb], None], *, max_xorb_bytes: int = MAX_XORB_BYTES
+    ) -> None:
+        if not RECORD_HEADER_LEN + MAX_CHUNK <= max_xorb_bytes <= MAX_XORB_BYTES:
+            raise ValueError(f"max_xorb_bytes must be within [{MAX_CHUNK + 8}, {MAX_XORB_BYTES}]")
+        self._on_sealed = on_sealed
+        self._max_xorb_bytes = max_xorb_bytes
+        self._file_drafts: dict[int, XorbDraft] = {}  # file id -> its open draft
+        self.drafts: list[XorbDraft] = []  # every draft created by this packer
+        self.shared: XorbDraft | None = None
+        self.sealed: list[SealedXorb] = []
+
+    def add(self, file_id: int, data: Buffer, hash_raw: bytes) -> tuple[XorbDraft, int, int]:
+        """Pack a new chunk of file ``file_id``; returns (draft, index, record length)."""
+        draft = self._file_drafts.get(file_id)
+        if draft is None or not draft.can_add(len(data)):
+            if draft is not None:
+                self._seal(draft)
+            draft = self._file_drafts[file_id] = XorbDraft(self._max_xorb_bytes)
+            self.drafts.append(draft)
+        before = len(draft.body)
+        index = draft.add(data, hash_raw)
+        return draft, index, len(draft.body) - before
+
+    def open_bytes(self) -> int:
+        """Serialized bytes held by unsealed drafts."""
+        drafts = list(self._file_drafts.values()) + ([self.shared] if self.shared else [])
+        return sum(len(d.body) for d in drafts)
+
+    def finish_file(self, file_id: int) -> None:
+        """The file ended: merge its partial draft into the shared one, or seal the larger."""
+        tail = self._file_drafts.pop(file_id, None)
+        if tail is None or not len(tail):
+            return
+        shared = self.shared
+        if shared is None:
+            self.shared = tail
+        elif shared.can_absorb(tail):
+            shared.absorb(tail)
+        elif len(tail.body) >= len(shared.body):
+            self._seal(tail)
+        else:
+            self._seal(shared)
+            self.shared = tail
+
+    def seal_largest(self) -> bool:
+        """Seal the biggest unsealed draft (to free memory by uploading it). False if none."""
+        candidates = [(len(d.body), fid) for fid, d in self._file_drafts.items() if len(d)]
+        if self.shared is not None and len(self.shared):
+            candidates.append((len(self.shared.body), -1))
+        if not candidates:
+            return False
+        _, fid = max(candidates)
+        if fid == -1:
+            assert self.shared is not None
+            self._seal(self.shared)
+            self.shared = None
+        else:
+            self._seal(self._file_drafts.pop(fid))
+        return True
+
+    def seal_all(self) -> None:
+        for fid in list(self._file_drafts):
+            self.finish_file(fid)
+        if self.shared is not None and len(self.shared):
+            self._seal(self.shared)
+        self.shared = None
+
+    def _seal(self, draft: XorbDraft) -> None:
+        sealed = draft.seal()
+        self.sealed.append(sealed)
+        self._on_sealed(sealed)
+
+
+__all__ = ["Location", "Packer", "SealedXorb", "XorbDraft", "XorbRef", "resolve"]

@@ -1,0 +1,184 @@
+"""State shared by the files of one commit, and the commit itself.
+
+An :class:`UploadPipeline` lives from the first ``start_upload`` of a commit until
+``commit()`` returns: it owns the packer, the xorb upload queue, the byte budget and the
+metrics. The dedup indexes outlive it (they belong to the session), so a later commit of the
+same session still deduplicates against earlier ones.
+
+Commit order (protocol §8): seal the remaining drafts → wait for every xorb upload → build
+the shard(s) → upload them. If any xorb failed, no shard is sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..io.cas import CasClient
+from ..kernels import load_kernels
+from .budget import ByteBudget
+from .config import SessionConfig
+from .dedup import DedupQueries, GlobalDedupIndex
+from .hasher import ChunkHasher, InProcessChunkHasher
+from .packing import Location, Packer, XorbDraft, resolve
+from .progress import ProgressReporter
+from .results import CommitResult, UploadMetrics
+from .shards import build_shards, file_entry
+from .upload import FileUpload
+from .xorb_uploads import XorbUploader
+
+
+class UploadPipeline:
+    """See module docstring."""
+
+    def __init__(
+        self,
+        cas: CasClient,
+        config: SessionConfig,
+        *,
+        session_index: dict[bytes, Location],
+        global_index: GlobalDedupIndex,
+        progress: ProgressReporter,
+        hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cas = cas
+        self.config = config
+        self.session_index = session_index
+        self.global_index = global_index
+        self.progress = progress
+        self.clock = clock
+        self.metrics = UploadMetrics()
+        self.budget = ByteBudget(config.max_buffered_bytes)
+        self.uploader = XorbUploader(
+            cas,
+            self.budget,
+            max_concurrent=config.max_concurrent_xorb_uploads,
+            on_progress=self._on_xorb_uploaded,
+        )
+        self.packer = Packer(self.uploader.submit, max_xorb_bytes=config.max_xorb_bytes)
+        self.queries = DedupQueries(
+            cas,
+            global_index,
+            enabled=config.global_dedup,
+            max_concurrent=config.max_concurrent_dedup_queries,
+            spacing=config.dedup_query_spacing,
+        )
+        self._hasher_factory = hasher_factory
+        self.files: list[FileUpload] = []
+        self._finished: list[FileUpload] = []
+        self.committed = False
+        self._kernels_ready = False
+
+    # ------------------------------------------------------------------ files
+
+    def start_file(self, name: str | None, size: int | None, sha256: Any) -> FileUpload:
+        if self.committed:
+            raise RuntimeError("this commit is over; start a new one")
+        upload = FileUpload(self, len(self.files), name, size, sha256, self._hasher_factory())
+        self.files.append(upload)
+        return upload
+
+    def file_finished(self, upload: FileUpload) -> None:
+        self._finished.append(upload)
+
+    async def ensure_kernels(self) -> None:
+        """Load the wasm kernels asynchronously once (a browser main thread may refuse the
+        synchronous compilation that ``get_kernels()`` would otherwise do)."""
+        if not self._kernels_ready:
+            await load_kernels()
+            self._kernels_ready = True
+
+    def check_failed(self) -> None:
+        """Raise the first xorb upload error, if any (stop feeding a failing commit)."""
+        if self.uploader.error is not None:
+            raise self.uploader.error
+
+    async def reserve(self, n: int) -> None:
+        """Account ``n`` more buffered bytes, waiting for uploads to free room when needed."""
+        budget = self.budget
+        while budget.would_exceed(n):
+            self.check_failed()
+            if self.uploader.in_flight:
+                await budget.wait_for_release()
+            elif not self.packer.seal_largest():
+                break  # only pending window data is held: overdraw rather than deadlock
+        budget.take(n)
+
+    def _on_xorb_uploaded(self, size: int) -> None:
+        self.progress.bytes_transferred += size
+
+    # ------------------------------------------------------------------ commit
+
+    async def commit(self) -> CommitResult:
+        unfinished = [f.name for f in self.files if not f.finished]
+        if unfinished:
+            raise RuntimeError(f"finish these uploads before committing: {unfinished}")
+        self.committed = True
+        progress = self.progress
+        succeeded = False
+        try:
+            self.packer.seal_all()
+            await progress.set_phase("uploading_xorbs")
+            await self.uploader.wait_all()
+            records = [f.record for f in self.files if f.record is not None]
+            shards = build_shards(
+                [file_entry(r) for r in records], [x.shard_entry() for x in self.packer.sealed]
+            )
+            if records:
+                await progress.set_phase("uploading_shard")
+            for body in shards:
+                result = await self.cas.upload_shard(body, self._on_shard_event)
+                self.metrics.shard_bytes_uploaded += result.bytes_sent
+                self.metrics.shards_uploaded += 1
+            succeeded = True
+        finally:
+            await self.queries.aclose()
+            await self.uploader.aclose()
+            self._settle_drafts(succeeded)
+        metrics = self.metrics
+        metrics.total_bytes = sum(f.result.size for f in self.files if f.result is not None)
+        metrics.xorb_bytes_uploaded = self.uploader.bytes_sent
+        metrics.xorbs_uploaded = len(self.uploader.uploaded)
+        metrics.global_dedup_queries = self.queries.issued
+        metrics.peak_buffered_bytes = self.budget.peak
+        await progress.set_phase("done")
+        return CommitResult([f.result for f in self.files if f.result is not None], metrics)
+
+    async def _on_shard_event(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") != "validating":
+            return
+        verified, total = frame.get("verified"), frame.get("total")
+        if isinstance(verified, int) and isinstance(total, int):
+            self.progress.shard_progress = (verified, total)
+        if self.progress.phase != "validating_shard":
+            await self.progress.set_phase("validating_shard")
+        else:
+            await self.progress.tick()
+
+    async def abort(self) -> None:
+        """Stop background work (queries, uploads) without sending a shard."""
+        self.committed = True
+        await self.queries.aclose()
+        await self.uploader.aclose()
+        self._settle_drafts(False)
+
+    def _settle_drafts(self, registered: bool) -> None:
+        """After the commit: its xorbs are usable by later commits only if the shard was
+        accepted. Otherwise forget every session-dedup entry pointing at them."""
+        if registered:
+            for draft in self.packer.drafts:
+                draft.registered = True
+            return
+        index = self.session_index
+        for key in [k for k, loc in index.items() if _unregistered(loc)]:
+            del index[key]
+
+
+def _unregistered(location: Location) -> bool:
+    ref, _ = resolve(*location)
+    return isinstance(ref, XorbDraft) and not ref.registered
+
+
+__all__ = ["UploadPipeline"]

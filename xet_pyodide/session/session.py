@@ -1,0 +1,188 @@
+"""``XetSession``: the front door for uploads (and, later, downloads).
+
+Async-first (Pyodide has no threads): every network wait is an ``await`` on the running event
+loop, CPU work runs in bounded blocks between them.
+
+A session owns what uploads and downloads share — the transport, the token source, the
+:class:`~xet_pyodide.io.cas.CasClient` (``session.cas``) and the dedup indexes — and one
+*commit* at a time: files started with :meth:`XetSession.start_upload` /
+:meth:`XetSession.upload_bytes` since the last :meth:`XetSession.commit` are registered by
+that commit. Download methods can be added beside these (``session/download.py``) using
+``self.cas`` and ``self.http``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..io.cas import CasClient
+from ..io.digest import sha256_in_background
+from ..io.http import HttpClient
+from ..io.retry import RetryPolicy
+from ..io.tokens import TokenSource, coerce_token_info
+from ..io.transport import Transport, default_transport
+from .config import SessionConfig
+from .dedup import GlobalDedupIndex
+from .hasher import ChunkHasher, InProcessChunkHasher
+from .packing import Location
+from .pipeline import UploadPipeline
+from .progress import ProgressReporter
+from .results import CommitResult, FileResult
+from .upload import COMPUTE, FileUpload
+
+Buffer = bytes | bytearray | memoryview
+
+
+class XetSession:
+    """Upload files to a Xet CAS server, exactly as hf_xet does.
+
+    ``endpoint``: the CAS URL (``casUrl`` of the token endpoint); may be omitted when
+    ``token_info`` carries it. ``token_info``: the initial access token (a ``TokenInfo``, a
+    ``(token, exp)`` tuple, a dict/JS object with ``token``/``accessToken`` and ``exp``).
+    ``token_refresher``: called (sync or async, or a JS object with ``refreshToken()``) when the
+    token is about to expire or was rejected.
+
+    Keyword-only: ``transport`` (default: httpx under CPython, fetch under Pyodide), ``config``
+    (:class:`SessionConfig`), ``progress`` (callback receiving event dicts), ``retry``
+    (:class:`~xet_pyodide.io.retry.RetryPolicy`), ``custom_headers``, ``session_id``,
+    ``chunk_hasher_factory`` (a pluggable chunk-and-hash stage, e.g. a worker pool), ``clock``
+    (wall clock, for token and dedup-key expiry).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token_info: Any = None,
+        token_refresher: Any = None,
+        *,
+        transport: Transport | None = None,
+        config: SessionConfig | None = None,
+        progress: Any = None,
+        retry: RetryPolicy | None = None,
+        custom_headers: Mapping[str, str] | None = None,
+        session_id: str | None = None,
+        chunk_hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        info = coerce_token_info(token_info) if token_info is not None else None
+        endpoint = endpoint or (info.cas_url if info is not None else None)
+        if not endpoint:
+            raise ValueError("a CAS endpoint is required (or a token_info carrying casUrl)")
+        self.config = config or SessionConfig()
+        self.transport = transport or default_transport()
+        self.tokens = TokenSource(info, token_refresher, clock=clock)
+        self.http = HttpClient(
+            self.transport,
+            self.tokens,
+            retry=retry,
+            session_id=session_id,
+            custom_headers=custom_headers,
+        )
+        self.cas = CasClient(endpoint, self.http)
+        self.progress_callback = progress
+        self.clock = clock
+        self._hasher_factory = chunk_hasher_factory
+        self._session_index: dict[bytes, Location] = {}
+        self._global_index = GlobalDedupIndex(clock)
+        self._pipeline: UploadPipeline | None = None
+        self._committing = False
+        self.commits: list[CommitResult] = []
+
+    @property
+    def endpoint(self) -> str:
+        return self.cas.endpoint
+
+    def _current(self) -> UploadPipeline:
+        if self._committing:
+            # Its xorbs are not registered yet: a new upload must not deduplicate against them.
+            raise RuntimeError("a commit is in progress; start new uploads after it returns")
+        if self._pipeline is None:
+            progress = ProgressReporter(
+                self.progress_callback, interval=self.config.progress_interval
+            )
+            self._pipeline = UploadPipeline(
+                self.cas,
+                self.config,
+                session_index=self._session_index,
+                global_index=self._global_index,
+                progress=progress,
+                hasher_factory=self._hasher_factory,
+                clock=self.clock,
+            )
+        return self._pipeline
+
+    # ------------------------------------------------------------------ uploads
+
+    def start_upload(
+        self, name: str | None = None, size: int | None = None, sha256: Any = COMPUTE
+    ) -> FileUpload:
+        """Open a streaming upload: ``await up.write(block)`` …, then ``await up.finish()``."""
+        return self._current().start_file(name, size, sha256)
+
+    async def upload_bytes(
+        self, data: Buffer, *, name: str | None = None, sha256: Any = COMPUTE
+    ) -> FileResult:
+        """Upload one in-memory file (registered at the next :meth:`commit`).
+
+        Under Pyodide the SHA-256 is computed by WebCrypto in parallel (when the buffer is
+        within ``max_buffered_bytes``: it is copied once into JS memory for that).
+        """
+        view = memoryview(data).cast("B")
+        if sha256 is COMPUTE and len(view) <= self.config.max_buffered_bytes:
+            sha256 = sha256_in_background(view) or COMPUTE
+        upload = self.start_upload(name, len(view), sha256)
+        step = self.config.block_size
+        for start in range(0, len(view), step):
+            await upload.write(view[start : start + step])
+        return await upload.finish()
+
+    async def upload_file(
+        self, path: str, *, name: str | None = None, sha256: Any = COMPUTE
+    ) -> FileResult:
+        """Upload a file from the (real or Emscripten) file system, read in blocks."""
+        import os
+
+        upload = self.start_upload(
+            name if name is not None else path, os.path.getsize(path), sha256
+        )
+        with open(path, "rb") as f:
+            while block := f.read(self.config.block_size):
+                await upload.write(block)
+        return await upload.finish()
+
+    async def commit(self) -> CommitResult:
+        """Upload remaining xorbs, then the shard(s) registering every finished file.
+
+        Returns per-file results and the commit's metrics. The session stays usable: the next
+        upload starts a new commit (still deduplicating against this one).
+        """
+        pipeline = self._current()
+        self._pipeline = None
+        self._committing = True
+        try:
+            result = await pipeline.commit()
+        finally:
+            self._committing = False
+        self.commits.append(result)
+        return result
+
+    async def abort(self) -> None:
+        """Drop the current commit: background work stops and no shard is sent."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            await pipeline.abort()
+
+    async def aclose(self) -> None:
+        await self.abort()
+        await self.http.aclose()
+
+    async def __aenter__(self) -> XetSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["XetSession"]

@@ -1,0 +1,92 @@
+"""The file SHA-256 of an upload: computed here, skipped, given, or computed elsewhere.
+
+``sha256=`` accepts :data:`COMPUTE` (hashlib, in the same pass as chunking), :data:`SKIP` (no
+metadata extension in the shard, result ``None``), a known digest (32 bytes or 64 hex digits),
+or an *awaitable* resolving to a digest (bytes, hex, or a JS ``ArrayBuffer`` through a
+``JsProxy``) — e.g. a ``crypto.subtle.digest`` Promise or a worker computing it in parallel,
+which is much faster than hashlib inside Pyodide.
+
+hf_xet stores 32 zero bytes instead of the SHA-256 of an empty file; we do the same when the
+digest is ours to compute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Sha256Mode:
+    """Sentinels for the ``sha256`` argument."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+COMPUTE = Sha256Mode("COMPUTE")
+SKIP = Sha256Mode("SKIP")
+_ERROR = "sha256 must be COMPUTE, SKIP, a 32-byte digest, 64 hex digits or an awaitable"
+
+
+def _digest(value: Any) -> bytes | None:
+    """A 32-byte digest from bytes-like, hex text or a JS buffer proxy; None if not one."""
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value.strip())
+        except ValueError:
+            return None
+    elif not isinstance(value, (bytes, bytearray, memoryview)) and hasattr(value, "to_bytes"):
+        value = value.to_bytes()  # JsProxy of an ArrayBuffer / typed array
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) == 32:
+        return bytes(value)
+    return None
+
+
+def parse_sha256(value: object) -> Sha256Mode | bytes | Any:
+    """Validate a ``sha256=`` argument (see module docstring)."""
+    if value is None:
+        return COMPUTE
+    if isinstance(value, Sha256Mode) or inspect.isawaitable(value):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("compute", "skip"):
+        return COMPUTE if value.strip().lower() == "compute" else SKIP
+    digest = _digest(value)
+    if digest is None:
+        raise ValueError(_ERROR)
+    return digest
+
+
+class Sha256Tracker:
+    """Feeds the data when computing; resolves the final value in :meth:`finish`."""
+
+    def __init__(self, value: object) -> None:
+        self.mode = parse_sha256(value)
+        self._hasher = hashlib.sha256() if self.mode is COMPUTE else None
+
+    def update(self, data: Buffer) -> None:
+        if self._hasher is not None:
+            self._hasher.update(data)
+
+    async def finish(self, size: int) -> tuple[str | None, bytes | None]:
+        """``(hex digest for the result, digest for the shard)``; both None when skipped."""
+        mode = self.mode
+        if self._hasher is not None:
+            digest = self._hasher.digest()
+            return digest.hex(), digest if size else bytes(32)
+        if mode is SKIP:
+            return None, None
+        if isinstance(mode, bytes):
+            return mode.hex(), mode
+        digest = _digest(await mode)
+        if digest is None:
+            raise ValueError("the awaited sha256 did not resolve to a 32-byte digest")
+        return digest.hex(), digest if size else bytes(32)
+
+
+__all__ = ["COMPUTE", "SKIP", "Sha256Mode", "Sha256Tracker", "parse_sha256"]

@@ -1,0 +1,84 @@
+"""Concurrent xorb uploads with bounded concurrency; releases buffered bytes as they finish."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..io.cas import CasClient
+from .budget import ByteBudget
+from .packing import SealedXorb
+
+
+class XorbUploader:
+    """Uploads sealed xorbs in background tasks.
+
+    The first failure is kept in :attr:`error`; :meth:`wait_all` raises it once every task has
+    settled. Nothing else in the session may upload a shard unless :meth:`wait_all` returned
+    normally — that is what guarantees a shard never references a xorb that is not stored.
+    """
+
+    def __init__(
+        self,
+        cas: CasClient,
+        budget: ByteBudget,
+        *,
+        max_concurrent: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self._cas = cas
+        self._budget = budget
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._on_progress = on_progress
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.error: BaseException | None = None
+        self.uploaded: list[SealedXorb] = []
+        self.bytes_sent = 0
+        self.bytes_done = 0  # body bytes of finished uploads, sent or already present
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, xorb: SealedXorb) -> None:
+        task = asyncio.ensure_future(self._upload(xorb))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upload(self, xorb: SealedXorb) -> None:
+        body = xorb.body
+        assert body is not None
+        size = len(body)
+        try:
+            async with self._semaphore:
+                if self.error is not None:
+                    return  # the commit is failing anyway: do not send more
+                result = await self._cas.upload_xorb(xorb.hash, body)
+            self.bytes_sent += result.bytes_sent
+            self.bytes_done += size
+            self.uploaded.append(xorb)
+            if self._on_progress is not None:
+                self._on_progress(size)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+        finally:
+            xorb.body = None
+            self._budget.release(size)
+
+    async def wait_all(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.error is not None:
+            raise self.error
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["XorbUploader"]
