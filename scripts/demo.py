@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.static_server import StaticServer  # noqa: E402
-from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS, BrowserRuntime  # noqa: E402
+from tests.plugins.runtimes import BrowserRuntime, BrowserThread  # noqa: E402
 
 DATA_KEY_HEX = "6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229"
 ABC_CHUNK_HASH_RAW = "14f0aff7063580a845c69db7e9a99af15661f9702567495c4e28d08d69291307"
@@ -29,13 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="keep serving after the run")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     server = StaticServer(REPO / "web").start_background()
     print(f"demo served at {server.url}/harness.html", flush=True)
     ok = False
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    browser = BrowserThread()
+    try:
         started = time.monotonic()
         runtime = BrowserRuntime(browser, server.url)
         loaded = time.monotonic() - started
@@ -46,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{env['version']} loaded in {loaded:.1f} s, kernels={env['kernels']}, "
               f"crossOriginIsolated={runtime.cross_origin_isolated}")
         print(f"chunk hash of b'abc': {digest} ({'OK' if ok else 'MISMATCH'})")
+    finally:
         browser.close()
     if args.serve:
         print("serving; press Ctrl-C to stop", flush=True)

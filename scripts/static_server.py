@@ -150,6 +150,12 @@ class StaticServer(ThreadingHTTPServer):
                 raise TimeoutError(f"no report {name!r} within {timeout} s")
             return self._reports.pop(name)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Browsers routinely drop connections mid-response; only report real errors."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
     def start_background(self) -> StaticServer:
         threading.Thread(target=self.serve_forever, daemon=True, name="static-server").start()
         return self

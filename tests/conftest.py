@@ -1,3 +1,3 @@
 """Shared pytest configuration: fixture plugins for the three runtimes and the CAS server."""
 
-pytest_plugins = ["tests.plugins.runtimes"]
+pytest_plugins = ["tests.plugins.runtimes", "tests.plugins.cas_server"]

@@ -7,7 +7,7 @@ import urllib.request
 
 def test_harness_page_is_cross_origin_isolated(browser_runtime):
     assert browser_runtime.cross_origin_isolated is True
-    assert browser_runtime.page.evaluate("() => typeof SharedArrayBuffer") == "function"
+    assert browser_runtime.evaluate("() => typeof SharedArrayBuffer") == "function"
 
 
 def test_static_server_headers_and_mime_types(static_server):

@@ -41,8 +41,17 @@ def test_wheel_installs_with_pip(tmp_path: Path):
     wheel = ensure_wheel_fresh()
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
     )
     # Import from the installed copy only (not the repo checkout) and hash through the kernels.
@@ -53,8 +62,11 @@ def test_wheel_installs_with_pip(tmp_path: Path):
         f"print(k.get_kernels().blake3_keyed(b'abc', bytes.fromhex('{DATA_KEY_HEX}')).hex())"
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", code, str(target)], check=True, capture_output=True,
-        text=True, cwd=tmp_path,
+        [sys.executable, "-I", "-c", code, str(target)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert out.stdout.strip() == ABC_CHUNK_HASH_RAW
 

@@ -12,8 +12,9 @@ Fixtures
     The session-wide Pyodide runtimes themselves (``.run(code) -> str`` evaluates Python with
     top-level await and returns the string value of its last expression).
 ``chromium``
-    The session's Playwright ``Browser`` (Debian ``/usr/bin/chromium``, headless), for browser
-    tests that drive their own pages.
+    The session's :class:`BrowserThread`: Debian ``/usr/bin/chromium`` driven by Playwright on a
+    dedicated thread. Browser tests drive their own pages with ``chromium.call(fn)``, where
+    ``fn(browser)`` runs on that thread (keep every Playwright object inside such calls).
 ``static_server``
     A cross-origin-isolated static server for ``web/`` (:mod:`scripts.static_server`).
 
@@ -29,11 +30,13 @@ import importlib
 import inspect
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -198,29 +201,94 @@ class NodeRuntime(_PyodideRuntime):
             self._proc.wait()
 
 
+class BrowserThread:
+    """Headless Chromium (Playwright's sync API) confined to one dedicated thread.
+
+    Playwright's sync API keeps an asyncio event loop running in the thread that started it;
+    in the main thread that would break every later ``asyncio.run`` and pytest-asyncio test.
+    All browser work therefore happens here: ``call(fn)`` runs ``fn(browser)`` on this thread
+    and returns its result (or raises its exception) in the caller's thread.
+    """
+
+    def __init__(self, executable: str = CHROMIUM, args: list[str] | None = None) -> None:
+        if not Path(executable).exists():
+            raise RuntimeError(f"{executable} is missing (scripts/setup.sh installs chromium)")
+        self._queue: queue.Queue[tuple[Callable[[Any], Any], Future[Any]] | None] = queue.Queue()
+        started: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._main,
+            args=(executable, args or CHROMIUM_ARGS, started),
+            name="chromium",
+            daemon=True,
+        )
+        self._thread.start()
+        started.result(timeout=120)
+
+    def _main(self, executable: str, args: list[str], started: Future[None]) -> None:
+        from playwright.sync_api import sync_playwright
+
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=executable, headless=True, args=args)
+                started.set_result(None)
+                while (item := self._queue.get()) is not None:
+                    fn, result = item
+                    try:
+                        result.set_result(fn(browser))
+                    except BaseException as exc:  # handed to the caller
+                        result.set_exception(exc)
+                browser.close()
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    def call(self, fn: Callable[[Any], Any], timeout: float | None = 900.0) -> Any:
+        result: Future[Any] = Future()
+        self._queue.put((fn, result))
+        return result.result(timeout=timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+
 class BrowserRuntime(_PyodideRuntime):
     """Pyodide in headless Chromium on the cross-origin-isolated harness page (web/harness.html)."""
 
     name = "browser"
 
-    def __init__(self, browser: Any, base_url: str) -> None:
+    def __init__(self, browser: BrowserThread, base_url: str) -> None:
         super().__init__()
-        self.context = browser.new_context()
-        self.page = self.context.new_page()
+        self._browser = browser
         self.console: list[str] = []
-        self.page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
-        self.page.goto(f"{base_url}/harness.html")
-        self.page.evaluate("() => window.harness.ready", [])
-        self.cross_origin_isolated = bool(self.page.evaluate("() => crossOriginIsolated"))
+
+        def open_page(b: Any) -> Any:
+            context = b.new_context()
+            page = context.new_page()
+            page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
+            page.goto(f"{base_url}/harness.html")
+            page.evaluate("() => window.harness.ready", [])
+            return context, page
+
+        self._context, self._page = browser.call(open_page)
+        self.cross_origin_isolated = bool(self.evaluate("() => crossOriginIsolated"))
+
+    def evaluate(self, expression: str, arg: Any = None) -> Any:
+        """``page.evaluate(expression, arg)`` on the harness page (run on the browser thread)."""
+        return self._browser.call(lambda _b: self._page.evaluate(expression, arg))
 
     def run(self, code: str, timeout: float = 600.0) -> str:
         try:
-            return self.page.evaluate("code => window.harness.run(code)", code)
+            return self._browser.call(
+                lambda _b: self._page.evaluate("code => window.harness.run(code)", code),
+                timeout=timeout,
+            )
         except Exception as exc:  # Playwright wraps the Python traceback in its Error
             raise AssertionError(f"Python in Pyodide/Chromium raised:\n{exc}") from None
 
     def close(self) -> None:
-        self.context.close()
+        self._browser.call(lambda _b: self._context.close())
 
 
 class CPythonRuntime:
@@ -252,15 +320,10 @@ def static_server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"{CHROMIUM} is missing (scripts/setup.sh installs Debian chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium() -> Iterator[BrowserThread]:
+    browser = BrowserThread()
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="session")
