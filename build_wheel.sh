@@ -16,6 +16,12 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 
+# One build at a time per checkout: concurrent pytest runs (or a developer rebuilding while
+# the harness auto-rebuilds) would otherwise race on build/, dist/ and web/pyodide/.
+mkdir -p .cache
+exec 9>.cache/build_wheel.lock
+flock 9
+
 bash scripts/build_kernels.sh
 rm -rf build xet_pyodide.egg-info
 "$PY" -m build --wheel --no-isolation --outdir dist . >/tmp/xet_pyodide_build.log 2>&1 || {
