@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from tests.plugins.cas_server import build_upload, cas_client
+from tests.cpython._cas_helpers import (  # noqa: F401 (the fixtures)
+    client_fixture,
+    server_fixture,
+    upload_xorbs,
+)
+from tests.plugins.cas_server import build_upload
 from tests.plugins.cas_server import rand_bytes as rand
 
 if TYPE_CHECKING:
     from tests.plugins.cas_server import CasServer
-
-
-@pytest.fixture
-def server(cas_server_factory) -> CasServer:
-    return cas_server_factory()
-
-
-@pytest.fixture
-def client(server: CasServer) -> Iterator[httpx.Client]:
-    with cas_client(server) as c:
-        yield c
-
-
-def upload_xorbs(client: httpx.Client, xorbs: list[Any]) -> None:
-    for x in xorbs:
-        r = client.post(f"/v1/xorbs/default/{x.hash}", content=x.body)
-        assert r.status_code == 200, r.text
 
 
 # ---------------------------------------------------------------------------- dedup

@@ -5,29 +5,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 
+from tests.cpython._cas_helpers import (  # noqa: F401 (the fixtures)
+    client_fixture,
+    server_fixture,
+    upload_xorbs,
+)
 from tests.plugins.cas_server import build_upload, cas_client
 from tests.plugins.cas_server import rand_bytes as rand
 
 if TYPE_CHECKING:
     from tests.plugins.cas_server import CasServer
-
-
-@pytest.fixture
-def server(cas_server_factory) -> CasServer:
-    return cas_server_factory()
-
-
-@pytest.fixture
-def client(server: CasServer) -> Iterator[httpx.Client]:
-    with cas_client(server) as c:
-        yield c
 
 
 # ---------------------------------------------------------------------------- browser support
@@ -164,12 +156,7 @@ def test_restart_keeps_tokens_and_data(cas_server_factory) -> None:
     server = cas_server_factory()
     up = build_upload([rand(70_000, 40)])
     with cas_client(server) as client:
-        assert (
-            client.post(
-                f"/v1/xorbs/default/{up.xorbs[0].hash}", content=up.xorbs[0].body
-            ).status_code
-            == 200
-        )
+        upload_xorbs(client, up.xorbs)
         assert client.post("/v1/shards", content=up.shard).status_code == 200
         server.restart()
         r = client.head(f"/v1/files/{up.file_hashes[0]}")  # the same token still works

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.cpython._core_helpers import INPUT_KINDS, random_input, vector_input, vectors
+from tests.portable.core_checks import ends_of
 from xet_pyodide.core.chunking import (
     MAX_CHUNK,
     MIN_CHUNK,
@@ -47,14 +48,6 @@ def stream(data: bytes, sizes: list[int]) -> list[bytes]:
         pos += n
     out += chunker.feed(data[pos:])
     return out + chunker.finish()
-
-
-def ends_of(chunks: list[bytes]) -> list[int]:
-    ends, total = [], 0
-    for c in chunks:
-        total += len(c)
-        ends.append(total)
-    return ends
 
 
 def test_constants():

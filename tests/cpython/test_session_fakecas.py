@@ -63,8 +63,9 @@ def serve_app(app: Any) -> Iterator[str]:
 def sync_test(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
     """Run an async test on a fresh event loop in a worker thread.
 
-    Not pytest-asyncio: once the browser runtime has started (Playwright's sync API, session
-    scope) this thread has a running loop and ``run_until_complete`` refuses to start another.
+    Legacy: Playwright now runs on its own thread (``tests.plugins.runtimes.BrowserThread``),
+    so pytest-asyncio (``asyncio_mode = "auto"``) runs ``async def`` tests directly; write new
+    tests that way. Kept only for the modules that still import it.
     """
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from tests.cpython.test_session_fakecas import sync_test
 from xet_pyodide.core.hashes import MerkleHash, chunk_hash, xorb_hash
 from xet_pyodide.core.shard import parse_shard
 from xet_pyodide.core.shard_model import FileEntry, FileTerm, XorbEntry
@@ -127,7 +126,6 @@ def _hash_with_word3(mod1024_zero: bool, salt: int) -> bytes:
     return random.Random(salt).randbytes(24) + word3.to_bytes(8, "little")
 
 
-@sync_test
 async def test_query_policy_first_chunk_eligible_and_spacing() -> None:
     cas = _RecordingCas()
     queries = DedupQueries(cas, GlobalDedupIndex(), spacing=4_000_000)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from tests.cpython.test_session_fakecas import FakeCas, sync_test
+from tests.cpython.test_session_fakecas import FakeCas
 from xet_pyodide.core.chunking import chunk_data, scan_block
 from xet_pyodide.core.filehash import hash_bytes
 from xet_pyodide.core.hashes import chunk_hash, hash_chunks
@@ -53,7 +53,6 @@ def session(cas: FakeCas, **kw) -> XetSession:
         (3 * MB, [9_000_000]),
     ],
 )
-@sync_test
 async def test_chunk_hasher_matches_core_for_any_split(size: int, splits: list[int]) -> None:
     data = rand(size, 1) + bytes(300_000) + rand(200_000, 2)
     hasher = InProcessChunkHasher()
@@ -94,7 +93,6 @@ class PoolStyleHasher(InProcessChunkHasher):
         return b"".join(digests)
 
 
-@sync_test
 async def test_pluggable_chunk_hasher_gives_identical_uploads() -> None:
     datas = [rand(3 * MB, 41), floats(MB, 42), b"", b"z" * 70_000]
     results = {}
@@ -114,7 +112,6 @@ async def test_pluggable_chunk_hasher_gives_identical_uploads() -> None:
     ]
 
 
-@sync_test
 async def test_multi_file_roundtrip_and_metrics() -> None:
     cas = FakeCas()
     s = session(cas)
@@ -140,7 +137,6 @@ async def test_multi_file_roundtrip_and_metrics() -> None:
     assert commit.to_dict()["metrics"]["total_bytes"] == m.total_bytes
 
 
-@sync_test
 async def test_sha256_modes_in_shard() -> None:
     cas = FakeCas()
     s = session(cas)
@@ -158,7 +154,6 @@ async def test_sha256_modes_in_shard() -> None:
         s.start_upload("bad", sha256="nothex")
 
 
-@sync_test
 async def test_streaming_upload_equals_upload_bytes() -> None:
     data = rand(2 * MB, 7)
     cas = FakeCas()
@@ -185,7 +180,6 @@ async def test_streaming_upload_equals_upload_bytes() -> None:
         await s.commit()
 
 
-@sync_test
 async def test_session_dedup_across_files() -> None:
     cas = FakeCas()
     s = session(cas)
@@ -199,7 +193,6 @@ async def test_session_dedup_across_files() -> None:
     assert cas.reconstruct(a.hash) == data
 
 
-@sync_test
 async def test_global_dedup_in_new_session() -> None:
     cas = FakeCas()
     data = rand(4 * MB, 11)
@@ -217,7 +210,6 @@ async def test_global_dedup_in_new_session() -> None:
     assert cas.reconstruct(r.hash)[: len(data)] == data
 
 
-@sync_test
 async def test_matches_are_extended_along_the_existing_xorb() -> None:
     """Existing xorb X = [a, b, c, a]; uploading c + a must give ONE term X[2:4), not
     X[2:3) + X[0:1) (what a plain per-chunk lookup of ``a`` would return)."""
@@ -242,7 +234,6 @@ async def test_matches_are_extended_along_the_existing_xorb() -> None:
     assert cas.reconstruct(r.hash) == c + a
 
 
-@sync_test
 async def test_expired_dedup_answers_are_not_used() -> None:
     cas = FakeCas(expiry=1000)  # key expired long ago (unix time 1000)
     data = rand(2 * MB, 13)
@@ -255,7 +246,6 @@ async def test_expired_dedup_answers_are_not_used() -> None:
     assert m.deduped_bytes_global == 0 and m.new_bytes == len(data)
 
 
-@sync_test
 async def test_slow_dedup_answer_still_used() -> None:
     """Answers arriving while chunks wait in the dedup window are applied to them."""
     cas = FakeCas()
@@ -277,7 +267,6 @@ async def test_slow_dedup_answer_still_used() -> None:
     assert m.deduped_bytes_global == len(data) and m.xorb_bytes_uploaded == 0
 
 
-@sync_test
 async def test_failed_xorb_upload_sends_no_shard() -> None:
     cas = FakeCas()
     cas.fail_xorbs = True
@@ -289,7 +278,6 @@ async def test_failed_xorb_upload_sends_no_shard() -> None:
     assert cas.shards == []
 
 
-@sync_test
 async def test_failed_commit_is_forgotten_by_session_dedup() -> None:
     """Chunks packed by a failed commit must not be deduplicated against afterwards: their
     xorbs are not stored (or not registered). The retry uploads them again."""
@@ -307,7 +295,6 @@ async def test_failed_commit_is_forgotten_by_session_dedup() -> None:
     assert cas.reconstruct(r.hash) == data  # FakeCas refuses terms on unknown xorbs
 
 
-@sync_test
 async def test_no_new_uploads_during_commit() -> None:
     cas = FakeCas()
     plain = cas.transport.handler
@@ -330,7 +317,6 @@ async def test_no_new_uploads_during_commit() -> None:
     assert (await s.upload_bytes(b"after")).size == 5
 
 
-@sync_test
 async def test_progress_events() -> None:
     now = [0.0]
     events: list[dict] = []
@@ -362,10 +348,17 @@ async def test_progress_events() -> None:
     assert 3 <= len(processing) <= 6
     last = events[-1]
     assert last["bytes_total"] == 3 * MB and last["bytes_transferred"] == cas.xorb_bytes
-    assert last["files"] == [{"name": "p", "bytes_processed": 3 * MB, "size": 3 * MB}]
+    assert last["files"] == [
+        {
+            "name": "p",
+            "bytes_processed": 3 * MB,
+            "size": 3 * MB,
+            "bytes_packed": cas.xorb_bytes,  # random data: every chunk is new
+            "bytes_uploaded": cas.xorb_bytes,
+        }
+    ]
 
 
-@sync_test
 async def test_buffered_bytes_stay_bounded_with_slow_uploads() -> None:
     cas = FakeCas()
     plain = cas.transport.handler

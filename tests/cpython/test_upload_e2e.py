@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.cpython.test_session_fakecas import sync_test
 from tests.portable.upload_checks import make_data
 from xet_pyodide.errors import XetAuthError, XetServerError
 from xet_pyodide.io import RetryPolicy, TokenUrlRefresher
@@ -51,7 +50,6 @@ def hf_download(server: CasServer, files: list[Any], tmp: Path) -> list[bytes]:
     return [Path(i["dest"]).read_bytes() for i in items]
 
 
-@sync_test
 async def test_reupload_in_new_session_sends_no_xorb_bytes(cas_server_factory) -> None:
     server = cas_server_factory()
     datas = [make_data("random", 6 * MB, 1), make_data("floats", 2 * MB, 2), b"tiny file"]
@@ -67,7 +65,6 @@ async def test_reupload_in_new_session_sends_no_xorb_bytes(cas_server_factory) -
     assert [f.hash for f in second.files] == [f.hash for f in first.files]
 
 
-@sync_test
 async def test_one_percent_edit_in_50mb_file(cas_server_factory, tmp_path: Path) -> None:
     server = cas_server_factory()
     data = make_data("random", 50 * MB, 3)
@@ -83,7 +80,6 @@ async def test_one_percent_edit_in_50mb_file(cas_server_factory, tmp_path: Path)
     assert hf_download(server, result.files, tmp_path) == [edited]
 
 
-@sync_test
 async def test_dedup_against_hf_xet_uploads(cas_server_factory, tmp_path: Path) -> None:
     import hf_xet
 
@@ -109,7 +105,6 @@ async def test_dedup_against_hf_xet_uploads(cas_server_factory, tmp_path: Path) 
     assert hf_download(server, result.files, tmp_path) == ours_data
 
 
-@sync_test
 async def test_survives_15_percent_faults(cas_server_factory, tmp_path: Path) -> None:
     """5xx, 429 (with Retry-After), aborted requests and dropped acknowledgements on every
     upload endpoint, ~15% of requests in total."""
@@ -141,7 +136,6 @@ async def test_survives_15_percent_faults(cas_server_factory, tmp_path: Path) ->
     assert hf_download(server, files, tmp_path) == datas
 
 
-@sync_test
 async def test_token_expiring_mid_upload_is_refreshed(cas_server_factory, tmp_path: Path) -> None:
     """Tokens live 33 s (3 s beyond the refresh margin) and every request is slowed down, so
     the upload outlives several tokens; the refresher (the token endpoint) keeps it going."""
@@ -169,7 +163,6 @@ async def test_token_expiring_mid_upload_is_refreshed(cas_server_factory, tmp_pa
     assert hf_download(server, result.files, tmp_path) == datas
 
 
-@sync_test
 async def test_rejected_token_is_refreshed_once(cas_server_factory) -> None:
     server = cas_server_factory()
     calls = 0
@@ -198,7 +191,6 @@ async def test_rejected_token_is_refreshed_once(cas_server_factory) -> None:
         await session.aclose()
 
 
-@sync_test
 async def test_failing_xorb_uploads_never_lead_to_a_shard(cas_server_factory) -> None:
     faults = {
         "endpoints": {
@@ -243,7 +235,6 @@ def garbage_app(mode: str, log: list[str]) -> Any:
     return app
 
 
-@sync_test
 async def test_garbage_server_gives_typed_errors() -> None:
     from tests.cpython.test_session_fakecas import serve_app
     from xet_pyodide.errors import XetResponseError
@@ -275,7 +266,6 @@ def _rss() -> int:
 
 
 @pytest.mark.slow
-@sync_test
 async def test_200mb_streamed_upload_memory_bound_and_hf_xet_download(
     cas_server_factory, tmp_path: Path
 ) -> None:

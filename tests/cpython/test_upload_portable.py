@@ -5,9 +5,8 @@ hf_xet downloads every file byte-identical. See tests/portable/upload_checks.py.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tests.portable.upload_checks import make_data
 
@@ -16,15 +15,6 @@ if TYPE_CHECKING:
 
 
 MB = 1_000_000
-
-
-def call(pyrt: Any, func: str, *args: Any) -> Any:
-    """Run ``upload_checks.func`` in the runtime (a fresh thread for CPython: Playwright's
-    sync API may own this thread's event loop)."""
-    if pyrt.name != "cpython":
-        return pyrt.call("upload_checks", func, *args)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(pyrt.call, "upload_checks", func, *args).result()
 
 
 def verify_with_hf_xet(
@@ -69,7 +59,7 @@ SPECS = [
 def test_upload_in_runtime_then_hf_xet_download(pyrt, cas_server_factory, tmp_path: Path) -> None:
     server = cas_server_factory()
     token, exp = server.token("write")
-    result = call(pyrt, "upload_files", server.url, token, exp, SPECS)
+    result = pyrt.call("upload_checks", "upload_files", server.url, token, exp, SPECS)
     if pyrt.name != "cpython":
         assert result["platform"] == "emscripten" and result["kernels"] == "wasm/js"
     assert result["phases"][0] == "processing" and result["phases"][-1] == "done"
@@ -97,14 +87,16 @@ def test_larger_upload_with_token_refresh(pyrt, cas_server_factory, tmp_path: Pa
         "refresh_url": server.token_url("write", ttl=3600),
         "refresh_headers": server.token_headers,
     }
-    result = call(pyrt, "upload_files", server.url, token, exp, specs, options)
+    result = pyrt.call("upload_checks", "upload_files", server.url, token, exp, specs, options)
     assert result["refreshes"] >= 1
     assert server.stats()["requests"]["token"] >= 2  # ours (fixture) + the refresher's
     verify_with_hf_xet(server, specs, result, tmp_path)
 
 
 def test_default_transport(pyrt, cas_server) -> None:
-    info = call(pyrt, "transport_roundtrip", f"{cas_server.url}/v1/chunks/default/{'0' * 64}")
+    info = pyrt.call(
+        "upload_checks", "transport_roundtrip", f"{cas_server.url}/v1/chunks/default/{'0' * 64}"
+    )
     expected = "HttpxTransport" if pyrt.name == "cpython" else "PyfetchTransport"
     assert info["transport"] == expected and info["browser"] == (pyrt.name != "cpython")
     assert info["status"] == 401  # no token: the server refuses, the transport just reports

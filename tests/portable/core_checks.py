@@ -67,7 +67,8 @@ async def prepare() -> str:
     return k.name
 
 
-def _ends(chunks: list[bytes]) -> list[int]:
+def ends_of(chunks: list[bytes]) -> list[int]:
+    """Exclusive end offsets of back-to-back chunks."""
     out, total = [], 0
     for c in chunks:
         total += len(c)
@@ -141,7 +142,7 @@ def streamed_chunk_ends(name: str, feed_sizes: list[int]) -> list[int]:
         out += chunker.feed(memoryview(data)[pos : pos + n])
         pos += n
         i += 1
-    return _ends(out + chunker.finish())
+    return ends_of(out + chunker.finish())
 
 
 def xorb_round_trip(name: str) -> dict:

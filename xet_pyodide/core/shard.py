@@ -11,24 +11,27 @@ hf_xet does, so equal inputs give byte-identical shards.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from .hashes import MerkleHash
 from .shard_model import (
     BOOKEND,
-    CAS_LOOKUP_ENTRY_LEN,
+    CAS_LOOKUP_ENTRY,
     CHUNK_FLAG_GLOBAL_DEDUP,
-    CHUNK_LOOKUP_ENTRY_LEN,
+    CHUNK_LOOKUP_ENTRY,
     FILE_FLAG_METADATA_EXT,
     FILE_FLAG_VERIFICATION,
-    FILE_LOOKUP_ENTRY_LEN,
+    FILE_HEADER,
+    FILE_LOOKUP_ENTRY,
+    FOOTER,
     FOOTER_LEN,
+    HEADER,
     HEADER_TAG,
     HEADER_VERSION,
     MAX_SHARD_BYTES,
     NO_EXPIRY,
+    RECORD,
     RECORD_LEN,
     FileEntry,
     FileTerm,
@@ -37,15 +40,11 @@ from .shard_model import (
     ShardFooterInfo,
     XorbChunk,
     XorbEntry,
+    lookup_offsets,
 )
 from .shard_parse import ParsedShard, parse_shard, parse_shard_full
 
-_FILE_HEADER = struct.Struct("<32sIIQ")
-_FILE_TERM = struct.Struct("<32sIIII")
-_CAS_HEADER = struct.Struct("<32sIIII")
-_CAS_CHUNK = struct.Struct("<32sIIII")
 _PAD16 = bytes(16)
-_FOOTER = struct.Struct("<9Q32sQQ48sQQQQ")
 T = TypeVar("T")
 
 
@@ -63,12 +62,12 @@ def _file_records(entry: FileEntry) -> list[bytes]:
         raise ValueError(
             f"file {entry.file_hash}: {n} terms but {len(entry.verification)} verification hashes"
         )
-    out = [_FILE_HEADER.pack(entry.file_hash.raw, entry.flags, n, 0)]
+    out = [FILE_HEADER.pack(entry.file_hash.raw, entry.flags, n, 0)]
     for term in entry.terms:
         if not 0 <= term.chunk_start < term.chunk_end:
             raise ValueError(f"file {entry.file_hash}: empty or negative term range")
         out.append(
-            _FILE_TERM.pack(
+            RECORD.pack(
                 term.xorb_hash.raw, 0, term.unpacked_bytes, term.chunk_start, term.chunk_end
             )
         )
@@ -82,7 +81,7 @@ def _file_records(entry: FileEntry) -> list[bytes]:
 
 def _xorb_records(entry: XorbEntry) -> list[bytes]:
     out = [
-        _CAS_HEADER.pack(
+        RECORD.pack(
             entry.xorb_hash.raw,
             entry.flags,
             len(entry.chunks),
@@ -90,7 +89,7 @@ def _xorb_records(entry: XorbEntry) -> list[bytes]:
             entry.num_bytes_on_disk,
         )
     ]
-    out += [_CAS_CHUNK.pack(c.hash.raw, c.byte_start, c.size, c.flags, 0) for c in entry.chunks]
+    out += [RECORD.pack(c.hash.raw, c.byte_start, c.size, c.flags, 0) for c in entry.chunks]
     return out
 
 
@@ -113,8 +112,7 @@ def serialize_shard(
     footer_wanted = with_footer or with_lookup_tables
 
     parts: list[bytes] = [
-        HEADER_TAG,
-        struct.pack("<QQ", HEADER_VERSION, FOOTER_LEN if footer_wanted else 0),
+        HEADER.pack(HEADER_TAG, HEADER_VERSION, FOOTER_LEN if footer_wanted else 0)
     ]
     file_lookup: list[tuple[int, int]] = []
     index = 0
@@ -145,17 +143,16 @@ def serialize_shard(
     file_lookup.sort(key=lambda e: e[0])
     cas_lookup.sort(key=lambda e: e[0])
     chunk_lookup.sort(key=lambda e: e[0])
-    parts += [struct.pack("<QI", *e) for e in file_lookup]
-    parts += [struct.pack("<QI", *e) for e in cas_lookup]
-    parts += [struct.pack("<QII", *e) for e in chunk_lookup]
+    parts += [FILE_LOOKUP_ENTRY.pack(*e) for e in file_lookup]
+    parts += [CAS_LOOKUP_ENTRY.pack(*e) for e in cas_lookup]
+    parts += [CHUNK_LOOKUP_ENTRY.pack(*e) for e in chunk_lookup]
 
     info = shard.footer or ShardFooterInfo()
-    file_lookup_offset = tables_offset
-    cas_lookup_offset = file_lookup_offset + FILE_LOOKUP_ENTRY_LEN * len(file_lookup)
-    chunk_lookup_offset = cas_lookup_offset + CAS_LOOKUP_ENTRY_LEN * len(cas_lookup)
-    footer_offset = chunk_lookup_offset + CHUNK_LOOKUP_ENTRY_LEN * len(chunk_lookup)
+    file_lookup_offset, cas_lookup_offset, chunk_lookup_offset, footer_offset = lookup_offsets(
+        tables_offset, len(file_lookup), len(cas_lookup), len(chunk_lookup)
+    )
     parts.append(
-        _FOOTER.pack(
+        FOOTER.pack(
             1,
             RECORD_LEN,
             cas_info_offset,

@@ -6,6 +6,7 @@ A shard lists files (their terms, per-term verification hashes and optional sha2
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from .hashes import HASH_LEN, MerkleHash, sha256_to_xet, xet_to_sha256
@@ -29,9 +30,35 @@ MAX_SHARD_BYTES = 64 * 1024 * 1024
 #: ``shard_key_expiry`` value xet-core writes for "never expires".
 NO_EXPIRY = 0xFFFF_FFFF_FFFF_FFFF
 
-FILE_LOOKUP_ENTRY_LEN = 12  # u64 truncated file hash, u32 record index
-CAS_LOOKUP_ENTRY_LEN = 12  # u64 truncated xorb hash, u32 record index
-CHUNK_LOOKUP_ENTRY_LEN = 16  # u64 truncated chunk hash, u32 xorb record index, u32 chunk index
+# Binary layouts (little-endian), shared by the serializer and the parser.
+#: Header record: tag, version, footer size (0 in the upload form).
+HEADER = struct.Struct("<32sQQ")
+#: File section header record: file hash, flags, number of terms, reserved.
+FILE_HEADER = struct.Struct("<32sIIQ")
+#: A hash and four u32: file terms (xorb hash, reserved, unpacked bytes, chunk start, chunk
+#: end), CAS headers (xorb hash, flags, chunks, bytes in CAS, bytes on disk) and CAS chunks
+#: (chunk hash, byte start, size, flags, reserved).
+RECORD = struct.Struct("<32sIIII")
+#: Footer: version, file/CAS section offsets, (offset, count) of the file, CAS and chunk lookup
+#: tables, HMAC key, creation time, key expiry, reserved, the three byte totals, footer offset.
+FOOTER = struct.Struct("<9Q32sQQ48sQQQQ")
+FILE_LOOKUP_ENTRY = struct.Struct("<QI")  # u64 truncated file hash, u32 record index
+CAS_LOOKUP_ENTRY = struct.Struct("<QI")  # u64 truncated xorb hash, u32 record index
+#: u64 truncated chunk hash, u32 xorb record index, u32 chunk index
+CHUNK_LOOKUP_ENTRY = struct.Struct("<QII")
+FILE_LOOKUP_ENTRY_LEN = FILE_LOOKUP_ENTRY.size  # 12
+CAS_LOOKUP_ENTRY_LEN = CAS_LOOKUP_ENTRY.size  # 12
+CHUNK_LOOKUP_ENTRY_LEN = CHUNK_LOOKUP_ENTRY.size  # 16
+
+
+def lookup_offsets(
+    tables_start: int, n_files: int, n_xorbs: int, n_chunks: int
+) -> tuple[int, int, int, int]:
+    """Offsets of the file, CAS and chunk lookup tables and of the footer, which follow each
+    other from ``tables_start`` (the end of the CAS section)."""
+    cas_lookup = tables_start + FILE_LOOKUP_ENTRY_LEN * n_files
+    chunk_lookup = cas_lookup + CAS_LOOKUP_ENTRY_LEN * n_xorbs
+    return tables_start, cas_lookup, chunk_lookup, chunk_lookup + CHUNK_LOOKUP_ENTRY_LEN * n_chunks
 
 
 @dataclass(frozen=True, slots=True)

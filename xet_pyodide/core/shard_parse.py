@@ -7,23 +7,26 @@ instead of allocating. No other exception type escapes.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from ..errors import XetFormatError
 from .hashes import HASH_LEN, MerkleHash, xet_to_sha256
 from .shard_model import (
-    CAS_LOOKUP_ENTRY_LEN,
-    CHUNK_LOOKUP_ENTRY_LEN,
+    CAS_LOOKUP_ENTRY,
+    CHUNK_LOOKUP_ENTRY,
     FILE_FLAG_METADATA_EXT,
     FILE_FLAG_VERIFICATION,
     FILE_FLAGS_KNOWN,
-    FILE_LOOKUP_ENTRY_LEN,
+    FILE_HEADER,
+    FILE_LOOKUP_ENTRY,
+    FOOTER,
     FOOTER_LEN,
     FOOTER_VERSION,
+    HEADER,
     HEADER_TAG,
     HEADER_VERSION,
     MAX_SHARD_BYTES,
+    RECORD,
     RECORD_LEN,
     FileEntry,
     FileTerm,
@@ -32,12 +35,10 @@ from .shard_model import (
     ShardFooterInfo,
     XorbChunk,
     XorbEntry,
+    lookup_offsets,
 )
 
 _BOOKEND_HASH = b"\xff" * HASH_LEN
-_RECORD = struct.Struct("<32sIIII")  # hash + four u32 (both sections use this shape)
-_FILE_HEADER = struct.Struct("<32sIIQ")
-_FOOTER = struct.Struct("<9Q32sQQ48sQQQQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,11 @@ class _Cursor:
         self.pos += count * RECORD_LEN
         return out
 
+    def section_record(self, what: str) -> memoryview | None:
+        """The next header record of a section, or None at the section's bookend."""
+        header = self.records(1, what)
+        return None if bytes(header[:HASH_LEN]) == _BOOKEND_HASH else header
+
 
 def parse_shard(data: bytes | bytearray | memoryview, *, max_size: int = MAX_SHARD_BYTES) -> Shard:
     """Parse a shard (upload form, or stored form with footer and lookup tables)."""
@@ -88,9 +94,9 @@ def parse_shard_full(
         raise XetFormatError(f"shard of {len(view)} bytes exceeds the {max_size}-byte limit")
     if len(view) < RECORD_LEN:
         raise XetFormatError("shard truncated: no complete header")
-    if bytes(view[:32]) != HEADER_TAG:
+    tag, version, footer_size = HEADER.unpack_from(view)
+    if tag != HEADER_TAG:
         raise XetFormatError("not an MDB shard (wrong header tag)")
-    version, footer_size = struct.unpack_from("<QQ", view, 32)
     if version != HEADER_VERSION:
         raise XetFormatError(f"unsupported shard version {version}")
     if footer_size not in (0, FOOTER_LEN):
@@ -112,18 +118,15 @@ def parse_shard_full(
 
 def _parse_files(cur: _Cursor) -> list[FileEntry]:
     files: list[FileEntry] = []
-    while True:
-        header = cur.records(1, "file section header")
-        if bytes(header[:HASH_LEN]) == _BOOKEND_HASH:
-            return files
-        raw_hash, flags, n, _reserved = _FILE_HEADER.unpack(header)
+    while (header := cur.section_record("file section header")) is not None:
+        raw_hash, flags, n, _reserved = FILE_HEADER.unpack(header)
         if flags & ~FILE_FLAGS_KNOWN:
             raise XetFormatError(f"file {MerkleHash(raw_hash)} has unknown flags 0x{flags:08x}")
         with_verification = bool(flags & FILE_FLAG_VERIFICATION)
         with_ext = bool(flags & FILE_FLAG_METADATA_EXT)
         cur.need((n * (2 if with_verification else 1) + with_ext) * RECORD_LEN, f"{n} file terms")
         terms = []
-        for xorb, _cas_flags, size, start, stop in _RECORD.iter_unpack(cur.records(n, "terms")):
+        for xorb, _cas_flags, size, start, stop in RECORD.iter_unpack(cur.records(n, "terms")):
             if stop <= start:
                 raise XetFormatError(
                     f"file {MerkleHash(raw_hash)} has an empty term [{start}, {stop})"
@@ -140,28 +143,27 @@ def _parse_files(cur: _Cursor) -> list[FileEntry]:
             ext = cur.records(1, "metadata extension")
             sha256 = xet_to_sha256(MerkleHash(ext[:HASH_LEN]))
         files.append(FileEntry(MerkleHash(raw_hash), terms, verification, sha256))
+    return files
 
 
 def _parse_xorbs(cur: _Cursor) -> list[XorbEntry]:
     xorbs: list[XorbEntry] = []
-    while True:
-        header = cur.records(1, "CAS section header")
-        if bytes(header[:HASH_LEN]) == _BOOKEND_HASH:
-            return xorbs
-        raw_hash, flags, n, in_cas, on_disk = _RECORD.unpack(header)
+    while (header := cur.section_record("CAS section header")) is not None:
+        raw_hash, flags, n, in_cas, on_disk = RECORD.unpack(header)
         xorb_hash = MerkleHash(raw_hash)
         if n == 0:
             raise XetFormatError(f"xorb {xorb_hash} is listed with no chunks")
         cur.need(n * RECORD_LEN, f"{n} chunk entries")
         chunks = [
             XorbChunk(MerkleHash(h), start, size, chunk_flags)
-            for h, start, size, chunk_flags, _reserved in _RECORD.iter_unpack(
+            for h, start, size, chunk_flags, _reserved in RECORD.iter_unpack(
                 cur.records(n, "chunks")
             )
         ]
         # num_bytes_in_cas is kept only when it disagrees with the chunk sizes (None = derived).
         stated = None if in_cas == sum(c.size for c in chunks) else in_cas
         xorbs.append(XorbEntry(xorb_hash, chunks, on_disk, stated, flags))
+    return xorbs
 
 
 def _parse_footer(
@@ -186,26 +188,20 @@ def _parse_footer(
         materialized,
         stored,
         stated_footer_offset,
-    ) = _FOOTER.unpack_from(view, footer_offset)
+    ) = FOOTER.unpack_from(view, footer_offset)
     if version != FOOTER_VERSION:
         raise XetFormatError(f"unsupported shard footer version {version}")
     if file_info_offset != RECORD_LEN or cas_offset != cas_info_offset:
         raise XetFormatError("shard footer section offsets do not match the sections")
     if stated_footer_offset != footer_offset:
         raise XetFormatError("shard footer offset does not match its position")
-    expected = (
-        (file_lookup_offset, tables_start),
-        (cas_lookup_offset, file_lookup_offset + FILE_LOOKUP_ENTRY_LEN * n_files),
-        (chunk_lookup_offset, cas_lookup_offset + CAS_LOOKUP_ENTRY_LEN * n_xorbs),
-        (footer_offset, chunk_lookup_offset + CHUNK_LOOKUP_ENTRY_LEN * n_chunks),
-    )
-    for actual, wanted in expected:
-        if actual != wanted:
-            raise XetFormatError("shard lookup tables are inconsistent with the footer")
+    stated = (file_lookup_offset, cas_lookup_offset, chunk_lookup_offset, footer_offset)
+    if stated != lookup_offsets(tables_start, n_files, n_xorbs, n_chunks):
+        raise XetFormatError("shard lookup tables are inconsistent with the footer")
     lookup = LookupTables(
-        [tuple(e) for e in struct.iter_unpack("<QI", view[file_lookup_offset:cas_lookup_offset])],
-        [tuple(e) for e in struct.iter_unpack("<QI", view[cas_lookup_offset:chunk_lookup_offset])],
-        [tuple(e) for e in struct.iter_unpack("<QII", view[chunk_lookup_offset:footer_offset])],
+        list(FILE_LOOKUP_ENTRY.iter_unpack(view[file_lookup_offset:cas_lookup_offset])),
+        list(CAS_LOOKUP_ENTRY.iter_unpack(view[cas_lookup_offset:chunk_lookup_offset])),
+        list(CHUNK_LOOKUP_ENTRY.iter_unpack(view[chunk_lookup_offset:footer_offset])),
     )
     for table in (lookup.files, lookup.xorbs, lookup.chunks):
         if any(table[i][0] > table[i + 1][0] for i in range(len(table) - 1)):
