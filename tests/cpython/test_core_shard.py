@@ -78,6 +78,23 @@ def test_upload_form_layout():
     assert serialize_shard(parsed) == data
 
 
+def test_shard_size_keeps_first_of_duplicate_entries():
+    """Entries repeating a hash with a different shape are dropped by the serializer (first
+    wins); the size estimate must drop the same ones."""
+    shard = sample_shard(seed=3)
+    first_file = shard.files[1]
+    longer = FileEntry(
+        first_file.file_hash,
+        first_file.terms * 2,
+        (first_file.verification or []) * 2,
+        first_file.sha256,
+    )
+    first_xorb = shard.xorbs[0]
+    shorter = XorbEntry(first_xorb.xorb_hash, first_xorb.chunks[:1])
+    dup = Shard([*shard.files, longer], [*shard.xorbs, shorter])
+    assert shard_size(dup) == len(serialize_shard(dup)) == len(serialize_shard(shard))
+
+
 def test_file_record_contents():
     h = MerkleHash(bytes(range(32)))
     x = MerkleHash(b"\x07" * 32)

@@ -218,10 +218,11 @@ def mark_dedup_eligible(shard: Shard) -> Shard:
 def shard_size(shard: Shard) -> int:
     """Size of the upload form of ``shard``, without serializing it (for splitting at 64 MiB)."""
     records = 1 + 1 + 1
-    for f in {f.file_hash: f for f in shard.files}.values():
+    # Same first-entry-wins rule as the serializer.
+    for f in _unique_sorted(shard.files, lambda f: f.file_hash):
         records += 1 + len(f.terms) * (2 if f.verification is not None else 1)
         records += 1 if f.sha256 is not None else 0
-    for x in {x.xorb_hash: x for x in shard.xorbs}.values():
+    for x in _unique_sorted(shard.xorbs, lambda x: x.xorb_hash):
         records += 1 + len(x.chunks)
     return RECORD_LEN * records
 
