@@ -18,8 +18,10 @@ from __future__ import annotations
 import struct
 import threading
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from importlib import resources
+from itertools import accumulate
 from typing import Protocol
 
 from ..errors import XetFormatError, XetKernelError
@@ -210,19 +212,21 @@ class WasmKernels:
             lens = array("I", lengths)
         except OverflowError as exc:
             raise ValueError("message lengths must be in 0 .. 2**32-1") from exc
-        if sum(lens) != len(mv):
+        ends = list(accumulate(lens))
+        if (ends[-1] if ends else 0) != len(mv):
             raise ValueError("lengths do not add up to len(data)")
-        out = bytearray()
+        parts: list[bytes] = []
         with self._lock:
             first = pos = 0
             while first < len(lens):
-                last, size = first, 0
-                while last < len(lens) and (last == first or size + lens[last] <= PIECE):
-                    size += lens[last]
-                    last += 1
-                out += self._b3_batch(mv[pos : pos + size], lens[first:last], key)
-                first, pos = last, pos + size
-        return bytes(out)
+                # Messages first..last-1 make one batch of at most PIECE bytes (at least one
+                # message, whatever its size); prefix sums + bisect keep this loop per batch,
+                # not per message.
+                last = max(first + 1, bisect_right(ends, pos + PIECE, first))
+                end = ends[last - 1]
+                parts.append(self._b3_batch(mv[pos:end], lens[first:last], key))
+                first, pos = last, end
+        return b"".join(parts)
 
     def _b3_batch(self, data: memoryview, lens: array, key: bytes) -> bytes:
         count = len(lens)
@@ -231,8 +235,7 @@ class WasmKernels:
         data_off = _align(out_off + 32 * count)
         base = self._reserve(data_off + len(data))
         inst = self._inst
-        inst.write(base, key)
-        inst.write(base + lens_off, lens.tobytes())
+        inst.write(base, bytes(key) + lens.tobytes())  # key at base, lengths at base + 32
         inst.write(base + data_off, data)
         self._b3_many(base + data_off, base + lens_off, count, base, base + out_off)
         return inst.read(base + out_off, 32 * count)
