@@ -143,6 +143,8 @@ def test_kill9_during_concurrent_uploads(cas_server_factory, tmp_path: Path) -> 
     for round_ in range(3):
         burst = RawBurst(server, seed=round_, threads=3).start()
         bursts.append(burst)
+        # the burst must be writing before the kill, or nothing can be interrupted (cold starts)
+        wait_for(lambda b=burst: len(b.acked_xorbs) >= 2, 60)
         if round_ == 0:  # kill while hf_xet is mid-upload
             wait_for(lambda: server.stats()["xorb_bytes_received"] > 20 * MB, 60)
         else:
