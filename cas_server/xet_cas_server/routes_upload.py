@@ -52,12 +52,18 @@ async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
     return inserted
 
 
+def _authorized(request: Request, scope: Scope) -> CasState:
+    """The server state, once the bearer token has ``scope`` and the path's prefix is valid."""
+    state = state_of(request)
+    require(request, scope)
+    prefix_param(request)
+    return state
+
+
 # ---------------------------------------------------------------------------- legacy xorb POST
 @endpoint("xorb_upload")
 async def xorb_upload(request: Request) -> Response:
-    state = state_of(request)
-    require(request, Scope.WRITE)
-    prefix_param(request)
+    state = _authorized(request, Scope.WRITE)
     body = await read_body(request, state.config.max_xorb_bytes, "xorb_bytes_received", "xorb")
     inserted = await _store_xorb(state, body, request)
     return JSONResponse({"was_inserted": inserted})
@@ -65,9 +71,7 @@ async def xorb_upload(request: Request) -> Response:
 
 @endpoint("xorb_head")
 async def xorb_head(request: Request) -> Response:
-    state = state_of(request)
-    require(request, Scope.READ)
-    prefix_param(request)
+    state = _authorized(request, Scope.READ)
     row = state.store.xorb_row(hash_param(request).hex())
     if row is None:
         raise NotFound("xorb not found")
@@ -97,9 +101,7 @@ def _grant_request(raw: Any, max_len: int) -> tuple[int, int]:
 
 @endpoint("xorb_grant", group="grants")
 async def xorb_grant(request: Request) -> Response:
-    state = state_of(request)
-    require(request, Scope.WRITE)
-    prefix_param(request)
+    state = _authorized(request, Scope.WRITE)
     xorb = hash_param(request).hex()
     length, crc = _grant_request(await read_json(request), state.config.max_xorb_bytes)
     if state.store.xorb_row(xorb) is not None:
@@ -141,9 +143,7 @@ async def grant_put(request: Request) -> Response:
 
 @endpoint("xorb_commit", group="grants")
 async def xorb_commit(request: Request) -> Response:
-    state = state_of(request)
-    require(request, Scope.WRITE)
-    prefix_param(request)
+    state = _authorized(request, Scope.WRITE)
     xorb = hash_param(request).hex()
     grant = state.grants.get(request.path_params["grant_id"])
     if grant is None or grant.xorb_hex != xorb or not grant.uploaded:

@@ -17,6 +17,7 @@ import struct
 
 from ..errors import XetFormatError
 from ..kernels import get_kernels
+from ..kernels.lz4block import length_bytes, read_length
 
 Buffer = bytes | bytearray | memoryview
 
@@ -190,23 +191,11 @@ def _decompress_with_prefix(payload: memoryview, prefix: bytes, limit: int) -> b
     if not len(payload):
         raise XetFormatError("LZ4 block truncated (missing token)")
     token = payload[0]
-    literals = token >> 4
-    pos = 1
-    if literals == 15:
-        while True:
-            if pos >= len(payload):
-                raise XetFormatError("LZ4 block truncated in literal length")
-            byte = payload[pos]
-            pos += 1
-            literals += byte
-            if byte != 255:
-                break
+    literals, pos = read_length(payload, 1, token >> 4, "literal length")
     total = literals + len(prefix)
     head = bytearray(((min(total, 15) << 4) | (token & 0x0F),))
     if total >= 15:
-        rest = total - 15
-        head += b"\xff" * (rest // 255)
-        head.append(rest % 255)
+        head += length_bytes(total)
     rebuilt = b"".join((head, prefix, payload[pos:]))
     out = get_kernels().lz4_decompress_block(rebuilt, len(prefix) + limit)
     return out[len(prefix) :]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from .api import GEAR_MASK, Buffer
 from .gear_table import GEAR_TABLE
+from .lz4block import length_bytes, read_length
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -197,11 +198,7 @@ def _py_lz4_literals_only(data: bytes) -> bytes:
         out.append(n << 4)
     else:
         out.append(0xF0)
-        rest = n - 15
-        while rest >= 255:
-            out.append(255)
-            rest -= 255
-        out.append(rest)
+        out += length_bytes(n)
     out += data
     return bytes(out)
 
@@ -216,16 +213,7 @@ def _lz4_decompress(src: bytes, max_output: int) -> bytes:
             raise XetFormatError("LZ4 block truncated (missing token)")
         token = src[i]
         i += 1
-        lit = token >> 4
-        if lit == 15:
-            while True:
-                if i >= n:
-                    raise XetFormatError("LZ4 block truncated in literal length")
-                b = src[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+        lit, i = read_length(src, i, token >> 4, "literal length")
         if i + lit > n:
             raise XetFormatError("LZ4 block truncated in literals")
         if len(out) + lit > max_output:
@@ -240,16 +228,7 @@ def _lz4_decompress(src: bytes, max_output: int) -> bytes:
         i += 2
         if offset == 0 or offset > len(out):
             raise XetFormatError("LZ4 match offset points before the start of the output")
-        mlen = token & 15
-        if mlen == 15:
-            while True:
-                if i >= n:
-                    raise XetFormatError("LZ4 block truncated in match length")
-                b = src[i]
-                i += 1
-                mlen += b
-                if b != 255:
-                    break
+        mlen, i = read_length(src, i, token & 15, "match length")
         mlen += 4
         if len(out) + mlen > max_output:
             raise XetFormatError("LZ4 output exceeds the expected size")
