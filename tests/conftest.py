@@ -1,3 +1,7 @@
 """Shared pytest configuration: fixture plugins for the three runtimes and the CAS server."""
 
-pytest_plugins = ["tests.plugins.runtimes", "tests.plugins.cas_server"]
+pytest_plugins = [
+    "tests.plugins.runtimes",
+    "tests.plugins.cas_server",
+    "tests.plugins.download_corpus",
+]

@@ -66,6 +66,21 @@ def _run_upload(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --------------------------------------------------------------------------- download
+
+
+def _configure_download(parser: argparse.ArgumentParser) -> None:
+    from .session.cli_download import configure
+
+    configure(parser)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from .session.cli_download import run
+
+    return run(args)
+
+
 COMMANDS: list[Command] = [
     Command(
         "hash",
@@ -78,6 +93,12 @@ COMMANDS: list[Command] = [
         "upload files to a Xet CAS server in one commit; prints hashes and dedup metrics as JSON",
         _configure_upload,
         _run_upload,
+    ),
+    Command(
+        "download",
+        "download a file (or --range START-END of it) by hash and size; prints stats as JSON",
+        _configure_download,
+        _run_download,
     ),
 ]
 

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cpython._core_helpers import REPO, hf_hash_files, random_input
+from tests.cpython._cli_helpers import run_cli
+from tests.cpython._core_helpers import hf_hash_files, random_input
 from xet_pyodide.cli import COMMANDS, main
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "xet_pyodide", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from tests.cpython.test_session_fakecas import sync_test
 from xet_pyodide.core.crc import crc64_nvme
 from xet_pyodide.core.hashes import MerkleHash
 from xet_pyodide.errors import XetResponseError, XetServerError
@@ -67,7 +66,6 @@ class GrantServer:
         return json_response(404, {})
 
 
-@sync_test
 async def test_grant_flow_happy_path() -> None:
     server = GrantServer()
     cas, transport = make(server)
@@ -86,7 +84,6 @@ async def test_grant_flow_happy_path() -> None:
     assert commit_req.header("authorization") == "Bearer tok"
 
 
-@sync_test
 async def test_grant_200_means_already_stored() -> None:
     cas, transport = make(GrantServer(grant=200))
     result = await cas.upload_xorb(H, BODY)
@@ -94,7 +91,6 @@ async def test_grant_200_means_already_stored() -> None:
     assert len(transport.requests) == 1
 
 
-@sync_test
 async def test_no_grant_api_falls_back_to_legacy_and_remembers() -> None:
     cas, transport = make(GrantServer(grant=404))
     assert (await cas.upload_xorb(H, BODY)).route == "legacy"
@@ -103,7 +99,6 @@ async def test_no_grant_api_falls_back_to_legacy_and_remembers() -> None:
     assert paths == ["xorb-grants", "xorbs", "xorbs"]
 
 
-@sync_test
 async def test_expired_grant_and_lost_commit_get_new_grants() -> None:
     server = GrantServer(puts=(403, 200, 200), commits=(404, 200))
     cas, _ = make(server)
@@ -111,14 +106,12 @@ async def test_expired_grant_and_lost_commit_get_new_grants() -> None:
     assert server.grants == 3
 
 
-@sync_test
 async def test_unreachable_grant_url_falls_back_to_legacy() -> None:
     cas, transport = make(GrantServer(put_raises=True))
     assert (await cas.upload_xorb(H, BODY)).route == "legacy"
     assert transport.requests[-1].path == f"/v1/xorbs/default/{H.hex()}"
 
 
-@sync_test
 async def test_grant_garbage_is_typed_error() -> None:
     cas, _ = make(lambda r: Response(201, {"x-request-id": "rq"}, b"<html>"))
     with pytest.raises(XetResponseError) as info:
@@ -130,7 +123,6 @@ def ndjson(*frames) -> bytes:
     return b"".join(json.dumps(f).encode() + b"\n" for f in frames)
 
 
-@sync_test
 async def test_shard_v2_progress_then_result() -> None:
     frames = ndjson(
         {"type": "validating", "verified": 1, "total": 2},
@@ -146,7 +138,6 @@ async def test_shard_v2_progress_then_result() -> None:
     assert transport.requests[0].path == "/v2/shards"
 
 
-@sync_test
 async def test_shard_v2_retryable_error_frame_is_retried() -> None:
     answers = [
         ndjson({"type": "error", "message": "busy", "retryable": True}),
@@ -158,7 +149,6 @@ async def test_shard_v2_retryable_error_frame_is_retried() -> None:
     assert len(transport.requests) == 3
 
 
-@sync_test
 async def test_shard_v2_fatal_error_frame() -> None:
     body = ndjson({"type": "error", "message": "xorb abc missing"})
     cas, transport = make(lambda r: Response(200, {"x-request-id": "r9"}, body))
@@ -167,7 +157,6 @@ async def test_shard_v2_fatal_error_frame() -> None:
     assert info.value.request_id == "r9" and len(transport.requests) == 1
 
 
-@sync_test
 async def test_shard_v2_garbage_frame() -> None:
     cas, _ = make(lambda r: Response(200, {}, b"this is not json\n"))
     with pytest.raises(XetResponseError):
@@ -175,7 +164,6 @@ async def test_shard_v2_garbage_frame() -> None:
 
 
 @pytest.mark.parametrize("status", [404, 501])
-@sync_test
 async def test_shard_v1_fallback(status: int) -> None:
     def handler(req: MockRequest) -> Response:
         if req.path == "/v2/shards":
@@ -190,14 +178,12 @@ async def test_shard_v1_fallback(status: int) -> None:
     assert [r.path for r in transport.requests][2:] == ["/v1/shards"]
 
 
-@sync_test
 async def test_shard_v1_rejection_is_server_error() -> None:
     cas, _ = make(lambda r: json_response(404 if r.path == "/v2/shards" else 400, {"error": "bad"}))
     with pytest.raises(XetServerError, match="bad"):
         await cas.upload_shard(b"S")
 
 
-@sync_test
 async def test_dedup_query() -> None:
     answers = {200: Response(200, {}, b"shard"), 404: json_response(404, {})}
     cas, transport = make(lambda r: answers[200])

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
-from tests.cpython.test_session_fakecas import serve_app, sync_test
+from tests.cpython.test_session_fakecas import serve_app
 from xet_pyodide.io import default_transport
 from xet_pyodide.io._httpx import HttpxTransport
 from xet_pyodide.io.transport import TransportError
@@ -60,13 +60,11 @@ def server() -> Iterator[str]:
         yield url
 
 
-@sync_test
 async def test_default_transport_is_httpx() -> None:
     transport = default_transport()
     assert isinstance(transport, HttpxTransport) and transport.browser is False
 
 
-@sync_test
 async def test_request_bodies_and_headers(server: str) -> None:
     t = HttpxTransport()
     data = bytes(range(256)) * 10_000
@@ -82,7 +80,6 @@ async def test_request_bodies_and_headers(server: str) -> None:
     await t.aclose()
 
 
-@sync_test
 async def test_streamed_response(server: str) -> None:
     t = HttpxTransport()
     resp = await t.stream("GET", f"{server}/stream")
@@ -95,7 +92,6 @@ async def test_streamed_response(server: str) -> None:
     await t.aclose()
 
 
-@sync_test
 async def test_failures_are_transport_errors(server: str) -> None:
     t = HttpxTransport(connect_timeout=2, read_timeout=5)
     with pytest.raises(TransportError):

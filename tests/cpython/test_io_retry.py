@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from tests.cpython.test_session_fakecas import sync_test
 from xet_pyodide.errors import XetAuthError, XetServerError
 from xet_pyodide.io.http import HttpClient, default_user_agent
 from xet_pyodide.io.retry import RetryPolicy, parse_retry_after
@@ -52,7 +51,6 @@ def client(handler, fc: FakeClock, *, tokens=None, **kw) -> tuple[HttpClient, Mo
     return HttpClient(transport, tokens, retry=policy(fc, **kw), session_id="sess-1"), transport
 
 
-@sync_test
 async def test_headers_bearer_only_on_cas_calls() -> None:
     fc = FakeClock()
     http, transport = client(lambda r: Response(200, {}, b""), fc)
@@ -66,7 +64,6 @@ async def test_headers_bearer_only_on_cas_calls() -> None:
     assert ext_req.header("x-xet-session-id") == "sess-1"  # hf_xet sends it everywhere
 
 
-@sync_test
 async def test_browser_transport_skips_our_headers_on_external_urls() -> None:
     fc = FakeClock()
     transport = MockTransport(lambda r: Response(200, {}, b""), browser=True)
@@ -75,7 +72,6 @@ async def test_browser_transport_skips_our_headers_on_external_urls() -> None:
     assert transport.requests[0].headers == {"A": "1"}
 
 
-@sync_test
 async def test_retries_5xx_and_drops_then_succeeds() -> None:
     fc = FakeClock()
     http, transport = client(scripted(503, "drop", 502, 200), fc, base_delay=1.0)
@@ -89,7 +85,6 @@ async def test_retries_5xx_and_drops_then_succeeds() -> None:
     assert http.stats.retries == 3
 
 
-@sync_test
 async def test_honours_retry_after_and_gives_up_with_request_id() -> None:
     fc = FakeClock()
     answers = [(429, {"retry-after": "7"})] * 3
@@ -102,7 +97,6 @@ async def test_honours_retry_after_and_gives_up_with_request_id() -> None:
     assert "after 3 attempts" in str(info.value)
 
 
-@sync_test
 async def test_total_time_bound() -> None:
     fc = FakeClock()
     http, transport = client(scripted(*[500] * 10), fc, base_delay=10, max_total=25, max_delay=10)
@@ -112,7 +106,6 @@ async def test_total_time_bound() -> None:
     assert len(transport.requests) < 10
 
 
-@sync_test
 async def test_501_and_4xx_are_not_retried() -> None:
     for status in (501, 400, 404, 403):
         fc = FakeClock()
@@ -121,7 +114,6 @@ async def test_501_and_4xx_are_not_retried() -> None:
         assert resp.status == status and len(transport.requests) == 1
 
 
-@sync_test
 async def test_429_not_retried_when_asked() -> None:
     fc = FakeClock()
     http, transport = client(scripted(429), fc)
@@ -129,7 +121,6 @@ async def test_429_not_retried_when_asked() -> None:
     assert resp.status == 429 and len(transport.requests) == 1
 
 
-@sync_test
 async def test_connection_failure_exhausted_is_server_error_without_status() -> None:
     fc = FakeClock()
     http, _ = client(scripted(*["drop"] * 3), fc, max_attempts=3)
@@ -138,7 +129,6 @@ async def test_connection_failure_exhausted_is_server_error_without_status() -> 
     assert info.value.status is None
 
 
-@sync_test
 async def test_401_refreshes_once_and_retries() -> None:
     fc = FakeClock()
     issued = iter(["new-1", "new-2"])
@@ -161,7 +151,6 @@ async def test_401_refreshes_once_and_retries() -> None:
     assert len(transport2.requests) == 2
 
 
-@sync_test
 async def test_missing_token_is_auth_error() -> None:
     fc = FakeClock()
     http = HttpClient(MockTransport(lambda r: Response(200, {}, b"")), None, retry=policy(fc))

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from tests.cpython.test_session_fakecas import sync_test
 from xet_pyodide.errors import XetAuthError
 from xet_pyodide.io.tokens import TokenInfo, TokenSource, call_refresher, coerce_token_info
 
@@ -59,7 +58,6 @@ def test_coerce_token_shapes() -> None:
         coerce_token_info({"token": "x", "exp": "soon"})
 
 
-@sync_test
 async def test_refresher_shapes() -> None:
     assert (await call_refresher(lambda: ("sync", 1))).token == "sync"
 
@@ -72,7 +70,6 @@ async def test_refresher_shapes() -> None:
     assert info == TokenInfo("js-1", 2_000_000_000) and js.calls == 1
 
 
-@sync_test
 async def test_refreshes_ahead_of_expiry_only() -> None:
     now = [1000.0]
     calls: list[int] = []
@@ -89,7 +86,6 @@ async def test_refreshes_ahead_of_expiry_only() -> None:
     assert len(calls) == 1
 
 
-@sync_test
 async def test_single_refresh_in_flight() -> None:
     started = asyncio.Event()
     release = asyncio.Event()
@@ -110,7 +106,6 @@ async def test_single_refresh_in_flight() -> None:
     assert calls == 1
 
 
-@sync_test
 async def test_refresh_after_rejection_once_per_token() -> None:
     n = 0
 
@@ -130,7 +125,6 @@ async def test_refresh_after_rejection_once_per_token() -> None:
     assert await no_refresher.get() == "x"  # expired but nothing better: the server decides
 
 
-@sync_test
 async def test_refresh_failure_is_auth_error() -> None:
     def broken() -> TokenInfo:
         raise RuntimeError("hub down")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import re
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 from xet_pyodide.core.hashes import MerkleHash, hmac_hash
@@ -58,25 +57,6 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
-
-
-def sync_test(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Run an async test on a fresh event loop in a worker thread.
-
-    Legacy: Playwright now runs on its own thread (``tests.plugins.runtimes.BrowserThread``),
-    so pytest-asyncio (``asyncio_mode = "auto"``) runs ``async def`` tests directly; write new
-    tests that way. Kept only for the modules that still import it.
-    """
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, fn(*args, **kwargs)).result()
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__qualname__ = fn.__qualname__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    return wrapper
 
 
 _XORB = re.compile(r"^/v1/xorbs/default/([0-9a-f]{64})$")

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.cpython._cli_helpers import run_cli
 from tests.portable.upload_checks import make_data
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xet_pyodide", "upload", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
+    return run_cli("upload", *args)
 
 
 def test_cli_upload_with_token_url_then_token(cas_server_factory, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -19,10 +19,13 @@ import httpx
 from .transport import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
+    BaseTransport,
     Buffer,
+    Request,
     Response,
     StreamingResponse,
     TransportError,
+    lower_headers,
 )
 
 T = TypeVar("T")
@@ -74,7 +77,7 @@ def _error(exc: httpx.HTTPError, url: str) -> TransportError:
     return TransportError(f"{type(exc).__name__}: {exc}", url=url)
 
 
-class HttpxTransport:
+class HttpxTransport(BaseTransport):
     """:class:`~xet_pyodide.io.transport.Transport` backed by an ``httpx.AsyncClient`` living
     on the background I/O loop (see module docstring)."""
 
@@ -99,60 +102,35 @@ class HttpxTransport:
             )
         return self._client
 
-    def _build(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        body: Buffer | None,
-        timeout: float | None,
-    ) -> httpx.Request:
+    def _build(self, req: Request) -> httpx.Request:
         extensions = {}
-        if timeout is not None:
-            extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-        all_headers = dict(headers or {})
+        if req.timeout is not None:
+            extensions["timeout"] = httpx.Timeout(req.timeout).as_dict()
+        all_headers = dict(req.headers or {})
+        body = req.body
         if body is not None and not isinstance(body, bytes):
             all_headers["Content-Length"] = str(memoryview(body).nbytes)
         return self._get_client().build_request(
-            method, url, headers=all_headers, content=_body(body), extensions=extensions
+            req.method, req.url, headers=all_headers, content=_body(body), extensions=extensions
         )
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> Response:
+    async def _send(self, req: Request, *, stream: bool) -> httpx.Response:
+        # Only called on the I/O loop (see _get_client).
+        request = self._build(req)
+        try:
+            return await self._get_client().send(request, stream=stream)
+        except httpx.HTTPError as exc:  # transport errors, timeouts, broken bodies
+            raise _error(exc, req.url) from exc
+
+    async def _request(self, req: Request) -> Response:
         async def run() -> Response:
-            request = self._build(method, url, headers, body, timeout)
-            try:
-                resp = await self._get_client().send(request)
-            except httpx.HTTPError as exc:  # transport errors, timeouts, broken bodies
-                raise _error(exc, url) from exc
+            resp = await self._send(req, stream=False)
             return Response(resp.status_code, _headers(resp), resp.content, str(resp.url))
 
         return await _on_io_loop(run())
 
-    async def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> StreamingResponse:
-        async def start() -> httpx.Response:
-            request = self._build(method, url, headers, body, timeout)
-            try:
-                return await self._get_client().send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise _error(exc, url) from exc
-
-        resp = await _on_io_loop(start())
+    async def _stream(self, req: Request) -> StreamingResponse:
+        resp = await _on_io_loop(self._send(req, stream=True))
         blocks = resp.aiter_bytes()
 
         async def next_block() -> bytes | None:
@@ -161,7 +139,7 @@ class HttpxTransport:
             except StopAsyncIteration:
                 return None
             except httpx.HTTPError as exc:
-                raise _error(exc, url) from exc
+                raise _error(exc, req.url) from exc
 
         async def chunks() -> AsyncIterator[bytes]:
             while (block := await _on_io_loop(next_block())) is not None:
@@ -180,7 +158,7 @@ class HttpxTransport:
 
 
 def _headers(resp: httpx.Response) -> dict[str, str]:
-    return {k.lower(): v for k, v in resp.headers.items()}
+    return lower_headers(resp.headers.items())
 
 
 __all__ = ["HttpxTransport"]

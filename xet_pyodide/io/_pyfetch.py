@@ -13,20 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import js  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
+from .blob import release_buffer
 from .transport import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
+    BaseTransport,
     Buffer,
+    Request,
     Response,
     StreamingResponse,
     TransportError,
+    lower_headers,
 )
+
+T = TypeVar("T")
 
 _FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
 
@@ -44,7 +50,7 @@ def _clean_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
 
 
-class PyfetchTransport:
+class PyfetchTransport(BaseTransport):
     """:class:`~xet_pyodide.io.transport.Transport` backed by ``fetch``."""
 
     browser = True
@@ -52,55 +58,33 @@ class PyfetchTransport:
     def __init__(self, *, read_timeout: float = READ_TIMEOUT) -> None:
         self._read_timeout = read_timeout
 
-    async def _fetch(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        body: Buffer | None,
-        timeout: float | None,
-    ) -> Any:
-        kwargs: dict[str, Any] = {"method": method, "headers": _clean_headers(headers)}
-        js_body = _js_body(body)
+    async def _fetch(self, req: Request) -> Any:
+        url = req.url
+        kwargs: dict[str, Any] = {"method": req.method, "headers": _clean_headers(req.headers)}
+        js_body = _js_body(req.body)
         if js_body is not None:
             kwargs["body"] = js_body
-        limit = timeout if timeout is not None else self._read_timeout + CONNECT_TIMEOUT
+        limit = req.timeout if req.timeout is not None else self._read_timeout + CONNECT_TIMEOUT
         try:
             return await asyncio.wait_for(pyfetch(url, **kwargs), limit)
         except TimeoutError as exc:
             raise TransportError(f"no response within {limit:.0f} s", url=url) from exc
         except OSError as exc:  # pyodide.http.AbortError: "fetch failed", reset, refused, ...
             raise TransportError(f"fetch failed: {exc}", url=url) from exc
+        finally:
+            if js_body is not None:
+                release_buffer(js_body)  # fetch copied it; free it now, not at the next GC
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        resp = await self._fetch(method, url, headers, body, timeout)
-        try:
-            data = await asyncio.wait_for(resp.bytes(), self._read_timeout)
-        except TimeoutError as exc:
-            resp.abort("read timeout")
-            raise TransportError("response body timed out", url=url) from exc
-        except OSError as exc:
-            raise TransportError(f"response body failed: {exc}", url=url) from exc
-        return Response(resp.status, _headers(resp), data, resp.url or url)
+    async def _request(self, req: Request) -> Response:
+        resp = await self._fetch(req)
+        data = await _read_body(
+            resp.bytes(), req.url, self._read_timeout, OSError, lambda: resp.abort("read timeout")
+        )
+        return Response(resp.status, _headers(resp), data, resp.url or req.url)
 
-    async def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> StreamingResponse:
-        resp = await self._fetch(method, url, headers, body, timeout)
+    async def _stream(self, req: Request) -> StreamingResponse:
+        url = req.url
+        resp = await self._fetch(req)
         js_body = resp.js_response.body
         reader = js_body.getReader() if js_body is not None else None
         read_timeout = self._read_timeout
@@ -109,12 +93,8 @@ class PyfetchTransport:
             if reader is None:
                 return
             while True:
-                try:
-                    part = await asyncio.wait_for(reader.read(), read_timeout)
-                except TimeoutError as exc:
-                    raise TransportError("response body timed out", url=url) from exc
-                except Exception as exc:  # JsException from the stream: connection dropped
-                    raise TransportError(f"response body failed: {exc}", url=url) from exc
+                # Any JsException from the stream (connection dropped) is a failed body.
+                part = await _read_body(reader.read(), url, read_timeout, Exception)
                 if part.done:
                     return
                 value = part.value
@@ -133,8 +113,27 @@ class PyfetchTransport:
         """Nothing to release: the browser owns connections."""
 
 
+async def _read_body(
+    step: Awaitable[T],
+    url: str,
+    timeout: float,
+    failures: type[Exception],
+    on_timeout: Callable[[], object] | None = None,
+) -> T:
+    """Await one read of a response body; a timeout or one of ``failures`` (after calling
+    ``on_timeout`` for a timeout) becomes a :class:`TransportError`."""
+    try:
+        return await asyncio.wait_for(step, timeout)
+    except TimeoutError as exc:
+        if on_timeout is not None:
+            on_timeout()
+        raise TransportError("response body timed out", url=url) from exc
+    except failures as exc:
+        raise TransportError(f"response body failed: {exc}", url=url) from exc
+
+
 def _headers(resp: Any) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in resp.headers.items()}
+    return lower_headers(resp.headers.items())
 
 
 __all__ = ["PyfetchTransport"]

@@ -8,20 +8,26 @@ Each method speaks exactly what hf_xet 1.8.0 speaks, including its fallbacks:
 * shards: ``POST /v2/shards`` with its NDJSON progress stream (only the terminal frame tells
   success), ``POST /v1/shards`` on 404/501;
 * dedup: ``GET /v1/chunks/default/{hash}`` → shard bytes, or ``None`` on any failure (the
-  query is an optimisation; 429 is not retried).
-
-Download calls (reconstruction, ranged xorb GETs) belong here too, next to these.
+  query is an optimisation; 429 is not retried);
+* reconstruction (§7.7): ``GET /v2/reconstructions/{id}`` with ``Range: bytes=S-E``, and
+  ``/v1/reconstructions/{id}`` when v2 answers 404/501 (a 404 on v1 too means the file is
+  unknown: :class:`XetNotFoundError`; 416: :class:`XetRangeError`);
+* xorb bytes (§7.8): ``GET`` of a presigned URL with ``Range`` and without our bearer token,
+  one range per request (:meth:`CasClient.fetch_xorb_range`) or several in one
+  ``multipart/byteranges`` answer (:meth:`CasClient.fetch_xorb_ranges`). A 403 raises
+  :class:`PresignedUrlRejected` so the caller can get fresh URLs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.hashes import MerkleHash
-from ..errors import XetError, XetResponseError, XetServerError
+from ..core.reconstruction import Reconstruction, parse_reconstruction
+from ..errors import XetAuthError, XetError, XetResponseError, XetServerError
 from ..kernels import get_kernels
 from .http import HttpClient, raise_for_status
 from .retry import RetryPolicy
@@ -58,6 +64,14 @@ class _NoGrant(Exception):
     """Internal: fall back to the legacy xorb upload."""
 
 
+class PresignedUrlRejected(XetAuthError):
+    """A presigned xorb URL answered 403 (expired or revoked): fetch a fresh reconstruction."""
+
+
+class XorbBodyInterrupted(XetServerError):
+    """The connection broke while xorb bytes were being read: retry the range (with backoff)."""
+
+
 class CasClient:
     """The CAS endpoints of one server. Shared by uploads and downloads of a session."""
 
@@ -68,12 +82,14 @@ class CasClient:
         *,
         use_grants: bool = True,
         use_shard_v2: bool = True,
+        use_reconstruction_v2: bool = True,
         dedup_retry: RetryPolicy | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.http = http
         self.use_grants = use_grants
         self.use_shard_v2 = use_shard_v2
+        self.use_reconstruction_v2 = use_reconstruction_v2
         self._dedup_retry = dedup_retry or http.retry.with_attempts(2)
 
     def url(self, path: str) -> str:
@@ -222,6 +238,159 @@ class CasClient:
             return None
         return resp.body
 
+    # ------------------------------------------------------------------ downloads
+
+    async def get_reconstruction(
+        self, file_hash: MerkleHash, byte_range: tuple[int, int] | None = None
+    ) -> Reconstruction:
+        """The reconstruction of a file, or of its bytes ``byte_range`` (inclusive)."""
+        headers = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else None
+        hex_hash = file_hash.hex()
+        what = f"reconstruction of {hex_hash[:16]}"
+        for version in (2, 1) if self.use_reconstruction_v2 else (1,):
+            resp = await self.http.send(
+                "GET",
+                self.url(f"/v{version}/reconstructions/{hex_hash}"),
+                what=what,
+                headers=headers,
+            )
+            if version == 2 and resp.status in (404, 501):
+                continue  # no v2 endpoint, or an unknown file: v1 tells which
+            raise_for_status(resp, what, ok=(200,))
+            if version == 1 and self.use_reconstruction_v2:
+                self.use_reconstruction_v2 = False  # v2 is missing here: do not ask again
+            return parse_reconstruction(resp.body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def fetch_xorb_range(self, url: str, byte_start: int, byte_end: int) -> bytes:
+        """Bytes ``[byte_start, byte_end]`` of a xorb from its presigned URL."""
+        resp = await self._fetch(url, f"bytes={byte_start}-{byte_end}")
+        expected = byte_end - byte_start + 1
+        if len(resp.body) != expected:
+            raise _short_body(resp, f"{len(resp.body)} bytes, {expected} requested")
+        return resp.body
+
+    async def open_xorb_range(
+        self, url: str, byte_start: int, byte_end: int
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``[byte_start, byte_end]`` as blocks, as they arrive (use ``aclosing``).
+        A broken connection mid-body raises :class:`XorbBodyInterrupted`; a body of the wrong
+        length :class:`XetResponseError`."""
+        what = "xorb fetch"
+        resp = await self.http.send_stream(
+            "GET",
+            url,
+            what=what,
+            headers={"Range": f"bytes={byte_start}-{byte_end}"},
+            auth=False,
+            external=True,
+        )
+        if isinstance(resp, Response):
+            _check_fetch_status(resp, what, url)
+            raise _short_body(resp, f"HTTP {resp.status} without a body stream")
+        expected = byte_end - byte_start + 1
+        received = 0
+        try:
+            async for block in resp.aiter_bytes():
+                received += len(block)
+                if received > expected:
+                    raise _short_body(resp, f"more than the {expected} bytes requested")
+                yield block
+        except TransportError as exc:
+            raise XorbBodyInterrupted(f"{what}: {exc}", url=url.split("?", 1)[0]) from exc
+        finally:
+            await resp.aclose()
+        if received != expected:
+            raise XorbBodyInterrupted(
+                f"{what}: body ended after {received} of {expected} bytes",
+                url=url.split("?", 1)[0],
+            )
+
+    async def fetch_xorb_ranges(self, url: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several inclusive byte ranges of one presigned URL in one request (multi-range)."""
+        if len(ranges) == 1:
+            return [await self.fetch_xorb_range(url, *ranges[0])]
+        resp = await self._fetch(url, "bytes=" + ",".join(f"{a}-{b}" for a, b in ranges))
+        return parse_multipart_byteranges(resp, ranges)
+
+    async def _fetch(self, url: str, range_header: str) -> Response:
+        what = "xorb fetch"
+        resp = await self.http.send(
+            "GET", url, what=what, headers={"Range": range_header}, auth=False, external=True
+        )
+        _check_fetch_status(resp, what, url)
+        return resp
+
+
+def _check_fetch_status(resp: Response, what: str, url: str) -> None:
+    if resp.status == 403:
+        raise PresignedUrlRejected(
+            f"{what}: the presigned URL was refused",
+            status=403,
+            request_id=resp.request_id,
+            url=url.split("?", 1)[0],
+        )
+    raise_for_status(resp, what, ok=(200, 206))
+
+
+def parse_multipart_byteranges(resp: Response, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """The parts of a ``multipart/byteranges`` body, matched to ``ranges`` by their
+    ``Content-Range`` (each part is read by its declared length, never by boundary search)."""
+    content_type = resp.headers.get("content-type", "")
+    boundary = ""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary":
+            boundary = value.strip('"')
+    if not content_type.lower().startswith("multipart/byteranges") or not boundary:
+        raise _short_body(resp, f"expected multipart/byteranges, got {content_type!r}")
+    body = memoryview(resp.body)
+    delimiter = f"--{boundary}".encode()
+    found: dict[tuple[int, int], bytes] = {}
+    pos = 0
+    while True:
+        start = resp.body.find(delimiter, pos)
+        if start < 0 or resp.body.startswith(b"--", start + len(delimiter)):
+            break
+        head_end = resp.body.find(b"\r\n\r\n", start)
+        if head_end < 0:
+            raise _short_body(resp, "multipart part without a header end")
+        first, last = _content_range(resp, bytes(body[start:head_end]))
+        data_start = head_end + 4
+        data_end = data_start + last - first + 1
+        if data_end > len(body):
+            raise _short_body(resp, "multipart part is truncated")
+        found[(first, last)] = bytes(body[data_start:data_end])
+        pos = data_end
+    try:
+        return [found[r] for r in ranges]
+    except KeyError as missing:
+        raise _short_body(resp, f"multipart answer lacks range {missing}") from None
+
+
+def _content_range(resp: Response, head: bytes) -> tuple[int, int]:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-range":
+            spec = value.strip().removeprefix(b"bytes").strip().split(b"/")[0]
+            a, _, b = spec.partition(b"-")
+            try:
+                first, last = int(a), int(b)
+            except ValueError:
+                break
+            if 0 <= first <= last:
+                return first, last
+    raise _short_body(resp, "multipart part without a valid Content-Range")
+
+
+def _short_body(resp: Response, detail: str) -> XetResponseError:
+    return XetResponseError(
+        f"xorb fetch: unusable answer ({detail})",
+        status=resp.status,
+        request_id=resp.request_id,
+        url=resp.url.split("?", 1)[0] or None,
+    )
+
 
 def _parse_grant(resp: Response) -> dict[str, Any]:
     try:
@@ -314,4 +483,12 @@ def _json_field(body: bytes, name: str) -> Any:
     return data.get(name) if isinstance(data, dict) else None
 
 
-__all__ = ["MAX_GRANT_ATTEMPTS", "CasClient", "ShardUploadResult", "XorbUploadResult"]
+__all__ = [
+    "MAX_GRANT_ATTEMPTS",
+    "CasClient",
+    "PresignedUrlRejected",
+    "ShardUploadResult",
+    "XorbBodyInterrupted",
+    "XorbUploadResult",
+    "parse_multipart_byteranges",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from ..errors import XetAuthError, XetServerError
 from .retry import RetryPolicy, error_for_response, is_retryable_status, parse_retry_after
@@ -42,6 +43,30 @@ def raise_for_status(resp: Response, what: str, ok: tuple[int, ...] = (200, 201)
     if resp.status not in ok:
         raise error_for_response(resp, what)
     return resp
+
+
+class StreamOptions(TypedDict, total=False):
+    """Keyword options of :meth:`HttpClient.send_stream` (defaults in brackets).
+
+    ``body`` [None]; ``headers`` [None]: extra headers, applied last; ``auth`` [True]: send the
+    bearer token (CAS calls only); ``external`` [False]: a grant or presigned URL, possibly on
+    another origin (see :meth:`HttpClient.base_headers`); ``retry`` [the client's policy];
+    ``timeout`` [the transport's].
+    """
+
+    body: Buffer | None
+    headers: Mapping[str, str] | None
+    auth: bool
+    external: bool
+    retry: RetryPolicy | None
+    timeout: float | None
+
+
+class SendOptions(StreamOptions, total=False):
+    """Keyword options of :meth:`HttpClient.send`: those of :class:`StreamOptions` and
+    ``retry_429`` [True] (whether a 429 is retried like a 5xx)."""
+
+    retry_429: bool
 
 
 @dataclass
@@ -98,11 +123,27 @@ class HttpClient:
         return headers, token
 
     async def send(
+        self, method: str, url: str, *, what: str, **options: Unpack[SendOptions]
+    ) -> Response:
+        """Send with retries; returns the first non-retryable response (see module docstring)."""
+        resp = await self._send(method, url, what, stream=False, **options)
+        assert isinstance(resp, Response)
+        return resp
+
+    async def send_stream(
+        self, method: str, url: str, *, what: str, **options: Unpack[StreamOptions]
+    ) -> Response | StreamingResponse:
+        """Like :meth:`send`, but a 2xx response comes back unread (caller must ``aclose`` it);
+        any other final status comes back as a read :class:`Response`."""
+        return await self._send(method, url, what, stream=True, **options)
+
+    async def _send(
         self,
         method: str,
         url: str,
-        *,
         what: str,
+        *,
+        stream: bool,
         body: Buffer | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
@@ -110,65 +151,14 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         retry_429: bool = True,
         timeout: float | None = None,
-    ) -> Response:
-        """Send with retries; returns the first non-retryable response (see module docstring)."""
-        resp = await self._send(
-            method,
-            url,
-            what,
-            body,
-            headers,
-            auth,
-            external,
-            retry,
-            retry_429,
-            timeout,
-            stream=False,
-        )
-        assert isinstance(resp, Response)
-        return resp
-
-    async def send_stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        what: str,
-        body: Buffer | None = None,
-        headers: Mapping[str, str] | None = None,
-        auth: bool = True,
-        external: bool = False,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> Response | StreamingResponse:
-        """Like :meth:`send`, but a 2xx response comes back unread (caller must ``aclose`` it);
-        any other final status comes back as a read :class:`Response`."""
-        return await self._send(
-            method, url, what, body, headers, auth, external, retry, True, timeout, stream=True
-        )
-
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        what: str,
-        body: Buffer | None,
-        extra: Mapping[str, str] | None,
-        auth: bool,
-        external: bool,
-        retry: RetryPolicy | None,
-        retry_429: bool,
-        timeout: float | None,
-        *,
-        stream: bool,
     ) -> Response | StreamingResponse:
         state = (retry or self.retry).start()
         refreshed = False
         while True:
-            headers, token = await self._headers(auth, external, extra)
+            all_headers, token = await self._headers(auth, external, headers)
             self.stats.requests += 1
             try:
-                resp = await self._once(method, url, headers, body, timeout, stream)
+                resp = await self._once(method, url, all_headers, body, timeout, stream)
             except TransportError as exc:
                 if await state.backoff():
                     self.stats.retries += 1
@@ -220,4 +210,12 @@ class HttpClient:
         await self.transport.aclose()
 
 
-__all__ = ["HttpClient", "RequestStats", "default_user_agent", "new_session_id", "raise_for_status"]
+__all__ = [
+    "HttpClient",
+    "RequestStats",
+    "SendOptions",
+    "StreamOptions",
+    "default_user_agent",
+    "new_session_id",
+    "raise_for_status",
+]

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .transport import Buffer, Response, StreamingResponse
+from .transport import BaseTransport, Request, Response, StreamingResponse
 
 
 @dataclass(slots=True)
@@ -37,23 +37,21 @@ class MockRequest:
 
 
 @dataclass
-class MockTransport:
+class MockTransport(BaseTransport):
     handler: Callable[[MockRequest], Any]
     browser: bool = False
     #: Body block size of streamed responses.
     stream_block: int = 7
     requests: list[MockRequest] = field(default_factory=list)
 
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        headers: Any,
-        body: Buffer | None,
-        timeout: float | None,
-    ) -> Response:
+    async def _request(self, req: Request) -> Response:
+        body = req.body
         request = MockRequest(
-            method, url, dict(headers or {}), None if body is None else bytes(body), timeout
+            req.method,
+            req.url,
+            dict(req.headers or {}),
+            None if body is None else bytes(body),
+            req.timeout,
         )
         self.requests.append(request)
         result = self.handler(request)
@@ -63,30 +61,11 @@ class MockTransport:
             raise TypeError("a MockTransport handler must return a Response")
         result.headers = {k.lower(): v for k, v in result.headers.items()}
         if not result.url:
-            result.url = url
+            result.url = req.url
         return result
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Any = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self._call(method, url, headers, body, timeout)
-
-    async def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Any = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
-    ) -> StreamingResponse:
-        resp = await self._call(method, url, headers, body, timeout)
+    async def _stream(self, req: Request) -> StreamingResponse:
+        resp = await self._request(req)
         block = self.stream_block
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -94,9 +73,6 @@ class MockTransport:
                 yield resp.body[start : start + block]
 
         return StreamingResponse(resp.status, resp.headers, resp.url, chunks())
-
-    async def aclose(self) -> None:
-        pass
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

@@ -10,23 +10,50 @@ read completely (refused or dropped connection, timeout); everything with a stat
 returned as a response, 5xx included.
 
 Implementations: :class:`~xet_pyodide.io._httpx.HttpxTransport` (CPython) and
-:class:`~xet_pyodide.io._pyfetch.PyfetchTransport` (Pyodide, browser fetch). Use
-:func:`default_transport` to get the right one for the running interpreter.
+:class:`~xet_pyodide.io._pyfetch.PyfetchTransport` (Pyodide, browser fetch), both built on
+:class:`BaseTransport`. Use :func:`default_transport` to get the right one for the running
+interpreter.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 Buffer = bytes | bytearray | memoryview
+
+MIB = 1024 * 1024
 
 #: Default timeouts (seconds). The read timeout is generous because ``/v1/shards`` answers only
 #: after validating the whole shard.
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 300.0
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`Transport.request` and :meth:`Transport.stream`."""
+
+    headers: Mapping[str, str] | None
+    body: Buffer | None
+    timeout: float | None
+
+
+@dataclass(slots=True)
+class Request:
+    """One request as :class:`BaseTransport` hands it to an implementation."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] | None = None
+    body: Buffer | None = None
+    timeout: float | None = None
+
+
+def lower_headers(items: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """Response headers as a ``dict`` with lower-case names."""
+    return {str(k).lower(): str(v) for k, v in items}
 
 
 class TransportError(Exception):
@@ -105,26 +132,38 @@ class Transport(Protocol):
     browser: bool
 
     async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
+        self, method: str, url: str, **options: Unpack[RequestOptions]
     ) -> Response: ...
 
     async def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: Buffer | None = None,
-        timeout: float | None = None,
+        self, method: str, url: str, **options: Unpack[RequestOptions]
     ) -> StreamingResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+class BaseTransport:
+    """Common front of the transport implementations: :meth:`request` and :meth:`stream` pack
+    their arguments into a :class:`Request` and call ``_request`` / ``_stream``."""
+
+    browser: bool = False
+
+    async def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> Response:
+        return await self._request(Request(method, url, **options))
+
+    async def stream(
+        self, method: str, url: str, **options: Unpack[RequestOptions]
+    ) -> StreamingResponse:
+        return await self._stream(Request(method, url, **options))
+
+    async def _request(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    async def _stream(self, request: Request) -> StreamingResponse:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Nothing to release by default."""
 
 
 def default_transport() -> Transport:
@@ -138,12 +177,23 @@ def default_transport() -> Transport:
     return HttpxTransport()
 
 
+def default_download_buffer_bytes() -> int:
+    """Default of ``SessionConfig.download_buffer_bytes``: 96 MiB under Pyodide (its heap never
+    shrinks, and the page holds Blob parts too), 256 MiB elsewhere."""
+    return (96 if sys.platform == "emscripten" else 256) * MIB
+
+
 __all__ = [
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
+    "BaseTransport",
+    "Request",
+    "RequestOptions",
     "Response",
     "StreamingResponse",
     "Transport",
     "TransportError",
+    "default_download_buffer_bytes",
     "default_transport",
+    "lower_headers",
 ]

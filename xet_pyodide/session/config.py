@@ -1,8 +1,10 @@
-"""Tunables of an upload session (defaults suit both the browser and CPython)."""
+"""Tunables of a session, uploads and downloads (defaults suit both the browser and CPython)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from ..io.transport import default_download_buffer_bytes
 
 MIB = 1024 * 1024
 
@@ -34,6 +36,23 @@ class SessionConfig:
     dedup_query_spacing: int = 4_000_000
     #: Minimum time between two progress events (phase changes and the last event excepted).
     progress_interval: float = 0.1
+    #: Downloads: xorb ranges fetched at once (one HTTP request each).
+    max_concurrent_downloads: int = 8
+    #: Downloads: bytes of fetched and decoded xorb ranges held at once (a stream's memory
+    #: bound). Only the range the output is waiting for may overdraw it. Default 256 MiB, 96 MiB
+    #: under Pyodide, whose heap never shrinks and whose page holds Blob parts too (the runtime
+    #: check lives in :func:`~xet_pyodide.io.transport.default_download_buffer_bytes`).
+    download_buffer_bytes: int = field(default_factory=default_download_buffer_bytes)
+    #: Downloads: chunk cache kind, "auto" | "memory" | "disk" | "browser" | "none" ("auto":
+    #: disk when ``chunk_cache_dir`` is set, the Cache API in a browser, else memory).
+    chunk_cache: str = "auto"
+    chunk_cache_dir: str | None = None
+    #: Size cap of the chunk cache (None: 256 MiB in memory, 4 GiB on disk / in a browser).
+    chunk_cache_bytes: int | None = None
+    #: Downloads: decode xorb bytes block by block as they arrive (None: when the transport
+    #: is a browser's fetch, where it keeps the page's loader busy; httpx reads whole bodies
+    #: on its own thread instead).
+    download_streamed: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_buffered_bytes < 2 * self.dedup_window_bytes + self.block_size:
@@ -44,6 +63,10 @@ class SessionConfig:
             raise ValueError("block_size and dedup_window_bytes must be positive")
         if self.max_concurrent_xorb_uploads < 1 or self.max_concurrent_dedup_queries < 1:
             raise ValueError("concurrency limits must be at least 1")
+        if self.max_concurrent_downloads < 1 or self.download_buffer_bytes < 1:
+            raise ValueError("download concurrency and buffer must be at least 1")
+        if self.chunk_cache not in ("auto", "memory", "disk", "browser", "none"):
+            raise ValueError(f"unknown chunk_cache kind {self.chunk_cache!r}")
 
 
 __all__ = ["MIB", "SessionConfig"]

@@ -7,8 +7,8 @@ A session owns what uploads and downloads share — the transport, the token sou
 :class:`~xet_pyodide.io.cas.CasClient` (``session.cas``) and the dedup indexes — and one
 *commit* at a time: files started with :meth:`XetSession.start_upload` /
 :meth:`XetSession.upload_bytes` since the last :meth:`XetSession.commit` are registered by
-that commit. Download methods can be added beside these (``session/download.py``) using
-``self.cas`` and ``self.http``.
+that commit. Downloads (``download_bytes``, ``download_stream``, ``download_to_file``) come
+from :class:`~xet_pyodide.session.download.DownloadMixin`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..io.tokens import TokenSource, coerce_token_info
 from ..io.transport import Transport, default_transport
 from .config import SessionConfig
 from .dedup import GlobalDedupIndex
+from .download import DownloadMixin
 from .hasher import ChunkHasher, InProcessChunkHasher
 from .packing import Location
 from .pipeline import UploadPipeline
@@ -35,8 +36,8 @@ from .upload import COMPUTE, FileUpload
 Buffer = bytes | bytearray | memoryview
 
 
-class XetSession:
-    """Upload files to a Xet CAS server, exactly as hf_xet does.
+class XetSession(DownloadMixin):
+    """Upload files to a Xet CAS server, exactly as hf_xet does, and download them.
 
     ``endpoint``: the CAS URL (``casUrl`` of the token endpoint); may be omitted when
     ``token_info`` carries it. ``token_info``: the initial access token (a ``TokenInfo``, a
@@ -48,7 +49,9 @@ class XetSession:
     (:class:`SessionConfig`), ``progress`` (callback receiving event dicts), ``retry``
     (:class:`~xet_pyodide.io.retry.RetryPolicy`), ``custom_headers``, ``session_id``,
     ``chunk_hasher_factory`` (a pluggable chunk-and-hash stage, e.g. a worker pool), ``clock``
-    (wall clock, for token and dedup-key expiry).
+    (wall clock, for token and dedup-key expiry), ``chunk_cache`` (downloads: a
+    :class:`~xet_pyodide.io.cache.ChunkCache`, a kind such as ``"memory"``, or ``False`` for
+    none; default: ``config.chunk_cache``).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class XetSession:
         session_id: str | None = None,
         chunk_hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
         clock: Callable[[], float] = time.time,
+        chunk_cache: Any = None,
     ) -> None:
         info = coerce_token_info(token_info) if token_info is not None else None
         endpoint = endpoint or (info.cas_url if info is not None else None)
@@ -89,6 +93,7 @@ class XetSession:
         self._pipeline: UploadPipeline | None = None
         self._committing = False
         self.commits: list[CommitResult] = []
+        self._chunk_cache_option = chunk_cache
 
     @property
     def endpoint(self) -> str:
