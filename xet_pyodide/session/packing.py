@@ -55,15 +55,22 @@ Location = tuple[XorbRef, int]
 class SealedXorb:
     """A finished xorb waiting for (or in) upload."""
 
-    __slots__ = ("body", "chunk_hashes", "chunk_sizes", "hash")
+    __slots__ = ("body", "chunk_hashes", "chunk_sizes", "file_bytes", "hash")
 
     def __init__(
-        self, hash: MerkleHash, body: bytearray, chunk_hashes: list[MerkleHash], sizes: list[int]
+        self,
+        hash: MerkleHash,
+        body: bytearray,
+        chunk_hashes: list[MerkleHash],
+        sizes: list[int],
+        file_bytes: dict[int, int] | None = None,
     ) -> None:
         self.hash = hash
         self.body: bytearray | None = body
         self.chunk_hashes = chunk_hashes
         self.chunk_sizes = sizes
+        #: Serialized record bytes per file id (per-file upload progress).
+        self.file_bytes = file_bytes or {}
 
     @property
     def num_chunks(self) -> int:
@@ -81,6 +88,7 @@ class XorbDraft(XorbRef):
         "_scheme",
         "_segment_index",
         "body",
+        "file_bytes",
         "hashes",
         "max_bytes",
         "merge_offset",
@@ -96,6 +104,7 @@ class XorbDraft(XorbRef):
         self.body = bytearray()
         self.hashes = bytearray()  # raw chunk hashes, 32 bytes each
         self.sizes: list[int] = []
+        self.file_bytes: dict[int, int] = {}  # record bytes per file id
         self.worst_case = 0  # serialized size if every record were stored raw
         self.merged_into: XorbDraft | None = None
         self.merge_offset = 0
@@ -145,6 +154,9 @@ class XorbDraft(XorbRef):
         self.body += other.body
         self.hashes += other.hashes
         self.sizes += other.sizes
+        for fid, n in other.file_bytes.items():
+            self.file_bytes[fid] = self.file_bytes.get(fid, 0) + n
+        other.file_bytes = {}
         self.worst_case += other.worst_case
         other.body = bytearray()
         other.hashes = bytearray()
@@ -156,7 +168,8 @@ class XorbDraft(XorbRef):
             MerkleHash(self.hashes[i : i + HASH_LEN]) for i in range(0, len(self.hashes), HASH_LEN)
         ]
         self.hash = xorb_hash(list(zip(hashes, self.sizes, strict=True)))
-        sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes))
+        sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes), self.file_bytes)
+        self.file_bytes = {}
         self.body = bytearray()
         return sealed
 
@@ -194,7 +207,9 @@ class Packer:
             self.drafts.append(draft)
         before = len(draft.body)
         index = draft.add(data, hash_raw)
-        return draft, index, len(draft.body) - before
+        record_len = len(draft.body) - before
+        draft.file_bytes[file_id] = draft.file_bytes.get(file_id, 0) + record_len
+        return draft, index, record_len
 
     def open_bytes(self) -> int:
         """Serialized bytes held by unsealed drafts."""

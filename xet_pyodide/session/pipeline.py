@@ -21,7 +21,7 @@ from .budget import ByteBudget
 from .config import SessionConfig
 from .dedup import DedupQueries, GlobalDedupIndex
 from .hasher import ChunkHasher, InProcessChunkHasher
-from .packing import Location, Packer, XorbDraft, resolve
+from .packing import Location, Packer, SealedXorb, XorbDraft, resolve
 from .progress import ProgressReporter
 from .results import CommitResult, UploadMetrics
 from .shards import build_shards, file_entry
@@ -106,8 +106,13 @@ class UploadPipeline:
                 break  # only pending window data is held: overdraw rather than deadlock
         budget.take(n)
 
-    def _on_xorb_uploaded(self, size: int) -> None:
-        self.progress.bytes_transferred += size
+    def _on_xorb_uploaded(self, xorb: SealedXorb) -> None:
+        body = xorb.body
+        self.progress.bytes_transferred += len(body) if body is not None else 0
+        files = self.progress.files
+        for file_id, n in xorb.file_bytes.items():
+            if 0 <= file_id < len(files):
+                files[file_id].bytes_uploaded += n
 
     # ------------------------------------------------------------------ commit
 

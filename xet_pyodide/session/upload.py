@@ -131,6 +131,7 @@ class FileUpload:
             self._pipeline.packer.finish_file(self.file_id)
             self.result, self.record = self._build_result(*await self._sha.finish(self._written))
             self._pipeline.file_finished(self)
+            await self._pipeline.progress.emit_now()  # listeners see the file complete
             return self.result
 
     # ------------------------------------------------------------------ processing
@@ -208,6 +209,7 @@ class FileUpload:
                 source = "global"
             if location is None:
                 draft, index, record_len = pipeline.packer.add(self.file_id, chunk, raw)
+                self._progress.bytes_packed += record_len
                 location = (draft, index)
                 pipeline.budget.take(record_len)
                 metrics.new_bytes += size

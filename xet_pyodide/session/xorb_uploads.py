@@ -24,7 +24,7 @@ class XorbUploader:
         budget: ByteBudget,
         *,
         max_concurrent: int,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: Callable[[SealedXorb], None] | None = None,
     ) -> None:
         self._cas = cas
         self._budget = budget
@@ -58,7 +58,7 @@ class XorbUploader:
             self.bytes_done += size
             self.uploaded.append(xorb)
             if self._on_progress is not None:
-                self._on_progress(size)
+                self._on_progress(xorb)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

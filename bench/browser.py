@@ -1,0 +1,326 @@
+"""Browser benchmark: xet_pyodide in a bare headless Chromium vs hf_xet (native) and
+@huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
+
+    .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
+
+Measured:
+
+(a) chunk + hash throughput: ``xet.hashFile(blob)`` (worker pool; Blob read in 16 MiB blocks)
+    vs ``hf_xet.hash_files([path])`` on the same file, and vs @huggingface/xetchunk-wasm over
+    the same Blob in the same page;
+(b) full upload: ``uploadFile(blob)`` + ``finalize()`` to a fresh local CAS server vs hf_xet's
+    upload of the same file to another fresh server (SHA-256 computed by both);
+(c) with ``--memory``: peak renderer RSS (from /proc, sampled every 50 ms) while uploading a
+    4 GiB Blob made of 64 MiB slices of the fetched data file, repeated (the Blob lives in the
+    browser's blob storage, not in the page; the upload reads, chunks, hashes and deduplicates
+    all of it: the file's distinct bytes once, the repeats through dedup).
+    ``--memory-only`` skips (a) and (b).
+
+The input is half random bytes, half float32-like values (random mantissas, narrow exponents:
+what BG4-LZ4 compresses), cached in ``.cache/bench/``. Chromium runs without Playwright/CDP
+(it slows fetch uploads several times); the page POSTs its results to the static server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "cas_server"))
+
+from xet_cas_server.launcher import ServerProcess  # noqa: E402
+
+from scripts.static_server import StaticServer  # noqa: E402
+from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS, ensure_wheel_fresh  # noqa: E402
+
+MIB = 1 << 20
+BLOCK = 16 * MIB
+CACHE = REPO / ".cache" / "bench"
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def _random(n: int, seed: int) -> bytearray:
+    rng = random.Random(seed)
+    out = bytearray()
+    while len(out) < n:
+        out += rng.randbytes(min(BLOCK, n - len(out)))
+    return out
+
+
+def _float_like(n: int, seed: int) -> bytearray:
+    """float32 little endian with sign + exponent bits around 2**-7: random mantissas."""
+    data = _random(n, seed)
+    table = bytes((b & 0x80) | 0x3C for b in range(256))
+    data[3::4] = bytes(data[3::4]).translate(table)
+    return data
+
+
+def bench_file(size_mib: int) -> Path:
+    path = CACHE / f"half_random_half_floats_{size_mib}mib.bin"
+    if not path.exists() or path.stat().st_size != size_mib * MIB:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        log(f"generating {size_mib} MiB of test data")
+        half = size_mib * MIB // 2
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for start in range(0, half, 64 * MIB):
+                f.write(_random(min(64 * MIB, half - start), 1 + start))
+            rest = size_mib * MIB - half
+            for start in range(0, rest, 64 * MIB):
+                f.write(_float_like(min(64 * MIB, rest - start), 100_001 + start))
+        tmp.rename(path)
+    return path
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+@contextlib.contextmanager
+def cas_server(root: Path, name: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(root / name).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class RssSampler:
+    """Peak RSS of the renderer processes of one Chromium (polls /proc)."""
+
+    def __init__(self, root_pid: int, interval: float = 0.05) -> None:
+        self.root_pid = root_pid
+        self.interval = interval
+        self.peak_kib = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        self.peak_kib = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _renderers(self) -> list[int]:
+        parents: dict[int, int] = {}
+        renderer: set[int] = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+                if b"--type=renderer" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    renderer.add(int(entry))
+        out = []
+        for pid in renderer:
+            p = pid
+            while p in parents and p != self.root_pid:
+                p = parents[p]
+            if p == self.root_pid:
+                out.append(pid)
+        return out
+
+    def _run(self) -> None:
+        pids: list[int] = []
+        last_scan = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - last_scan > 1.0:
+                pids, last_scan = self._renderers(), time.monotonic()
+            for pid in pids:
+                with contextlib.suppress(OSError, ValueError):
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+
+def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
+             ) -> tuple[dict[str, Any], dict[str, float]]:
+    """Open the bench page in a bare headless Chromium; return its report (+ RSS figures)."""
+    server = StaticServer(
+        REPO / "web",
+        mounts={"/bench": REPO / "bench", "/node_modules": REPO / "node_modules",
+                "/_data": data_dir},
+    ).start_background()
+    config = {**config, "dataUrl": "/_data/" + config.get("dataName", "")}
+    url = f"{server.url}/bench/browser_page.html?config={quote(json.dumps(config))}"
+    memory: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen(
+            [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={profile}", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        sampler = RssSampler(proc.pid).start() if sample_rss else None
+        try:
+            server.wait_report("loaded", timeout=300)
+            if sampler is not None:
+                memory["loaded_mib"] = sampler.peak_kib / 1024
+                server.wait_report("memory-start", timeout=300)
+                memory["before_upload_mib"] = sampler.peak_kib / 1024
+                sampler.reset()
+            report = server.wait_report("browser", timeout=3600)
+            if sampler is not None:
+                memory["peak_during_upload_mib"] = sampler.peak_kib / 1024
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            server.shutdown()
+            server.server_close()
+    assert isinstance(report, dict)
+    if not report.get("ok"):
+        raise RuntimeError(f"bench page failed: {report.get('error')}")
+    return report["result"], memory
+
+
+# ------------------------------------------------------------------------------ references
+
+
+def hf_xet_hash(path: Path, repeat: int) -> tuple[float, str]:
+    import hf_xet
+
+    best, digest = float("inf"), ""
+    for _ in range(repeat):
+        started = time.perf_counter()
+        info = hf_xet.hash_files([str(path)])[0]
+        best = min(best, time.perf_counter() - started)
+        digest = info.hash
+    return best, digest
+
+
+def hf_xet_upload(path: Path, root: Path) -> tuple[float, dict[str, Any]]:
+    with cas_server(root, "cas-hfxet") as server:
+        result = server.hf_upload([path], hf_home=root / "hf-home")
+    return float(result["seconds"]), result
+
+
+def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, Any]:
+    """(a) and (b): hashing and upload throughput, ours vs the references."""
+    size = path.stat().st_size
+    log("hf_xet.hash_files")
+    hf_hash_s, hf_digest = hf_xet_hash(path, args.repeat)
+    log("browser: hashFile, xetchunk-wasm, upload")
+    with cas_server(root, "cas-browser") as server:
+        config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
+                  "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
+                  "dataName": path.name}
+        page, _ = run_page(config, path.parent)
+    log("hf_xet upload")
+    hf_up_s, hf_up = hf_xet_upload(path, root)
+    mb = size / 1e6
+    ours, peer, up = page["ours"], page["xetchunk"], page["upload"]
+    return dict(
+        workers=page["workers"],
+        chunk_hash_mb_s=mb / ours["seconds"],
+        hf_xet_hash_mb_s=mb / hf_hash_s,
+        chunk_hash_ratio_vs_hf_xet=hf_hash_s / ours["seconds"],
+        xetchunk_wasm_mb_s=mb / peer["seconds"],
+        chunk_hash_ratio_vs_xetchunk_wasm=peer["seconds"] / ours["seconds"],
+        upload_mb_s=mb / up["seconds"],
+        hf_xet_upload_mb_s=mb / hf_up_s,
+        upload_ratio_vs_hf_xet=hf_up_s / up["seconds"],
+        hashes_match=ours["fileHash"] == hf_digest == up["file"]["fileHash"]
+        == hf_up["files"][0]["hash"],
+        xetchunk_hash_matches=peer["fileHash"] == hf_digest,
+        sha256_matches=up["file"]["sha256"] == hf_up["files"][0]["sha256"],
+        upload_xorb_bytes=up["metrics"]["xorbBytesUploaded"],
+        hf_xet_xorb_bytes=hf_up["dedup"]["xorb_bytes_uploaded"],
+        user_agent=page["userAgent"],
+    )
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def build_quietly() -> None:
+    """Rebuild the wheel if needed with the build's output on stderr (stdout is the JSON)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        ensure_wheel_fresh()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--memory", action="store_true", help="also run the 4 GiB memory test")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory test")
+    parser.add_argument("--memory-gib", type=float, default=4.0)
+    parser.add_argument("--workers", type=int, default=None, help="default: hardwareConcurrency")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    build_quietly()
+    path = bench_file(args.size_mib)
+    out: dict[str, Any] = {"size_mib": args.size_mib, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if not args.memory_only:
+            out.update(throughput(args, path, root))
+        if args.memory or args.memory_only:
+            log(f"browser: {args.memory_gib} GiB upload, sampling renderer RSS")
+            with cas_server(root, "cas-memory") as server:
+                config = {"mode": "memory", "cas": server.url, "secret": server.dev_secret,
+                          "workers": args.workers, "memoryGib": args.memory_gib, "partMib": 64,
+                          "dataName": path.name}
+                page, memory = run_page(config, path.parent, sample_rss=True)
+            out.update(
+                peak_page_memory_mib_4gib_upload=memory["peak_during_upload_mib"],
+                page_memory_before_upload_mib=memory["before_upload_mib"],
+                memory_upload_mb_s=page["size"] / 1e6 / page["upload"]["seconds"],
+                memory_upload_peak_buffered_mib=page["upload"]["metrics"]["peakBufferedBytes"]
+                / MIB,
+                memory_upload_distinct_mib=page["distinctBytes"] / MIB,
+                memory_pyodide_heap_mib=(page["pyodideHeapBytes"] or 0) / MIB,
+                memory_upload_xorb_bytes=page["upload"]["metrics"]["xorbBytesUploaded"],
+            )
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:40} {value:.3f}" if isinstance(value, float) else f"{key:40} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

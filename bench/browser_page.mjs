@@ -1,0 +1,106 @@
+// Measurements run inside the bench page (see bench/browser.py for what is compared).
+import { loadXet, fetchToken, TokenEndpointRefresher } from "/xet_pyodide.js";
+import { createChunker, nextBlock, finalize, fileHash, hashToHex } from "@huggingface/xetchunk-wasm";
+
+const MIB = 1 << 20;
+
+async function timed(fn) {
+  const t0 = performance.now();
+  const value = await fn();
+  return { seconds: (performance.now() - t0) / 1000, value };
+}
+
+async function best(repeat, fn) {
+  let out = null;
+  for (let i = 0; i < repeat; i++) {
+    const run = await timed(fn);
+    if (out === null || run.seconds < out.seconds) out = run;
+  }
+  return out;
+}
+
+/** The JS peer: @huggingface/xetchunk-wasm over the same Blob, read in the same blocks. */
+async function xetchunkHash(blob, blockSize) {
+  const chunker = createChunker();
+  const chunks = [];
+  for (let pos = 0; pos < blob.size; pos += blockSize) {
+    const block = new Uint8Array(await blob.slice(pos, pos + blockSize).arrayBuffer());
+    for (const c of nextBlock(chunker, block)) chunks.push(c);
+  }
+  const last = finalize(chunker);
+  if (last) chunks.push(last);
+  return { fileHash: hashToHex(fileHash(chunks)), chunks: chunks.length };
+}
+
+async function session(xet, config) {
+  const tokenUrl = `${config.cas}/api/models/bench/repo/xet-write-token/main`;
+  const headers = { Authorization: `Bearer ${config.secret}` };
+  const token = await fetchToken(tokenUrl, headers);
+  return new xet.XetSession(config.cas, token, new TokenEndpointRefresher(tokenUrl, headers));
+}
+
+async function upload(xet, config, blob, name) {
+  const s = await session(xet, config);
+  const phases = [];
+  const run = await timed(async () => {
+    const file = await s.uploadFile(blob, { name });
+    const commit = await s.finalize({ onProgress: (e) => phases.push(e.phase) });
+    return { file, metrics: commit.metrics };
+  });
+  await s.close();
+  return { ...run, phases: [...new Set(phases)] };
+}
+
+async function throughput(xet, config, status) {
+  status("fetching the data file");
+  const blob = await (await fetch(config.dataUrl)).blob();
+  const small = blob.slice(0, 32 * MIB);
+  await xet.hashFile(small); // warm-up (first-call costs, lazy imports)
+  await xetchunkHash(small, config.blockSize);
+  status("hashing (xet_pyodide)");
+  const ours = await best(config.repeat, () => xet.hashFile(blob, { blockSize: config.blockSize }));
+  status("hashing (@huggingface/xetchunk-wasm)");
+  const peer = await best(1, () => xetchunkHash(blob, config.blockSize));
+  status("uploading");
+  const up = await upload(xet, config, blob, "bench.bin");
+  return {
+    size: blob.size,
+    workers: xet.workers,
+    crossOriginIsolated: xet.crossOriginIsolated,
+    userAgent: navigator.userAgent,
+    ours: { seconds: ours.seconds, ...ours.value },
+    xetchunk: { seconds: peer.seconds, ...peer.value },
+    upload: { seconds: up.seconds, phases: up.phases, ...up.value },
+  };
+}
+
+async function memory(xet, config, status) {
+  // A 4 GiB Blob made of 64 MiB slices of the fetched data file, repeated: the fetched Blob
+  // lives in the browser's blob storage (not in this page's memory) and slices are views, so
+  // the page itself holds none of it, while the upload reads, chunks, hashes, deduplicates and
+  // uploads every byte (the file's distinct bytes once, the repeats through dedup).
+  status("fetching the data file");
+  const source = await (await fetch(config.dataUrl)).blob();
+  const partBytes = config.partMib * MIB;
+  const parts = [];
+  for (let p = 0; p + partBytes <= source.size; p += partBytes) parts.push(source.slice(p, p + partBytes));
+  const count = Math.round((config.memoryGib * 1024) / config.partMib);
+  const seq = [];
+  for (let i = 0; i < count; i++) seq.push(parts[i % parts.length]);
+  const blob = new Blob(seq);
+  await fetch("/_report/memory-start", { method: "POST", body: "{}" });
+  status("uploading the big blob");
+  const up = await upload(xet, config, blob, "big.bin");
+  const heap = xet.pyodide._module?.HEAP8?.buffer?.byteLength ?? null; // Pyodide's wasm memory
+  return { size: blob.size, distinctBytes: Math.min(count, parts.length) * partBytes,
+           workers: xet.workers, pyodideHeapBytes: heap,
+           upload: { seconds: up.seconds, ...up.value } };
+}
+
+export async function runBench(config, status) {
+  status("loading xet_pyodide");
+  const xet = await loadXet({ workers: config.workers ?? undefined });
+  await fetch("/_report/loaded", { method: "POST", body: "{}" });
+  if (config.mode === "memory") return memory(xet, config, status);
+  return throughput(xet, config, status);
+}

@@ -1,0 +1,231 @@
+"""The JavaScript API of ``web/xet_pyodide.js`` in headless Chromium, against the real local CAS
+server over HTTP (127.0.0.1), checked with hf_xet 1.8.0 (hashes and downloads)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import hf_xet
+import pytest
+
+from tests.browser.conftest import MIB, DemoPage, float_like, random_bytes, write_files
+
+# Uploads the named fixtures in one commit through the public API (uploadFile, or uploadBytes
+# for *.txt) and returns what JS saw.
+# `tokenShape`: "class" (TokenInfo with methods, exp a bigint) or "getters" (a plain object
+# with getters, exp a number).
+UPLOAD_JS = """
+async ({names, ttl, tokenShape, repo}) => {
+  const m = await import('/xet_pyodide.js');
+  const xet = window.demo.xet;
+  const secret = new URLSearchParams(location.search).get('secret');
+  let url = `${location.origin}/api/models/${repo}/xet-write-token/main`;
+  if (ttl) url += `?ttl=${ttl}`;
+  const headers = {Authorization: 'Bearer ' + secret};
+  const refreshTimes = [];
+  const refresher = {
+    async refreshToken() {
+      refreshTimes.push(performance.now());
+      return m.fetchToken(url, headers);
+    },
+  };
+  const first = await m.fetchToken(url, headers);
+  const token = tokenShape === 'getters'
+    ? {get token() { return first.token(); }, get exp() { return Number(first.exp()); }}
+    : first;
+  const sessionEvents = [];
+  const s = new xet.XetSession(location.origin, token, refresher,
+                               {onProgress: (e) => sessionEvents.push(e)});
+  const t0 = performance.now();
+  const files = [];
+  const fileEvents = {};
+  for (const name of names) {
+    const blob = await window.fixture(name);
+    fileEvents[name] = [];
+    const onProgress = (e) => fileEvents[name].push(e);
+    files.push(name.endsWith('.txt')  // text fixtures go through uploadBytes
+      ? await s.uploadBytes(new Uint8Array(await blob.arrayBuffer()), {name, onProgress})
+      : await s.uploadFile(new File([blob], name), {onProgress}));
+  }
+  const commit = await s.finalize();
+  const t1 = performance.now();
+  await s.close();
+  return {files, commit, refreshTimes, t0, t1, fileEvents,
+          lastEvent: sessionEvents[sessionEvents.length - 1],
+          phases: [...new Set(sessionEvents.map((e) => e.phase))]};
+}
+"""
+
+HASH_JS = """
+async ({name, options}) => {
+  return window.demo.xet.hashFile(await window.fixture(name), options);
+}
+"""
+
+
+def upload(page: DemoPage, names: list[str], *, ttl: int | None = None,
+           token_shape: str = "class", repo: str = "test/js-api") -> dict[str, Any]:
+    return page.evaluate(
+        UPLOAD_JS, {"names": names, "ttl": ttl, "tokenShape": token_shape, "repo": repo}
+    )
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, bytes]:
+    return {
+        "random.bin": random_bytes(5 * MIB + 12345, 1),
+        "floats.bin": float_like(3 * MIB, 2),
+        "small.txt": b"hello xet\n" * 100,
+        "empty.bin": b"",
+    }
+
+
+@pytest.fixture(scope="module")
+def page(open_page: Any, files: dict[str, bytes]) -> DemoPage:
+    page = open_page(workers=2)
+    for name, data in files.items():
+        page.add_fixture(name, data)
+    return page
+
+
+@pytest.fixture(scope="module")
+def reference_hashes(tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]
+                     ) -> dict[str, str]:
+    paths = write_files(tmp_path_factory.mktemp("ref"), files)
+    infos = hf_xet.hash_files([str(paths[name]) for name in files])
+    return {name: info.hash for name, info in zip(files, infos, strict=True)}
+
+
+def test_upload_multi_file_and_hf_xet_downloads_identical(
+    page: DemoPage, files: dict[str, bytes], reference_hashes: dict[str, str], tmp_path: Path
+) -> None:
+    assert page.evaluate("() => [window.demo.xet.workers, window.demo.xet.crossOriginIsolated]") \
+        == [2, True]
+    names = list(files)
+    before = page.server.stats()
+    out = upload(page, names)
+    commit = out["commit"]
+    assert [f["name"] for f in commit["files"]] == names
+    for f in commit["files"]:
+        data = files[f["name"]]
+        assert f["fileHash"] == reference_hashes[f["name"]]
+        assert f["fileSize"] == len(data)
+        assert f["sha256"] == hashlib.sha256(data).hexdigest()
+    assert out["files"] == commit["files"]  # uploadFile() results are final already
+    metrics = commit["metrics"]
+    assert metrics["totalBytes"] == sum(len(d) for d in files.values())
+    assert metrics["totalBytes"] == (
+        metrics["newBytes"] + metrics["dedupedBytes"] + metrics["dedupedBytesGlobal"]
+    )
+    assert metrics["xorbBytesUploaded"] > 0 and metrics["shardsUploaded"] == 1
+    after = page.server.stats()
+    assert after["xorb_bytes_received"] - before["xorb_bytes_received"] \
+        == metrics["xorbBytesUploaded"]
+    # progress: phases in order, per-file counters complete
+    assert out["phases"][0] == "processing" and out["phases"][-1] == "done"
+    last = out["lastEvent"]
+    for f, name in zip(last["files"], names, strict=True):
+        assert f["name"] == name and f["bytesProcessed"] == len(files[name])
+        assert f["bytesUploaded"] == f["bytesPacked"]
+    assert sum(f["bytesPacked"] for f in last["files"]) == metrics["xorbBytesUploaded"]
+    random_events = out["fileEvents"]["random.bin"]
+    assert random_events and random_events[-1]["fileBytesProcessed"] == len(files["random.bin"])
+
+    # hf_xet downloads every file byte-identical
+    items = [
+        {"hash": f["fileHash"], "size": f["fileSize"], "dest": tmp_path / f["name"]}
+        for f in commit["files"]
+    ]
+    page.server.hf_download(items, hf_home=tmp_path / "hf-home")
+    for item, name in zip(items, names, strict=True):
+        assert Path(item["dest"]).read_bytes() == files[name], name
+
+
+def test_reupload_sends_no_xorb_bytes(page: DemoPage, files: dict[str, bytes]) -> None:
+    names = ["random.bin", "floats.bin", "small.txt"]
+    upload(page, names)  # no-op if the first test already stored them
+    before = page.server.stats()
+    out = upload(page, names, token_shape="getters")  # a fresh session: global dedup only
+    metrics = out["commit"]["metrics"]
+    assert metrics["xorbBytesUploaded"] == 0 and metrics["xorbsUploaded"] == 0
+    assert metrics["newBytes"] == 0
+    assert metrics["dedupedBytesGlobal"] > 0
+    after = page.server.stats()
+    assert after["xorb_bytes_received"] == before["xorb_bytes_received"]
+    assert after["dedup_hits"] > before["dedup_hits"]
+
+
+def test_short_token_is_refreshed_mid_upload(page: DemoPage) -> None:
+    """Tokens of 32 s: refreshes start 2 s into the upload (the session refreshes a token that
+    expires within 30 s). Slow dedup answers and xorb uploads make the upload last longer."""
+    data = random_bytes(6 * MIB, 7)
+    page.add_fixture("refresh.bin", data)
+    page.server.set_faults(endpoints={
+        "chunks": {"latency_ms": 1500},
+        "xorb_grant": {"latency_ms": 1500},
+        "xorb_upload": {"latency_ms": 1500},
+    })
+    try:
+        out = upload(page, ["refresh.bin"], ttl=32, repo="test/refresh")
+    finally:
+        page.server.set_faults()
+    assert out["commit"]["files"][0]["fileSize"] == len(data)
+    started, finished = out["t0"], out["t1"]
+    assert finished - started > 2500
+    mid = [t for t in out["refreshTimes"] if started + 1500 < t < finished]
+    assert mid, f"no refresh during the upload: {out['refreshTimes']} in [{started}, {finished}]"
+
+
+def test_zero_and_two_workers_give_identical_hashes(
+    page: DemoPage, open_page: Any, tmp_path: Path
+) -> None:
+    # 40 MiB: several 16 MiB blocks, so slices and block-straddling chunks are exercised
+    data = random_bytes(20 * MIB, 11) + float_like(20 * MIB - 777, 12)
+    reference = hf_xet.hash_files([str(write_files(tmp_path, {"w.bin": data})["w.bin"])])[0]
+    single = open_page(workers=0)
+    results = {}
+    for label, p in (("two", page), ("zero", single)):
+        p.add_fixture("w.bin", data)
+        assert p.evaluate("() => window.demo.xet.workers") == (2 if label == "two" else 0)
+        hashed = p.evaluate(HASH_JS, {"name": "w.bin", "options": {}})
+        small_blocks = p.evaluate(HASH_JS, {"name": "w.bin", "options": {"blockSize": 3 * MIB}})
+        uploaded = upload(p, ["w.bin"], repo=f"test/workers-{label}")["commit"]["files"][0]
+        results[label] = (hashed["fileHash"], small_blocks["fileHash"], uploaded["fileHash"])
+        assert uploaded["sha256"] == hashlib.sha256(data).hexdigest()
+    assert results["two"] == results["zero"] == (reference.hash,) * 3
+
+
+def test_not_isolated_page_warns_and_falls_back(open_page: Any) -> None:
+    page = open_page(strip_isolation=True, workers=2)
+    state = page.evaluate(
+        "() => [crossOriginIsolated, window.demo.xet.workers, window.demo.xet.crossOriginIsolated]"
+    )
+    assert state == [False, 0, False]
+    assert any("not cross-origin isolated" in line and line.startswith("warning")
+               for line in page.console), page.console
+    data = random_bytes(2 * MIB, 5)
+    page.add_fixture("iso.bin", data)
+    hashed = page.evaluate(HASH_JS, {"name": "iso.bin", "options": {"sha256": True}})
+    assert hashed["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_errors_are_typed(page: DemoPage) -> None:
+    error = page.evaluate("""async () => {
+      const xet = window.demo.xet;
+      const s = new xet.XetSession(location.origin, {token: 'not-a-token', exp: 4102444800n});
+      try {
+        await s.uploadBytes(new Uint8Array(1000), {name: 'x'});
+        await s.finalize();
+        return null;
+      } catch (err) {
+        return {isXet: err.constructor.name, name: err.name, status: err.status,
+                message: err.message};
+      } finally {
+        await s.close();
+      }
+    }""")
+    assert error is not None
+    assert error["isXet"] == "XetError" and error["name"] == "XetAuthError"
+    assert error["status"] == 401

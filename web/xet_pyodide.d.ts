@@ -1,0 +1,208 @@
+// TypeScript declarations for web/xet_pyodide.js (the JavaScript front door of xet_pyodide).
+// See docs/browser.md for the behaviour behind each call.
+
+import type { PyodideInterface } from "./pyodide/pyodide";
+
+/** Raised by every failing call. `name` is the Python error type ("XetAuthError",
+ *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetKernelError", ...). */
+export declare class XetError extends Error {
+  constructor(info: { name?: string; message: string; status?: number | null;
+                      requestId?: string | null; url?: string | null; pythonTraceback?: string | null });
+  /** HTTP status of the failing request, when there was one. */
+  readonly status: number | null;
+  /** The server's request id (X-Request-Id), when it sent one. */
+  readonly requestId: string | null;
+  readonly url: string | null;
+  /** The Python traceback, for bug reports. */
+  readonly pythonTraceback: string | null;
+}
+
+/** A CAS access token. `exp` is the expiry in unix seconds. Methods or getters are accepted,
+ *  `exp` may be a bigint or a number. */
+export interface TokenInfoLike {
+  token: string | (() => string);
+  exp: bigint | number | (() => bigint | number);
+  casUrl?: string | (() => string | undefined);
+}
+
+/** Called when the token expires within 30 s or was rejected (HTTP 401). */
+export interface TokenRefresher {
+  refreshToken(): Promise<TokenInfoLike>;
+}
+
+export declare class TokenInfo implements TokenInfoLike {
+  constructor(token: string, exp: bigint | number, casUrl?: string | null);
+  token(): string;
+  exp(): bigint;
+  casUrl(): string | undefined;
+}
+
+/** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`),
+ *  answering `{accessToken, exp, casUrl}`. Throws XetError (name "XetAuthError") on HTTP errors. */
+export declare function fetchToken(url: string | URL, headers?: Record<string, string>): Promise<TokenInfo>;
+
+/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. */
+export declare class TokenEndpointRefresher implements TokenRefresher {
+  constructor(url: string | URL, headers?: Record<string, string>);
+  readonly url: string | URL;
+  readonly headers: Record<string, string>;
+  calls: number;
+  refreshToken(): Promise<TokenInfo>;
+}
+
+export type UploadPhase = "processing" | "uploading_xorbs" | "uploading_shard" | "validating_shard" | "done";
+
+export interface FileProgressCounters {
+  name: string | null;
+  size: number | null;
+  /** Bytes of the file chunked and deduplicated so far. */
+  bytesProcessed: number;
+  /** Serialized xorb bytes of its new (not deduplicated) chunks so far. */
+  bytesPacked: number;
+  /** Of those, bytes in xorbs the server has stored. */
+  bytesUploaded: number;
+}
+
+export interface ProgressEvent {
+  phase: UploadPhase;
+  bytesProcessed: number;
+  bytesTotal: number | null;
+  /** Xorb bytes sent (or found already present) so far. */
+  bytesTransferred: number;
+  /** While the server validates the shard (phase "validating_shard"), when it reports it. */
+  shardVerified?: number;
+  shardTotal?: number;
+}
+
+/** Session-wide and finalize() listeners get every file. */
+export interface SessionProgressEvent extends ProgressEvent {
+  files: FileProgressCounters[];
+}
+
+/** uploadFile()/uploadBytes() listeners get their own file's counters. */
+export interface FileProgressEvent extends ProgressEvent {
+  name: string | null;
+  fileSize: number | null;
+  fileBytesProcessed: number;
+  fileBytesPacked: number;
+  fileBytesUploaded: number;
+}
+
+export interface UploadOptions {
+  /** Name reported in results (default: File.name). */
+  name?: string;
+  onProgress?: (event: FileProgressEvent) => void | Promise<void>;
+  /** true/absent: computed; false or "skip": left out of the shard; or a known digest
+   *  (64 hex digits, 32 bytes, or a Promise of them, e.g. crypto.subtle.digest(...)). */
+  sha256?: boolean | "skip" | string | Uint8Array | ArrayBuffer | Promise<ArrayBuffer | Uint8Array | string>;
+}
+
+export interface FileResult {
+  name: string | null;
+  /** Xet file hash (64 hex digits), as hf_xet computes it. */
+  fileHash: string;
+  fileSize: number;
+  /** Hex SHA-256, or null when skipped. */
+  sha256: string | null;
+}
+
+export interface UploadMetrics {
+  totalBytes: number;
+  newBytes: number;
+  /** Found earlier in this session. */
+  dedupedBytes: number;
+  /** Found on the server through global-dedup queries. */
+  dedupedBytesGlobal: number;
+  xorbBytesUploaded: number;
+  shardBytesUploaded: number;
+  newChunks: number;
+  dedupedChunks: number;
+  dedupedChunksGlobal: number;
+  xorbsUploaded: number;
+  shardsUploaded: number;
+  globalDedupQueries: number;
+  peakBufferedBytes: number;
+}
+
+export interface CommitResult {
+  files: FileResult[];
+  metrics: UploadMetrics;
+}
+
+export interface DownloadOptions {
+  /** Byte range of the file, end exclusive. */
+  range?: { start: number; end: number } | [number, number];
+  onProgress?: (event: Record<string, unknown>) => void | Promise<void>;
+  /** MIME type of the resulting Blob (downloadToBlob). */
+  type?: string;
+  /** downloadStream: bytes per stream piece (default 8 MiB; the last piece may be shorter). */
+  blockSize?: number;
+}
+
+export interface SessionOptions {
+  /** Receives every progress event of every file and of finalize(). */
+  onProgress?: (event: SessionProgressEvent) => void | Promise<void>;
+  /** Bytes read from a File/Blob at a time (default 16 MiB). */
+  blockSize?: number;
+  /** Bound of the upload pipeline's buffered data (default 64 MiB in a page). */
+  maxBufferedBytes?: number;
+  /** Xorb uploads in flight at once (default 4). */
+  maxConcurrentUploads?: number;
+  /** Downloads' chunk cache: "browser" (Cache API, survives reloads; the default in a secure
+   *  context), "memory", or "none" / false. */
+  chunkCache?: "browser" | "memory" | "none" | false;
+}
+
+/** A session (from `new xet.XetSession(...)`; the class is created by loadXet()). */
+export interface XetSession {
+  /** Chunk, deduplicate and upload a File/Blob, read in bounded blocks (never whole). */
+  uploadFile(file: Blob, options?: UploadOptions): Promise<FileResult>;
+  uploadBytes(bytes: Uint8Array | ArrayBuffer, options?: UploadOptions): Promise<FileResult>;
+  /** Upload pending xorbs, then the shard registering every file since the last finalize. */
+  finalize(options?: { onProgress?: (event: SessionProgressEvent) => void | Promise<void> }): Promise<CommitResult>;
+  /** Drop the files uploaded since the last finalize (no shard is sent). */
+  abort(): Promise<void>;
+  downloadToBlob(fileHash: string, size: number, options?: DownloadOptions): Promise<Blob>;
+  downloadStream(fileHash: string, size: number, options?: DownloadOptions): ReadableStream<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export interface XetSessionConstructor {
+  /** `casEndpoint` may be null when `tokenInfo` carries `casUrl`. */
+  new (casEndpoint: string | null, tokenInfo: TokenInfoLike, tokenRefresher?: TokenRefresher | null,
+       options?: SessionOptions): XetSession;
+}
+
+export interface HashResult {
+  fileHash: string;
+  fileSize: number;
+  sha256: string | null;
+  chunks: number;
+}
+
+export interface Xet {
+  XetSession: XetSessionConstructor;
+  pyodide: PyodideInterface;
+  /** Hashing workers running (0: single-threaded). */
+  workers: number;
+  crossOriginIsolated: boolean;
+  /** File name of the installed wheel. */
+  wheel: string;
+  /** Xet file hash of a File/Blob without uploading (`sha256: true` adds its SHA-256). */
+  hashFile(file: Blob, options?: { blockSize?: number; sha256?: boolean }): Promise<HashResult>;
+  /** Stop the workers. */
+  close(): void;
+}
+
+export interface LoadXetOptions {
+  /** Directory holding `pyodide/` (default: the directory of xet_pyodide.js). */
+  baseUrl?: string | URL;
+  /** Hashing workers (default navigator.hardwareConcurrency; 0 = none). Without cross-origin
+   *  isolation the pool is disabled with a console warning. */
+  workers?: number;
+  /** Extra options for loadPyodide (stdout, stderr, ...). */
+  pyodideOptions?: Record<string, unknown>;
+}
+
+/** Load Pyodide from `${baseUrl}pyodide/` (no CDN), install the wheel, start the workers. */
+export declare function loadXet(options?: LoadXetOptions): Promise<Xet>;

@@ -1,0 +1,230 @@
+// xet_pyodide — the JavaScript front door.
+//
+//   import { loadXet } from "./xet_pyodide.js";
+//   const xet = await loadXet({ workers: navigator.hardwareConcurrency });
+//   const session = new xet.XetSession(casUrl, tokenInfo, tokenRefresher);
+//   const file = await session.uploadFile(input.files[0], { onProgress: (e) => ... });
+//   const { files, metrics } = await session.finalize();
+//
+// This file is thin glue: Pyodide and our wheel do the work (xet_pyodide/browser.py is the
+// Python side). Every Python call returns an envelope {ok, value} / {ok: false, error} that
+// is turned into a value or a thrown XetError here. See docs/browser.md for the full API.
+
+const MODULE_DIR = new URL("./", import.meta.url);
+
+/** An error raised by xet_pyodide. `name` is the Python error type, e.g. "XetAuthError". */
+export class XetError extends Error {
+  constructor(info) {
+    super(info.message);
+    this.name = info.name || "XetError";
+    this.status = info.status ?? null;
+    this.requestId = info.requestId ?? null;
+    this.url = info.url ?? null;
+    this.pythonTraceback = info.pythonTraceback ?? null;
+  }
+}
+
+function unwrap(envelope) {
+  if (envelope && envelope.ok === false) throw new XetError(envelope.error);
+  if (!envelope || envelope.ok !== true) throw new XetError({ name: "XetError", message: "unexpected reply from Python" });
+  return envelope.value;
+}
+
+function withSlash(url) {
+  const s = String(url);
+  return s.endsWith("/") ? s : s + "/";
+}
+
+/** A TokenInfo as the session expects it: `token()` and `exp()` (unix seconds, a bigint). */
+export class TokenInfo {
+  #token;
+  #exp;
+  #casUrl;
+  constructor(token, exp, casUrl = null) {
+    this.#token = String(token);
+    this.#exp = BigInt(Math.trunc(Number(exp)));
+    this.#casUrl = casUrl;
+  }
+  token() { return this.#token; }
+  exp() { return this.#exp; }
+  casUrl() { return this.#casUrl ?? undefined; }
+}
+
+/** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`)
+ *  and return a TokenInfo. `headers` usually carry `Authorization: Bearer <hub token>`. */
+export async function fetchToken(url, headers = {}) {
+  const resp = await fetch(url, { headers });
+  if (!resp.ok) {
+    let detail = "";
+    try { detail = (await resp.text()).slice(0, 200); } catch { /* ignore */ }
+    throw new XetError({ name: "XetAuthError", status: resp.status, url: String(url),
+                         message: `token endpoint answered HTTP ${resp.status} ${detail}`.trim() });
+  }
+  const body = await resp.json();
+  return new TokenInfo(body.accessToken, body.exp, body.casUrl ?? null);
+}
+
+/** A TokenRefresher whose `refreshToken()` fetches a token endpoint (see fetchToken). */
+export class TokenEndpointRefresher {
+  constructor(url, headers = {}) {
+    this.url = url;
+    this.headers = headers;
+    this.calls = 0;
+  }
+  async refreshToken() {
+    this.calls += 1;
+    return fetchToken(this.url, this.headers);
+  }
+}
+
+function pyOptions(options) {
+  // Plain object copy: Python reads attributes; undefined/null mean "default".
+  return Object.assign({}, options ?? {});
+}
+
+class SessionBase {
+  #py;
+  #closed = false;
+  constructor(core, casEndpoint, tokenInfo, tokenRefresher, options) {
+    // undefined (not null) reaches Python as None
+    const made = core.session(casEndpoint ?? undefined, tokenInfo ?? undefined,
+                              tokenRefresher ?? undefined, pyOptions(options));
+    if (made && made.ok === false) throw new XetError(made.error);
+    this.#py = made;
+  }
+
+  #live() {
+    if (this.#closed) throw new XetError({ name: "XetError", message: "this XetSession is closed" });
+    return this.#py;
+  }
+
+  /** Upload a File/Blob, read in bounded blocks. Resolves to {name, fileHash, fileSize, sha256}. */
+  async uploadFile(fileOrBlob, options = {}) {
+    return unwrap(await this.#live().upload_file(fileOrBlob, pyOptions(options)));
+  }
+
+  /** Upload bytes held in memory (Uint8Array or ArrayBuffer). */
+  async uploadBytes(bytes, options = {}) {
+    return unwrap(await this.#live().upload_bytes(bytes, pyOptions(options)));
+  }
+
+  /** Upload the xorbs still pending, then the shard registering every file uploaded since the
+   *  last finalize. Resolves to {files: [...], metrics: {...}}. The session stays usable. */
+  async finalize(options = {}) {
+    return unwrap(await this.#live().finalize(pyOptions(options)));
+  }
+
+  /** Drop the files uploaded since the last finalize (no shard is sent). */
+  async abort() {
+    return unwrap(await this.#live().abort());
+  }
+
+  /** Download a file (or `range: {start, end}` of it, end exclusive) into a Blob.
+   *  Options: `range`, `onProgress` ({phase, bytesDone, bytesTotal, bytesFetched}), `type`
+   *  (the Blob's MIME type). A full download is verified against the file hash (a mismatch
+   *  rejects with XetIntegrityError); see docs/download.md for ranges. */
+  async downloadToBlob(fileHash, size, options = {}) {
+    return unwrap(await this.#live().download_to_blob(fileHash, size, pyOptions(options)));
+  }
+
+  /** Download as a ReadableStream of Uint8Array pieces of `blockSize` bytes (default 8 MiB;
+   *  pull-driven: bounded memory). Same `range`/`onProgress` options as downloadToBlob; the
+   *  last piece of a full download is only enqueued once the file hash matched. */
+  downloadStream(fileHash, size, options = {}) {
+    const py = this.#live();
+    let reader = null;
+    return new ReadableStream({
+      async start() {
+        reader = unwrap(await py.open_download(fileHash, size, pyOptions(options)));
+      },
+      async pull(controller) {
+        const piece = unwrap(await py.read_download(reader));
+        if (piece == null) {
+          controller.close();
+          reader.destroy();
+          reader = null;
+        } else {
+          controller.enqueue(piece);
+        }
+      },
+      async cancel() {
+        if (reader) {
+          unwrap(await py.cancel_download(reader));
+          reader.destroy();
+          reader = null;
+        }
+      },
+    }, { highWaterMark: 1 });
+  }
+
+  /** Abort pending work and release the session. */
+  async close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      unwrap(await this.#py.close());
+    } finally {
+      this.#py.destroy();
+    }
+  }
+}
+
+/**
+ * Load Pyodide, install the xet_pyodide wheel, load the kernels and start the hashing workers.
+ *
+ * @param {object} [options]
+ * @param {string|URL} [options.baseUrl]  where `pyodide/` lives (default: this module's directory)
+ * @param {number} [options.workers]      hashing workers (default navigator.hardwareConcurrency; 0 = none)
+ * @param {object} [options.pyodideOptions] extra loadPyodide() options (stdout, stderr, ...)
+ */
+export async function loadXet({ baseUrl, workers, pyodideOptions } = {}) {
+  const base = new URL(withSlash(baseUrl ?? MODULE_DIR), location.href);
+  const pyBase = new URL("pyodide/", base).href;
+  const { loadPyodide } = await import(pyBase + "pyodide.mjs");
+  const infoResp = await fetch(pyBase + "xet_pyodide_wheel.json");
+  if (!infoResp.ok) throw new XetError({ name: "XetError", message: `cannot fetch ${pyBase}xet_pyodide_wheel.json (HTTP ${infoResp.status})` });
+  const info = await infoResp.json();
+  const pyodide = await loadPyodide({
+    indexURL: pyBase,
+    lockFileURL: pyBase + "pyodide-lock.json", // absolute: package URLs are resolved against it
+    packages: ["micropip"],
+    ...(pyodideOptions ?? {}),
+  });
+  const micropip = pyodide.pyimport("micropip");
+  await micropip.install(new URL(info.wheel, pyBase).href);
+  micropip.destroy();
+  const browser = pyodide.pyimport("xet_pyodide.browser");
+  const workerUrl = new URL("xet_worker.mjs", MODULE_DIR).href;
+  const core = await browser.start(workerUrl, workers ?? undefined);
+  browser.destroy();
+  const state = core.info();
+
+  class XetSession extends SessionBase {
+    /**
+     * @param {string|null} casEndpoint  CAS URL (may be null when tokenInfo carries casUrl)
+     * @param {{token, exp}} tokenInfo    token()/exp() methods or getters; exp in unix seconds
+     * @param {{refreshToken(): Promise}} [tokenRefresher]
+     * @param {{onProgress?: Function, blockSize?: number}} [options]
+     */
+    constructor(casEndpoint, tokenInfo, tokenRefresher, options) {
+      super(core, casEndpoint, tokenInfo, tokenRefresher, options);
+    }
+  }
+
+  return {
+    XetSession,
+    pyodide,
+    workers: state.workers,
+    crossOriginIsolated: state.crossOriginIsolated,
+    wheel: info.wheel,
+    /** Xet file hash of a File/Blob without uploading: {fileHash, fileSize, sha256, chunks}. */
+    async hashFile(fileOrBlob, options = {}) {
+      return unwrap(await core.hash_file(fileOrBlob, pyOptions(options)));
+    },
+    /** Stop the workers (sessions created from this instance stop working). */
+    close() {
+      core.close();
+      core.destroy();
+    },
+  };
+}

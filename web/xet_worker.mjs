@@ -1,0 +1,121 @@
+// Kernel worker of the xet_pyodide hashing pool (driven by xet_pyodide/io/workers.py).
+//
+// Each worker instantiates the package's xet_kernels.wasm (the compiled WebAssembly.Module is
+// posted once by the page; see docs/kernels.md for the C ABI) and works on a SharedArrayBuffer
+// the page shares with every worker. Messages in:
+//
+//   {op: "init", module, sab}                      -> {op: "ready", warmMs}
+//   {op: "gear", id, from, start, end, base}       -> {id, cands: Uint32Array}
+//       gear candidates of sab[from, end) scanned from state 0; only positions >= start are
+//       reported, as offsets from `base`. `start - from` (<= 63 bytes) is the history prefix
+//       that makes a slice's candidates independent of the scan state before it.
+//   {op: "hash", id, off, lens, count, out}        -> {id}
+//       keyed BLAKE3 (DATA_KEY) of `count` consecutive chunks at sab[off, ...) whose sizes
+//       are the u32 array at sab[lens, lens + 4 * count); the 32-byte digests are written to
+//       sab[out, out + 32 * count).
+//
+// Errors come back as {id, error: "message"}. The worker never touches the network.
+
+const DATA_KEY = new Uint8Array([
+  102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28,
+  157, 228, 33, 16, 155, 235, 43, 88, 180, 208, 176, 75, 147, 173, 242, 41,
+]);
+
+let kernels = null; // wasm exports
+let sab = null; // the shared buffer
+
+const align16 = (n) => (n + 15) & ~15;
+const WARM_UP_MS = 40;
+
+function arena(n) {
+  const base = kernels.xk_reserve(n);
+  if (!base) throw new Error(`wasm kernels cannot grow memory to ${n} bytes`);
+  return [base, new Uint8Array(kernels.memory.buffer)]; // fresh view: memory may have grown
+}
+
+function gearScan(src, len) {
+  // src: Uint8Array of `len` bytes (anywhere). Returns [heap, outPtr, count].
+  let cap = (len >>> 10) + 256; // random data: about len / 65536 candidates
+  for (;;) {
+    const dataOff = 16;
+    const outOff = align16(dataOff + len);
+    const [base, heap] = arena(outOff + 4 * cap);
+    heap.fill(0, base, base + 8); // u64 state = 0
+    heap.set(src, base + dataOff);
+    const count = kernels.xk_gear_scan(base + dataOff, len, base, base + outOff, cap) >>> 0;
+    if (count <= cap) return [heap, base + outOff, count];
+    cap = count; // crafted input with more candidates than expected: retry with room for all
+  }
+}
+
+function gear({ id, from, start, end, base }) {
+  const len = end - from;
+  const [heap, outPtr, count] = gearScan(new Uint8Array(sab, from, len), len);
+  const found = new Uint32Array(heap.buffer, outPtr, count);
+  const skip = start - from;
+  const shift = from - base; // found[i] + shift = offset from base
+  let i = 0;
+  while (i < count && found[i] < skip) i++;
+  const cands = new Uint32Array(count - i);
+  for (let j = 0; j < cands.length; j++) cands[j] = found[i + j] + shift;
+  postMessage({ id, cands }, [cands.buffer]);
+}
+
+function hashInto(src, lengths, heapOut) {
+  // Keyed BLAKE3 of the messages in `src` (sizes `lengths`); digests copied to heapOut.
+  const n = lengths.length;
+  const lensOff = 32;
+  const outOff = align16(lensOff + 4 * n);
+  const dataOff = align16(outOff + 32 * n);
+  const [base, heap] = arena(dataOff + src.length);
+  heap.set(DATA_KEY, base);
+  new Uint32Array(heap.buffer, base + lensOff, n).set(lengths);
+  heap.set(src, base + dataOff);
+  kernels.xk_blake3_keyed_many(base + dataOff, base + lensOff, n, base, base + outOff);
+  heapOut.set(heap.subarray(base + outOff, base + outOff + 32 * n));
+}
+
+function hash({ id, off, lens, count, out }) {
+  const lengths = new Uint32Array(sab, lens, count);
+  let total = 0;
+  for (let i = 0; i < count; i++) total += lengths[i];
+  hashInto(new Uint8Array(sab, off, total), lengths, new Uint8Array(sab, out, 32 * count));
+  postMessage({ id });
+}
+
+function warmUp() {
+  // V8 runs wasm in a baseline tier first and cannot switch a running call to optimized code
+  // (docs/kernels.md). Tier-up is triggered by use and compiled in the background, so run the
+  // hot kernels on 256 KiB for a few tens of milliseconds before accepting real work: measured
+  // here, the optimized code arrives after ~10-15 ms of such calls.
+  const data = new Uint8Array(256 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+  const lengths = new Uint32Array([65536, 65536, 65536, 65536]);
+  const sink = new Uint8Array(32 * 4);
+  const t0 = performance.now();
+  for (let round = 0; round < 200 && (round < 16 || performance.now() - t0 < WARM_UP_MS); round++) {
+    gearScan(data, data.length);
+    hashInto(data, lengths, sink);
+  }
+  return performance.now() - t0;
+}
+
+function init({ module, sab: shared }) {
+  const instance = new WebAssembly.Instance(module, {});
+  kernels = instance.exports;
+  if (kernels.xk_abi_version() !== 1) throw new Error("xet_kernels.wasm: unexpected ABI version");
+  sab = shared;
+  postMessage({ op: "ready", warmMs: warmUp() });
+}
+
+const HANDLERS = { init, gear, hash };
+
+self.onmessage = (event) => {
+  const msg = event.data;
+  try {
+    HANDLERS[msg.op](msg);
+  } catch (err) {
+    postMessage({ id: msg.id, op: msg.op === "init" ? "failed" : undefined,
+                  error: String(err && err.message ? err.message : err) });
+  }
+};

@@ -1,0 +1,299 @@
+"""The Python side of the JavaScript front door (``web/xet_pyodide.js``), Pyodide only.
+
+``loadXet()`` in JS calls :func:`start` once; it returns a :class:`BrowserXet` (the hashing
+worker pool, or none) whose methods the JS classes call. Every JS-facing method takes JS
+values as they come (``File``/``Blob``, ``Uint8Array``, option objects, callbacks, token
+objects — the session accepts JS token shapes directly) and returns an envelope
+(:func:`xet_pyodide.io.jsbridge.envelope`) with camelCase results.
+
+The work itself is the ordinary :class:`~xet_pyodide.session.XetSession`; this module only
+adapts shapes. Anything touching ``js`` directly lives in :mod:`xet_pyodide.io`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .core.hashes import MerkleHash, file_hash
+from .io.blob import (
+    BLOB_BLOCK,
+    DownloadReader,
+    blob_name,
+    blob_size,
+    download_to_blob,
+    open_download_stream,
+    read_blob,
+    read_blob_buffers,
+    release_buffer,
+    webcrypto_sha256,
+)
+from .io.jsbridge import camel_keys, envelope, error_envelope, notify, option
+from .io.jsinterop import to_js_value
+from .io.pool_hasher import PooledChunkHasher
+from .io.workers import WorkerPool, isolation_available, start_pool
+from .kernels import load_kernels
+from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
+from .session.hasher import ChunkBatch, ChunkHasher
+from .session.results import CommitResult, FileResult
+
+MIB = 1 << 20
+#: A page's upload pipeline bound (``SessionConfig.max_buffered_bytes``; CPython uses 256 MiB).
+#: Every buffered byte lives in the page's WebAssembly heap, which never shrinks, and each
+#: xorb in flight also has a JS copy for ``fetch``: a smaller bound keeps a tab's peak memory
+#: under 1 GiB (bench/browser.py --memory: 1.1-1.2 GiB with 256 MiB, ~0.98 GiB with 64 MiB) at
+#: no measurable cost in throughput on loopback.
+BROWSER_BUFFERED_BYTES = 64 * MIB
+#: Xorb uploads in flight at once (each up to 64 MiB, plus its JS copy).
+BROWSER_CONCURRENT_UPLOADS = 4
+
+
+def file_json(result: FileResult) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "fileHash": result.hash,
+        "fileSize": result.size,
+        "sha256": result.sha256,
+    }
+
+
+def commit_json(result: CommitResult) -> dict[str, Any]:
+    return {
+        "files": [file_json(f) for f in result.files],
+        "metrics": camel_keys(result.metrics.to_dict()),
+    }
+
+
+def sha256_option(value: Any) -> Any:
+    """JS ``sha256`` option → the session's ``sha256=``: ``false``/``"skip"`` skip it,
+    ``true``/absent compute it (``None``), a hex string / ``Uint8Array`` / ``Promise`` of a
+    digest is used as given."""
+    if value is None or value is True:
+        return None
+    if value is False:
+        return SKIP
+    return value
+
+
+class ProgressRouter:
+    """The session's one progress callback, fanned out to the JS listeners of the session,
+    of each ``uploadFile`` call and of ``finalize``."""
+
+    def __init__(self, session_listener: Any = None) -> None:
+        self.session_listener = session_listener
+        self.file_listeners: dict[int, Any] = {}
+        self.commit_listener: Any = None
+
+    async def __call__(self, event: dict[str, Any]) -> None:
+        common: dict[str, Any] = {
+            "phase": event["phase"],
+            "bytesProcessed": event["bytes_processed"],
+            "bytesTotal": event["bytes_total"],
+            "bytesTransferred": event["bytes_transferred"],
+        }
+        if "shard_verified" in event:
+            common["shardVerified"] = event["shard_verified"]
+            common["shardTotal"] = event["shard_total"]
+        files = event["files"]
+        for index, listener in list(self.file_listeners.items()):
+            if index < len(files):
+                f = files[index]
+                await notify(
+                    listener,
+                    {
+                        **common,
+                        "name": f["name"],
+                        "fileSize": f["size"],
+                        "fileBytesProcessed": f["bytes_processed"],
+                        "fileBytesPacked": f.get("bytes_packed", 0),
+                        "fileBytesUploaded": f.get("bytes_uploaded", 0),
+                    },
+                )
+        full = {**common, "files": camel_keys(files)}
+        for listener in (self.session_listener, self.commit_listener):
+            if listener is not None:
+                await notify(listener, full)
+
+
+class BrowserSession:
+    """What a JS ``XetSession`` wraps (see ``web/xet_pyodide.js``)."""
+
+    def __init__(
+        self, xet: BrowserXet, endpoint: Any, token_info: Any, refresher: Any, options: Any
+    ) -> None:
+        self.router = ProgressRouter(option(options, "onProgress"))
+        self.block_size = int(option(options, "blockSize", BLOB_BLOCK))
+        config = SessionConfig(
+            block_size=self.block_size,
+            max_buffered_bytes=int(option(options, "maxBufferedBytes", BROWSER_BUFFERED_BYTES)),
+            max_concurrent_xorb_uploads=int(
+                option(options, "maxConcurrentUploads", BROWSER_CONCURRENT_UPLOADS)
+            ),
+        )
+        self.session = XetSession(
+            str(endpoint) if endpoint else None,
+            token_info,
+            refresher,
+            config=config,
+            progress=self.router,
+            chunk_hasher_factory=xet.hasher_factory,
+            # downloads: "browser" (Cache API, the default), "memory" or "none"/false
+            chunk_cache=option(options, "chunkCache"),
+        )
+
+    async def _upload_blob(self, blob: Any, options: Any) -> dict[str, Any]:
+        name = option(options, "name") or blob_name(blob)
+        sha = sha256_option(option(options, "sha256"))
+        upload = self.session.start_upload(name, blob_size(blob), sha)
+        self._listen(upload.file_id, options)
+        try:
+            async for block in read_blob(blob, block_size=self.block_size):
+                await upload.write(block)
+            return file_json(await upload.finish())
+        finally:
+            self.router.file_listeners.pop(upload.file_id, None)
+
+    async def _upload_bytes(self, data: Any, options: Any) -> dict[str, Any]:
+        sha = sha256_option(option(options, "sha256"))
+        if sha is None:  # WebCrypto on the JS buffer, in parallel with our chunking
+            sha = webcrypto_sha256(data) or COMPUTE
+        raw = data.to_bytes() if hasattr(data, "to_bytes") else bytes(data)
+        upload = self.session.start_upload(option(options, "name"), len(raw), sha)
+        self._listen(upload.file_id, options)
+        try:
+            view = memoryview(raw)
+            for start in range(0, len(view), self.block_size):
+                await upload.write(view[start : start + self.block_size])
+            return file_json(await upload.finish())
+        finally:
+            self.router.file_listeners.pop(upload.file_id, None)
+
+    def _listen(self, file_id: int, options: Any) -> None:
+        listener = option(options, "onProgress")
+        if listener is not None:
+            self.router.file_listeners[file_id] = listener
+
+    async def _finalize(self, options: Any) -> dict[str, Any]:
+        self.router.commit_listener = option(options, "onProgress")
+        try:
+            return commit_json(await self.session.commit())
+        finally:
+            self.router.commit_listener = None
+
+    # ---------------------------------------------------------------- JS entry points
+
+    def upload_file(self, blob: Any, options: Any = None) -> Awaitable[Any]:
+        return envelope(self._upload_blob(blob, options))
+
+    def upload_bytes(self, data: Any, options: Any = None) -> Awaitable[Any]:
+        return envelope(self._upload_bytes(data, options))
+
+    def finalize(self, options: Any = None) -> Awaitable[Any]:
+        return envelope(self._finalize(options))
+
+    def abort(self) -> Awaitable[Any]:
+        return envelope(self.session.abort())
+
+    def close(self) -> Awaitable[Any]:
+        return envelope(self.session.aclose())
+
+    def download_to_blob(self, file_hash: Any, size: Any, options: Any = None) -> Awaitable[Any]:
+        return envelope(download_to_blob(self.session, str(file_hash), int(size), options))
+
+    def open_download(self, file_hash: Any, size: Any, options: Any = None) -> Awaitable[Any]:
+        return envelope(open_download_stream(self.session, str(file_hash), int(size), options))
+
+    def read_download(self, reader: DownloadReader) -> Awaitable[Any]:
+        return envelope(reader.read())
+
+    def cancel_download(self, reader: DownloadReader) -> Awaitable[Any]:
+        return envelope(reader.cancel())
+
+
+class BrowserXet:
+    """One loaded instance: the worker pool (or none) and factories for sessions."""
+
+    def __init__(self, pool: WorkerPool | None) -> None:
+        self.pool = pool
+
+    @property
+    def hasher_factory(self) -> Callable[[], ChunkHasher]:
+        return self.pool.hasher if self.pool is not None else InProcessChunkHasher
+
+    def info(self) -> Any:
+        return to_js_value(
+            {
+                "workers": self.pool.size if self.pool else 0,
+                "crossOriginIsolated": isolation_available(),
+            }
+        )
+
+    def session(self, endpoint: Any, token_info: Any, refresher: Any, options: Any = None) -> Any:
+        """A :class:`BrowserSession` (a ``PyProxy`` for the JS ``XetSession``), or an error
+        envelope."""
+        try:
+            return BrowserSession(self, endpoint, token_info, refresher, options)
+        except Exception as exc:
+            return error_envelope(exc)
+
+    def hash_file(self, blob: Any, options: Any = None) -> Awaitable[Any]:
+        return envelope(self._hash_blob(blob, options))
+
+    async def _hash_blob(self, blob: Any, options: Any) -> dict[str, Any]:
+        """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256,
+        computed here with hashlib, which keeps the data path through Python)."""
+        block_size = int(option(options, "blockSize", BLOB_BLOCK))
+        sha = hashlib.sha256() if option(options, "sha256", False) is True else None
+        sizes: list[int] = []
+        hashes = bytearray()
+        size = 0
+        if self.pool is not None and sha is None and block_size <= self.pool.slot_bytes:
+            hasher = PooledChunkHasher(self.pool)
+            async for buffer in read_blob_buffers(blob, block_size=block_size):
+                size += int(buffer.byteLength)
+                _extend(sizes, hashes, await hasher.update_js(buffer))
+                release_buffer(buffer)  # copied into the shared buffer already
+            _extend(sizes, hashes, await hasher.finish_js())
+        else:
+            generic = self.hasher_factory()
+            async for block in read_blob(blob, block_size=block_size):
+                size += len(block)
+                if sha is not None:
+                    sha.update(block)
+                _extend(sizes, hashes, _unpack(await generic.update(memoryview(block))))
+            _extend(sizes, hashes, _unpack(await generic.finish()))
+        entries = [
+            (MerkleHash(bytes(hashes[32 * i : 32 * i + 32])), n) for i, n in enumerate(sizes)
+        ]
+        return {
+            "fileHash": file_hash(entries).hex(),
+            "fileSize": size,
+            "sha256": sha.hexdigest() if sha is not None else None,
+            "chunks": len(entries),
+        }
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+def _unpack(batch: ChunkBatch) -> tuple[list[int], bytes]:
+    return [len(c) for c in batch.chunks], batch.hashes
+
+
+def _extend(sizes: list[int], hashes: bytearray, part: tuple[list[int], bytes]) -> None:
+    sizes.extend(part[0])
+    hashes += part[1]
+
+
+async def start(worker_url: str, workers: Any = None) -> BrowserXet:
+    """Load the kernels and start the worker pool (``workers``: a count, or None for
+    ``navigator.hardwareConcurrency``; 0 disables the pool)."""
+    await load_kernels()
+    pool = await start_pool(worker_url, None if workers is None else int(workers))
+    return BrowserXet(pool)
+
+
+__all__ = ["BrowserSession", "BrowserXet", "ProgressRouter", "commit_json", "start"]

@@ -1,0 +1,289 @@
+"""Reading a JavaScript ``Blob``/``File`` as a stream of bounded blocks (Pyodide).
+
+``blob.slice(a, b).arrayBuffer()`` reads one block at a time, so a multi-GiB ``File`` never
+becomes one buffer. A couple of reads run ahead while the consumer processes the current
+block: the browser's file reads overlap our chunking, and backpressure is automatic (a new
+read only starts when the consumer takes a block), so memory stays at a few blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+MIB = 1 << 20
+#: Default block size of Blob reads.
+BLOB_BLOCK = 16 * MIB
+#: Reads kept in flight while the consumer works on the current block.
+READ_AHEAD = 2
+
+
+def blob_size(blob: Any) -> int:
+    """Size in bytes of a JS ``Blob``/``File``."""
+    return int(blob.size)
+
+
+def blob_name(blob: Any) -> str | None:
+    """``File.name`` (``None`` for a plain ``Blob`` or an empty name)."""
+    name = getattr(blob, "name", None)
+    return str(name) if name else None
+
+
+async def read_blob_buffers(
+    blob: Any,
+    *,
+    block_size: int = BLOB_BLOCK,
+    ahead: int = READ_AHEAD,
+    start: int = 0,
+    end: int | None = None,
+) -> AsyncIterator[Any]:
+    """Yield ``blob[start:end]`` as JS ``ArrayBuffer`` proxies of ``block_size`` bytes (the
+    last may be shorter), keeping ``ahead`` reads in flight."""
+    if block_size <= 0 or ahead < 1:
+        raise ValueError("block_size and ahead must be positive")
+    stop = blob_size(blob) if end is None else min(end, blob_size(blob))
+    pending: deque[Any] = deque()
+    pos = start
+    while pos < stop or pending:
+        while pos < stop and len(pending) < ahead:
+            pending.append(blob.slice(pos, min(pos + block_size, stop)).arrayBuffer())
+            pos = min(pos + block_size, stop)
+        yield await pending.popleft()
+
+
+async def read_blob(
+    blob: Any,
+    *,
+    block_size: int = BLOB_BLOCK,
+    ahead: int = READ_AHEAD,
+    start: int = 0,
+    end: int | None = None,
+) -> AsyncIterator[bytes]:
+    """Like :func:`read_blob_buffers`, as Python ``bytes``."""
+    async for buffer in read_blob_buffers(
+        blob, block_size=block_size, ahead=ahead, start=start, end=end
+    ):
+        yield buffer.to_bytes()
+
+
+def release_buffer(buffer: Any) -> None:
+    """Free a JS ``ArrayBuffer`` (or a typed array's buffer) now rather than at V8's next
+    garbage collection, by detaching it (``ArrayBuffer.prototype.transfer(0)``). Only for
+    buffers nothing uses any more (e.g. a request body ``fetch()`` has copied)."""
+    target = getattr(buffer, "buffer", buffer)
+    transfer = getattr(target, "transfer", None)
+    if transfer is not None:
+        # already detached, or a SharedArrayBuffer (no transfer): nothing to free
+        with contextlib.suppress(Exception):
+            transfer(0)
+
+
+# --------------------------------------------------------------------------- SHA-256
+
+
+def webcrypto_sha256(data: Any) -> Any:
+    """Start ``crypto.subtle.digest("SHA-256", data)`` on a JS buffer (``Uint8Array`` /
+    ``ArrayBuffer`` proxy) without copying it into Python. Returns the Promise (awaitable,
+    resolves to an ``ArrayBuffer``), or ``None`` when WebCrypto is unavailable."""
+    import js  # type: ignore[import-not-found]
+
+    subtle = getattr(getattr(js, "crypto", None), "subtle", None)
+    if subtle is None or not hasattr(data, "byteLength"):
+        return None
+    return subtle.digest("SHA-256", data)
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _js_copy(piece: bytes | bytearray | memoryview) -> Any:
+    import js  # type: ignore[import-not-found]
+
+    view = memoryview(piece).cast("B")
+    out = js.Uint8Array.new(len(view))
+    out.assign(view)
+    return out
+
+
+def parse_range(value: Any) -> tuple[int, int] | None:
+    """A JS ``range`` option — ``{start, end}`` or ``[start, end]`` (end exclusive) — as a
+    tuple; ``None`` when absent."""
+    if value is None:
+        return None
+    if hasattr(value, "to_py") and not hasattr(value, "start"):
+        value = value.to_py()
+    if isinstance(value, (list, tuple)):
+        start, end = value
+    elif isinstance(value, dict):
+        start, end = value.get("start"), value.get("end")
+    else:
+        start, end = getattr(value, "start", None), getattr(value, "end", None)
+    if start is None or end is None:
+        raise ValueError("range must be {start, end} or [start, end] (end exclusive)")
+    return int(start), int(end)
+
+
+def _download_kwargs(options: Any) -> dict[str, Any]:
+    from .jsbridge import camel_keys, notify, option
+
+    kwargs: dict[str, Any] = {}
+    byte_range = parse_range(option(options, "range"))
+    if byte_range is not None:
+        start, end = byte_range
+        if end <= start:
+            raise ValueError(f"range {{start: {start}, end: {end}}} is empty (end is exclusive)")
+        kwargs["byte_range"] = (start, end - 1)  # the session's ranges are inclusive (HTTP)
+    listener = option(options, "onProgress")
+    if listener is not None:
+
+        async def progress(event: Any) -> None:
+            await notify(listener, camel_keys(event))
+
+        kwargs["progress"] = progress
+    return kwargs
+
+
+def _require_downloads(session: Any) -> None:
+    if not hasattr(session, "download_pieces"):
+        raise NotImplementedError("downloads are not available in this xet_pyodide build")
+
+
+#: A Blob is assembled from JS parts of this size (the last one shorter); ``downloadStream``
+#: pieces are at most ``blockSize`` bytes, this by default.
+BLOB_PART = 8 * MIB
+#: Every this many parts become a Blob right away, so the page's own copies of a download
+#: stay small (the browser keeps Blob data outside the page, on disk when it is large).
+BLOB_GROUP = 4
+
+
+async def download_to_blob(session: Any, file_hash: str, size: int, options: Any) -> Any:
+    """Download a file (or a ``range`` of it) into a JS ``Blob`` assembled from ~8 MiB parts
+    (the browser may keep large blobs on disk, so the page holds little of it at a time).
+
+    Every byte is copied once, from the decoded ranges straight into the JS part; the Blob is
+    only created after the iterator finished, i.e. after a full download was verified. Like
+    ``download_bytes``, a verification failure that involved cached bytes (now dropped from
+    the cache) is retried once from the network."""
+    from ..errors import XetIntegrityError
+    from .jsbridge import option
+
+    _require_downloads(session)
+    kind = option(options, "type", "application/octet-stream")
+    kwargs = _download_kwargs(options)
+    try:
+        return await _blob_of(session.download_pieces(file_hash, size, **kwargs), kind)
+    except XetIntegrityError:
+        stats = getattr(session, "last_download", None)
+        if stats is None or not stats.cache_hits:
+            raise
+    return await _blob_of(session.download_pieces(file_hash, size, **kwargs), kind)
+
+
+async def _blob_of(pieces: AsyncIterator[memoryview], kind: str) -> Any:
+    import js  # type: ignore[import-not-found]
+
+    blobs = js.Array.new()  # Blobs of BLOB_GROUP parts: their bytes leave the page's heap
+    parts = js.Array.new()
+    part, fill = None, 0
+    async for piece in pieces:
+        view = memoryview(piece).cast("B")
+        while len(view):
+            if part is None:
+                part, fill = js.Uint8Array.new(BLOB_PART), 0
+            n = min(len(view), BLOB_PART - fill)
+            part.subarray(fill, fill + n).assign(view[:n])
+            fill += n
+            view = view[n:]
+            if fill == BLOB_PART:
+                parts.push(part)
+                part = None
+                if parts.length >= BLOB_GROUP:
+                    blobs.push(js.Blob.new(parts))
+                    parts = js.Array.new()
+    if part is not None:
+        parts.push(part.subarray(0, fill))
+    if parts.length:
+        blobs.push(js.Blob.new(parts))
+    return js.Blob.new(blobs, _blob_options(kind))
+
+
+def _blob_options(kind: str) -> Any:
+    import js  # type: ignore[import-not-found]
+
+    options = js.Object.new()
+    options.type = kind
+    return options
+
+
+class DownloadReader:
+    """Pull-based reader behind the JS ``ReadableStream`` of ``downloadStream``:
+    ``await read()`` → ``Uint8Array`` (at most ``block`` bytes) or ``None`` at the end;
+    ``await cancel()``.
+
+    The final bytes are held back until the download's iterator has finished (for a full
+    download: until the file hash matched), so a stream whose data is wrong errors before it
+    delivers its end."""
+
+    def __init__(self, pieces: AsyncIterator[memoryview], block: int = BLOB_PART) -> None:
+        self._pieces = pieces
+        self._block = max(1, block)
+        self._current: memoryview | None = None
+        self._next: memoryview | None = None
+        self._done = False
+
+    async def _pull(self) -> memoryview | None:
+        """The next non-empty piece, or None (and ``_done``) when the iterator finished."""
+        async for piece in self._pieces:
+            if len(piece):
+                return memoryview(piece).cast("B")
+        self._done = True
+        return None
+
+    async def read(self) -> Any:
+        if not self._current:
+            self._current, self._next = self._next, None
+            if self._current is None and not self._done:
+                self._current = await self._pull()
+            if self._current is None:
+                return None
+        current = self._current
+        if len(current) > self._block:
+            self._current = current[self._block :]
+            return _js_copy(current[: self._block])
+        if not self._done and self._next is None:
+            self._next = await self._pull()  # the end is released only once verified
+        self._current = None
+        return _js_copy(current)
+
+    async def cancel(self) -> None:
+        aclose = getattr(self._pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def open_download_stream(
+    session: Any, file_hash: str, size: int, options: Any
+) -> DownloadReader:
+    from .jsbridge import option
+
+    _require_downloads(session)
+    pieces = session.download_pieces(file_hash, size, **_download_kwargs(options))
+    return DownloadReader(aiter(pieces), int(option(options, "blockSize", BLOB_PART)))
+
+
+__all__ = [
+    "BLOB_BLOCK",
+    "READ_AHEAD",
+    "DownloadReader",
+    "blob_name",
+    "blob_size",
+    "download_to_blob",
+    "open_download_stream",
+    "parse_range",
+    "read_blob",
+    "read_blob_buffers",
+    "release_buffer",
+    "webcrypto_sha256",
+]

@@ -1,0 +1,252 @@
+"""The session's chunk-and-hash stage on a :class:`~xet_pyodide.io.workers.WorkerPool`.
+
+Each block goes through three steps, as a *job* (an asyncio task):
+
+1. **scan** — the block and the 63 bytes before it are copied into a slot of the shared buffer
+   and the workers compute its gear candidates in parallel slices (each slice scanned from
+   state 0 with a 63-byte overlap: position independent, see
+   :func:`xet_pyodide.core.chunking.scan_block`);
+2. **cut** — in stream order (a job waits for the previous one), the candidates go through the
+   one :class:`~xet_pyodide.core.chunking.BoundaryFinder` of the file: the same rules as
+   :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`, hence identical chunks;
+3. **hash** — the chunks lying inside the block are hashed by the workers straight from the
+   slot (byte-balanced groups, one kernel call each); the chunk straddling the previous block
+   is assembled here and hashed on this thread (one chunk, ≤ 128 KiB).
+
+Jobs are pipelined one block deep: ``update(block k)`` starts job *k* and returns the chunks
+of block *k - 1*, so the workers scan and hash block *k* while the caller deduplicates,
+compresses and packs block *k - 1* (the :class:`~xet_pyodide.session.hasher.ChunkHasher`
+contract allows returning chunks later; :meth:`PooledChunkHasher.finish` returns the rest).
+Blocks under :data:`LOCAL_BELOW` bytes are processed on this thread (a round trip would cost
+more), still in order.
+
+:meth:`PooledChunkHasher.update_js` takes a JS ``ArrayBuffer`` instead of Python bytes: it is
+copied into the slot by JS and never enters Python memory — the fast path of
+``hashFile()``, which needs chunk sizes and hashes, not chunk data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.chunking import GEAR_WINDOW_PREFIX, BoundaryFinder, scan_block
+from ..core.hashes import DATA_KEY
+from ..kernels import get_kernels
+from ..session.hasher import ChunkBatch
+from .workers import Slot, WorkerPool
+
+#: Blocks smaller than this stay on the calling thread.
+LOCAL_BELOW = 512 * 1024
+#: Blocks a hasher keeps in flight beyond the one it returns.
+LAG = 1
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(slots=True)
+class _Result:
+    sizes: list[int] = field(default_factory=list)
+    hashes: bytes = b""
+    chunks: list[memoryview] | None = None  # None for blocks that never entered Python
+
+
+@dataclass(slots=True)
+class _Job:
+    length: int
+    view: memoryview | None  # the block's bytes, if they are in Python
+    slot: Slot | None  # where the block sits in the shared buffer, if it went to the pool
+    prefix: bytes  # the up to 63 stream bytes before the block
+    scan: asyncio.Future[list[int]] | None
+
+
+class PooledChunkHasher:
+    """:class:`~xet_pyodide.session.hasher.ChunkHasher` on a worker pool (see module doc)."""
+
+    def __init__(self, pool: WorkerPool, *, local_below: int = LOCAL_BELOW) -> None:
+        self._pool = pool
+        self._local_below = local_below
+        self._finder = BoundaryFinder()
+        self._tail = b""  # last 63 bytes submitted
+        self._carry = bytearray()  # bytes of the unfinished chunk (after the last cut)
+        self._jobs: deque[asyncio.Task[_Result]] = deque()
+        self._cut_done: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ ChunkHasher
+
+    async def update(self, block: Buffer) -> ChunkBatch:
+        view = memoryview(block).cast("B")
+        step = self._pool.slot_bytes
+        for start in range(0, len(view), step):
+            await self._submit(view[start : start + step], None)
+        return _batch(await self._collect(LAG))
+
+    async def finish(self) -> ChunkBatch:
+        return _batch([*await self._collect(0), self._last_chunk()])
+
+    # ------------------------------------------------------------------ JS buffers
+
+    async def update_js(self, buffer: Any) -> tuple[list[int], bytes]:
+        """Like :meth:`update` for a JS ``ArrayBuffer`` (≤ the pool's slot size) that stays
+        out of Python memory; returns chunk sizes and hashes instead of chunks."""
+        await self._submit(None, buffer)
+        return _sizes_and_hashes(await self._collect(LAG))
+
+    async def finish_js(self) -> tuple[list[int], bytes]:
+        return _sizes_and_hashes([*await self._collect(0), self._last_chunk()])
+
+    # ------------------------------------------------------------------ jobs
+
+    async def _submit(self, view: memoryview | None, buffer: Any) -> None:
+        length = len(view) if view is not None else int(buffer.byteLength)
+        if length == 0:
+            return
+        pool = self._pool
+        prefix = self._tail
+        slot = scan = None
+        if length >= self._local_below:
+            slot = await pool.acquire()
+            pool.write(slot.data - len(prefix), prefix)
+            if view is not None:
+                pool.write(slot.data, view)
+            else:
+                pool.write_js(slot.data, buffer)
+            scan = pool.scan(slot, len(prefix), length)
+        elif view is None:  # a small JS block: bring it into Python
+            view = memoryview(buffer.to_bytes())
+        if view is not None:
+            last = bytes(view[-GEAR_WINDOW_PREFIX:])
+        else:
+            assert slot is not None
+            last = pool.read(
+                slot.data + length - min(length, GEAR_WINDOW_PREFIX),
+                min(length, GEAR_WINDOW_PREFIX),
+            )
+        self._tail = (prefix + last)[-GEAR_WINDOW_PREFIX:]
+        job = _Job(length, view, slot, prefix, scan)
+        previous, self._cut_done = self._cut_done, asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._run(job, previous, self._cut_done))
+        task.add_done_callback(_retrieve)
+        self._jobs.append(task)
+
+    async def _collect(self, keep: int) -> list[_Result]:
+        results = []
+        while len(self._jobs) > keep:
+            results.append(await self._jobs.popleft())
+        return results
+
+    async def _run(
+        self, job: _Job, previous: asyncio.Future[None] | None, cut_done: asyncio.Future[None]
+    ) -> _Result:
+        try:
+            try:
+                if job.scan is not None:
+                    candidates = await job.scan
+                else:
+                    assert job.view is not None
+                    candidates = scan_block(job.view, job.prefix)
+                if previous is not None:
+                    await previous
+                straddler, inner_start, lengths = self._cut(job, candidates)
+            except BaseException as exc:
+                cut_done.set_exception(exc)
+                cut_done.exception()  # retrieved: the next job (if any) re-raises it
+                raise
+            cut_done.set_result(None)
+            return await self._hash(job, straddler, inner_start, lengths)
+        finally:
+            if job.slot is not None:
+                self._pool.release(job.slot)
+
+    def _bytes(self, job: _Job, start: int, end: int) -> bytes | memoryview:
+        if job.view is not None:
+            return job.view[start:end]
+        assert job.slot is not None
+        return self._pool.read(job.slot.data + start, end - start)
+
+    def _cut(self, job: _Job, candidates: list[int]) -> tuple[bytes | None, int, list[int]]:
+        """Apply the boundary rules; returns the straddling chunk (if one ended in this
+        block), where the inner chunks start and their sizes. Updates the carry."""
+        block_start = self._finder.position
+        ends = [e - block_start for e in self._finder.push(job.length, candidates)]
+        if not ends:
+            self._carry += self._bytes(job, 0, job.length)
+            return None, 0, []
+        straddler = None
+        pos = 0
+        if self._carry:  # the first chunk began in an earlier block
+            self._carry += self._bytes(job, 0, ends[0])
+            straddler, self._carry = bytes(self._carry), bytearray()
+            pos = ends[0]
+            ends = ends[1:]
+        inner_start = pos
+        lengths = []
+        for end in ends:
+            lengths.append(end - pos)
+            pos = end
+        if pos < job.length:
+            self._carry += self._bytes(job, pos, job.length)
+        return straddler, inner_start, lengths
+
+    async def _hash(
+        self, job: _Job, straddler: bytes | None, start: int, lengths: list[int]
+    ) -> _Result:
+        kernels = get_kernels()
+        result = _Result()
+        digests = []
+        if straddler is not None:
+            result.sizes.append(len(straddler))
+            digests.append(kernels.blake3_keyed(straddler, DATA_KEY))
+        if lengths:
+            total = sum(lengths)
+            if job.slot is not None:
+                digests.append(await self._pool.hash(job.slot, start, lengths))
+            else:
+                assert job.view is not None
+                digests.append(
+                    kernels.blake3_keyed_many(job.view[start : start + total], lengths, DATA_KEY)
+                )
+            result.sizes.extend(lengths)
+        result.hashes = b"".join(digests)
+        if job.view is not None:
+            chunks = [memoryview(straddler)] if straddler is not None else []
+            pos = start
+            for n in lengths:
+                chunks.append(job.view[pos : pos + n])
+                pos += n
+            result.chunks = chunks
+        return result
+
+    def _last_chunk(self) -> _Result:
+        ends = self._finder.finish()
+        if not ends or not self._carry:
+            return _Result(chunks=[])
+        last, self._carry = bytes(self._carry), bytearray()
+        digest = get_kernels().blake3_keyed(last, DATA_KEY)
+        return _Result([len(last)], digest, [memoryview(last)])
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a job's exception as retrieved (an abandoned hasher must not log warnings)."""
+    if not task.cancelled():
+        with contextlib.suppress(BaseException):
+            task.exception()
+
+
+def _batch(results: list[_Result]) -> ChunkBatch:
+    chunks: list[memoryview] = []
+    for r in results:
+        assert r.chunks is not None, "a JS block's chunks cannot be returned as data"
+        chunks.extend(r.chunks)
+    return ChunkBatch(chunks, b"".join(r.hashes for r in results))
+
+
+def _sizes_and_hashes(results: list[_Result]) -> tuple[list[int], bytes]:
+    sizes = [n for r in results for n in r.sizes]
+    return sizes, b"".join(r.hashes for r in results)
+
+
+__all__ = ["LAG", "LOCAL_BELOW", "PooledChunkHasher"]
