@@ -1,4 +1,5 @@
-"""Layer 4: sessions. :class:`XetSession` uploads files (chunk → dedup → xorbs → shard)."""
+"""Layer 4: sessions. :class:`XetSession` uploads files (chunk → dedup → xorbs → shard) and
+downloads them (reconstruction → ranged fetch → decode → verify)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``XetSession``: the front door for uploads (and, later, downloads).
+"""``XetSession``: the front door for uploads and downloads.
 
 Async-first (Pyodide has no threads): every network wait is an ``await`` on the running event
 loop, CPU work runs in bounded blocks between them.
