@@ -36,41 +36,18 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 DIST = REPO / "web" / "pyodide"
 CSRC = REPO / "xet_pyodide" / "kernels" / "csrc"
-CHROMIUM = os.environ.get("XET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KERNELS = ["gear_scan", "blake3_64k", "lz4_compress", "lz4_decompress", "bg4_split", "crc64"]
 
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 import kernels_payload  # noqa: E402
+from _chromium import bare_chromium  # noqa: E402
+
+from tests.plugins.runtimes import ensure_wheel_fresh  # noqa: E402
 
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def ensure_wheel() -> None:
-    """Rebuild the wheel + web/pyodide if any package source is newer than the wheel."""
-    info = DIST / "xet_pyodide_wheel.json"
-    wheel = DIST / json.loads(info.read_text())["wheel"] if info.exists() else None
-    built = wheel.stat().st_mtime if wheel and wheel.exists() else 0.0
-    sources = [p for p in (REPO / "xet_pyodide").rglob("*") if p.suffix in {".py", ".c", ".h"}]
-    if any(p.stat().st_mtime > built for p in sources):
-        log("building wheel (build_wheel.sh)")
-        subprocess.run(
-            ["bash", str(REPO / "build_wheel.sh")],
-            check=True,
-            env={**os.environ, "PYTHON": sys.executable},
-        )
 
 
 # --------------------------------------------------------------------------------- native
@@ -171,21 +148,10 @@ def run_chromium(config: dict) -> dict:
 
     server = StaticServer(REPO / "web", mounts={"/bench": BENCH}).start_background()
     url = f"{server.url}/bench/kernels_page.html?config={quote(json.dumps(config))}"
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    with bare_chromium(url):
         try:
             report = server.wait_report("kernels", timeout=900)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
             server.shutdown()
             server.server_close()
     assert isinstance(report, dict)
@@ -215,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown runtimes {sorted(unknown)}")
     config = {"size_mib": args.size_mib, "chunk_kib": args.chunk_kib, "repeat": args.repeat}
     if not args.no_build and set(runtimes) & {"node", "chromium"}:
-        ensure_wheel()
+        ensure_wheel_fresh()
     started = time.time()
     log("native references")
     ref = native(args.size_mib, args.chunk_kib, args.repeat)
