@@ -20,13 +20,18 @@ are same-origin. Steps:
    (``session.downloadStream`` read to the end) — the JavaScript API a page uses
    (``js-response``: that stream collected by ``new Response(stream).blob()``); and, from
    ``bench/download_payload.py`` (Python API in Pyodide): ``drain`` (``download_stream``,
-   blocks dropped), ``blob``, ``fetch`` / ``jsfetch`` (transport ceilings: every xorb range
-   fetched, nothing decoded). Chunk cache off (``--cache browser`` turns the Cache API on).
+   blocks dropped), ``blob``, ``fetch`` / ``jsfetch`` / ``sfetch`` (transport ceilings: every
+   xorb range fetched — whole, whole without entering Python, or streamed —, nothing
+   decoded). Chunk cache off (``--cache browser`` turns the Cache API on).
    The page reports with ``sendBeacon`` to a small report server;
 4. memory: a ``--stream-mib`` file is uploaded and downloaded with ``downloadToBlob`` by a
    fresh Chromium while this script samples the RSS of Chromium's processes from ``/proc``
    every 50 ms; reported: the renderer's peak and its RSS once Pyodide was loaded, the sum
    over all Chromium processes, and the Pyodide wasm heap size.
+
+``chromium.cpu_seconds``: CPU time of the renderers, the network service, the rest of
+Chromium and the CAS server over all timed modes (from the page's "ready" to its report), with
+the wall time: on a 2-core machine, a sum near ``2 × wall`` means the download is CPU-bound.
 
 Prints one JSON object with ``--json``: ``ratio_<mode>`` = best hf_xet time / best time of
 the mode (≥ 1: we are faster), ``stream.renderer_peak_mib``.
@@ -51,17 +56,10 @@ from urllib.parse import quote
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "cas_server"))
-CHROMIUM = os.environ.get("XET_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _chromium import bare_chromium  # noqa: E402
+
 MIB = 1 << 20
 #: ``--session-config``: SessionConfig fields for the Python-API modes in the page.
 SESSION_CONFIG: dict[str, Any] = {}
@@ -185,26 +183,116 @@ def _descendants(root: int) -> list[tuple[int, str]]:
     return out
 
 
-class MemorySampler(threading.Thread):
-    """Samples Chromium's processes every ``interval`` s: peak renderer RSS, peak total."""
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
 
-    def __init__(self, root_pid: int, interval: float = 0.05) -> None:
+
+def _thread_kind(name: str) -> str:
+    """A renderer thread's role from its name: main, worker (Web Workers), v8 (V8's helper
+    threads: garbage collection, compilation), io, pool (Chromium's thread pool) or other."""
+    if name == "CrRendererMain":
+        return "main"
+    if name.startswith("DedicatedWorker") or name.startswith("WebWorker"):
+        return "worker"
+    if name.startswith("V8"):
+        return "v8"
+    if "IOThread" in name:
+        return "io"
+    if name.startswith("ThreadPool"):
+        return "pool"
+    return "other:" + name
+
+
+def _threads(pid: int) -> list[tuple[int, str, int]]:
+    """(tid, kind, CPU ticks) of a renderer's threads (kind: see :func:`_thread_kind`)."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out.append((int(tid), _thread_kind(name), int(fields[11]) + int(fields[12])))
+    return out
+
+
+def _process_kind(cmd: str) -> str:
+    if "--type=renderer" in cmd:
+        return "renderer"
+    if "NetworkService" in cmd or "network.mojom" in cmd:
+        return "network"
+    return "browser_other" if "--type=" in cmd else "browser"
+
+
+class MemorySampler(threading.Thread):
+    """Samples Chromium's processes every ``interval`` s: peak renderer RSS, peak total, and
+    CPU time per kind of process (plus ``extra_pids``, e.g. the CAS server) since
+    :meth:`mark`."""
+
+    def __init__(self, root_pid: int, interval: float = 0.05, extra_pids: tuple[int, ...] = ()):
         super().__init__(daemon=True)
         self.root_pid = root_pid
         self.interval = interval
+        self.extra_pids = extra_pids
         self.stop_event = threading.Event()
         self.renderer_peak = 0
         self.total_peak = 0
         self.renderer_now = 0
+        self._ticks: dict[int, tuple[str, int]] = {}
+        self._marked: dict[int, int] = {}
+        self._marked_at = time.monotonic()
+
+    def _sample_cpu(self, procs: list[tuple[int, str]]) -> None:
+        for pid, cmd in procs:
+            ticks = _cpu_ticks(pid)
+            if ticks:
+                self._ticks[pid] = (_process_kind(cmd), ticks)
+            if "--type=renderer" in cmd:  # its threads too: main, workers, the rest
+                for tid, name, thread_ticks in _threads(pid):
+                    if thread_ticks:
+                        self._ticks[-tid] = (f"renderer:{name}", thread_ticks)
+        for pid in self.extra_pids:
+            ticks = _cpu_ticks(pid)
+            if ticks:
+                self._ticks[pid] = ("server", ticks)
+
+    def mark(self) -> None:
+        """Start counting CPU time from now."""
+        self._sample_cpu(_descendants(self.root_pid))
+        self._marked = {pid: ticks for pid, (_, ticks) in self._ticks.items()}
+        self._marked_at = time.monotonic()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds per kind of process since :meth:`mark`, and the wall time."""
+        hz = os.sysconf("SC_CLK_TCK")
+        out: dict[str, float] = {"wall": round(time.monotonic() - self._marked_at, 2)}
+        for pid, (kind, ticks) in self._ticks.items():
+            spent = (ticks - self._marked.get(pid, 0)) / hz
+            out[kind] = round(out.get(kind, 0.0) + spent, 2)
+        return out
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             renderer = total = 0
-            for pid, cmd in _descendants(self.root_pid):
+            procs = _descendants(self.root_pid)
+            for pid, cmd in procs:
                 rss = _rss_kib(pid)
                 total += rss
                 if "--type=renderer" in cmd:
                     renderer = max(renderer, rss)
+            self._sample_cpu(procs)
             self.renderer_now = renderer
             self.renderer_peak = max(self.renderer_peak, renderer)
             self.total_peak = max(self.total_peak, total)
@@ -220,27 +308,21 @@ def run_chromium(server: Any, config: dict[str, Any], timeout: float) -> dict[st
         f"{server.url}/bench/download_page.html?report={quote(reports.url)}"
         f"&config={quote(json.dumps(config))}"
     )
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        sampler = MemorySampler(proc.pid)
+    with bare_chromium(url) as proc:
+        server_proc = getattr(server, "_proc", None)
+        sampler = MemorySampler(proc.pid, extra_pids=(server_proc.pid,) if server_proc else ())
         sampler.start()
         try:
             ready = reports.wait_report("ready", timeout=300)
             ready_rss = sampler.renderer_now
             sampler.renderer_peak = ready_rss  # from here on: the download's peak
+            sampler.mark()
             report = reports.wait_report("download", timeout=timeout)
+            sampler.stop_event.set()
+            sampler.join()
+            cpu = sampler.cpu_seconds()
         finally:
             sampler.stop_event.set()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
             reports.shutdown()
             reports.server_close()
             shutil.rmtree(reports_root, ignore_errors=True)
@@ -257,6 +339,7 @@ def run_chromium(server: Any, config: dict[str, Any], timeout: float) -> dict[st
         "wasm_heap_before_mib": round(result["wasm_heap_before"] / MIB, 1),
         "wasm_heap_after_mib": round(result["wasm_heap_after"] / MIB, 1),
     }
+    result["cpu_seconds"] = cpu
     return result
 
 
@@ -306,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         default="js-blob,js-stream",
-        help="js-blob, js-stream (JavaScript API); blob, drain, fetch, jsfetch (download_payload)",
+        help="js-blob, js-stream (JavaScript API); "
+        "blob, drain, fetch, jsfetch, sfetch (download_payload)",
     )
     parser.add_argument("--workers", type=int, default=None, help="hashing workers in the page")
     parser.add_argument(
@@ -343,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": runs,
                 "workers": result["workers"],
                 "user_agent": result["user_agent"],
+                "cpu_seconds": result["cpu_seconds"],
             }
             for mode in modes:
                 b = best(runs, mode)

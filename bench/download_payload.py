@@ -6,6 +6,8 @@ Runs inside Pyodide on bench/download_page.html (bare headless Chromium, no Play
 * ``"drain"`` — ``download_stream`` blocks dropped as they come (download + decode + verify);
 * ``"blob"``  — blocks copied into JS ``Uint8Array`` parts and assembled into a ``Blob``
   (what a page does to offer the file to the user);
+* ``"fetch"`` / ``"jsfetch"`` / ``"sfetch"`` — transport ceilings (whole bodies into Python,
+  whole bodies kept in JS, bodies streamed into Python block by block);
 * ``"jsblob"`` — the browser package's ``downloadToBlob`` path (``xet_pyodide.io.blob``), when
   present.
 
@@ -95,7 +97,72 @@ async def _jsfetch(session: Any, file: dict[str, Any], block_size: int) -> int:
     return int(file["size"])
 
 
+async def _sfetch(session: Any, file: dict[str, Any], block_size: int) -> int:
+    """Streamed transport ceiling: every xorb range read block by block through
+    ``CasClient.open_xorb_range`` (what a download does in a browser), nothing decoded."""
+    import asyncio
+    import contextlib
+
+    from xet_pyodide.core.hashes import MerkleHash
+
+    rec = await session.cas.get_reconstruction(
+        MerkleHash.from_hex(file["hash"]), (0, file["size"] - 1)
+    )
+    gate = asyncio.Semaphore(8)
+    blocks = 0
+
+    async def one(f: Any) -> None:
+        nonlocal blocks
+        async with gate:
+            body = session.cas.open_xorb_range(f.url, f.byte_start, f.byte_end)
+            async with contextlib.aclosing(body):
+                async for _ in body:
+                    blocks += 1
+
+    await asyncio.gather(*(one(f) for f in rec.all_fetches()))
+    EXTRA["blocks"] = blocks
+    return int(file["size"])
+
+
+async def _js_read(session: Any, file: dict[str, Any], in_worker: bool) -> int:
+    import asyncio
+
+    import js  # type: ignore[import-not-found]
+
+    from xet_pyodide.core.hashes import MerkleHash
+
+    rec = await session.cas.get_reconstruction(
+        MerkleHash.from_hex(file["hash"]), (0, file["size"] - 1)
+    )
+    read = js.benchReadBodyInWorker if in_worker else js.benchReadBody
+    gate = asyncio.Semaphore(8)
+
+    async def one(f: Any) -> int:
+        async with gate:
+            return int(await read(f.url, f"bytes={f.byte_start}-{f.byte_end}"))
+
+    await asyncio.gather(*(one(f) for f in rec.all_fetches()))
+    return int(file["size"])
+
+
+async def _jsread(session: Any, file: dict[str, Any], block_size: int) -> int:
+    """Like ``sfetch``, the bodies read block by block in JS on the page's thread (the page's
+    ``benchReadBody``): what the browser's streaming costs without Python."""
+    return await _js_read(session, file, False)
+
+
+async def _wfetch(session: Any, file: dict[str, Any], block_size: int) -> int:
+    """Like ``jsread``, in a Web Worker (``bench/download_read_worker.mjs``)."""
+    return await _js_read(session, file, True)
+
+
+#: Mode-specific figures added to the mode's result (e.g. ``sfetch``: body blocks read).
+EXTRA: dict[str, Any] = {}
+
 MODES = {
+    "sfetch": _sfetch,
+    "jsread": _jsread,
+    "wfetch": _wfetch,
     "blob": _blob,
     "drain": _drain,
     "jsblob": _jsblob,
@@ -134,8 +201,11 @@ async def run(
             await session.aclose()
         stats = session.last_download
         assert size == file["size"], (mode, size)
+        extra = dict(EXTRA)
+        EXTRA.clear()
         results.append(
             {
+                **extra,
                 "mode": mode,
                 "seconds": seconds,
                 "mb_per_s": size / seconds / 1e6,

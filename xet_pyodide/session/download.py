@@ -34,6 +34,7 @@ from ..core.hashes import MerkleHash
 from ..errors import XetIntegrityError, XetRangeError
 from ..io.cache import ChunkCache, open_chunk_cache
 from ..io.cas import CasClient
+from ..io.http import HttpClient
 from ..io.pool_spans import span_hasher_for
 from .config import SessionConfig
 from .download_pipeline import RangeDownload
@@ -96,10 +97,12 @@ class DownloadMixin:
     """Download methods; the host class provides ``cas``, ``config`` and ``clock``."""
 
     cas: CasClient
+    http: HttpClient
     config: SessionConfig
     _hasher_factory: Callable[[], Any]
     _chunk_cache_option: Any = None
     _chunk_cache: Any = _UNSET
+    _xorb_client: Any = _UNSET
     #: Statistics of the most recent download started on this session.
     last_download: DownloadStats | None = None
 
@@ -147,8 +150,33 @@ class DownloadMixin:
             stats=stats,
             hasher=self._span_hasher(),
             streamed=self._streamed(),
+            xorb_http=self._xorb_http(),
         )
         return job, stats, reporter
+
+    def _xorb_http(self) -> HttpClient | None:
+        """A client whose streamed xorb GETs read their bodies in the session's worker pool
+        (off this thread) when there is one, else None (the session's own client)."""
+        if self._xorb_client is _UNSET:
+            client = None
+            pool = getattr(self._hasher_factory, "__self__", None)
+            if pool is not None and hasattr(pool, "streams") and self._streamed():
+                from ..io.pool_fetch import worker_stream_transport
+
+                transport = worker_stream_transport(pool, self.http.transport)
+                if transport is not None:
+                    http = self.http
+                    client = HttpClient(
+                        transport,
+                        http.tokens,
+                        retry=http.retry,
+                        session_id=http.session_id,
+                        user_agent=http.user_agent,
+                        custom_headers=http.custom_headers,
+                    )
+                    client.stats = http.stats  # one set of request/retry counters
+            self._xorb_client = client
+        return self._xorb_client
 
     def _span_hasher(self) -> Any:
         """What hashes decoded chunks: the worker pool behind the session's chunk hasher when

@@ -19,6 +19,7 @@ from ..core.reconstruction import FetchRange
 from ..errors import XetFormatError, XetIntegrityError, XetProtocolError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient, PresignedUrlRejected, XorbBodyInterrupted
+from ..io.http import HttpClient
 from .download_decode import DecodedRange, RawRange, RecordDecoder, decode_records
 from .download_progress import DownloadProgress, DownloadStats
 
@@ -80,6 +81,7 @@ class RangeFetcher:
     """Loading of :class:`FetchUnit` s; the attributes are set by ``RangeDownload``."""
 
     _cas: CasClient
+    _xorb_http: HttpClient | None
     _cache: ChunkCache | None
     _hasher: SpanHasher
     _streamed: bool
@@ -193,7 +195,9 @@ class RangeFetcher:
         keep: list[bytes] | None = [] if self._cache is not None else None
         digests: bytearray | None = bytearray() if self._needs_hashes(unit) else None
         hashed = 0  # chunks hashed so far (hashing overlaps the rest of the body's arrival)
-        blocks = self._cas.open_xorb_range(fetch.url, fetch.byte_start, fetch.byte_end)
+        blocks = self._cas.open_xorb_range(
+            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+        )
         async with contextlib.aclosing(blocks):  # type: ignore[type-var]
             async for block in blocks:
                 started = time.perf_counter()
@@ -219,7 +223,9 @@ class RangeFetcher:
         whole-body read would hold a second, JS copy of it until the next garbage collection)."""
         buffer = bytearray(fetch.num_bytes)
         pos = 0
-        blocks = self._cas.open_xorb_range(fetch.url, fetch.byte_start, fetch.byte_end)
+        blocks = self._cas.open_xorb_range(
+            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+        )
         async with contextlib.aclosing(blocks):  # type: ignore[type-var]
             async for block in blocks:
                 buffer[pos : pos + len(block)] = block

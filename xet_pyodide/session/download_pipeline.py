@@ -36,6 +36,7 @@ from ..core.reconstruction import DownloadPlan, FetchRange, PlannedTerm, plan_do
 from ..errors import XetFormatError, XetIntegrityError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient
+from ..io.http import HttpClient
 from .budget import ByteBudget
 from .download_decode import DecodedRange, RawRange
 from .download_fetch import (
@@ -81,8 +82,10 @@ class RangeDownload(RangeFetcher):
         stats: DownloadStats,
         hasher: SpanHasher,
         streamed: bool,
+        xorb_http: HttpClient | None = None,
     ) -> None:
         self._hasher = hasher
+        self._xorb_http = xorb_http
         self._streamed = streamed
         self._cas = cas
         self._cache = cache
