@@ -14,7 +14,19 @@
 //       are the u32 array at sab[lens, lens + 4 * count); the 32-byte digests are written to
 //       sab[out, out + 32 * count).
 //
-// Errors come back as {id, error: "message"}. The worker never touches the network.
+//   {op: "readscan", id, blob, from, start, end, dst} -> {id, cands: Uint32Array}
+//       reads blob[from, end) (a Blob) itself, copies bytes [start, end) to sab[dst, ...) and
+//       reports the gear candidates of positions >= start (scanned from `from`, state 0) as
+//       offsets from `start` (xet_pyodide/io/workers.py: WorkerPool.read_scan).
+//   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url},
+//                                                     then {stream: sid, chunk: Uint8Array}...
+//                                                     (transferred), then {stream: sid, done}
+//       a streamed GET of a download (xet_pyodide/io/pool_fetch.py): the body is read here,
+//       off the page's thread. At most STREAM_WINDOW bytes are sent ahead of the page's
+//       {op: "ack", sid, bytes}; a failure is {stream: sid, error}; {op: "abort", sid} stops
+//       it silently.
+//
+// Errors come back as {id, error: "message"}. Only "fetch" touches the network.
 
 const DATA_KEY = new Uint8Array([
   102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28,
@@ -108,14 +120,97 @@ function init({ module, sab: shared }) {
   postMessage({ op: "ready", warmMs: warmUp() });
 }
 
-const HANDLERS = { init, gear, hash };
+async function readscan(msg) {
+  // Async: a failure must come back as a message (onmessage only catches synchronous ones).
+  try {
+    await readAndScan(msg);
+  } catch (err) {
+    postMessage({ id: msg.id, error: String(err && err.message ? err.message : err) });
+  }
+}
+
+async function readAndScan({ id, blob, from, start, end, dst }) {
+  const bytes = new Uint8Array(await blob.slice(from, end).arrayBuffer());
+  if (bytes.length !== end - from) throw new Error("the Blob is shorter than expected");
+  const skip = start - from;
+  new Uint8Array(sab, dst, end - start).set(bytes.subarray(skip));
+  const [heap, outPtr, count] = gearScan(bytes, bytes.length);
+  const found = new Uint32Array(heap.buffer, outPtr, count);
+  let i = 0;
+  while (i < count && found[i] < skip) i++;
+  const cands = new Uint32Array(count - i);
+  for (let j = 0; j < cands.length; j++) cands[j] = found[i + j] - skip;
+  postMessage({ id, cands }, [cands.buffer]);
+}
+
+const STREAM_WINDOW = 8 << 20;
+const streams = new Map(); // sid -> {controller, unacked, wake}
+
+async function fetchStream({ sid, url, method, headers }) {
+  const controller = new AbortController();
+  const state = { controller, unacked: 0, wake: null };
+  streams.set(sid, state);
+  try {
+    const resp = await fetch(url, { method, headers, signal: controller.signal });
+    postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
+    if (resp.body) {
+      const reader = resp.body.getReader();
+      for (;;) {
+        while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
+          await new Promise((resolve) => { state.wake = resolve; });
+        }
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (!value.byteLength) continue;
+        state.unacked += value.byteLength;
+        postMessage({ stream: sid, chunk: value }, [value.buffer]);
+      }
+    }
+    postMessage({ stream: sid, done: true });
+  } catch (err) {
+    if (!controller.signal.aborted) {
+      postMessage({ stream: sid, error: String(err && err.message ? err.message : err) });
+    }
+  } finally {
+    streams.delete(sid);
+  }
+}
+
+function wake(state) {
+  if (state.wake) {
+    const resolve = state.wake;
+    state.wake = null;
+    resolve();
+  }
+}
+
+function ack({ sid, bytes }) {
+  const state = streams.get(sid);
+  if (state) {
+    state.unacked -= bytes;
+    if (state.unacked < STREAM_WINDOW) wake(state);
+  }
+}
+
+function abort({ sid }) {
+  const state = streams.get(sid);
+  if (state) {
+    state.controller.abort();
+    wake(state);
+  }
+}
+
+const HANDLERS = { init, gear, hash, readscan, fetch: fetchStream, ack, abort };
+
+const failure = (msg, err) => ({ id: msg.id, op: msg.op === "init" ? "failed" : undefined,
+                                 error: String(err && err.message ? err.message : err) });
 
 self.onmessage = (event) => {
   const msg = event.data;
   try {
-    HANDLERS[msg.op](msg);
+    const pending = HANDLERS[msg.op](msg);
+    if (pending instanceof Promise) pending.catch((err) => postMessage(failure(msg, err)));
   } catch (err) {
-    postMessage({ id: msg.id, op: msg.op === "init" ? "failed" : undefined,
-                  error: String(err && err.message ? err.message : err) });
+    postMessage(failure(msg, err));
   }
 };

@@ -12,6 +12,7 @@ adapts shapes. Anything touching ``js`` directly lives in :mod:`xet_pyodide.io`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,13 +26,10 @@ from .io.blob import (
     download_to_blob,
     open_download_stream,
     read_blob,
-    read_blob_buffers,
-    release_buffer,
     webcrypto_sha256,
 )
 from .io.jsbridge import camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
-from .io.pool_hasher import PooledChunkHasher
 from .io.workers import WorkerPool, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
@@ -40,12 +38,12 @@ from .session.results import CommitResult, FileResult
 
 MIB = 1 << 20
 #: A page's upload pipeline bound (``SessionConfig.max_buffered_bytes``; CPython uses 256 MiB).
-#: Every buffered byte lives in the page's WebAssembly heap, which never shrinks, and each
-#: xorb in flight also has a JS copy for ``fetch``: a smaller bound keeps a tab's peak memory
-#: under 1 GiB (bench/browser.py --memory: 1.1-1.2 GiB with 256 MiB, ~0.98 GiB with 64 MiB) at
-#: no measurable cost in throughput on loopback.
-BROWSER_BUFFERED_BYTES = 64 * MIB
-#: Xorb uploads in flight at once (each up to 64 MiB, plus its JS copy).
+#: Every buffered byte lives in the page's WebAssembly heap, which never shrinks. Xorbs leave
+#: the bound when their upload starts (the transport holds them as Blobs): 128 MiB lets the
+#: session pack the next xorbs meanwhile, for ~0.65-0.75 GiB peak renderer memory in
+#: bench/browser.py --memory.
+BROWSER_BUFFERED_BYTES = 128 * MIB
+#: Xorb uploads in flight at once (each up to 64 MiB; the body's JS copy is a Blob).
 BROWSER_CONCURRENT_UPLOADS = 4
 
 
@@ -147,9 +145,13 @@ class BrowserSession:
         sha = sha256_option(option(options, "sha256"))
         upload = self.session.start_upload(name, blob_size(blob), sha)
         self._listen(upload.file_id, options)
+        # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
+        reader = getattr(upload.hasher, "read_blob", None)
+        blocks = (reader or read_blob)(blob, block_size=self.block_size)
         try:
-            async for block in read_blob(blob, block_size=self.block_size):
-                await upload.write(block)
+            async with contextlib.aclosing(blocks):
+                async for block in blocks:
+                    await upload.write(block)
             return file_json(await upload.finish())
         finally:
             self.router.file_listeners.pop(upload.file_id, None)
@@ -248,13 +250,9 @@ class BrowserXet:
         sizes: list[int] = []
         hashes = bytearray()
         size = 0
-        if self.pool is not None and sha is None and block_size <= self.pool.slot_bytes:
-            hasher = PooledChunkHasher(self.pool)
-            async for buffer in read_blob_buffers(blob, block_size=block_size):
-                size += int(buffer.byteLength)
-                _extend(sizes, hashes, await hasher.update_js(buffer))
-                release_buffer(buffer)  # copied into the shared buffer already
-            _extend(sizes, hashes, await hasher.finish_js())
+        if self.pool is not None and sha is None:  # the workers read, scan and hash the Blob
+            size = blob_size(blob)
+            _extend(sizes, hashes, await self.pool.hasher().hash_blob(blob, block_size=block_size))
         else:
             generic = self.hasher_factory()
             async for block in read_blob(blob, block_size=block_size):

@@ -229,3 +229,45 @@ def test_errors_are_typed(page: DemoPage) -> None:
     assert error is not None
     assert error["isXet"] == "XetError" and error["name"] == "XetAuthError"
     assert error["status"] == 401
+
+
+# Several uploads at once on one session, with the given session blockSize: every file's
+# blocks go through the pool's Blob reader (PooledChunkHasher.read_blob) at the same time.
+CONCURRENT_JS = """
+async ({names, blockSize, repo}) => {
+  const m = await import('/xet_pyodide.js');
+  const xet = window.demo.xet;
+  const secret = new URLSearchParams(location.search).get('secret');
+  const url = `${location.origin}/api/models/${repo}/xet-write-token/main`;
+  const headers = {Authorization: 'Bearer ' + secret};
+  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
+                               new m.TokenEndpointRefresher(url, headers), {blockSize});
+  const blobs = await Promise.all(names.map((n) => window.fixture(n)));
+  const files = await Promise.all(blobs.map((b, i) => s.uploadFile(b, {name: names[i]})));
+  await s.finalize();
+  await s.close();
+  return files;
+}
+"""
+
+
+@pytest.mark.parametrize("block_mib", [16, 3, 0.5])
+def test_pool_blob_reader_concurrent_uploads(page: DemoPage, tmp_path: Path,
+                                              block_mib: float) -> None:
+    # Odd sizes: short last blocks (read on the page below 1 MiB), block-straddling chunks,
+    # and three files competing for the shared buffer's slots.
+    data = {
+        f"c{i}-{block_mib}.bin": random_bytes(7 * MIB + 4321 * i, 20 + i)
+        + float_like(6 * MIB - 999 * i, 30 + i)
+        for i in range(3)
+    }
+    paths = write_files(tmp_path, data)
+    reference = {n: i.hash for n, i in zip(data, hf_xet.hash_files([str(paths[n]) for n in data]),
+                                           strict=True)}
+    for name, body in data.items():
+        page.add_fixture(name, body)
+    files = page.evaluate(CONCURRENT_JS, {"names": list(data), "blockSize": int(block_mib * MIB),
+                                          "repo": f"test/concurrent-{block_mib}"})
+    for f in files:
+        assert f["fileHash"] == reference[f["name"]], f["name"]
+        assert f["sha256"] == hashlib.sha256(data[f["name"]]).hexdigest()

@@ -1,9 +1,10 @@
 """Pyodide transport over the browser's ``fetch`` (``pyodide.http.pyfetch``).
 
 Works the same in Chromium and in Node (whose global ``fetch`` is undici). Request bodies
-are copied once into a JS ``Uint8Array`` and sent whole (browsers refuse streamed request
-bodies over HTTP/1.1). Response bodies are read either whole (``arrayBuffer``) or block by
-block through ``response.body.getReader()``.
+are copied once out of the WebAssembly heap, into a ``Blob`` when large (see
+:func:`_js_body`), and sent whole (browsers refuse streamed request bodies over HTTP/1.1).
+Response bodies are read either whole (``arrayBuffer``) or block by block through
+``response.body.getReader()``.
 
 ``User-Agent`` is dropped: browsers own that header (Chromium silently ignores it) and
 sending it from Node would only differ from what the page can do.
@@ -19,12 +20,14 @@ from typing import Any, TypeVar
 import js  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
-from .blob import release_buffer
+from .blob import blob_from_memory
 from .transport import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
     BaseTransport,
+    Body,
     Buffer,
+    DetachedBody,
     Request,
     Response,
     StreamingResponse,
@@ -37,10 +40,25 @@ T = TypeVar("T")
 _FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
 
 
-def _js_body(body: Buffer | None) -> Any:
-    if body is None:
-        return None
+#: Request bodies of at least this size are sent as a ``Blob``.
+BLOB_BODY = 1 << 20
+
+
+def _js_body(body: Body) -> Any:
+    """``body`` for ``fetch``, copied once out of the WebAssembly heap.
+
+    Large bodies (xorbs, up to 64 MiB) become a ``Blob``, whose bytes the browser keeps out
+    of the page. A ``Uint8Array`` body is copied by ``fetch`` into a buffer the page frees
+    only when a garbage collection collects the finished request, and the collector does not
+    see that memory: measured in Chromium, the page grew by every xorb sent (up to 1 GiB for a
+    1 GiB upload) until some unrelated allocation triggered a collection. A Blob's bytes are
+    also released only when its (tiny) JS object is collected, but in the browser process:
+    the page's memory stays bounded (see docs/browser.md for the browser process)."""
+    if isinstance(body, DetachedBody):
+        return body.handle
     view = memoryview(body).cast("B")
+    if len(view) >= BLOB_BODY:
+        return blob_from_memory(view)
     array = js.Uint8Array.new(len(view))
     array.assign(view)
     return array
@@ -58,22 +76,24 @@ class PyfetchTransport(BaseTransport):
     def __init__(self, *, read_timeout: float = READ_TIMEOUT) -> None:
         self._read_timeout = read_timeout
 
+    def detach(self, body: Buffer, crc64: int | None = None) -> DetachedBody | None:
+        """Large bodies as a ``Blob`` (see :func:`_js_body`), made once for every attempt."""
+        if len(body) < BLOB_BODY:
+            return None
+        return DetachedBody(blob_from_memory(body), len(body), crc64)
+
     async def _fetch(self, req: Request) -> Any:
         url = req.url
-        kwargs: dict[str, Any] = {"method": req.method, "headers": _clean_headers(req.headers)}
-        js_body = _js_body(req.body)
-        if js_body is not None:
-            kwargs["body"] = js_body
+        init: dict[str, Any] = {"method": req.method, "headers": _clean_headers(req.headers)}
         limit = req.timeout if req.timeout is not None else self._read_timeout + CONNECT_TIMEOUT
         try:
-            return await asyncio.wait_for(pyfetch(url, **kwargs), limit)
+            if req.body is not None:
+                init["body"] = _js_body(req.body)
+            return await asyncio.wait_for(pyfetch(url, **init), limit)
         except TimeoutError as exc:
             raise TransportError(f"no response within {limit:.0f} s", url=url) from exc
         except OSError as exc:  # pyodide.http.AbortError: "fetch failed", reset, refused, ...
             raise TransportError(f"fetch failed: {exc}", url=url) from exc
-        finally:
-            if js_body is not None:
-                release_buffer(js_body)  # fetch copied it; free it now, not at the next GC
 
     async def _request(self, req: Request) -> Response:
         resp = await self._fetch(req)

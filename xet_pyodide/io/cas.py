@@ -31,7 +31,7 @@ from ..errors import XetAuthError, XetError, XetResponseError, XetServerError
 from ..kernels import get_kernels
 from .http import HttpClient, raise_for_status
 from .retry import RetryPolicy
-from .transport import Buffer, Response, StreamingResponse, TransportError
+from .transport import Body, Buffer, DetachedBody, Response, StreamingResponse, TransportError
 
 #: Grants tried per xorb before giving up (hf_xet ``client.max_xorb_grant_attempts``).
 MAX_GRANT_ATTEMPTS = 3
@@ -97,8 +97,19 @@ class CasClient:
 
     # ------------------------------------------------------------------ xorbs
 
-    async def upload_xorb(self, xorb_hash: MerkleHash, body: Buffer) -> XorbUploadResult:
-        """Upload a serialized xorb (chunk records, no footer). Idempotent."""
+    def detach_body(self, body: Buffer) -> DetachedBody | None:
+        """A copy of a xorb body outside Python memory (with its CRC when upload grants are
+        in use), for :meth:`upload_xorb`, when the transport makes one (a browser ``Blob``);
+        otherwise None. Lets the caller free the Python buffer before the upload."""
+        detach = getattr(self.http.transport, "detach", None)
+        if detach is None:
+            return None
+        crc = get_kernels().crc64_nvme(body) if self.use_grants else None
+        return detach(body, crc)
+
+    async def upload_xorb(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
+        """Upload a serialized xorb (chunk records, no footer), or a body from
+        :meth:`detach_body`. Idempotent."""
         if self.use_grants:
             try:
                 return await self._upload_with_grant(xorb_hash, body)
@@ -106,7 +117,7 @@ class CasClient:
                 pass
         return await self._upload_legacy(xorb_hash, body)
 
-    async def _upload_legacy(self, xorb_hash: MerkleHash, body: Buffer) -> XorbUploadResult:
+    async def _upload_legacy(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
         what = f"xorb upload {xorb_hash.hex()[:16]}"
         resp = await self.http.send(
             "POST", self.url(f"/v1/xorbs/default/{xorb_hash.hex()}"), what=what, body=body
@@ -114,9 +125,14 @@ class CasClient:
         raise_for_status(resp, what, ok=(200, 201))
         return XorbUploadResult(len(body), "legacy")
 
-    async def _upload_with_grant(self, xorb_hash: MerkleHash, body: Buffer) -> XorbUploadResult:
+    async def _upload_with_grant(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
         hex_hash = xorb_hash.hex()
-        checksum = str(get_kernels().crc64_nvme(body))
+        if isinstance(body, DetachedBody):
+            if body.crc64 is None:  # detached while grants were off: cannot happen
+                raise _NoGrant
+            checksum = str(body.crc64)
+        else:
+            checksum = str(get_kernels().crc64_nvme(body))
         request = json.dumps(
             {"length": len(body), "checksum": {"algo": "crc64nvme", "value": checksum}}
         )
@@ -151,7 +167,7 @@ class CasClient:
             f"xorb upload {hex_hash[:16]} failed: {MAX_GRANT_ATTEMPTS} grants unused"
         )
 
-    async def _put_to_grant(self, grant: dict[str, Any], body: Buffer, hex_hash: str) -> bool:
+    async def _put_to_grant(self, grant: dict[str, Any], body: Body, hex_hash: str) -> bool:
         """PUT the body to the grant URL. False: get a new grant; _NoGrant: URL unreachable."""
         what = f"xorb upload {hex_hash[:16]} to grant URL"
         try:
@@ -271,13 +287,14 @@ class CasClient:
         return resp.body
 
     async def open_xorb_range(
-        self, url: str, byte_start: int, byte_end: int
+        self, url: str, byte_start: int, byte_end: int, *, http: HttpClient | None = None
     ) -> AsyncIterator[bytes]:
         """Bytes ``[byte_start, byte_end]`` as blocks, as they arrive (use ``aclosing``).
         A broken connection mid-body raises :class:`XorbBodyInterrupted`; a body of the wrong
-        length :class:`XetResponseError`."""
+        length :class:`XetResponseError`. ``http``: another client for this request (e.g. one
+        whose transport reads bodies in a worker, see :mod:`.pool_fetch`)."""
         what = "xorb fetch"
-        resp = await self.http.send_stream(
+        resp = await (http or self.http).send_stream(
             "GET",
             url,
             what=what,

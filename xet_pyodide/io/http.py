@@ -24,7 +24,7 @@ from typing import TypedDict, Unpack
 from ..errors import XetAuthError, XetServerError
 from .retry import RetryPolicy, error_for_response, is_retryable_status, parse_retry_after
 from .tokens import TokenSource
-from .transport import Buffer, Response, StreamingResponse, Transport, TransportError
+from .transport import Body, Response, StreamingResponse, Transport, TransportError
 
 
 def default_user_agent() -> str:
@@ -54,7 +54,7 @@ class StreamOptions(TypedDict, total=False):
     ``timeout`` [the transport's].
     """
 
-    body: Buffer | None
+    body: Body | None
     headers: Mapping[str, str] | None
     auth: bool
     external: bool
@@ -144,7 +144,7 @@ class HttpClient:
         what: str,
         *,
         stream: bool,
-        body: Buffer | None = None,
+        body: Body | None = None,
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
         external: bool = False,
@@ -187,7 +187,7 @@ class HttpClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        body: Buffer | None,
+        body: Body | None,
         timeout: float | None,
         stream: bool,
     ) -> Response | StreamingResponse:

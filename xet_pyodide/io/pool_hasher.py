@@ -20,9 +20,13 @@ contract allows returning chunks later; :meth:`PooledChunkHasher.finish` returns
 Blocks under :data:`LOCAL_BELOW` bytes are processed on this thread (a round trip would cost
 more), still in order.
 
-:meth:`PooledChunkHasher.update_js` takes a JS ``ArrayBuffer`` instead of Python bytes: it is
-copied into the slot by JS and never enters Python memory — the fast path of
-``hashFile()``, which needs chunk sizes and hashes, not chunk data.
+Blobs skip this thread's copies: :meth:`PooledChunkHasher.read_blob` (uploads) has the
+workers read each block from the ``Blob`` straight into a slot and scan it, several blocks
+ahead; this thread copies the block out of the slot once (the session needs the chunk bytes)
+and :meth:`~PooledChunkHasher.update` reuses the slot and the scan.
+:meth:`PooledChunkHasher.hash_blob` (``hashFile()``) never brings the data into Python:
+the workers read, scan and hash, with as many blocks in flight as the pool has free slots,
+and this thread only applies the boundary rules.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +42,19 @@ from ..core.chunking import GEAR_WINDOW_PREFIX, BoundaryFinder, scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
 from ..session.hasher import ChunkBatch
+from .blob import blob_size
 from .workers import Slot, WorkerPool
 
 #: Blocks smaller than this stay on the calling thread.
 LOCAL_BELOW = 512 * 1024
 #: Blocks a hasher keeps in flight beyond the one it returns.
 LAG = 1
+#: Blob blocks :meth:`PooledChunkHasher.read_blob` has the workers read and scan ahead of
+#: the one it yields (each holds a slot of the shared buffer).
+READ_AHEAD = 2
+#: :meth:`PooledChunkHasher.read_blob` reads blocks smaller than this on the calling thread
+#: (the session gathers writes under 1 MiB into new buffers, which would not be recognised).
+PREPARED_MIN = 1 << 20
 
 Buffer = bytes | bytearray | memoryview
 
@@ -52,6 +64,16 @@ class _Result:
     sizes: list[int] = field(default_factory=list)
     hashes: bytes = b""
     chunks: list[memoryview] | None = None  # None for blocks that never entered Python
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A Blob block the workers are reading into ``slot`` and scanning."""
+
+    length: int
+    slot: Slot
+    scan: asyncio.Future[list[int]]
+    data: bytes | None = None  # its bytes in Python, once copied out of the slot
 
 
 @dataclass(slots=True)
@@ -74,34 +96,98 @@ class PooledChunkHasher:
         self._carry = bytearray()  # bytes of the unfinished chunk (after the last cut)
         self._jobs: deque[asyncio.Task[_Result]] = deque()
         self._cut_done: asyncio.Future[None] | None = None
+        self._prepared: deque[_Prepared] = deque()
 
     # ------------------------------------------------------------------ ChunkHasher
 
     async def update(self, block: Buffer) -> ChunkBatch:
         view = memoryview(block).cast("B")
+        if self._prepared:
+            first = self._prepared[0]
+            if view.obj is first.data and len(view) == first.length:
+                self._prepared.popleft()
+                self._remember_tail(view)
+                self._enqueue(_Job(first.length, view, first.slot, b"", first.scan))
+                return _batch(await self._collect(LAG))
+            self._drop_prepared()  # not the block read_blob yielded: scan it the usual way
         step = self._pool.slot_bytes
         for start in range(0, len(view), step):
-            await self._submit(view[start : start + step], None)
+            await self._submit(view[start : start + step])
         return _batch(await self._collect(LAG))
 
     async def finish(self) -> ChunkBatch:
+        self._drop_prepared()
         return _batch([*await self._collect(0), self._last_chunk()])
 
-    # ------------------------------------------------------------------ JS buffers
+    # ------------------------------------------------------------------ Blobs
 
-    async def update_js(self, buffer: Any) -> tuple[list[int], bytes]:
-        """Like :meth:`update` for a JS ``ArrayBuffer`` (≤ the pool's slot size) that stays
-        out of Python memory; returns chunk sizes and hashes instead of chunks."""
-        await self._submit(None, buffer)
-        return _sizes_and_hashes(await self._collect(LAG))
+    async def read_blob(self, blob: Any, *, block_size: int) -> AsyncIterator[bytes]:
+        """Yield a JS ``Blob``'s bytes in blocks of at most ``block_size`` (capped at the
+        pool's slot size) for an upload: the workers read each block from the Blob straight
+        into a slot and scan it, :data:`READ_AHEAD` blocks ahead; this thread only copies it
+        out of the slot once. Pass every yielded block, whole and in order, to :meth:`update`
+        (which then reuses the scan instead of copying the block back); close the iterator
+        (``contextlib.aclosing``) if you stop early."""
+        pool = self._pool
+        step = max(1, min(block_size, pool.slot_bytes))
+        stop = blob_size(blob)
+        ahead: deque[_Prepared] = deque()
+        pos = 0
+        try:
+            while pos < stop or ahead:
+                while pos < stop and len(ahead) <= READ_AHEAD:
+                    end = min(pos + step, stop)
+                    if end - pos < PREPARED_MIN:
+                        break
+                    # Wait for a slot only when nothing is read ahead (the jobs of yielded
+                    # blocks free theirs without us): several uploads never deadlock.
+                    slot = await pool.acquire() if not ahead else pool.try_acquire()
+                    if slot is None:
+                        break
+                    scan = pool.read_scan(slot, blob, pos, end - pos)
+                    ahead.append(_Prepared(end - pos, slot, scan))
+                    pos = end
+                if not ahead:  # a short last block: read it here
+                    end = min(pos + step, stop)
+                    buffer = await blob.slice(pos, end).arrayBuffer()
+                    pos = end
+                    yield buffer.to_bytes()
+                    continue
+                prepared = ahead[0]
+                await prepared.scan  # the bytes are in the slot (on failure: finally below)
+                ahead.popleft()
+                prepared.data = pool.read(prepared.slot.data, prepared.length)
+                self._prepared.append(prepared)
+                yield prepared.data
+        finally:  # stopped early: free the slots of blocks no update() will take
+            for prepared in ahead:
+                _release_after_scan(pool, prepared)
+            self._drop_prepared()
 
-    async def finish_js(self) -> tuple[list[int], bytes]:
-        return _sizes_and_hashes([*await self._collect(0), self._last_chunk()])
+    async def hash_blob(self, blob: Any, *, block_size: int) -> tuple[list[int], bytes]:
+        """Chunk sizes and hashes of a whole JS ``Blob`` (``hashFile``): the workers read,
+        scan and hash it; this thread only applies the boundary rules (and hashes the chunks
+        that straddle two blocks). As many blocks are in flight as the pool has free slots."""
+        pool = self._pool
+        step = max(1, min(block_size, pool.slot_bytes))
+        stop = blob_size(blob)
+        results: list[_Result] = []
+        for pos in range(0, stop, step):
+            length = min(step, stop - pos)
+            slot = await pool.acquire()
+            self._enqueue(_Job(length, None, slot, b"", pool.read_scan(slot, blob, pos, length)))
+            while self._jobs and self._jobs[0].done():
+                results.append(self._jobs.popleft().result())
+        return _sizes_and_hashes([*results, *await self._collect(0), self._last_chunk()])
+
+    def _drop_prepared(self) -> None:
+        while self._prepared:
+            _release_after_scan(self._pool, self._prepared.popleft())
 
     # ------------------------------------------------------------------ jobs
 
-    async def _submit(self, view: memoryview | None, buffer: Any) -> None:
-        length = len(view) if view is not None else int(buffer.byteLength)
+    async def _submit(self, view: memoryview) -> None:
+        length = len(view)
         if length == 0:
             return
         pool = self._pool
@@ -110,23 +196,16 @@ class PooledChunkHasher:
         if length >= self._local_below:
             slot = await pool.acquire()
             pool.write(slot.data - len(prefix), prefix)
-            if view is not None:
-                pool.write(slot.data, view)
-            else:
-                pool.write_js(slot.data, buffer)
+            pool.write(slot.data, view)
             scan = pool.scan(slot, len(prefix), length)
-        elif view is None:  # a small JS block: bring it into Python
-            view = memoryview(buffer.to_bytes())
-        if view is not None:
-            last = bytes(view[-GEAR_WINDOW_PREFIX:])
-        else:
-            assert slot is not None
-            last = pool.read(
-                slot.data + length - min(length, GEAR_WINDOW_PREFIX),
-                min(length, GEAR_WINDOW_PREFIX),
-            )
-        self._tail = (prefix + last)[-GEAR_WINDOW_PREFIX:]
-        job = _Job(length, view, slot, prefix, scan)
+        self._remember_tail(view)
+        self._enqueue(_Job(length, view, slot, prefix, scan))
+
+    def _remember_tail(self, view: memoryview) -> None:
+        self._tail = (self._tail + bytes(view[-GEAR_WINDOW_PREFIX:]))[-GEAR_WINDOW_PREFIX:]
+
+    def _enqueue(self, job: _Job) -> None:
+        """Start ``job``; its cut waits for the previous job's (stream order)."""
         previous, self._cut_done = self._cut_done, asyncio.get_running_loop().create_future()
         task = asyncio.ensure_future(self._run(job, previous, self._cut_done))
         task.add_done_callback(_retrieve)
@@ -229,7 +308,17 @@ class PooledChunkHasher:
         return _Result([len(last)], digest, [memoryview(last)])
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
+def _release_after_scan(pool: WorkerPool, prepared: _Prepared) -> None:
+    """Give an unused prepared block's slot back once the workers are done writing to it."""
+
+    def release(future: asyncio.Future[list[int]]) -> None:
+        _retrieve(future)
+        pool.release(prepared.slot)
+
+    prepared.scan.add_done_callback(release)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a job's exception as retrieved (an abandoned hasher must not log warnings)."""
     if not task.cancelled():
         with contextlib.suppress(BaseException):

@@ -24,6 +24,25 @@ from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 Buffer = bytes | bytearray | memoryview
 
+
+class DetachedBody:
+    """A request body a transport has already copied out of Python memory (in a browser: a
+    ``Blob``), so the Python buffer can be freed while the request is in flight or retried.
+    ``crc64`` is the CRC-64/NVME of the bytes when it was computed before detaching."""
+
+    __slots__ = ("crc64", "handle", "size")
+
+    def __init__(self, handle: Any, size: int, crc64: int | None = None) -> None:
+        self.handle = handle
+        self.size = size
+        self.crc64 = crc64
+
+    def __len__(self) -> int:
+        return self.size
+
+
+Body = Buffer | DetachedBody
+
 MIB = 1024 * 1024
 
 #: Default timeouts (seconds). The read timeout is generous because ``/v1/shards`` answers only
@@ -36,7 +55,7 @@ class RequestOptions(TypedDict, total=False):
     """The keyword arguments of :meth:`Transport.request` and :meth:`Transport.stream`."""
 
     headers: Mapping[str, str] | None
-    body: Buffer | None
+    body: Body | None
     timeout: float | None
 
 
@@ -47,7 +66,7 @@ class Request:
     method: str
     url: str
     headers: Mapping[str, str] | None = None
-    body: Buffer | None = None
+    body: Body | None = None
     timeout: float | None = None
 
 
@@ -161,6 +180,11 @@ class BaseTransport:
 
     async def _stream(self, request: Request) -> StreamingResponse:
         raise NotImplementedError
+
+    def detach(self, body: Buffer, crc64: int | None = None) -> DetachedBody | None:
+        """A copy of ``body`` outside Python memory for later requests, or None when this
+        transport sends Python buffers as they are (the default)."""
+        return None
 
     async def aclose(self) -> None:
         """Nothing to release by default."""

@@ -8,7 +8,9 @@ their slices from it and write chunk hashes back into it, so only small messages
 cross threads. Tasks go to whichever worker is idle (a queue, not a fixed split), so a slow
 core does not hold a whole block back.
 
-:mod:`xet_pyodide.io.pool_hasher` builds the session's chunk hasher on top of this pool.
+:mod:`xet_pyodide.io.pool_hasher` builds the session's chunk hasher on top of this pool;
+:mod:`xet_pyodide.io.pool_fetch` has the workers read download bodies (their messages carry a
+``stream`` id and go to :attr:`WorkerPool.streams`, not to the task queue).
 :func:`start_pool` returns ``None`` — after a console warning — when the page is not
 cross-origin isolated (``SharedArrayBuffer`` then does not exist): callers fall back to the
 single-threaded hasher.
@@ -33,15 +35,19 @@ from ..kernels._wasm import read_wasm_bytes
 MIB = 1 << 20
 #: Bytes of one block slot in the shared buffer.
 SLOT_BYTES = 16 * MIB
-#: Slots in the shared buffer: a hasher keeps two blocks in flight; a third lets a second
-#: file start without waiting.
-SLOTS = 3
+#: Slots in the shared buffer: an upload holds up to four (the block being hashed and the
+#: blocks read ahead), ``hashFile`` as many as are free.
+SLOTS = 4
 #: Smallest slice of work worth a message to a worker.
 MIN_TASK = 256 * 1024
 #: Tasks per worker and block. More would balance uneven cores, but every task costs a message
 #: round trip through the page's busy main thread: in Chromium on 2 cores, 1 task per worker
 #: hashed ~10 % faster than 2, and 4 was ~35 % slower.
 TASKS_PER_WORKER = 1
+#: Tasks a worker may hold at once: the second waits in the worker's own message queue, so
+#: the worker goes on without a round trip through the page's (busy) thread, and can hash
+#: while one of its Blob reads is pending.
+TASK_DEPTH = 2
 READY_TIMEOUT = 60.0
 
 NOT_ISOLATED_WARNING = (
@@ -106,7 +112,9 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._queue: deque[tuple[dict[str, Any], asyncio.Future[Any]]] = deque()
-        self._idle = list(range(self.size))
+        self._idle = list(range(self.size)) * TASK_DEPTH
+        #: Bodies being read by the workers, by stream id (:mod:`.pool_fetch`).
+        self.streams: dict[int, Any] = {}
         self._proxies = [create_proxy(self._message_handler(i)) for i in range(self.size)]
         for worker, proxy in zip(workers, self._proxies, strict=True):
             worker.onmessage = proxy
@@ -131,11 +139,21 @@ class WorkerPool:
                 future.set_exception(error)
         self._pending.clear()
         self._queue.clear()
+        for stream in list(self.streams.values()):
+            stream.deliver(_Failure("the worker pool was closed"))
+        self.streams.clear()
 
     # ------------------------------------------------------------------ slots and memory
 
     async def acquire(self) -> Slot:
         return await self._free.get()
+
+    def try_acquire(self) -> Slot | None:
+        """A free slot, or None (never waits)."""
+        try:
+            return self._free.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     def release(self, slot: Slot) -> None:
         self._free.put_nowait(slot)
@@ -158,6 +176,12 @@ class WorkerPool:
     def _message_handler(self, index: int) -> Callable[[Any], None]:
         def on_message(event: Any) -> None:
             data = event.data
+            stream_id = getattr(data, "stream", None)
+            if stream_id is not None:  # a body read by the worker (not a task)
+                stream = self.streams.get(int(stream_id))
+                if stream is not None:
+                    stream.deliver(data)
+                return
             future = self._pending.pop(int(data.id), None)
             if future is not None and not future.done():
                 error = getattr(data, "error", None)
@@ -208,6 +232,27 @@ class WorkerPool:
             futures.append(self._submit(message))
         return asyncio.ensure_future(_merge_candidates(futures))
 
+    def read_scan(
+        self, slot: Slot, blob: Any, start: int, length: int
+    ) -> asyncio.Future[list[int]]:
+        """Like :meth:`scan`, but the workers read ``blob[start, start + length)`` themselves
+        into ``slot``'s data (each slice with the up to 63 Blob bytes before it as history), so
+        the block never passes through this thread. Resolves once the bytes are in the slot."""
+        pieces = self._pieces(length)
+        bounds = [length * i // pieces for i in range(pieces + 1)]
+        futures = []
+        for a, b in itertools.pairwise(bounds):
+            message = {
+                "op": "readscan",
+                "blob": blob,
+                "from": max(0, start + a - GEAR_WINDOW_PREFIX),
+                "start": start + a,
+                "end": start + b,
+                "dst": slot.data + a,
+            }
+            futures.append(self._submit(message))
+        return asyncio.ensure_future(_merge_candidates(futures, bounds))
+
     async def hash(self, slot: Slot, start: int, lengths: list[int]) -> bytes:
         """Chunk hashes (DATA_KEY) of consecutive chunks at ``slot.data + start``."""
         digests = bytearray()
@@ -245,12 +290,26 @@ class WorkerPool:
         return self.read(slot.out, 32 * len(lengths))
 
 
-async def _merge_candidates(futures: list[asyncio.Future[Any]]) -> list[int]:
+class _Failure:
+    """A stream message saying the stream failed (for :meth:`WorkerPool.close`)."""
+
+    chunk = None
+    done = False
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+async def _merge_candidates(
+    futures: list[asyncio.Future[Any]], offsets: list[int] | None = None
+) -> list[int]:
+    """Candidates of consecutive slices, in order (``offsets[i]`` added to slice ``i``'s)."""
     out: list[int] = []
-    for result in await asyncio.gather(*futures):
+    for i, result in enumerate(await asyncio.gather(*futures)):
         found = array("I")
         found.frombytes(result.cands.to_bytes())
-        out.extend(found)
+        shift = offsets[i] if offsets else 0
+        out.extend([c + shift for c in found] if shift else found)
     return out
 
 

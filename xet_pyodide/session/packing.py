@@ -31,6 +31,7 @@ from ..core.xorb import (
     RECORD_HEADER_LEN,
     record_header,
 )
+from ..io.transport import DetachedBody
 
 Buffer = bytes | bytearray | memoryview
 
@@ -66,7 +67,8 @@ class SealedXorb:
         file_bytes: dict[int, int] | None = None,
     ) -> None:
         self.hash = hash
-        self.body: bytearray | None = body
+        #: The upload body; during the upload possibly the transport's copy of it.
+        self.body: bytearray | DetachedBody | None = body
         self.chunk_hashes = chunk_hashes
         self.chunk_sizes = sizes
         #: Serialized record bytes per file id (per-file upload progress).

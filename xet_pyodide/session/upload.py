@@ -88,6 +88,11 @@ class FileUpload:
     def finished(self) -> bool:
         return self.result is not None
 
+    @property
+    def hasher(self) -> ChunkHasher:
+        """This file's chunk hasher (a front door may feed it blocks it prepared itself)."""
+        return self._hasher
+
     async def write(self, data: Buffer) -> None:
         """Add the next bytes of the file."""
         async with self._lock:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..io.cas import CasClient
+from ..io.transport import Body
 from .budget import ByteBudget
 from .packing import SealedXorb
 
@@ -46,13 +47,22 @@ class XorbUploader:
         task.add_done_callback(self._tasks.discard)
 
     async def _upload(self, xorb: SealedXorb) -> None:
-        body = xorb.body
+        body: Body | None = xorb.body
         assert body is not None
         size = len(body)
+        held = size  # bytes of the budget this upload still holds
         try:
             async with self._semaphore:
                 if self.error is not None:
                     return  # the commit is failing anyway: do not send more
+                detach = getattr(self._cas, "detach_body", None)
+                detached = detach(body) if detach is not None else None
+                if detached is not None:
+                    # The transport holds its own copy (a browser Blob): free the Python
+                    # buffer and its share of the budget now, not when the upload ends.
+                    xorb.body = body = detached
+                    self._budget.release(held)
+                    held = 0
                 result = await self._cas.upload_xorb(xorb.hash, body)
             self.bytes_sent += result.bytes_sent
             self.bytes_done += size
@@ -66,7 +76,7 @@ class XorbUploader:
                 self.error = exc
         finally:
             xorb.body = None
-            self._budget.release(size)
+            self._budget.release(held)
 
     async def wait_all(self) -> None:
         while self._tasks:
