@@ -20,7 +20,8 @@ from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 @contextmanager
 def bare_chromium(url: str) -> Iterator[subprocess.Popen[bytes]]:
     """Open ``url`` in a fresh headless Chromium profile; the browser is stopped on exit."""
-    with tempfile.TemporaryDirectory() as profile:
+    # a child process may still be writing to the profile as the browser exits
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={profile}", url],
             stdout=subprocess.DEVNULL,
