@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,11 +40,13 @@ from urllib.parse import quote
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "cas_server"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from _chromium import bare_chromium  # noqa: E402
 from xet_cas_server.launcher import ServerProcess  # noqa: E402
 
 from scripts.static_server import StaticServer  # noqa: E402
-from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS, ensure_wheel_fresh  # noqa: E402
+from tests.plugins.runtimes import ensure_wheel_fresh  # noqa: E402
 
 MIB = 1 << 20
 BLOCK = 16 * MIB
@@ -172,12 +173,7 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
     config = {**config, "dataUrl": "/_data/" + config.get("dataName", "")}
     url = f"{server.url}/bench/browser_page.html?config={quote(json.dumps(config))}"
     memory: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen(
-            [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={profile}", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    with bare_chromium(url) as proc:
         sampler = RssSampler(proc.pid).start() if sample_rss else None
         try:
             server.wait_report("loaded", timeout=300)
@@ -192,12 +188,6 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
         finally:
             if sampler is not None:
                 sampler.stop()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
             server.shutdown()
             server.server_close()
     assert isinstance(report, dict)

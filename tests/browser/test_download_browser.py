@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.plugins.download_corpus import Corpus
-from tests.plugins.runtimes import selected_runtimes
+from tests.plugins.runtimes import evaluate_steps, selected_runtimes
 
 pytestmark = pytest.mark.skipif(
     "browser" not in selected_runtimes(), reason="runtime browser deselected by XET_TEST_RUNTIMES"
@@ -72,29 +72,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run_page(chromium: Any, url: str, steps: list[dict[str, Any]]) -> list[Any]:
-    """Open ``url`` once per step in one browser context (shared storage: the Cache API),
-    reloading between steps; each step runs PAGE_SCRIPT with its config."""
-
-    def go(browser: Any) -> list[Any]:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(url)
-            results = []
-            for i, cfg in enumerate(steps):
-                if i:
-                    page.reload()
-                if "before" in cfg:
-                    cfg.pop("before")()
-                results.append(page.evaluate(PAGE_SCRIPT, cfg))
-            return results
-        finally:
-            context.close()
-
-    return chromium.call(go, timeout=600)
-
-
 def test_js_download_api_and_cache_after_reload(
     chromium: Any,
     static_server: Any,
@@ -116,10 +93,12 @@ def test_js_download_api_and_cache_after_reload(
         server.reset_stats()
 
     server.reset_stats()
-    first, second = run_page(
+    first, second = evaluate_steps(
         chromium,
         f"{static_server.url}/harness.html",
+        PAGE_SCRIPT,
         [{**base, "clearCache": True}, {**base, "before": after_first}],
+        reload=True,
     )
     for result in (first, second):
         assert result["missing"] == {"name": "XetNotFoundError", "isXetError": True}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.plugins.download_corpus import Corpus
-from tests.plugins.runtimes import selected_runtimes
+from tests.plugins.runtimes import evaluate_steps, selected_runtimes
 
 pytestmark = pytest.mark.skipif(
     "browser" not in selected_runtimes(), reason="runtime browser deselected by XET_TEST_RUNTIMES"
@@ -69,27 +69,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def run(chromium: Any, url: str, configs: list[dict[str, Any]]) -> list[Any]:
-    """PAGE_SCRIPT once per config on one page; a config's ``before`` runs first (faults)."""
-
-    def go(browser: Any) -> list[Any]:
-        context = browser.new_context()
-        try:
-            page = context.new_page()
-            page.goto(url)
-            results = []
-            for cfg in configs:
-                before = cfg.pop("before", None)
-                if before is not None:
-                    before()
-                results.append(page.evaluate(PAGE_SCRIPT, cfg))
-            return results
-        finally:
-            context.close()
-
-    return chromium.call(go, timeout=600)
-
-
 def check(corpus: Corpus, names: list[str], result: dict[str, Any], corrupt: bool = False) -> None:
     for name, got in zip(names, result["files"], strict=True):
         if corrupt and got.get("error") == "XetIntegrityError":
@@ -123,7 +102,9 @@ def test_js_download_same_bytes_with_0_1_2_workers_and_faults(
     configs = [{**base, "workers": n} for n in (0, 1, 2)]
     configs += [{**base, "workers": 2, "files": files[1:3], "before": f} for f in fault_runs]
     try:
-        results = run(chromium, f"{static_server.url}/harness.html", configs)
+        results = evaluate_steps(
+            chromium, f"{static_server.url}/harness.html", PAGE_SCRIPT, configs
+        )
     finally:
         server.set_faults()
     assert [r["workers"] for r in results[:3]] == [0, 1, 2]

@@ -304,6 +304,39 @@ class CPythonRuntime:
         return json.loads(json.dumps(res))
 
 
+def evaluate_steps(
+    chromium: BrowserThread,
+    url: str,
+    script: str,
+    steps: list[dict[str, Any]],
+    *,
+    reload: bool = False,
+    timeout: float = 600.0,
+) -> list[Any]:
+    """Open ``url`` in a fresh browser context and evaluate ``script`` once per step (its
+    argument: the step's dict). A step's ``before`` callable, if any, runs first (e.g. to set
+    server faults); with ``reload`` the page is reloaded between steps (storage is kept)."""
+
+    def go(browser: Any) -> list[Any]:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(url)
+            results = []
+            for i, step in enumerate(steps):
+                if i and reload:
+                    page.reload()
+                before = step.pop("before", None)
+                if before is not None:
+                    before()
+                results.append(page.evaluate(script, step))
+            return results
+        finally:
+            context.close()
+
+    return chromium.call(go, timeout=timeout)
+
+
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
