@@ -57,6 +57,28 @@ class DecodedRange:
         return xorb_hash(entries) == xorb
 
 
+def check_record_header(
+    view: memoryview, pos: int, index: int, num_chunks: int
+) -> tuple[int, int, int]:
+    """Check the header of chunk record ``index`` (of ``num_chunks`` expected) at ``pos``;
+    returns ``(scheme, compressed size, uncompressed size)``."""
+    if index >= num_chunks:
+        raise XetFormatError(f"fetched range holds more than {num_chunks} chunks")
+    word0, word1 = _HEADER.unpack_from(view, pos)
+    version, compressed = word0 & 0xFF, word0 >> 8
+    scheme, uncompressed = word1 & 0xFF, word1 >> 8
+    where = f"chunk record {index} of a fetched range"
+    if version != 0:
+        raise XetFormatError(f"{where}: unsupported version {version}")
+    if scheme not in _SCHEMES:
+        raise XetFormatError(f"{where}: unknown compression scheme {scheme}")
+    if uncompressed > MAX_CHUNK_UNCOMPRESSED or compressed > MAX_CHUNK_COMPRESSED:
+        raise XetFormatError(f"{where}: sizes {compressed}/{uncompressed} exceed the limits")
+    if scheme == Scheme.NONE and compressed != uncompressed:
+        raise XetFormatError(f"{where}: raw chunk with mismatched sizes")
+    return scheme, compressed, uncompressed
+
+
 class RecordDecoder:
     """Incremental decoder of exactly ``num_chunks`` records (see module docstring).
 
@@ -109,21 +131,7 @@ class RecordDecoder:
         return view[need:]
 
     def _header(self, view: memoryview, pos: int) -> tuple[int, int, int]:
-        if len(self._offsets) > self.num_chunks:
-            raise XetFormatError(f"fetched range holds more than {self.num_chunks} chunks")
-        word0, word1 = _HEADER.unpack_from(view, pos)
-        version, compressed = word0 & 0xFF, word0 >> 8
-        scheme, uncompressed = word1 & 0xFF, word1 >> 8
-        where = f"chunk record {len(self._offsets) - 1} of a fetched range"
-        if version != 0:
-            raise XetFormatError(f"{where}: unsupported version {version}")
-        if scheme not in _SCHEMES:
-            raise XetFormatError(f"{where}: unknown compression scheme {scheme}")
-        if uncompressed > MAX_CHUNK_UNCOMPRESSED or compressed > MAX_CHUNK_COMPRESSED:
-            raise XetFormatError(f"{where}: sizes {compressed}/{uncompressed} exceed the limits")
-        if scheme == Scheme.NONE and compressed != uncompressed:
-            raise XetFormatError(f"{where}: raw chunk with mismatched sizes")
-        return scheme, compressed, uncompressed
+        return check_record_header(view, pos, len(self._offsets) - 1, self.num_chunks)
 
     def _emit(self, scheme: int, payload: memoryview, uncompressed: int) -> None:
         pos, stop = self._pos, self._pos + uncompressed
@@ -179,8 +187,6 @@ class RawRange:
 
     def __init__(self, raw: Buffer, num_chunks: int) -> None:
         self.raw = raw
-        self.num_chunks = num_chunks
-        checker = RecordDecoder(num_chunks)
         view = memoryview(raw).cast("B")
         records = [0]
         unpacked = [0]
@@ -188,8 +194,7 @@ class RawRange:
         while pos < len(view):
             if len(view) - pos < RECORD_HEADER_LEN:
                 break
-            _, compressed, size = checker._header(view, pos)
-            checker._offsets.append(0)  # (counts records for the checks' messages)
+            _, compressed, size = check_record_header(view, pos, len(records) - 1, num_chunks)
             pos += RECORD_HEADER_LEN + compressed
             records.append(pos)
             unpacked.append(unpacked[-1] + size)
@@ -217,4 +222,4 @@ def decode_records(raw: Buffer, num_chunks: int, size_hint: int = 0) -> DecodedR
     return decoder.finish()
 
 
-__all__ = ["DecodedRange", "RawRange", "RecordDecoder", "decode_records"]
+__all__ = ["DecodedRange", "RawRange", "RecordDecoder", "check_record_header", "decode_records"]

@@ -55,7 +55,6 @@ class FetchUnit:
         "kept_raw",
         "needed",
         "refreshes",
-        "released",
         "task",
     )
 
@@ -72,7 +71,6 @@ class FetchUnit:
         self.task: asyncio.Future[DecodedRange | RawRange] | None = None
         self.decoded: DecodedRange | RawRange | None = None
         self.needed = False
-        self.released = False
         self.gen = 0
         self.refreshes = 0
 

@@ -108,11 +108,6 @@ class RangeDownload(RangeFetcher):
         self._fresh: dict[tuple[MerkleHash, int, int], FetchRange] = {}
         self._producer: asyncio.Future[None] | None = None
 
-    @property
-    def peak_buffered(self) -> int:
-        """Most bytes (estimated) held at once by fetched/decoded ranges."""
-        return self._budget.peak
-
     # ------------------------------------------------------------------ output
 
     async def pieces(self) -> AsyncIterator[memoryview]:
@@ -252,7 +247,6 @@ class RangeDownload(RangeFetcher):
         await asyncio.gather(*pending, return_exceptions=True)
 
     def _release(self, unit: FetchUnit) -> None:
-        unit.released = True
         unit.decoded = None
         unit.task = None
         self._budget.release(unit.cost)
