@@ -120,15 +120,6 @@ function init({ module, sab: shared }) {
   postMessage({ op: "ready", warmMs: warmUp() });
 }
 
-async function readscan(msg) {
-  // Async: a failure must come back as a message (onmessage only catches synchronous ones).
-  try {
-    await readAndScan(msg);
-  } catch (err) {
-    postMessage({ id: msg.id, error: String(err && err.message ? err.message : err) });
-  }
-}
-
 async function readAndScan({ id, blob, from, start, end, dst }) {
   const bytes = new Uint8Array(await blob.slice(from, end).arrayBuffer());
   if (bytes.length !== end - from) throw new Error("the Blob is shorter than expected");
@@ -169,7 +160,7 @@ async function fetchStream({ sid, url, method, headers }) {
     postMessage({ stream: sid, done: true });
   } catch (err) {
     if (!controller.signal.aborted) {
-      postMessage({ stream: sid, error: String(err && err.message ? err.message : err) });
+      postMessage({ stream: sid, error: errorText(err) });
     }
   } finally {
     streams.delete(sid);
@@ -200,10 +191,11 @@ function abort({ sid }) {
   }
 }
 
-const HANDLERS = { init, gear, hash, readscan, fetch: fetchStream, ack, abort };
+const HANDLERS = { init, gear, hash, readscan: readAndScan, fetch: fetchStream, ack, abort };
 
-const failure = (msg, err) => ({ id: msg.id, op: msg.op === "init" ? "failed" : undefined,
-                                 error: String(err && err.message ? err.message : err) });
+const errorText = (err) => String(err && err.message ? err.message : err);
+// A failed task (or init) answers with its id and the error; async handlers' rejections too.
+const failure = (msg, err) => ({ id: msg.id, error: errorText(err) });
 
 self.onmessage = (event) => {
   const msg = event.data;

@@ -64,8 +64,14 @@ def _js_body(body: Body) -> Any:
     return array
 
 
-def _clean_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` without those a page may not set (fetch would refuse or ignore them)."""
     return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
+
+
+def response_limit(req: Request, read_timeout: float) -> float:
+    """Seconds to wait for the response head of ``req``."""
+    return req.timeout if req.timeout is not None else read_timeout + CONNECT_TIMEOUT
 
 
 class PyfetchTransport(BaseTransport):
@@ -76,16 +82,16 @@ class PyfetchTransport(BaseTransport):
     def __init__(self, *, read_timeout: float = READ_TIMEOUT) -> None:
         self._read_timeout = read_timeout
 
-    def detach(self, body: Buffer, crc64: int | None = None) -> DetachedBody | None:
+    def detach(self, body: Buffer) -> DetachedBody | None:
         """Large bodies as a ``Blob`` (see :func:`_js_body`), made once for every attempt."""
         if len(body) < BLOB_BODY:
             return None
-        return DetachedBody(blob_from_memory(body), len(body), crc64)
+        return DetachedBody(blob_from_memory(body), len(body))
 
     async def _fetch(self, req: Request) -> Any:
         url = req.url
-        init: dict[str, Any] = {"method": req.method, "headers": _clean_headers(req.headers)}
-        limit = req.timeout if req.timeout is not None else self._read_timeout + CONNECT_TIMEOUT
+        init: dict[str, Any] = {"method": req.method, "headers": fetch_headers(req.headers)}
+        limit = response_limit(req, self._read_timeout)
         try:
             if req.body is not None:
                 init["body"] = _js_body(req.body)
@@ -156,4 +162,4 @@ def _headers(resp: Any) -> dict[str, str]:
     return lower_headers(resp.headers.items())
 
 
-__all__ = ["PyfetchTransport"]
+__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]

@@ -8,7 +8,6 @@ read only starts when the consumer takes a block), so memory stays at a few bloc
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,53 +30,19 @@ def blob_name(blob: Any) -> str | None:
     return str(name) if name else None
 
 
-async def read_blob_buffers(
-    blob: Any,
-    *,
-    block_size: int = BLOB_BLOCK,
-    ahead: int = READ_AHEAD,
-    start: int = 0,
-    end: int | None = None,
-) -> AsyncIterator[Any]:
-    """Yield ``blob[start:end]`` as JS ``ArrayBuffer`` proxies of ``block_size`` bytes (the
-    last may be shorter), keeping ``ahead`` reads in flight."""
-    if block_size <= 0 or ahead < 1:
-        raise ValueError("block_size and ahead must be positive")
-    stop = blob_size(blob) if end is None else min(end, blob_size(blob))
+async def read_blob(blob: Any, *, block_size: int = BLOB_BLOCK) -> AsyncIterator[bytes]:
+    """Yield ``blob`` as Python ``bytes`` of ``block_size`` bytes (the last may be shorter),
+    keeping :data:`READ_AHEAD` ``slice().arrayBuffer()`` reads in flight."""
+    if block_size <= 0:
+        raise ValueError("block_size must be positive")
+    stop = blob_size(blob)
     pending: deque[Any] = deque()
-    pos = start
+    pos = 0
     while pos < stop or pending:
-        while pos < stop and len(pending) < ahead:
+        while pos < stop and len(pending) < READ_AHEAD:
             pending.append(blob.slice(pos, min(pos + block_size, stop)).arrayBuffer())
             pos = min(pos + block_size, stop)
-        yield await pending.popleft()
-
-
-async def read_blob(
-    blob: Any,
-    *,
-    block_size: int = BLOB_BLOCK,
-    ahead: int = READ_AHEAD,
-    start: int = 0,
-    end: int | None = None,
-) -> AsyncIterator[bytes]:
-    """Like :func:`read_blob_buffers`, as Python ``bytes``."""
-    async for buffer in read_blob_buffers(
-        blob, block_size=block_size, ahead=ahead, start=start, end=end
-    ):
-        yield buffer.to_bytes()
-
-
-def release_buffer(buffer: Any) -> None:
-    """Free a JS ``ArrayBuffer`` (or a typed array's buffer) now rather than at V8's next
-    garbage collection, by detaching it (``ArrayBuffer.prototype.transfer(0)``). Only for
-    buffers nothing uses any more (e.g. a request body ``fetch()`` has copied)."""
-    target = getattr(buffer, "buffer", buffer)
-    transfer = getattr(target, "transfer", None)
-    if transfer is not None:
-        # already detached, or a SharedArrayBuffer (no transfer): nothing to free
-        with contextlib.suppress(Exception):
-            transfer(0)
+        yield (await pending.popleft()).to_bytes()
 
 
 # --------------------------------------------------------------------------- SHA-256
@@ -326,7 +291,5 @@ __all__ = [
     "open_download_stream",
     "parse_range",
     "read_blob",
-    "read_blob_buffers",
-    "release_buffer",
     "webcrypto_sha256",
 ]

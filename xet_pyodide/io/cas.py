@@ -102,10 +102,11 @@ class CasClient:
         in use), for :meth:`upload_xorb`, when the transport makes one (a browser ``Blob``);
         otherwise None. Lets the caller free the Python buffer before the upload."""
         detach = getattr(self.http.transport, "detach", None)
-        if detach is None:
-            return None
-        crc = get_kernels().crc64_nvme(body) if self.use_grants else None
-        return detach(body, crc)
+        detached = detach(body) if detach is not None else None
+        if detached is not None and self.use_grants:
+            # computed only for a body really detached: otherwise the grant upload does it
+            detached.crc64 = get_kernels().crc64_nvme(body)
+        return detached
 
     async def upload_xorb(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
         """Upload a serialized xorb (chunk records, no footer), or a body from

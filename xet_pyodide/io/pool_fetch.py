@@ -21,11 +21,9 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-import js  # type: ignore[import-not-found]
-from pyodide.ffi import to_js  # type: ignore[import-not-found]
-
+from ._pyfetch import fetch_headers, response_limit
+from .jsinterop import to_js_value
 from .transport import (
-    CONNECT_TIMEOUT,
     READ_TIMEOUT,
     BaseTransport,
     Request,
@@ -36,14 +34,13 @@ from .transport import (
     lower_headers,
 )
 
-_FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
 _END = object()
 #: Stream ids, unique in this interpreter (several sessions may share one pool).
 _STREAM_IDS = itertools.count(1)
 
 
 def _post(worker: Any, message: dict[str, Any]) -> None:
-    worker.postMessage(to_js(message, dict_converter=js.Object.fromEntries))
+    worker.postMessage(to_js_value(message))
 
 
 class WorkerStream:
@@ -105,12 +102,12 @@ class WorkerStreamTransport(BaseTransport):
         workers = self._pool.workers
         stream = WorkerStream(workers[sid % len(workers)], sid)
         self._pool.streams[sid] = stream
-        headers = {k: v for k, v in (req.headers or {}).items() if k.lower() not in _FORBIDDEN}
+        headers = fetch_headers(req.headers)
         _post(
             stream.worker,
             {"op": "fetch", "sid": sid, "url": req.url, "method": req.method, "headers": headers},
         )
-        limit = req.timeout if req.timeout is not None else self._read_timeout + CONNECT_TIMEOUT
+        limit = response_limit(req, self._read_timeout)
         try:
             head = await asyncio.wait_for(stream.head, limit)
         except BaseException as exc:
@@ -139,9 +136,10 @@ class WorkerStreamTransport(BaseTransport):
             if isinstance(item, TransportError):
                 stream.finished = True
                 raise TransportError(f"response body failed: {item}", url=url)
-            # (Not detached with ``release_buffer`` after the copy: measured, that raised the
-            # renderer's peak streaming 2 GiB into a Blob from ~0.67 to 1.0-1.15 GiB, as V8
-            # then sees less external memory and collects the page's other garbage later.)
+            # (Not detached with ``ArrayBuffer.transfer(0)`` after the copy: measured, that
+            # raised the renderer's peak streaming 2 GiB into a Blob from ~0.67 to
+            # 1.0-1.15 GiB, as V8 then sees less external memory and collects the page's other
+            # garbage later.)
             data = item.to_bytes()
             stream.ack(len(data))
             yield data

@@ -28,7 +28,7 @@ Buffer = bytes | bytearray | memoryview
 class DetachedBody:
     """A request body a transport has already copied out of Python memory (in a browser: a
     ``Blob``), so the Python buffer can be freed while the request is in flight or retried.
-    ``crc64`` is the CRC-64/NVME of the bytes when it was computed before detaching."""
+    ``crc64``: the CRC-64/NVME of the bytes, set by the CAS client for grant uploads."""
 
     __slots__ = ("crc64", "handle", "size")
 
@@ -181,7 +181,7 @@ class BaseTransport:
     async def _stream(self, request: Request) -> StreamingResponse:
         raise NotImplementedError
 
-    def detach(self, body: Buffer, crc64: int | None = None) -> DetachedBody | None:
+    def detach(self, body: Buffer) -> DetachedBody | None:
         """A copy of ``body`` outside Python memory for later requests, or None when this
         transport sends Python buffers as they are (the default)."""
         return None

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
-from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
 from ..core.chunking import GEAR_WINDOW_PREFIX
 from ..errors import XetKernelError
 from ..kernels._wasm import read_wasm_bytes
+from .jsinterop import to_js_value
 
 MIB = 1 << 20
 #: Bytes of one block slot in the shared buffer.
@@ -56,10 +57,6 @@ NOT_ISOLATED_WARNING = (
     "'Cross-Origin-Opener-Policy: same-origin' and 'Cross-Origin-Embedder-Policy: "
     "require-corp' (or 'credentialless') to enable the worker pool."
 )
-
-
-def _js_object(value: dict[str, Any]) -> Any:
-    return to_js(value, dict_converter=js.Object.fromEntries)
 
 
 def isolation_available() -> bool:
@@ -118,7 +115,6 @@ class WorkerPool:
         self._proxies = [create_proxy(self._message_handler(i)) for i in range(self.size)]
         for worker, proxy in zip(workers, self._proxies, strict=True):
             worker.onmessage = proxy
-        self.tasks_run = 0
 
     def hasher(self) -> Any:
         """A fresh per-file chunk hasher on this pool (pass ``pool.hasher`` as the factory)."""
@@ -163,11 +159,6 @@ class WorkerPool:
         if len(data):
             js.Uint8Array.new(self.sab, offset, len(data)).assign(data)
 
-    def write_js(self, offset: int, buffer: Any) -> None:
-        """Copy a JS ``ArrayBuffer``/typed array into the shared buffer (no Python copy)."""
-        source = js.Uint8Array.new(buffer) if not hasattr(buffer, "BYTES_PER_ELEMENT") else buffer
-        js.Uint8Array.new(self.sab, offset, source.byteLength).set(source)
-
     def read(self, offset: int, n: int) -> bytes:
         return bytes(js.Uint8Array.new(self.sab, offset, n).to_bytes()) if n > 0 else b""
 
@@ -208,8 +199,7 @@ class WorkerPool:
                 continue
             worker = self.workers[self._idle.pop()]
             self._pending[message["id"]] = future
-            self.tasks_run += 1
-            worker.postMessage(_js_object(message))
+            worker.postMessage(to_js_value(message))
 
     def _pieces(self, total: int) -> int:
         return max(1, min(self.size * TASKS_PER_WORKER, total // MIN_TASK))
@@ -334,7 +324,7 @@ async def start_pool(worker_url: str, size: int | None = None) -> WorkerPool | N
     slot_size = Slot.size(SLOT_BYTES)
     slots = [Slot(i * slot_size, SLOT_BYTES) for i in range(SLOTS)]
     sab = js.SharedArrayBuffer.new(SLOTS * slot_size)
-    options = _js_object({"type": "module", "name": "xet-kernels"})
+    options = to_js_value({"type": "module", "name": "xet-kernels"})
     workers = [js.Worker.new(worker_url, options) for _ in range(size)]
     ready = [asyncio.get_running_loop().create_future() for _ in workers]
     proxies = []
@@ -343,7 +333,7 @@ async def start_pool(worker_url: str, size: int | None = None) -> WorkerPool | N
         proxies.append(proxy)
         worker.onmessage = proxy
         worker.onerror = proxy
-        worker.postMessage(_js_object({"op": "init", "module": module, "sab": sab}))
+        worker.postMessage(to_js_value({"op": "init", "module": module, "sab": sab}))
     try:
         await asyncio.wait_for(asyncio.gather(*ready), READY_TIMEOUT)
     except BaseException:

@@ -55,8 +55,7 @@ class XorbUploader:
             async with self._semaphore:
                 if self.error is not None:
                     return  # the commit is failing anyway: do not send more
-                detach = getattr(self._cas, "detach_body", None)
-                detached = detach(body) if detach is not None else None
+                detached = self._cas.detach_body(body)
                 if detached is not None:
                     # The transport holds its own copy (a browser Blob): free the Python
                     # buffer and its share of the budget now, not when the upload ends.
