@@ -146,7 +146,11 @@ def chunk_hashes(data: bytes | bytearray | memoryview, lengths: Sequence[int]) -
     """Hashes of consecutive chunks stored back to back in ``data`` (one kernel call)."""
     if not lengths:
         return []
-    digests = get_kernels().blake3_keyed_many(data, lengths, DATA_KEY)
+    return hashes_from_digests(get_kernels().blake3_keyed_many(data, lengths, DATA_KEY))
+
+
+def hashes_from_digests(digests: bytes | bytearray | memoryview) -> list[MerkleHash]:
+    """Split 32-byte digests stored back to back (a batch kernel's output) into hashes."""
     return [MerkleHash(digests[i : i + HASH_LEN]) for i in range(0, len(digests), HASH_LEN)]
 
 
@@ -247,6 +251,7 @@ __all__ = [
     "chunk_hashes",
     "file_hash",
     "hash_chunks",
+    "hashes_from_digests",
     "hmac_hash",
     "keyed_hash",
     "merkle_root",

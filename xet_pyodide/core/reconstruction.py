@@ -23,13 +23,12 @@ from typing import Any
 
 from ..errors import XetProtocolError
 from .hashes import MerkleHash
+from .xorb import RECORD_HEADER_LEN
 
 #: Upper bounds that keep hostile numbers from overflowing anything downstream.
 MAX_CHUNK_INDEX = 1 << 32
 MAX_XORB_OFFSET = 1 << 40
 MAX_TERM_LENGTH = 1 << 40
-#: Every chunk record has an 8-byte header: a byte range cannot hold more chunks than this.
-RECORD_HEADER_LEN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +180,7 @@ def _fetch_range(
     xorb: MerkleHash, url: str, chunks: tuple[int, int], byte_range: tuple[int, int], what: str
 ) -> FetchRange:
     fetch = FetchRange(xorb, url, chunks[0], chunks[1], byte_range[0], byte_range[1])
+    # every chunk record has a header: a byte range cannot hold more chunks than this
     if fetch.num_bytes < RECORD_HEADER_LEN * fetch.num_chunks:
         raise _fail(f"{what}: {fetch.num_bytes} bytes cannot hold {fetch.num_chunks} chunks")
     return fetch

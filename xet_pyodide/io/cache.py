@@ -25,13 +25,13 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ..core.hashes import MerkleHash
+from ..core.xorb import RECORD_HEADER_LEN
 
 Buffer = bytes | bytearray | memoryview
 #: (xorb hash, first chunk, end chunk)
 CacheKey = tuple[MerkleHash, int, int]
 
 _HEADER = struct.Struct("<II")
-_RECORD_HEADER_LEN = 8
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.(\d+)-(\d+)$")
 
 
@@ -58,10 +58,10 @@ def slice_records(data: Buffer, first_chunk: int, start: int, end: int) -> memor
     while index < end:
         if index == start:
             begin = pos
-        if pos + _RECORD_HEADER_LEN > len(view):
+        if pos + RECORD_HEADER_LEN > len(view):
             return None
         word0, _ = _HEADER.unpack_from(view, pos)
-        pos += _RECORD_HEADER_LEN + (word0 >> 8)
+        pos += RECORD_HEADER_LEN + (word0 >> 8)
         index += 1
     if pos > len(view) or begin < 0:
         return None

@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from ..core.compression import Scheme, decompress_payload
-from ..core.hashes import HASH_LEN, MerkleHash, xorb_hash
+from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.xorb import MAX_CHUNK_COMPRESSED, MAX_CHUNK_UNCOMPRESSED, RECORD_HEADER_LEN
 from ..errors import XetFormatError
 
@@ -46,7 +46,7 @@ class DecodedRange:
         """Attach the chunk hashes (32 raw bytes per chunk, in order)."""
         if len(digests) != HASH_LEN * self.num_chunks:
             raise ValueError("one 32-byte digest per chunk expected")
-        self.hashes = [MerkleHash(digests[i : i + HASH_LEN]) for i in range(0, len(digests), 32)]
+        self.hashes = hashes_from_digests(digests)
 
     def is_whole_xorb(self, xorb: MerkleHash) -> bool:
         """True when these chunks (hashed) are exactly all chunks of ``xorb``: their Merkle

@@ -31,7 +31,7 @@ import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator
 
-from ..core.hashes import MerkleHash, file_hash
+from ..core.hashes import MerkleHash, file_hash, hashes_from_digests
 from ..core.reconstruction import DownloadPlan, FetchRange, PlannedTerm, plan_download
 from ..errors import XetFormatError, XetIntegrityError
 from ..io.cache import ChunkCache
@@ -209,9 +209,7 @@ class RangeDownload(RangeFetcher):
                 started = time.perf_counter()
                 lengths = [offs[j + 1] - offs[j] for j in range(k, e)]
                 digests = await self._hasher.hash_spans(memoryview(data), lengths)
-                hashes += [
-                    MerkleHash(bytes(digests[j : j + 32])) for j in range(0, len(digests), 32)
-                ]
+                hashes += hashes_from_digests(digests)
                 sizes += lengths
                 self._stats.hash_seconds += time.perf_counter() - started
             lo, hi = max(want_start, offs[k]) - offs[k], min(want_end, offs[e]) - offs[k]

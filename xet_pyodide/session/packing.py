@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..core.chunking import MAX_CHUNK
 from ..core.compression import Scheme, choose_scheme, compress_payload
-from ..core.hashes import HASH_LEN, MerkleHash, xorb_hash
+from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.shard_model import XorbEntry
 from ..core.xorb import (
     COMPRESSION_RETEST_INTERVAL,
@@ -166,9 +166,7 @@ class XorbDraft(XorbRef):
     def seal(self) -> SealedXorb:
         """Finish the xorb: compute its hash, hand over the body. The draft keeps only the
         chunk hashes (for extending matches) and its final hash."""
-        hashes = [
-            MerkleHash(self.hashes[i : i + HASH_LEN]) for i in range(0, len(self.hashes), HASH_LEN)
-        ]
+        hashes = hashes_from_digests(self.hashes)
         self.hash = xorb_hash(list(zip(hashes, self.sizes, strict=True)))
         sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes), self.file_bytes)
         self.file_bytes = {}

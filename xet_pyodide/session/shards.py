@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.hashes import HASH_LEN, VERIFICATION_KEY, MerkleHash
+from ..core.hashes import HASH_LEN, VERIFICATION_KEY, MerkleHash, hashes_from_digests
 from ..core.shard import MAX_SHARD_BYTES, serialize_shard
 from ..core.shard_model import RECORD_LEN, FileEntry, FileTerm, Shard, XorbEntry
 from ..kernels import get_kernels
@@ -63,9 +63,7 @@ def file_entry(record: FileRecord) -> FileEntry:
     if terms:
         lengths = [count * HASH_LEN for _, count in resolved]
         digests = get_kernels().blake3_keyed_many(record.chunk_hashes, lengths, VERIFICATION_KEY)
-        verification = [
-            MerkleHash(digests[i : i + HASH_LEN]) for i in range(0, len(digests), HASH_LEN)
-        ]
+        verification = hashes_from_digests(digests)
     return FileEntry(record.file_hash, terms, verification, record.sha256)
 
 
