@@ -112,6 +112,30 @@ def test_missing_wasm_says_how_to_build(monkeypatch):
         load()
 
 
+def test_wasmtime_fast_calls_match_public_calls():
+    """The unchecked i32 caller is really used and agrees with wasmtime's public call; a trap
+    and a wrong argument count still raise."""
+    import wasmtime
+
+    from xet_pyodide.kernels._load_wasmtime import WasmtimeInstance, _unchecked_caller
+    from xet_pyodide.kernels._wasm import read_wasm_bytes
+
+    inst = WasmtimeInstance(read_wasm_bytes())
+    export = inst._exports["xk_xxh32"]
+    fast = _unchecked_caller(inst._store, export)
+    assert fast is not None
+    base = inst.func("xk_reserve")(4096)
+    assert base > 0
+    inst.refresh()
+    inst.write(base, b"xet" * 100)
+    public = export(inst._store, base, 300, 7) & 0xFFFFFFFF
+    assert fast(base, 300, 7) & 0xFFFFFFFF == public == xxhash.xxh32(b"xet" * 100, 7).intdigest()
+    with pytest.raises(wasmtime.Trap):
+        fast(0x7FFFFFF0, 1 << 20, 0)  # reads past the end of linear memory
+    with pytest.raises(TypeError, match="3 arguments"):
+        fast(base, 300)
+
+
 def test_gear_table_header_matches_python_table():
     text = (KERNELS_DIR / "csrc" / "gear_table.h").read_text()
     values = [int(v, 16) for v in re.findall(r"0x([0-9a-f]{16})ull", text)]
