@@ -479,6 +479,36 @@ async def test_corrupted_bytes_raise_integrity_error(browser: bool) -> None:
         assert await s.download_bytes(cas.hash, len(cas.data)) == cas.data
 
 
+async def test_corrupted_cache_entry_is_dropped_and_refetched(tmp_path: Any) -> None:
+    """A cached range whose bytes went bad (same record layout, one payload byte flipped) fails
+    verification; download_bytes and download_to_file then start over from the network once,
+    and succeed."""
+    from xet_pyodide.io.cache import key_name
+
+    chunks = [random.Random(k).randbytes(20_000) for k in range(4)]  # raw: still parses
+    cas = FakeCas([build_xorb(chunks, Scheme.NONE)], [(0, 0, 4)])
+    async with session_for(cas, cache="memory") as s:
+        assert await s.download_bytes(cas.hash, len(cas.data)) == cas.data
+        cache = await s.chunk_cache()
+        assert cache is not None and len(cache) == 1
+
+        async def poison() -> None:
+            (key,) = cache.keys()
+            stored = bytearray(await cache.store.read(key_name(key)))
+            stored[8 + 100] ^= 0xFF  # inside the first record's payload
+            assert await cache.store.write(key_name(key), bytes(stored))
+
+        await poison()
+        fetched = cas.fetches
+        assert await s.download_bytes(cas.hash, len(cas.data)) == cas.data
+        assert cas.fetches == fetched + 1  # the second attempt fetched the range again
+        assert s.last_download is not None and s.last_download.cache_hits == 0
+        await poison()
+        out = tmp_path / "out.bin"
+        await s.download_to_file(cas.hash, len(cas.data), out)
+        assert out.read_bytes() == cas.data and cas.fetches == fetched + 2
+
+
 async def test_cache_serves_repeat_and_ranged_downloads() -> None:
     cas = dedup_fake()
     async with session_for(cas, cache="memory") as s:

@@ -16,6 +16,7 @@ them mean "fall back" (404/501) and turns the rest into errors with :func:`raise
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +99,14 @@ class HttpClient:
         self.user_agent = user_agent or default_user_agent()
         self.custom_headers = dict(custom_headers or {})
         self.stats = RequestStats()
+
+    def with_transport(self, transport: Transport) -> HttpClient:
+        """This client sending through ``transport`` instead: a shallow copy, so everything
+        else (tokens, retry policy, session id, headers, the request counters) is shared and
+        no field can be forgotten when the class gains one."""
+        clone = copy.copy(self)
+        clone.transport = transport
+        return clone
 
     def base_headers(self, *, external: bool = False) -> dict[str, str]:
         """Headers every request carries. ``external`` (grant/presigned URLs, possibly on another

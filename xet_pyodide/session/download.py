@@ -27,8 +27,8 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..core.hashes import MerkleHash
 from ..errors import XetIntegrityError, XetRangeError
@@ -43,6 +43,7 @@ from .hasher import InProcessChunkHasher
 
 PART_SUFFIX = ".xet-part"
 _UNSET: Any = object()
+_T = TypeVar("_T")
 
 
 def coerce_file_hash(value: Any) -> MerkleHash:
@@ -165,18 +166,51 @@ class DownloadMixin:
 
                 transport = worker_stream_transport(pool, self.http.transport)
                 if transport is not None:
-                    http = self.http
-                    client = HttpClient(
-                        transport,
-                        http.tokens,
-                        retry=http.retry,
-                        session_id=http.session_id,
-                        user_agent=http.user_agent,
-                        custom_headers=http.custom_headers,
-                    )
-                    client.stats = http.stats  # one set of request/retry counters
+                    client = self.http.with_transport(transport)
             self._xorb_client = client
         return self._xorb_client
+
+    async def _output(
+        self,
+        job: RangeDownload | None,
+        stats: DownloadStats,
+        reporter: DownloadProgress,
+        started: float,
+    ) -> AsyncIterator[memoryview]:
+        """The pieces of ``job``, then ``stats.elapsed`` is set. ``job`` None is an empty
+        download (0-byte file): nothing to fetch, reported as done at once, no pieces."""
+        if job is None:
+            await reporter.set_phase("done")
+            return
+        async with contextlib.aclosing(job.pieces()) as pieces:
+            async for piece in pieces:
+                yield piece
+        stats.elapsed = time.monotonic() - started
+
+    async def _retry_on_cache_corruption(
+        self,
+        file_hash: Any,
+        size: Any,
+        byte_range: Any,
+        progress: Any,
+        consume: Callable[[AsyncIterator[memoryview], DownloadStats, float], Awaitable[_T]],
+    ) -> _T:
+        """``consume(pieces, stats, started)`` of a new download (``started``: its
+        ``time.monotonic()``); run once more from the start when it fails verification and
+        cached bytes were involved (the failed check dropped them from the cache, so the
+        second run fetches everything from the network)."""
+        for attempt in (1, 2):
+            started = time.monotonic()
+            job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
+            try:
+                async with contextlib.aclosing(
+                    self._output(job, stats, reporter, started)
+                ) as pieces:
+                    return await consume(pieces, stats, started)
+            except XetIntegrityError:
+                if attempt == 2 or not stats.cache_hits:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _span_hasher(self) -> Any:
         """What hashes decoded chunks: the worker pool behind the session's chunk hasher when
@@ -201,12 +235,9 @@ class DownloadMixin:
         block = _int(block_size or self.config.block_size, "block_size")
         started = time.monotonic()
         job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
-        if job is None:
-            await reporter.set_phase("done")
-            return
         pending: deque[memoryview] = deque()
         held = emitted = 0
-        async with contextlib.aclosing(job.pieces()) as pieces:
+        async with contextlib.aclosing(self._output(job, stats, reporter, started)) as pieces:
             async for piece in pieces:
                 pending.append(piece)
                 held += len(piece)
@@ -215,7 +246,6 @@ class DownloadMixin:
                     held -= block
                     emitted += block
                     yield _take(pending, block)
-        stats.elapsed = time.monotonic() - started
         if held:
             yield _take(pending, held)
 
@@ -230,38 +260,26 @@ class DownloadMixin:
         """
         started = time.monotonic()
         job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
-        if job is None:
-            await reporter.set_phase("done")
-            return
-        async with contextlib.aclosing(job.pieces()) as pieces:
+        async with contextlib.aclosing(self._output(job, stats, reporter, started)) as pieces:
             async for piece in pieces:
                 yield piece.toreadonly()
-        stats.elapsed = time.monotonic() - started
 
     async def download_bytes(
         self, file_hash: Any, size: Any, *, byte_range: Any = None, progress: Any = None
     ) -> bytes:
         """The whole file (or ``byte_range``) in memory. Holds it twice at the very end."""
-        for attempt in (1, 2):
-            started = time.monotonic()
-            job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
-            if job is None:
-                await reporter.set_phase("done")
-                return b""
+
+        async def collect(
+            pieces: AsyncIterator[memoryview], stats: DownloadStats, started: float
+        ) -> bytes:
             out = bytearray(stats.bytes_total)
             pos = 0
-            try:
-                async with contextlib.aclosing(job.pieces()) as pieces:
-                    async for piece in pieces:
-                        out[pos : pos + len(piece)] = piece
-                        pos += len(piece)
-            except XetIntegrityError:
-                if attempt == 2 or not stats.cache_hits:
-                    raise
-                continue  # cached bytes were involved and are now dropped: once more
-            stats.elapsed = time.monotonic() - started
+            async for piece in pieces:
+                out[pos : pos + len(piece)] = piece
+                pos += len(piece)
             return bytes(out)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return await self._retry_on_cache_corruption(file_hash, size, byte_range, progress, collect)
 
     async def download_to_file(
         self,
@@ -275,29 +293,22 @@ class DownloadMixin:
         """Write the file (or ``byte_range``) to ``path``, replacing it only on success."""
         target = os.fspath(path)
         part = target + PART_SUFFIX
-        for attempt in (1, 2):
-            started = time.monotonic()
-            job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
+
+        async def write(
+            pieces: AsyncIterator[memoryview], stats: DownloadStats, started: float
+        ) -> DownloadStats:
             try:
                 with open(part, "wb") as f:
-                    if job is None:
-                        await reporter.set_phase("done")
-                    else:
-                        async with contextlib.aclosing(job.pieces()) as pieces:
-                            async for piece in pieces:
-                                f.write(piece)
-            except XetIntegrityError:
-                _unlink(part)
-                if attempt == 2 or not stats.cache_hits:
-                    raise
-                continue
+                    async for piece in pieces:
+                        f.write(piece)
             except BaseException:
                 _unlink(part)
                 raise
             os.replace(part, target)
-            stats.elapsed = time.monotonic() - started
+            stats.elapsed = time.monotonic() - started  # includes the close and the rename
             return stats
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return await self._retry_on_cache_corruption(file_hash, size, byte_range, progress, write)
 
 
 def _unlink(path: str) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_right
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from ..core.hashes import MerkleHash, file_hash, hashes_from_digests
 from ..core.reconstruction import DownloadPlan, FetchRange, PlannedTerm, plan_download
@@ -62,6 +62,24 @@ def _decoded_hints(plan: DownloadPlan) -> list[int]:
             seen.add(ident)
             decoded[planned.fetch_index] += t.unpacked_length
     return decoded
+
+
+def _term_chunks(
+    unit: FetchUnit, planned: PlannedTerm, offsets: Sequence[int], index: int
+) -> tuple[int, int]:
+    """Chunks ``[rel, rel_end)`` of ``unit``'s range that term ``index`` covers, after
+    checking against ``offsets`` (decoded offsets of the range's chunks) that they decode to
+    the length the reconstruction gives."""
+    term = planned.term
+    rel = term.chunk_start - unit.fetch.chunk_start
+    rel_end = rel + term.chunk_end - term.chunk_start
+    length = offsets[rel_end] - offsets[rel]
+    if length != term.unpacked_length:
+        raise XetFormatError(
+            f"term {index} decodes to {length} bytes, the reconstruction says "
+            f"{term.unpacked_length}"
+        )
+    return rel, rel_end
 
 
 class RangeDownload(RangeFetcher):
@@ -131,9 +149,6 @@ class RangeDownload(RangeFetcher):
                 waited = time.perf_counter()
                 decoded = await self._wait(unit)
                 self._stats.wait_seconds += time.perf_counter() - waited
-                term = planned.term
-                rel = term.chunk_start - unit.fetch.chunk_start
-                rel_end = rel + term.chunk_end - term.chunk_start
                 if isinstance(decoded, RawRange):
                     async for piece in self._raw_pieces(unit, decoded, planned, i, hashes, sizes):
                         self._progress.bytes_done += len(piece)
@@ -142,12 +157,8 @@ class RangeDownload(RangeFetcher):
                     if plan.last_use[planned.fetch_index] == i:
                         self._release(unit)
                     continue
-                start, end = decoded.offsets[rel], decoded.offsets[rel_end]
-                if end - start != term.unpacked_length:
-                    raise XetFormatError(
-                        f"term {i} decodes to {end - start} bytes, the reconstruction says "
-                        f"{term.unpacked_length}"
-                    )
+                rel, rel_end = _term_chunks(unit, planned, decoded.offsets, i)
+                start = decoded.offsets[rel]
                 if self.full and decoded.hashes is not None:
                     hashes += decoded.hashes[rel:rel_end]
                     sizes += decoded.sizes(rel, rel_end)
@@ -179,16 +190,9 @@ class RangeDownload(RangeFetcher):
     ) -> AsyncIterator[memoryview]:
         """The output of one term of a range kept compressed: its chunks decoded (and, for a
         full download, hashed) a batch at a time; only the chunks the output needs."""
-        term = planned.term
-        rel = term.chunk_start - unit.fetch.chunk_start
-        rel_end = rel + term.chunk_end - term.chunk_start
         offs = raw.unpacked
+        rel, rel_end = _term_chunks(unit, planned, offs, index)
         base = offs[rel]
-        if offs[rel_end] - base != term.unpacked_length:
-            raise XetFormatError(
-                f"term {index} decodes to {offs[rel_end] - base} bytes, the reconstruction "
-                f"says {term.unpacked_length}"
-            )
         want_start, want_end = base + planned.skip, base + planned.skip + planned.take
         k = bisect_right(offs, want_start, rel, rel_end) - 1
         while k < rel_end and offs[k] < want_end:
