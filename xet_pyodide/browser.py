@@ -26,8 +26,8 @@ from .io.blob import (
     download_to_blob,
     open_download_stream,
     read_blob,
-    webcrypto_sha256,
 )
+from .io.digest import sha256_in_background
 from .io.jsbridge import camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
 from .io.workers import WorkerPool, isolation_available, start_pool
@@ -159,7 +159,7 @@ class BrowserSession:
     async def _upload_bytes(self, data: Any, options: Any) -> dict[str, Any]:
         sha = sha256_option(option(options, "sha256"))
         if sha is None:  # WebCrypto on the JS buffer, in parallel with our chunking
-            sha = webcrypto_sha256(data) or COMPUTE
+            sha = sha256_in_background(data) or COMPUTE
         raw = data.to_bytes() if hasattr(data, "to_bytes") else bytes(data)
         upload = self.session.start_upload(option(options, "name"), len(raw), sha)
         self._listen(upload.file_id, options)

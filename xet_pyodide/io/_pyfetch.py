@@ -17,10 +17,10 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import js  # type: ignore[import-not-found]
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
 from .blob import blob_from_memory
+from .jsinterop import js_uint8array_copy
 from .transport import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
@@ -59,9 +59,7 @@ def _js_body(body: Body) -> Any:
     view = memoryview(body).cast("B")
     if len(view) >= BLOB_BODY:
         return blob_from_memory(view)
-    array = js.Uint8Array.new(len(view))
-    array.assign(view)
-    return array
+    return js_uint8array_copy(view)
 
 
 def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .jsinterop import js_uint8array_copy
+
 MIB = 1 << 20
 #: Default block size of Blob reads.
 BLOB_BLOCK = 16 * MIB
@@ -45,31 +47,7 @@ async def read_blob(blob: Any, *, block_size: int = BLOB_BLOCK) -> AsyncIterator
         yield (await pending.popleft()).to_bytes()
 
 
-# --------------------------------------------------------------------------- SHA-256
-
-
-def webcrypto_sha256(data: Any) -> Any:
-    """Start ``crypto.subtle.digest("SHA-256", data)`` on a JS buffer (``Uint8Array`` /
-    ``ArrayBuffer`` proxy) without copying it into Python. Returns the Promise (awaitable,
-    resolves to an ``ArrayBuffer``), or ``None`` when WebCrypto is unavailable."""
-    import js  # type: ignore[import-not-found]
-
-    subtle = getattr(getattr(js, "crypto", None), "subtle", None)
-    if subtle is None or not hasattr(data, "byteLength"):
-        return None
-    return subtle.digest("SHA-256", data)
-
-
 # --------------------------------------------------------------------------- downloads
-
-
-def _js_copy(piece: bytes | bytearray | memoryview) -> Any:
-    import js  # type: ignore[import-not-found]
-
-    view = memoryview(piece).cast("B")
-    out = js.Uint8Array.new(len(view))
-    out.assign(view)
-    return out
 
 
 def parse_range(value: Any) -> tuple[int, int] | None:
@@ -258,11 +236,11 @@ class DownloadReader:
         current = self._current
         if len(current) > self._block:
             self._current = current[self._block :]
-            return _js_copy(current[: self._block])
+            return js_uint8array_copy(current[: self._block])
         if not self._done and self._next is None:
             self._next = await self._pull()  # the end is released only once verified
         self._current = None
-        return _js_copy(current)
+        return js_uint8array_copy(current)
 
     async def cancel(self) -> None:
         aclose = getattr(self._pieces, "aclose", None)
@@ -291,5 +269,4 @@ __all__ = [
     "open_download_stream",
     "parse_range",
     "read_blob",
-    "webcrypto_sha256",
 ]

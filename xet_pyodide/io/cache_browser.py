@@ -19,6 +19,7 @@ from typing import Any
 import js  # type: ignore[import-not-found]
 
 from .cache import Buffer
+from .jsinterop import js_uint8array_copy
 
 CACHE_NAME = "xet-chunks"
 _PREFIX = "https://xet-chunk-cache.invalid/"
@@ -58,8 +59,7 @@ class CacheApiStore:
 
     async def write(self, name: str, data: Buffer) -> bool:
         view = memoryview(data).cast("B")
-        array = js.Uint8Array.new(len(view))
-        array.assign(view)
+        array = js_uint8array_copy(view)
         url = f"{_PREFIX}{name}/{len(view)}"
         cache = await self._open()
         try:

@@ -1,8 +1,11 @@
-"""Calling user callbacks that may be JavaScript functions (Pyodide) with plain data.
+"""Handing Python data to JavaScript (Pyodide): plain values, byte buffers, user callbacks.
 
 A Python ``dict`` passed to a JS function arrives as a ``PyProxy`` that JS code cannot read
 like an object (and that leaks unless destroyed). When the callback is a ``JsProxy`` we convert
 the payload to a JS object first; Python callables get the dict unchanged.
+
+Byte buffers are copied instead: :func:`js_uint8array_copy` gives JS its own ``Uint8Array``,
+which stays valid whatever later happens to the Python buffer (or to the wasm heap under it).
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ def to_js_value(value: Any) -> Any:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
+def js_uint8array_copy(data: bytes | bytearray | memoryview) -> Any:
+    """A new JS ``Uint8Array`` holding a copy of ``data``'s bytes (Pyodide only).
+
+    One bulk copy out of the wasm heap; an empty ``data`` gives an empty array."""
+    import js  # type: ignore[import-not-found]
+
+    view = memoryview(data).cast("B")
+    array = js.Uint8Array.new(len(view))
+    array.assign(view)
+    return array
+
+
 async def invoke_callback(callback: Any, payload: Any) -> None:
     """Call ``callback(payload)``; await the result if it is awaitable (coroutine, JS Promise)."""
     arg = to_js_value(payload) if is_js_object(callback) else payload
@@ -38,4 +53,4 @@ async def invoke_callback(callback: Any, payload: Any) -> None:
         await result
 
 
-__all__ = ["invoke_callback", "is_js_object", "to_js_value"]
+__all__ = ["invoke_callback", "is_js_object", "js_uint8array_copy", "to_js_value"]

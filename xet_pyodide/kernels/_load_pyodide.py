@@ -22,6 +22,7 @@ import js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import XetKernelError
+from ..io.jsinterop import js_uint8array_copy
 from ._wasm import WasmKernels, read_wasm_bytes
 from .api import Buffer
 
@@ -67,16 +68,10 @@ class JsInstance:
             self._subarray = self._heap.subarray
 
 
-def _js_bytes(data: bytes) -> Any:
-    u8 = js.Uint8Array.new(len(data))
-    u8.assign(data)
-    return u8
-
-
 def load_sync() -> WasmKernels:
     """Compile and instantiate synchronously (fine in workers and Node, may be refused by
     Chromium's main thread)."""
-    code = _js_bytes(read_wasm_bytes())
+    code = js_uint8array_copy(read_wasm_bytes())
     try:
         module = js.WebAssembly.Module.new(code)
         instance = js.WebAssembly.Instance.new(module, js.Object.new())
@@ -91,7 +86,7 @@ def load_sync() -> WasmKernels:
 
 async def load_async() -> WasmKernels:
     """Compile and instantiate with ``await WebAssembly.instantiate`` (works everywhere)."""
-    code = _js_bytes(read_wasm_bytes())
+    code = js_uint8array_copy(read_wasm_bytes())
     try:
         result = await js.WebAssembly.instantiate(code, js.Object.new())
     except JsException as exc:
