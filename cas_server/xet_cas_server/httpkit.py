@@ -75,7 +75,8 @@ async def read_body(
             raise BadRequest("bad Content-Length") from None
     stats = state_of(request).stats
     # Pieces are kept and joined once: growing one bytearray re-copies it as it grows (several
-    # copies of a 64 MiB xorb; measured: ~2.5 CPU-s per GiB uploaded, gone with the join).
+    # copies of a 64 MiB xorb; measured per GiB uploaded: 2.6 CPU-s before, 1.4 s with the join,
+    # most of it first-touch page faults of the fresh buffer).
     pieces: list[bytes] = []
     size = 0
     async for piece in request.stream():
