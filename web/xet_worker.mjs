@@ -14,10 +14,12 @@
 //       are the u32 array at sab[lens, lens + 4 * count); the 32-byte digests are written to
 //       sab[out, out + 32 * count).
 //
-//   {op: "readscan", id, blob, from, start, end, dst} -> {id, cands: Uint32Array}
+//   {op: "readscan", id, blob, from, start, end, dst, base}
+//                                                  -> {id, cands: Uint32Array}
 //       reads blob[from, end) (a Blob) itself, copies bytes [start, end) to sab[dst, ...) and
 //       reports the gear candidates of positions >= start (scanned from `from`, state 0) as
-//       offsets from `start` (xet_pyodide/io/workers.py: WorkerPool.read_scan).
+//       offsets from `base` (the Blob offset of the block the slice belongs to), so the page
+//       only concatenates the slices' arrays (xet_pyodide/io/workers.py: WorkerPool.read_scan).
 //   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url},
 //                                                     then {stream: sid, chunk: Uint8Array}...
 //                                                     (transferred), then {stream: sid, done}
@@ -63,12 +65,16 @@ function gearScan(src, len) {
 function gear({ id, from, start, end, base }) {
   const len = end - from;
   const [heap, outPtr, count] = gearScan(new Uint8Array(sab, from, len), len);
-  const found = new Uint32Array(heap.buffer, outPtr, count);
-  const skip = start - from;
-  const shift = from - base; // found[i] + shift = offset from base
+  postCandidates(id, new Uint32Array(heap.buffer, outPtr, count), start - from, from - base);
+}
+
+function postCandidates(id, found, skip, shift) {
+  // found: candidates of a scan from `from` (state 0), relative to `from`. Drops those in the
+  // first `skip` bytes (the history prefix) and posts the rest plus `shift` (= from - base):
+  // offsets from the block start, which the page concatenates without touching them.
   let i = 0;
-  while (i < count && found[i] < skip) i++;
-  const cands = new Uint32Array(count - i);
+  while (i < found.length && found[i] < skip) i++;
+  const cands = new Uint32Array(found.length - i);
   for (let j = 0; j < cands.length; j++) cands[j] = found[i + j] + shift;
   postMessage({ id, cands }, [cands.buffer]);
 }
@@ -120,18 +126,13 @@ function init({ module, sab: shared }) {
   postMessage({ op: "ready", warmMs: warmUp() });
 }
 
-async function readAndScan({ id, blob, from, start, end, dst }) {
+async function readAndScan({ id, blob, from, start, end, dst, base }) {
   const bytes = new Uint8Array(await blob.slice(from, end).arrayBuffer());
   if (bytes.length !== end - from) throw new Error("the Blob is shorter than expected");
   const skip = start - from;
   new Uint8Array(sab, dst, end - start).set(bytes.subarray(skip));
   const [heap, outPtr, count] = gearScan(bytes, bytes.length);
-  const found = new Uint32Array(heap.buffer, outPtr, count);
-  let i = 0;
-  while (i < count && found[i] < skip) i++;
-  const cands = new Uint32Array(count - i);
-  for (let j = 0; j < cands.length; j++) cands[j] = found[i + j] - skip;
-  postMessage({ id, cands }, [cands.buffer]);
+  postCandidates(id, new Uint32Array(heap.buffer, outPtr, count), skip, from - base);
 }
 
 const STREAM_WINDOW = 8 << 20;

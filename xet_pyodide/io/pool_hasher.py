@@ -7,8 +7,9 @@ Each block goes through three steps, as a *job* (an asyncio task):
    state 0 with a 63-byte overlap: position independent, see
    :func:`xet_pyodide.core.chunking.scan_block`);
 2. **cut** — in stream order (a job waits for the previous one), the candidates go through the
-   one :class:`~xet_pyodide.core.chunking.BoundaryFinder` of the file: the same rules as
-   :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`, hence identical chunks;
+   file's :class:`~xet_pyodide.session.hasher.ChunkCutter`, the same bookkeeping (boundary
+   rules, carry, last chunk) as :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`,
+   hence identical chunks;
 3. **hash** — the chunks lying inside the block are hashed by the workers straight from the
    slot (byte-balanced groups, one kernel call each); the chunk straddling the previous block
    is assembled here and hashed on this thread (one chunk, ≤ 128 KiB).
@@ -36,12 +37,13 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from ..core.chunking import GEAR_WINDOW_PREFIX, BoundaryFinder, scan_block
+from ..core.chunking import scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
-from ..session.hasher import ChunkBatch
+from ..session.hasher import ChunkBatch, ChunkCutter, Cut
 from .blob import blob_size
 from .workers import Slot, WorkerPool
 
@@ -91,9 +93,9 @@ class PooledChunkHasher:
     def __init__(self, pool: WorkerPool, *, local_below: int = LOCAL_BELOW) -> None:
         self._pool = pool
         self._local_below = local_below
-        self._finder = BoundaryFinder()
-        self._tail = b""  # last 63 bytes submitted
-        self._carry = bytearray()  # bytes of the unfinished chunk (after the last cut)
+        # Boundary rules, carry and last chunk as in InProcessChunkHasher. Its tail is that of
+        # the blocks *submitted* (prefixes of the next scans), ahead of the cuts.
+        self._cutter = ChunkCutter()
         self._jobs: deque[asyncio.Task[_Result]] = deque()
         self._cut_done: asyncio.Future[None] | None = None
         self._prepared: deque[_Prepared] = deque()
@@ -106,7 +108,7 @@ class PooledChunkHasher:
             first = self._prepared[0]
             if view.obj is first.data and len(view) == first.length:
                 self._prepared.popleft()
-                self._remember_tail(view)
+                self._cutter.remember_tail(view)
                 self._enqueue(_Job(first.length, view, first.slot, b"", first.scan))
                 return _batch(await self._collect(LAG))
             self._drop_prepared()  # not the block read_blob yielded: scan it the usual way
@@ -191,18 +193,15 @@ class PooledChunkHasher:
         if length == 0:
             return
         pool = self._pool
-        prefix = self._tail
+        prefix = self._cutter.tail
         slot = scan = None
         if length >= self._local_below:
             slot = await pool.acquire()
             pool.write(slot.data - len(prefix), prefix)
             pool.write(slot.data, view)
             scan = pool.scan(slot, len(prefix), length)
-        self._remember_tail(view)
+        self._cutter.remember_tail(view)
         self._enqueue(_Job(length, view, slot, prefix, scan))
-
-    def _remember_tail(self, view: memoryview) -> None:
-        self._tail = (self._tail + bytes(view[-GEAR_WINDOW_PREFIX:]))[-GEAR_WINDOW_PREFIX:]
 
     def _enqueue(self, job: _Job) -> None:
         """Start ``job``; its cut waits for the previous job's (stream order)."""
@@ -229,13 +228,13 @@ class PooledChunkHasher:
                     candidates = scan_block(job.view, job.prefix)
                 if previous is not None:
                     await previous
-                straddler, inner_start, lengths = self._cut(job, candidates)
+                cut = self._cutter.cut(job.length, candidates, partial(self._bytes, job))
             except BaseException as exc:
                 cut_done.set_exception(exc)
                 cut_done.exception()  # retrieved: the next job (if any) re-raises it
                 raise
             cut_done.set_result(None)
-            return await self._hash(job, straddler, inner_start, lengths)
+            return await self._hash(job, cut)
         finally:
             if job.slot is not None:
                 self._pool.release(job.slot)
@@ -246,64 +245,34 @@ class PooledChunkHasher:
         assert job.slot is not None
         return self._pool.read(job.slot.data + start, end - start)
 
-    def _cut(self, job: _Job, candidates: list[int]) -> tuple[bytes | None, int, list[int]]:
-        """Apply the boundary rules; returns the straddling chunk (if one ended in this
-        block), where the inner chunks start and their sizes. Updates the carry."""
-        block_start = self._finder.position
-        ends = [e - block_start for e in self._finder.push(job.length, candidates)]
-        if not ends:
-            self._carry += self._bytes(job, 0, job.length)
-            return None, 0, []
-        straddler = None
-        pos = 0
-        if self._carry:  # the first chunk began in an earlier block
-            self._carry += self._bytes(job, 0, ends[0])
-            straddler, self._carry = bytes(self._carry), bytearray()
-            pos = ends[0]
-            ends = ends[1:]
-        inner_start = pos
-        lengths = []
-        for end in ends:
-            lengths.append(end - pos)
-            pos = end
-        if pos < job.length:
-            self._carry += self._bytes(job, pos, job.length)
-        return straddler, inner_start, lengths
-
-    async def _hash(
-        self, job: _Job, straddler: bytes | None, start: int, lengths: list[int]
-    ) -> _Result:
+    async def _hash(self, job: _Job, cut: Cut) -> _Result:
+        """Hash what ``cut`` completed: the straddling chunk here, the inner chunks on the
+        workers if the block is in a slot (else here)."""
         kernels = get_kernels()
         result = _Result()
         digests = []
+        straddler, start, lengths = cut.straddler, cut.start, cut.lengths
         if straddler is not None:
             result.sizes.append(len(straddler))
             digests.append(kernels.blake3_keyed(straddler, DATA_KEY))
         if lengths:
-            total = sum(lengths)
             if job.slot is not None:
                 digests.append(await self._pool.hash(job.slot, start, lengths))
             else:
                 assert job.view is not None
-                digests.append(
-                    kernels.blake3_keyed_many(job.view[start : start + total], lengths, DATA_KEY)
-                )
+                inner = job.view[start : cut.inner_end]
+                digests.append(kernels.blake3_keyed_many(inner, lengths, DATA_KEY))
             result.sizes.extend(lengths)
         result.hashes = b"".join(digests)
         if job.view is not None:
             chunks = [memoryview(straddler)] if straddler is not None else []
-            pos = start
-            for n in lengths:
-                chunks.append(job.view[pos : pos + n])
-                pos += n
-            result.chunks = chunks
+            result.chunks = chunks + cut.inner_chunks(job.view)
         return result
 
     def _last_chunk(self) -> _Result:
-        ends = self._finder.finish()
-        if not ends or not self._carry:
+        last = self._cutter.finish()
+        if last is None:
             return _Result(chunks=[])
-        last, self._carry = bytes(self._carry), bytearray()
         digest = get_kernels().blake3_keyed(last, DATA_KEY)
         return _Result([len(last)], digest, [memoryview(last)])
 

@@ -227,7 +227,9 @@ class WorkerPool:
     ) -> asyncio.Future[list[int]]:
         """Like :meth:`scan`, but the workers read ``blob[start, start + length)`` themselves
         into ``slot``'s data (each slice with the up to 63 Blob bytes before it as history), so
-        the block never passes through this thread. Resolves once the bytes are in the slot."""
+        the block never passes through this thread. Resolves once the bytes are in the slot, to
+        candidate offsets from the block start (each worker subtracts ``base``, the block's
+        Blob offset, itself)."""
         pieces = self._pieces(length)
         bounds = [length * i // pieces for i in range(pieces + 1)]
         futures = []
@@ -239,9 +241,10 @@ class WorkerPool:
                 "start": start + a,
                 "end": start + b,
                 "dst": slot.data + a,
+                "base": start,
             }
             futures.append(self._submit(message))
-        return asyncio.ensure_future(_merge_candidates(futures, bounds))
+        return asyncio.ensure_future(_merge_candidates(futures))
 
     async def hash(self, slot: Slot, start: int, lengths: list[int]) -> bytes:
         """Chunk hashes (DATA_KEY) of consecutive chunks at ``slot.data + start``."""
@@ -290,17 +293,16 @@ class _Failure:
         self.error = error
 
 
-async def _merge_candidates(
-    futures: list[asyncio.Future[Any]], offsets: list[int] | None = None
-) -> list[int]:
-    """Candidates of consecutive slices, in order (``offsets[i]`` added to slice ``i``'s)."""
-    out: list[int] = []
-    for i, result in enumerate(await asyncio.gather(*futures)):
-        found = array("I")
+async def _merge_candidates(futures: list[asyncio.Future[Any]]) -> list[int]:
+    """Candidates of consecutive slices of one block, in order.
+
+    The workers already report offsets from the block start (``base`` of the ``gear`` and
+    ``readscan`` messages), so the slices' ``Uint32Array`` bytes are only appended here and
+    turned into Python ints once, with no per-candidate arithmetic on this thread."""
+    found = array("I")
+    for result in await asyncio.gather(*futures):
         found.frombytes(result.cands.to_bytes())
-        shift = offsets[i] if offsets else 0
-        out.extend([c + shift for c in found] if shift else found)
-    return out
+    return found.tolist()
 
 
 async def start_pool(worker_url: str, size: int | None = None) -> WorkerPool | None:
