@@ -7,7 +7,9 @@ Measured:
 
 (a) chunk + hash throughput: ``xet.hashFile(blob)`` (worker pool; Blob read in 16 MiB blocks)
     vs ``hf_xet.hash_files([path])`` on the same file, and vs @huggingface/xetchunk-wasm over
-    the same Blob in the same page;
+    the same Blob in the same page; plus ``blob_read_only_mb_s``, the same Blob only read (in
+    the same 16 MiB slices, by as many workers as the pool has, bytes discarded): the ceiling
+    of any chunk+hash of a Blob in this browser on this machine;
 (b) full upload: ``uploadFile(blob)`` + ``finalize()`` to a fresh local CAS server vs hf_xet's
     upload of the same file to another fresh server (SHA-256 computed by both);
 (c) with ``--memory``: peak renderer RSS (from /proc, sampled every 50 ms) while uploading a
@@ -237,6 +239,7 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
         chunk_hash_mb_s=mb / ours["seconds"],
         hf_xet_hash_mb_s=mb / hf_hash_s,
         chunk_hash_ratio_vs_hf_xet=hf_hash_s / ours["seconds"],
+        blob_read_only_mb_s=mb / page["blobReadOnly"]["seconds"],
         xetchunk_wasm_mb_s=mb / peer["seconds"],
         chunk_hash_ratio_vs_xetchunk_wasm=peer["seconds"] / ours["seconds"],
         upload_mb_s=mb / up["seconds"],

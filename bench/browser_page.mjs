@@ -32,6 +32,27 @@ async function xetchunkHash(blob, blockSize) {
   return { fileHash: hashToHex(fileHash(chunks)), chunks: chunks.length };
 }
 
+/** Only reading the Blob, in the hashing workers' slices, split between `workers` workers:
+ * the ceiling of any chunk+hash of it in this browser on this machine. */
+async function blobReadOnly(blob, blockSize, workers) {
+  const pool = Array.from({ length: workers }, () =>
+    new Worker("/bench/blob_read_worker.mjs", { type: "module" }));
+  try {
+    const blocks = Math.ceil(blob.size / blockSize);
+    const results = await Promise.all(pool.map((w, i) => new Promise((resolve, reject) => {
+      w.onmessage = (e) => (e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.bytes));
+      const from = Math.floor((blocks * i) / workers) * blockSize;
+      const to = Math.min(blob.size, Math.floor((blocks * (i + 1)) / workers) * blockSize);
+      w.postMessage({ blob, from, to, step: blockSize });
+    })));
+    const bytes = results.reduce((a, b) => a + b, 0);
+    if (bytes !== blob.size) throw new Error(`read ${bytes} of ${blob.size} bytes`);
+    return bytes;
+  } finally {
+    for (const w of pool) w.terminate();
+  }
+}
+
 async function session(xet, config) {
   const tokenUrl = `${config.cas}/api/models/bench/repo/xet-write-token/main`;
   const headers = { Authorization: `Bearer ${config.secret}` };
@@ -59,6 +80,9 @@ async function throughput(xet, config, status) {
   await xetchunkHash(small, config.blockSize);
   status("hashing (xet_pyodide)");
   const ours = await best(config.repeat, () => xet.hashFile(blob, { blockSize: config.blockSize }));
+  status("reading the Blob only (ceiling)");
+  const readOnly = await best(config.repeat, () => blobReadOnly(blob, config.blockSize,
+                                                                Math.max(1, xet.workers)));
   status("hashing (@huggingface/xetchunk-wasm)");
   const peer = await best(1, () => xetchunkHash(blob, config.blockSize));
   status("uploading");
@@ -70,6 +94,7 @@ async function throughput(xet, config, status) {
     userAgent: navigator.userAgent,
     ours: { seconds: ours.seconds, ...ours.value },
     xetchunk: { seconds: peer.seconds, ...peer.value },
+    blobReadOnly: { seconds: readOnly.seconds },
     upload: { seconds: up.seconds, phases: up.phases, ...up.value },
   };
 }
