@@ -146,7 +146,8 @@ class PooledChunkHasher:
                     slot = await pool.acquire() if not ahead else pool.try_acquire()
                     if slot is None:
                         break
-                    scan = pool.read_scan(slot, blob, pos, end - pos)
+                    # whole blocks while more follow (READ_AHEAD keeps both workers busy)
+                    scan = pool.read_scan(slot, blob, pos, end - pos, whole=end < stop)
                     ahead.append(_Prepared(end - pos, slot, scan))
                     pos = end
                 if not ahead:  # a short last block: read it here
@@ -177,7 +178,8 @@ class PooledChunkHasher:
         for pos in range(0, stop, step):
             length = min(step, stop - pos)
             slot = await pool.acquire()
-            self._enqueue(_Job(length, None, slot, b"", pool.read_scan(slot, blob, pos, length)))
+            scan = pool.read_scan(slot, blob, pos, length, whole=stop - pos > step)
+            self._enqueue(_Job(length, None, slot, b"", scan))
             while self._jobs and self._jobs[0].done():
                 results.append(self._jobs.popleft().result())
         return _sizes_and_hashes([*results, *await self._collect(0), self._last_chunk()])

@@ -223,14 +223,20 @@ class WorkerPool:
         return asyncio.ensure_future(_merge_candidates(futures))
 
     def read_scan(
-        self, slot: Slot, blob: Any, start: int, length: int
+        self, slot: Slot, blob: Any, start: int, length: int, *, whole: bool = False
     ) -> asyncio.Future[list[int]]:
         """Like :meth:`scan`, but the workers read ``blob[start, start + length)`` themselves
         into ``slot``'s data (each slice with the up to 63 Blob bytes before it as history), so
         the block never passes through this thread. Resolves once the bytes are in the slot, to
         candidate offsets from the block start (each worker subtracts ``base``, the block's
-        Blob offset, itself)."""
-        pieces = self._pieces(length)
+        Blob offset, itself).
+
+        ``whole``: one worker reads and scans the whole block instead of each worker a slice.
+        Callers with several blocks in flight use it: the workers still run in parallel (on
+        different blocks) and a Blob read in 16 MiB slices costs the browser noticeably less
+        than in 8 MiB ones (bench: 1 GiB in 0.85-0.93 s vs 0.98-1.13 s with 2 workers, and
+        ``hashFile`` 560-628 -> 644-655 MB/s)."""
+        pieces = 1 if whole else self._pieces(length)
         bounds = [length * i // pieces for i in range(pieces + 1)]
         futures = []
         for a, b in itertools.pairwise(bounds):
