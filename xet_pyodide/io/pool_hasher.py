@@ -5,7 +5,8 @@ Each block goes through three steps, as a *job* (an asyncio task):
 1. **scan** — the block and the 63 bytes before it are copied into a slot of the shared buffer
    and the workers compute its gear candidates in parallel slices (each slice scanned from
    state 0 with a 63-byte overlap: position independent, see
-   :func:`xet_pyodide.core.chunking.scan_block`);
+   :func:`xet_pyodide.core.chunking.scan_block`) — or, for Blob blocks read while more
+   follow, one worker reads and scans the whole block (the parallelism is across blocks);
 2. **cut** — in stream order (a job waits for the previous one), the candidates go through the
    file's :class:`~xet_pyodide.session.hasher.ChunkCutter`, the same bookkeeping (boundary
    rules, carry, last chunk) as :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`,
