@@ -13,6 +13,7 @@ by the caller's ``max_output`` so a hostile frame cannot make us allocate more.
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from ..errors import XetFormatError
@@ -56,7 +57,7 @@ def compress(data: Buffer) -> bytes:
     code = _block_size_code(len(view))
     flg = _FLG_VERSION | _FLG_BLOCK_INDEPENDENT
     descriptor = bytes((flg, code << 4))
-    header_checksum = (kernels.xxh32(descriptor, 0) >> 8) & 0xFF
+    header_checksum = _header_checksum(descriptor)
     parts: list[bytes | memoryview] = [
         _U32.pack(FRAME_MAGIC),
         descriptor,
@@ -141,7 +142,7 @@ def _decode_frame(reader: _Reader, max_output: int) -> bytes:
             raise XetFormatError("LZ4 frame content size exceeds the expected size")
     descriptor = reader.data[start : reader.pos]
     (checksum,) = reader.take(1, "header checksum")
-    if checksum != (kernels.xxh32(descriptor, 0) >> 8) & 0xFF:
+    if checksum != _header_checksum(bytes(descriptor)):
         raise XetFormatError("LZ4 frame header checksum mismatch")
 
     linked = not flg & _FLG_BLOCK_INDEPENDENT
@@ -178,6 +179,14 @@ def _decode_frame(reader: _Reader, max_output: int) -> bytes:
     if content_size is not None and content_size != len(content):
         raise XetFormatError("LZ4 frame content size does not match the decoded data")
     return content
+
+
+@functools.lru_cache(maxsize=64)
+def _header_checksum(descriptor: bytes) -> int:
+    """Second byte of xxh32 of a frame descriptor. Memoized: every chunk of a xorb carries a
+    frame, and their descriptors are nearly always the same few bytes (one kernel call saved
+    per chunk, encoding and decoding)."""
+    return (get_kernels().xxh32(descriptor, 0) >> 8) & 0xFF
 
 
 def _decompress_with_prefix(payload: memoryview, prefix: bytes, limit: int) -> bytes:
