@@ -539,9 +539,17 @@ async def test_download_to_file_and_zero_byte_file(tmp_path: Any) -> None:
     assert not (tmp_path / "out.bin.xet-part").exists()
 
 
-async def test_streamed_ranges_are_hashed_while_arriving(monkeypatch: Any) -> None:
+@pytest.mark.parametrize("in_process", [False, True], ids=["separate-hasher", "fused"])
+async def test_streamed_ranges_are_hashed_while_arriving(
+    monkeypatch: Any, in_process: bool
+) -> None:
+    """A hasher of its own (a worker pool's) gets the decoded chunks in batches while the body
+    is still arriving; with the in-process hasher, decoding hashes them in the same kernel
+    call instead (no separate batches), with the same verdicts."""
     from xet_pyodide.session import download_fetch, download_pipeline
+    from xet_pyodide.session.hasher import InProcessChunkHasher
 
+    monkeypatch.setattr(InProcessChunkHasher, "in_process", in_process)
     monkeypatch.setattr(download_fetch, "HASH_BATCH_BYTES", 15_000)
     calls: list[int] = []
     real = download_pipeline.RangeDownload._hash_decoded
@@ -559,7 +567,10 @@ async def test_streamed_ranges_are_hashed_while_arriving(monkeypatch: Any) -> No
         cas.corrupt = True
         with pytest.raises(XetIntegrityError):
             await s.download_bytes(cas.hash, len(cas.data))
-    assert len(calls) > 3 and sum(1 for n in calls if n) > 3  # several batches per range
+    if in_process:
+        assert calls == []
+    else:
+        assert len(calls) > 3 and sum(1 for n in calls if n) > 3  # several batches per range
 
 
 @pytest.mark.parametrize("browser", [False, True], ids=["whole-bodies", "streamed"])

@@ -136,6 +136,10 @@ def test_lz4_malformed_agrees_with_reference(pyrt):
     assert call(pyrt, "lz4_malformed", 7, 12) == []
 
 
+def test_decode_records_agrees_with_reference(pyrt):
+    assert call(pyrt, "records_vs_reference", 11, 12) == []
+
+
 def test_checksums(pyrt):
     cases = [
         [i, kind, n, seed32]

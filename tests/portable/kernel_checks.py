@@ -146,6 +146,60 @@ async def lz4_malformed(seed: int, count: int) -> list[str]:
     return problems
 
 
+def _decode_outcome(kernels: Any, data: bytes, max_chunks: int, room: int) -> Any:
+    """What ``decode_records`` does with ``data``: its result and output, or the record an
+    error names (the text before the first colon: "chunk record N")."""
+    from xet_pyodide.core.hashes import DATA_KEY
+    from xet_pyodide.errors import XetFormatError
+
+    out = bytearray(room)
+    try:
+        batch = kernels.decode_records(data, max_chunks, memoryview(out), DATA_KEY, 5)
+    except XetFormatError as exc:
+        return ("error", str(exc).split(":")[0])
+    return (batch.consumed, batch.sizes, batch.need, batch.digests.hex(), bytes(out).hex())
+
+
+async def records_vs_reference(seed: int, count: int) -> list[str]:
+    """Batch record decoding (one kernel call) against the core's record-at-a-time reader
+    (the reference kernels' ``decode_records``) on valid, truncated and corrupted runs of
+    records, with every stopping rule (chunk count, output room, incomplete last record)."""
+    from xet_pyodide.core.xorb import Scheme, encode_chunk
+    from xet_pyodide.kernels.reference import ReferenceKernels
+
+    k = await _kernels()
+    ref = ReferenceKernels()
+    rnd = random.Random(seed)
+    problems: list[str] = []
+    sizes = [0, 1, 100, 1023, 4096, 65536, 131072]
+    for i in range(count):
+        chunks = [
+            make_bytes(seed + 100 * i + j, rnd.choice([*sizes, rnd.randrange(131073)]), kind)
+            for j, kind in enumerate(rnd.choices(["random", "text", "runs", "zeros"], k=5))
+        ][: rnd.randrange(1, 6)]
+        body = b"".join(encode_chunk(c, rnd.choice(list(Scheme))) for c in chunks)
+        total = sum(map(len, chunks))
+        variants = [body, body[: rnd.randrange(len(body) + 1)], body + b"\0" * 7]
+        for _ in range(12):
+            bad = bytearray(body)
+            bad[rnd.randrange(len(bad))] = rnd.randrange(256)
+            variants.append(bytes(bad))
+        for v, data in enumerate(variants):
+            for max_chunks, room in (
+                (len(chunks), total),
+                (rnd.randrange(1, len(chunks) + 1), total),
+                (len(chunks) + 1, rnd.randrange(total + 1)),
+            ):
+                got = _decode_outcome(k, data, max_chunks, room)
+                want = _decode_outcome(ref, data, max_chunks, room)
+                if got != want:
+                    problems.append(
+                        f"case {i} variant {v} max {max_chunks} room {room}: "
+                        f"{str(got)[:120]} != {str(want)[:120]}"
+                    )
+    return problems
+
+
 async def checksums(cases: list[list[Any]]) -> list[list[int]]:
     """cases: [seed, kind, n, seed32]. Returns [crc64, crc64 streamed in 3 parts, xxh32]."""
     k = await _kernels()

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import XetFormatError, XetIntegrityError
+from ..kernels import get_kernels
+from ..kernels.api import RecordBatch
 from .compression import Scheme, choose_scheme, compress_payload, decompress_payload
 from .hashes import MerkleHash, chunk_hash, hash_chunks, xorb_hash
 from .xorb_footer import FOOTER_IDENT, XorbFooter, build_footer, has_footer, parse_footer
@@ -64,26 +66,81 @@ def decode_record(record: ChunkRecord) -> bytes:
     return decompress_payload(record.scheme, record.payload, record.uncompressed_size)
 
 
-def _parse_header(view: memoryview, pos: int) -> ChunkRecord:
-    if len(view) - pos < RECORD_HEADER_LEN:
-        raise XetFormatError(f"xorb truncated in the chunk header at offset {pos}")
-    word0, word1 = _HEADER.unpack_from(view, pos)
+def check_header(word0: int, word1: int) -> tuple[int, int, int]:
+    """``(scheme, compressed size, uncompressed size)`` of a record header given as its two
+    little-endian u32 words; raises :class:`XetFormatError` naming the first problem (the
+    caller says where)."""
     version, compressed = word0 & 0xFF, word0 >> 8
     scheme, uncompressed = word1 & 0xFF, word1 >> 8
     if version != 0:
-        raise XetFormatError(f"unsupported chunk record version {version} at offset {pos}")
+        raise XetFormatError(f"unsupported chunk record version {version}")
     if scheme not in (Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4):
-        raise XetFormatError(f"unknown compression scheme {scheme} at offset {pos}")
+        raise XetFormatError(f"unknown compression scheme {scheme}")
     if uncompressed > MAX_CHUNK_UNCOMPRESSED:
-        raise XetFormatError(f"chunk at offset {pos} claims {uncompressed} bytes (max 131072)")
+        raise XetFormatError(
+            f"chunk claims {uncompressed} bytes (max {MAX_CHUNK_UNCOMPRESSED})"
+        )
     if compressed > MAX_CHUNK_COMPRESSED:
-        raise XetFormatError(f"chunk payload at offset {pos} is too large ({compressed} bytes)")
+        raise XetFormatError(
+            f"chunk payload is too large ({compressed} bytes, max {MAX_CHUNK_COMPRESSED})"
+        )
     if scheme == Scheme.NONE and compressed != uncompressed:
-        raise XetFormatError(f"uncompressed chunk at offset {pos} has mismatched sizes")
+        raise XetFormatError(
+            f"uncompressed chunk has mismatched sizes ({compressed} stored, {uncompressed})"
+        )
+    return scheme, compressed, uncompressed
+
+
+def _parse_header(view: memoryview, pos: int) -> ChunkRecord:
+    if len(view) - pos < RECORD_HEADER_LEN:
+        raise XetFormatError(f"xorb truncated in the chunk header at offset {pos}")
+    try:
+        scheme, compressed, uncompressed = check_header(*_HEADER.unpack_from(view, pos))
+    except XetFormatError as exc:
+        raise XetFormatError(f"{exc} (chunk record at offset {pos})") from None
     start = pos + RECORD_HEADER_LEN
     if compressed > len(view) - start:
         raise XetFormatError(f"xorb truncated in the chunk payload at offset {pos}")
     return ChunkRecord(scheme, compressed, uncompressed, view[start : start + compressed], pos)
+
+
+def decode_record_batch(
+    data: Buffer,
+    max_chunks: int,
+    out: memoryview,
+    key: bytes | None = None,
+    first_index: int = 0,
+) -> RecordBatch:
+    """:meth:`~xet_pyodide.kernels.api.Kernels.decode_records` in Python, one record at a
+    time (what the reference kernels run; the wasm kernels do the same in one call)."""
+    view = memoryview(data).cast("B")
+    dst = memoryview(out).cast("B")
+    pos = written = need = 0
+    sizes: list[int] = []
+    while len(sizes) < max_chunks and len(view) - pos >= RECORD_HEADER_LEN:
+        where = f"chunk record {first_index + len(sizes)}"
+        try:
+            scheme, compressed, size = check_header(*_HEADER.unpack_from(view, pos))
+        except XetFormatError as exc:
+            raise XetFormatError(f"{where}: {exc}") from None
+        start = pos + RECORD_HEADER_LEN
+        if compressed > len(view) - start:
+            break
+        if size > len(dst) - written:
+            need = size
+            break
+        payload = view[start : start + compressed]
+        try:
+            dst[written : written + size] = decompress_payload(scheme, payload, size)
+        except XetFormatError as exc:
+            raise XetFormatError(f"{where}: {exc}") from None
+        sizes.append(size)
+        written += size
+        pos = start + compressed
+    digests = b""
+    if key is not None:
+        digests = get_kernels().blake3_keyed_many(dst[:written], sizes, key)
+    return RecordBatch(pos, sizes, need, digests)
 
 
 def iter_records(body: Buffer) -> Iterator[ChunkRecord]:
@@ -313,7 +370,9 @@ __all__ = [
     "XorbBuilder",
     "XorbFooter",
     "build_footer",
+    "check_header",
     "decode_record",
+    "decode_record_batch",
     "decode_xorb",
     "encode_chunk",
     "iter_records",

@@ -59,6 +59,10 @@ class JsInstance:
             return b""
         return self._subarray(ptr, ptr + n).to_bytes()
 
+    def read_into(self, ptr: int, out: memoryview) -> None:
+        if len(out):
+            self._subarray(ptr, ptr + len(out)).assign_to(out)
+
     def memory_size(self) -> int:
         return int(self._memory.buffer.byteLength)
 

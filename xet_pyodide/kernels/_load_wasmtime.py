@@ -76,6 +76,9 @@ class WasmtimeInstance:
     def read(self, ptr: int, n: int) -> bytes:
         return bytes(self._mem()[ptr : ptr + n])
 
+    def read_into(self, ptr: int, out: memoryview) -> None:
+        out[:] = self._mem()[ptr : ptr + len(out)]
+
     def memory_size(self) -> int:
         return self._memory.data_len(self._store)
 

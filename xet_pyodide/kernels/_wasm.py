@@ -25,7 +25,7 @@ from itertools import accumulate
 from typing import Protocol
 
 from ..errors import XetFormatError, XetKernelError
-from .api import Buffer
+from .api import Buffer, RecordBatch
 
 #: Bumped in csrc/arena.c whenever an export changes meaning.
 ABI_VERSION = 1
@@ -39,6 +39,31 @@ _LZ4_ERRORS = {
     -2: "LZ4 match offset is zero or points before the start of the output",
     -3: "LZ4 output exceeds the expected size",
 }
+#: xk_decode_records: codes -10..-13 are header problems (the message is rebuilt from the
+#: header by the core's check, word for word the Python reader's); -14 is a size mismatch.
+_RECORD_HEADER_ERRORS = range(-13, -9)
+_RECORD_SIZE_ERROR = -14
+_FRAME_ERRORS = {
+    -20: "LZ4 frame truncated",
+    -21: "not an LZ4 frame (bad magic number)",
+    -22: "unsupported LZ4 frame version",
+    -23: "reserved bits set in the LZ4 frame descriptor",
+    -24: "LZ4 frames with a dictionary id are not supported",
+    -25: "invalid LZ4 block maximum size code",
+    -26: "LZ4 frame content size exceeds the expected size",
+    -27: "LZ4 frame header checksum mismatch",
+    -28: "LZ4 block exceeds the frame's maximum block size",
+    -29: "LZ4 block checksum mismatch",
+    -30: "LZ4 frame output exceeds the expected size",
+    -31: "LZ4 content checksum mismatch",
+    -32: "LZ4 frame content size does not match the decoded data",
+    -33: "no LZ4 frame found",
+}
+#: xk_decode_records per call: at most this many records and this much output (the input is
+#: cut at PIECE), so that the arena stays small whatever the caller passes.
+_RECORDS_PER_CALL = 8192
+_RECORDS_OUT_PIECE = 16 << 20
+_RECORD_SCRATCH = 128 << 10  # MAX_CHUNK_UNCOMPRESSED: a byte-grouped chunk before regrouping
 
 
 class Instance(Protocol):
@@ -58,6 +83,11 @@ class Instance(Protocol):
 
     def read(self, ptr: int, n: int) -> bytes:
         """Copy ``n`` bytes of linear memory starting at ``ptr``."""
+        ...
+
+    def read_into(self, ptr: int, out: memoryview) -> None:
+        """Copy ``len(out)`` bytes of linear memory starting at ``ptr`` into ``out`` (a
+        writable 1-D byte buffer): no intermediate ``bytes``."""
         ...
 
     def memory_size(self) -> int:
@@ -115,6 +145,7 @@ class WasmKernels:
         self._bg4_r = f("xk_bg4_regroup")
         self._crc = f("xk_crc64_nvme")
         self._xxh = f("xk_xxh32")
+        self._records = f("xk_decode_records")
         version = f("xk_abi_version")()
         if version != ABI_VERSION:
             raise XetKernelError(
@@ -286,6 +317,100 @@ class WasmKernels:
 
     def bg4_regroup(self, data: Buffer) -> bytes:
         return self._bg4(self._bg4_r, data)
+
+    # ------------------------------------------------------------------ xorb records
+
+    def decode_records(
+        self,
+        data: Buffer,
+        max_chunks: int,
+        out: memoryview,
+        key: bytes | None = None,
+        first_index: int = 0,
+    ) -> RecordBatch:
+        src = _bytes_view(data)
+        dst = _bytes_view(out)
+        if key is not None and len(key) != 32:
+            raise ValueError("BLAKE3 key must be 32 bytes")
+        consumed = written = need = 0
+        sizes: list[int] = []
+        digests: list[bytes] = []
+        with self._lock:
+            while len(sizes) < max_chunks and len(src) - consumed >= 8:
+                piece = src[consumed : consumed + PIECE]
+                room = min(len(dst) - written, _RECORDS_OUT_PIECE)
+                limit = min(max_chunks - len(sizes), _RECORDS_PER_CALL, len(piece) // 8)
+                count, used, produced, need, digest = self._records_call(
+                    piece, limit, dst[written : written + room], key, first_index + len(sizes)
+                )
+                sizes += count
+                consumed += used
+                written += produced
+                if digest:
+                    digests.append(digest)
+                if need and need <= len(dst) - written:
+                    need = 0  # only this call's share of the output was full: go on
+                    continue
+                if need or not count or (
+                    len(count) < limit and consumed + len(piece) - used >= len(src)
+                ):
+                    break  # out of room, or the last record is incomplete
+        return RecordBatch(consumed, sizes, need, b"".join(digests))
+
+    def _records_call(
+        self, piece: memoryview, limit: int, dst: memoryview, key: bytes | None, first: int
+    ) -> tuple[list[int], int, int, int, bytes]:
+        """One ``xk_decode_records`` call: (sizes, consumed, produced, need, digests)."""
+        n, cap = len(piece), len(dst)
+        info_off = 32
+        digests_off = _align(info_off + 4 * (3 + limit))
+        scratch_off = _align(digests_off + (32 * limit if key is not None else 0))
+        src_off = scratch_off + _RECORD_SCRATCH
+        dst_off = _align(src_off + n)
+        base = self._reserve(dst_off + cap)
+        inst = self._inst
+        if key is not None:
+            inst.write(base, key)
+        inst.write(base + src_off, piece)
+        count = self._records(
+            base + src_off,
+            n,
+            limit,
+            base + dst_off,
+            cap,
+            base + scratch_off,
+            base + info_off,
+            base if key is not None else 0,
+            base + digests_off,
+        )
+        info = array("I")
+        info.frombytes(inst.read(base + info_off, 4 * (3 + max(count, 0))))
+        if count < 0:
+            raise self._record_error(count, info, piece, first)
+        used, produced, need = info[0], info[1], info[2]
+        if produced:
+            inst.read_into(base + dst_off, dst[:produced])
+        digest = inst.read(base + digests_off, 32 * count) if key is not None else b""
+        return info[3:].tolist(), used, produced, need, digest
+
+    @staticmethod
+    def _record_error(code: int, info: array, piece: memoryview, first: int) -> XetFormatError:
+        index, pos = info[0], info[1]
+        where = f"chunk record {first + index}"
+        if code in _RECORD_HEADER_ERRORS:
+            from ..core.xorb import check_header  # the core sits on top of the kernels
+
+            try:
+                check_header(*struct.unpack_from("<II", piece, pos))
+            except XetFormatError as exc:
+                return XetFormatError(f"{where}: {exc}")
+        if code == _RECORD_SIZE_ERROR:
+            (_, word1) = struct.unpack_from("<II", piece, pos)
+            return XetFormatError(
+                f"{where}: chunk decodes to {info[2]} bytes, its header says {word1 >> 8}"
+            )
+        text = _FRAME_ERRORS.get(code) or _LZ4_ERRORS.get(code) or f"malformed ({code})"
+        return XetFormatError(f"{where}: {text}")
 
     # ------------------------------------------------------------------ checksums
 

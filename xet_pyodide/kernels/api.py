@@ -14,12 +14,26 @@ batch of chunks, never one call per byte.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 Buffer = bytes | bytearray | memoryview
 
 #: Top 16 bits of the rolling gear hash must be zero at a chunk-boundary candidate.
 GEAR_MASK = 0xFFFF_0000_0000_0000
+
+
+class RecordBatch(NamedTuple):
+    """What :meth:`Kernels.decode_records` decoded."""
+
+    #: Bytes of the input used: the whole records decoded.
+    consumed: int
+    #: Decoded size of each chunk, in order (chunk ``k`` follows chunks ``0..k-1`` in ``out``).
+    sizes: list[int]
+    #: When decoding stopped because the next chunk did not fit in ``out``: its decoded size
+    #: (give more room and call again from ``consumed``); else 0.
+    need: int
+    #: Keyed BLAKE3 digests of the chunks (32 bytes each) when a key was given, else ``b""``.
+    digests: bytes
 
 
 @runtime_checkable
@@ -65,6 +79,26 @@ class Kernels(Protocol):
 
     def bg4_regroup(self, data: Buffer) -> bytes:
         """Inverse of :meth:`bg4_split`."""
+        ...
+
+    def decode_records(
+        self,
+        data: Buffer,
+        max_chunks: int,
+        out: memoryview,
+        key: bytes | None = None,
+        first_index: int = 0,
+    ) -> RecordBatch:
+        """Decode the xorb chunk records at the start of ``data`` into ``out``, back to back.
+
+        Stops after ``max_chunks`` records, at a record not wholly inside ``data`` (a block of
+        a stream may end inside one) or at a chunk that does not fit in what is left of
+        ``out`` (a writable byte buffer). Each record is checked as the core's strict reader
+        does (version 0, known scheme, sizes within xet-core's limits, raw payloads of the
+        stated size, valid LZ4 frames) and must decode to exactly its stated size; anything
+        else raises ``XetFormatError`` naming the record (``first_index`` + its position).
+        With ``key``, the decoded chunks are also hashed (keyed BLAKE3) in the same pass.
+        """
         ...
 
     def crc64_nvme(self, data: Buffer, crc: int = 0) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .api import GEAR_MASK, Buffer
+from .api import GEAR_MASK, Buffer, RecordBatch
 from .gear_table import GEAR_TABLE
 from .lz4block import length_bytes, read_length
 
@@ -66,6 +66,20 @@ class ReferenceKernels:
             out[k::4] = b[pos : pos + size]
             pos += size
         return bytes(out)
+
+    def decode_records(
+        self,
+        data: Buffer,
+        max_chunks: int,
+        out: memoryview,
+        key: bytes | None = None,
+        first_index: int = 0,
+    ) -> RecordBatch:
+        # The record reader of the core, built on the reference kernels above (imported here:
+        # the core sits on top of this package).
+        from ..core.xorb import decode_record_batch
+
+        return decode_record_batch(data, max_chunks, out, key, first_index)
 
     def crc64_nvme(self, data: Buffer, crc: int = 0) -> int:
         c = crc ^ _U64

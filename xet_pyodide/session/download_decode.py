@@ -2,27 +2,28 @@
 
 :class:`RecordDecoder` takes the bytes of a fetched range in blocks of any size, as they come
 off the network, and decodes every record as soon as it is complete (a record split between
-two blocks is reassembled; everything else is read in place). Records are checked like the
-core's strict reader does (:mod:`xet_pyodide.core.xorb`): version 0, a known scheme, sizes
-within xet-core's limits, raw chunks with equal sizes; payloads are decoded through the
-kernels (LZ4 frame, BG4-LZ4) and must produce exactly the size the header states. The range
-must hold exactly the expected number of chunks and nothing after them.
+two blocks is reassembled; everything else is read in place), all whole records of a block in
+one kernel call (:meth:`~xet_pyodide.kernels.api.Kernels.decode_records`), which can hash
+them in the same pass. Records are checked like the core's strict reader does
+(:mod:`xet_pyodide.core.xorb`): version 0, a known scheme, sizes within xet-core's limits, raw
+chunks with equal sizes, valid LZ4 frames (plain or byte-grouped), exactly the size the header
+states. The range must hold exactly the expected number of chunks and nothing after them.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from itertools import accumulate
 
-from ..core.compression import Scheme, decompress_payload
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
-from ..core.xorb import MAX_CHUNK_COMPRESSED, MAX_CHUNK_UNCOMPRESSED, RECORD_HEADER_LEN
+from ..core.xorb import RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
+from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
 
 _HEADER = struct.Struct("<II")
-_SCHEMES = frozenset((Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4))
 
 
 @dataclass(slots=True)
@@ -64,30 +65,25 @@ def check_record_header(
     returns ``(scheme, compressed size, uncompressed size)``."""
     if index >= num_chunks:
         raise XetFormatError(f"fetched range holds more than {num_chunks} chunks")
-    word0, word1 = _HEADER.unpack_from(view, pos)
-    version, compressed = word0 & 0xFF, word0 >> 8
-    scheme, uncompressed = word1 & 0xFF, word1 >> 8
-    where = f"chunk record {index} of a fetched range"
-    if version != 0:
-        raise XetFormatError(f"{where}: unsupported version {version}")
-    if scheme not in _SCHEMES:
-        raise XetFormatError(f"{where}: unknown compression scheme {scheme}")
-    if uncompressed > MAX_CHUNK_UNCOMPRESSED or compressed > MAX_CHUNK_COMPRESSED:
-        raise XetFormatError(f"{where}: sizes {compressed}/{uncompressed} exceed the limits")
-    if scheme == Scheme.NONE and compressed != uncompressed:
-        raise XetFormatError(f"{where}: raw chunk with mismatched sizes")
-    return scheme, compressed, uncompressed
+    try:
+        return check_header(*_HEADER.unpack_from(view, pos))
+    except XetFormatError as exc:
+        raise XetFormatError(f"chunk record {index} of a fetched range: {exc}") from None
 
 
 class RecordDecoder:
     """Incremental decoder of exactly ``num_chunks`` records (see module docstring).
 
     ``size_hint``: expected decoded size (the output buffer grows if it is too small).
+    ``key``: when given, chunks are hashed (keyed BLAKE3) as they are decoded, in the same
+    kernel call; :meth:`finish` attaches the hashes.
     """
 
-    def __init__(self, num_chunks: int, size_hint: int = 0) -> None:
+    def __init__(self, num_chunks: int, size_hint: int = 0, key: bytes | None = None) -> None:
         self.num_chunks = num_chunks
         self.bytes_in = 0
+        self._key = key
+        self._digests = bytearray()
         self._out = bytearray(max(0, size_hint))
         self._pos = 0
         self._offsets = [0]
@@ -98,19 +94,37 @@ class RecordDecoder:
         self.bytes_in += len(view)
         if self._carry:
             view = self._complete_carry(view)
-        pos = 0
-        end = len(view)
-        while pos < end:
-            if end - pos < RECORD_HEADER_LEN:
+        used = self._decode(view)
+        if used < len(view):
+            self._carry += view[used:]
+
+    def _decode(self, view: memoryview) -> int:
+        """Decode the whole records at the start of ``view`` (one kernel call, more only when
+        the output buffer must grow); returns the bytes used."""
+        kernels = get_kernels()
+        used = 0
+        while True:
+            done = len(self._offsets) - 1
+            with memoryview(self._out) as out:
+                batch = kernels.decode_records(
+                    view[used:], self.num_chunks - done, out[self._pos :], self._key, done
+                )
+            used += batch.consumed
+            if batch.sizes:
+                ends = accumulate(batch.sizes, initial=self._pos)
+                next(ends)  # the starting offset, already the last entry
+                self._offsets.extend(ends)
+                self._pos = self._offsets[-1]
+                self._digests += batch.digests
+            if not batch.need:
                 break
-            scheme, compressed, uncompressed = self._header(view, pos)
-            stop = pos + RECORD_HEADER_LEN + compressed
-            if stop > end:
-                break
-            self._emit(scheme, view[pos + RECORD_HEADER_LEN : stop], uncompressed)
-            pos = stop
-        if pos < end:
-            self._carry += view[pos:]
+            grow = max(self._pos + batch.need - len(self._out), len(self._out) // 2)
+            self._out.extend(bytes(grow))
+        if len(view) - used >= RECORD_HEADER_LEN:
+            # Whatever stopped the kernel, a whole header left over means more records than
+            # expected (a malformed one would have raised).
+            check_record_header(view, used, len(self._offsets) - 1, self.num_chunks)
+        return used
 
     def _complete_carry(self, view: memoryview) -> memoryview:
         """Finish the split record with the head of ``view``; return the rest of ``view``."""
@@ -121,28 +135,18 @@ class RecordDecoder:
             view = view[take:]
             if len(carry) < RECORD_HEADER_LEN:
                 return view
-        scheme, compressed, uncompressed = self._header(memoryview(carry), 0)
+        with memoryview(carry) as head:
+            _, compressed, _ = check_record_header(
+                head, 0, len(self._offsets) - 1, self.num_chunks
+            )
         need = RECORD_HEADER_LEN + compressed - len(carry)
         carry += view[:need]
         if need > len(view):
             return view[len(view) :]
-        self._emit(scheme, memoryview(carry)[RECORD_HEADER_LEN:], uncompressed)
         self._carry = bytearray()
+        with memoryview(carry) as record:
+            self._decode(record)
         return view[need:]
-
-    def _header(self, view: memoryview, pos: int) -> tuple[int, int, int]:
-        return check_record_header(view, pos, len(self._offsets) - 1, self.num_chunks)
-
-    def _emit(self, scheme: int, payload: memoryview, uncompressed: int) -> None:
-        pos, stop = self._pos, self._pos + uncompressed
-        if stop > len(self._out):
-            self._out.extend(bytes(max(stop - len(self._out), len(self._out) // 2)))
-        if scheme == Scheme.NONE:
-            self._out[pos:stop] = payload
-        else:
-            self._out[pos:stop] = decompress_payload(scheme, payload, uncompressed)
-        self._pos = stop
-        self._offsets.append(stop)
 
     @property
     def chunks_done(self) -> int:
@@ -164,8 +168,8 @@ class RecordDecoder:
         return [offsets[k + 1] - offsets[k] for k in range(start, end)]
 
     def finish(self) -> DecodedRange:
-        """The decoded chunks; raises :class:`XetFormatError` unless exactly ``num_chunks``
-        whole records were fed."""
+        """The decoded chunks (hashed when a key was given); raises :class:`XetFormatError`
+        unless exactly ``num_chunks`` whole records were fed."""
         if self._carry or len(self._offsets) - 1 != self.num_chunks:
             raise XetFormatError(
                 f"fetched range of {self.bytes_in} bytes holds {len(self._offsets) - 1} whole "
@@ -173,7 +177,10 @@ class RecordDecoder:
             )
         if len(self._out) != self._pos:
             del self._out[self._pos :]
-        return DecodedRange(self._out, self._offsets)
+        decoded = DecodedRange(self._out, self._offsets)
+        if self._key is not None:
+            decoded.set_hashes(bytes(self._digests))
+        return decoded
 
 
 class RawRange:
@@ -207,17 +214,19 @@ class RawRange:
         #: Decoded offsets: chunk ``k`` is bytes ``[unpacked[k], unpacked[k + 1])``.
         self.unpacked = unpacked
 
-    def decode(self, start: int, end: int) -> bytearray:
-        """Chunks ``[start, end)`` decoded back to back."""
+    def decode(self, start: int, end: int, key: bytes | None = None) -> DecodedRange:
+        """Chunks ``[start, end)`` decoded back to back (and hashed, with ``key``)."""
         r = self.record_offsets
         view = memoryview(self.raw).cast("B")[r[start] : r[end]]
         size = self.unpacked[end] - self.unpacked[start]
-        return decode_records(view, end - start, size).data
+        return decode_records(view, end - start, size, key)
 
 
-def decode_records(raw: Buffer, num_chunks: int, size_hint: int = 0) -> DecodedRange:
-    """Decode exactly ``num_chunks`` records filling all of ``raw``."""
-    decoder = RecordDecoder(num_chunks, size_hint)
+def decode_records(
+    raw: Buffer, num_chunks: int, size_hint: int = 0, key: bytes | None = None
+) -> DecodedRange:
+    """Decode exactly ``num_chunks`` records filling all of ``raw`` (hashed, with ``key``)."""
+    decoder = RecordDecoder(num_chunks, size_hint, key)
     decoder.feed(raw)
     return decoder.finish()
 

@@ -14,7 +14,7 @@ import contextlib
 import time
 from typing import Any, Protocol
 
-from ..core.hashes import MerkleHash
+from ..core.hashes import DATA_KEY, MerkleHash
 from ..core.reconstruction import FetchRange
 from ..errors import XetFormatError, XetIntegrityError, XetProtocolError
 from ..io.cache import ChunkCache
@@ -38,7 +38,11 @@ RAW_PIECE_BYTES = 8 << 20
 
 class SpanHasher(Protocol):
     """What verification needs from a chunk hasher (``InProcessChunkHasher``, a worker pool's
-    hasher): keyed BLAKE3 (data key) of consecutive chunks laid out back to back."""
+    hasher): keyed BLAKE3 (data key) of consecutive chunks laid out back to back.
+
+    A hasher with a true ``in_process`` attribute hashes on the calling thread with the
+    kernels; decoding then hashes in the same kernel call instead (one copy of the decoded
+    bytes into the kernels less, no call per batch)."""
 
     async def hash_spans(self, data: memoryview, lengths: list[int]) -> Any: ...
 
@@ -132,7 +136,16 @@ class RangeFetcher:
     def _decode_whole(self, unit: FetchUnit, raw: Any) -> DecodedRange | RawRange:
         if unit.kept_raw:
             return RawRange(bytes(raw), unit.fetch.num_chunks)
-        return decode_records(raw, unit.fetch.num_chunks, unit.decoded_hint)
+        return decode_records(
+            raw, unit.fetch.num_chunks, unit.decoded_hint, self._fused_key(unit)
+        )
+
+    def _fused_key(self, unit: FetchUnit) -> bytes | None:
+        """The key decoding hashes with, when it should hash too: the unit's chunks are
+        needed and the hasher would run the same kernels on this thread anyway."""
+        if self._needs_hashes(unit) and getattr(self._hasher, "in_process", False):
+            return DATA_KEY
+        return None
 
     async def _from_network(self, unit: FetchUnit) -> DecodedRange | RawRange:
         """Fetch and decode, retrying broken bodies (backoff) and undecodable ones."""
@@ -189,9 +202,10 @@ class RangeFetcher:
     async def _streamed_attempt(
         self, unit: FetchUnit, fetch: FetchRange
     ) -> tuple[DecodedRange, bytes | None]:
-        decoder = RecordDecoder(fetch.num_chunks, unit.decoded_hint)
+        key = self._fused_key(unit)
+        decoder = RecordDecoder(fetch.num_chunks, unit.decoded_hint, key)
         keep: list[bytes] | None = [] if self._cache is not None else None
-        digests: bytearray | None = bytearray() if self._needs_hashes(unit) else None
+        digests = bytearray() if self._needs_hashes(unit) and key is None else None
         hashed = 0  # chunks hashed so far (hashing overlaps the rest of the body's arrival)
         blocks = self._cas.open_xorb_range(
             fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http

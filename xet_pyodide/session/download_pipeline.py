@@ -31,7 +31,7 @@ import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Sequence
 
-from ..core.hashes import MerkleHash, file_hash, hashes_from_digests
+from ..core.hashes import MerkleHash, file_hash
 from ..core.reconstruction import DownloadPlan, FetchRange, PlannedTerm, plan_download
 from ..errors import XetFormatError, XetIntegrityError
 from ..io.cache import ChunkCache
@@ -201,7 +201,7 @@ class RangeDownload(RangeFetcher):
                 e += 1
             started = time.perf_counter()
             try:
-                data = raw.decode(k, e)
+                decoded = raw.decode(k, e, self._fused_key(unit) if self.full else None)
             except XetFormatError as exc:
                 await self._drop_cached()
                 raise XetIntegrityError(
@@ -210,14 +210,12 @@ class RangeDownload(RangeFetcher):
             finally:
                 self._stats.decode_seconds += time.perf_counter() - started
             if self.full:
-                started = time.perf_counter()
-                lengths = [offs[j + 1] - offs[j] for j in range(k, e)]
-                digests = await self._hasher.hash_spans(memoryview(data), lengths)
-                hashes += hashes_from_digests(digests)
-                sizes += lengths
-                self._stats.hash_seconds += time.perf_counter() - started
+                if decoded.hashes is None:
+                    await self._hash_chunks(decoded)
+                hashes += decoded.hashes or ()
+                sizes += decoded.sizes(0, decoded.num_chunks)
             lo, hi = max(want_start, offs[k]) - offs[k], min(want_end, offs[e]) - offs[k]
-            yield memoryview(data)[lo:hi]
+            yield memoryview(decoded.data)[lo:hi]
             k = e
 
     async def _verify(self, hashes: list[MerkleHash], sizes: list[int]) -> None:

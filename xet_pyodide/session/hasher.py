@@ -176,6 +176,9 @@ class InProcessChunkHasher:
         candidates, self._state = get_kernels().gear_scan(block, self._state)
         return candidates
 
+    #: Hashes on the calling thread with the kernels (see ``download_fetch.SpanHasher``).
+    in_process = True
+
     async def hash_spans(self, data: memoryview, lengths: list[int]) -> bytes:
         """Chunk hashes of consecutive chunks laid out back to back in ``data``."""
         return get_kernels().blake3_keyed_many(data, lengths, DATA_KEY)

@@ -123,6 +123,12 @@ XK_INLINE int get_length(const u8 **ipp, const u8 *iend, u32 *len) {
 /* Decompress src[0..n) into dst[0..cap). Returns the decompressed size, or
  * LZ4_ERR_TRUNCATED / LZ4_ERR_OFFSET / LZ4_ERR_OVERFLOW. */
 i32 XK_EXPORT(xk_lz4_decompress)(const u8 *src, u32 n, u8 *dst, u32 cap) {
+    return xk_lz4_decode_after(src, n, dst, dst, cap);
+}
+
+/* The decompressor proper: as xk_lz4_decompress, except that matches may reach back to
+ * `lo` (<= dst): the output of earlier linked blocks of an LZ4 frame, already in place. */
+i32 xk_lz4_decode_after(const u8 *src, u32 n, const u8 *lo, u8 *dst, u32 cap) {
     const u8 *ip = src, *const iend = src + n;
     u8 *op = dst, *const oend = dst + cap;
     for (;;) {
@@ -144,7 +150,7 @@ i32 XK_EXPORT(xk_lz4_decompress)(const u8 *src, u32 n, u8 *dst, u32 cap) {
         if (iend - ip < 2) return LZ4_ERR_TRUNCATED;
         u32 offset = ld16(ip);
         ip += 2;
-        if (offset == 0 || offset > (u32)(op - dst)) return LZ4_ERR_OFFSET;
+        if (offset == 0 || offset > (u32)(op - lo)) return LZ4_ERR_OFFSET;
         u32 mlen = token & 15;
         if (mlen == 15 && !get_length(&ip, iend, &mlen)) return LZ4_ERR_TRUNCATED;
         mlen += MINMATCH;

@@ -43,4 +43,10 @@ XK_INLINE void st64(u8 *p, u64 v) { __builtin_memcpy(p, &v, 8); }
 XK_INLINE u32 rotl32(u32 x, int r) { return (x << r) | (x >> (32 - r)); }
 XK_INLINE u32 rotr32(u32 x, int r) { return (x >> r) | (x << (32 - r)); }
 
+/* Kernels that other kernels call (defined in lz4.c, xxh32.c, bg4.c, blake3.c). */
+i32 xk_lz4_decode_after(const u8 *src, u32 n, const u8 *lo, u8 *dst, u32 cap);
+u32 xk_xxh32(const u8 *p, u32 n, u32 seed);
+void xk_bg4_regroup(const u8 *src, u32 n, u8 *dst);
+void xk_blake3_keyed_many(const u8 *data, const u32 *lengths, u32 count, const u8 *key, u8 *out);
+
 #endif

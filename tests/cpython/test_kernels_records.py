@@ -1,0 +1,181 @@
+"""Batch decoding of xorb chunk records (``decode_records``): wasm kernel vs the core's reader
+on frames written by python-lz4 with every option, and the streaming decoder built on it."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import blake3
+import lz4.frame
+import pytest
+
+from tests.portable.kernel_checks import make_bytes
+from xet_pyodide.core.compression import Scheme
+from xet_pyodide.core.hashes import DATA_KEY
+from xet_pyodide.core.xorb import encode_chunk, record_header
+from xet_pyodide.errors import XetFormatError
+from xet_pyodide.kernels._load_wasmtime import load
+from xet_pyodide.kernels._wasm import WasmKernels
+from xet_pyodide.kernels.reference import ReferenceKernels
+from xet_pyodide.session.download_decode import RecordDecoder, decode_records
+
+REF = ReferenceKernels()
+
+
+@pytest.fixture(scope="module")
+def wasm() -> WasmKernels:
+    return load()
+
+
+def frame(data: bytes, **options: object) -> bytes:
+    return lz4.frame.compress(data, **options)  # type: ignore[arg-type]
+
+
+def bg4(data: bytes) -> bytes:
+    return data[0::4] + data[1::4] + data[2::4] + data[3::4]
+
+
+FRAME_OPTIONS = [
+    {},
+    {"block_linked": True},
+    {"block_linked": False, "block_size": lz4.frame.BLOCKSIZE_MAX256KB},
+    {"content_checksum": True},
+    {"block_checksum": True, "block_linked": True},
+    {"store_size": True, "content_checksum": True, "block_checksum": True},
+    {"compression_level": 9, "block_linked": True},
+]
+
+
+def lz4_records(seed: int) -> tuple[bytes, list[bytes]]:
+    """Records whose payloads are python-lz4 frames with the options above (linked blocks
+    referencing earlier blocks, checksums, content sizes), plain and byte-grouped, some made
+    of two concatenated frames with a skippable frame in between."""
+    rnd = random.Random(seed)
+    chunks: list[bytes] = []
+    parts: list[bytes] = []
+    for i, options in enumerate(FRAME_OPTIONS * 2):
+        n = rnd.choice([0, 1, 4096, 70_000, 131_072])
+        data = make_bytes(seed * 100 + i, n, rnd.choice(["text", "runs", "periodic", "random"]))
+        scheme = rnd.choice([Scheme.LZ4, Scheme.BG4_LZ4])
+        source = bg4(data) if scheme == Scheme.BG4_LZ4 else data
+        if i % 3 == 2 and n:
+            half = len(source) // 2
+            skippable = struct.pack("<II", 0x184D2A5A, 3) + b"abc"
+            payload = frame(source[:half], **options) + skippable + frame(source[half:], **options)
+        else:
+            payload = frame(source, **options)
+        chunks.append(data)
+        parts.append(record_header(scheme, len(payload), n) + payload)
+    return b"".join(parts), chunks
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_python_lz4_frames_decode(wasm: WasmKernels, seed: int) -> None:
+    body, chunks = lz4_records(seed)
+    want = b"".join(chunks)
+    for kernels in (wasm, REF):
+        out = bytearray(len(want))
+        batch = kernels.decode_records(body, len(chunks), memoryview(out), DATA_KEY)
+        assert batch.consumed == len(body) and batch.need == 0
+        assert batch.sizes == [len(c) for c in chunks]
+        assert bytes(out) == want
+        assert batch.digests == b"".join(
+            blake3.blake3(c, key=DATA_KEY).digest() for c in chunks
+        )
+
+
+def test_stopping_rules(wasm: WasmKernels) -> None:
+    chunks = [make_bytes(i, 10_000 * (i + 1), "text") for i in range(4)]
+    body = b"".join(encode_chunk(c, Scheme.LZ4) for c in chunks)
+    ends = [0]
+    for c in chunks:
+        ends.append(ends[-1] + len(c))
+    records = [0]
+    for c in chunks:
+        records.append(records[-1] + len(encode_chunk(c, Scheme.LZ4)))
+    for kernels in (wasm, REF):
+        out = memoryview(bytearray(ends[-1]))
+        # chunk count
+        batch = kernels.decode_records(body, 2, out)
+        assert (batch.consumed, batch.sizes, batch.need) == (records[2], [10_000, 20_000], 0)
+        assert batch.digests == b""
+        # output room: chunk 2 (30 000 bytes) does not fit in 35 000
+        batch = kernels.decode_records(body, 4, out[:35_000])
+        assert (batch.consumed, batch.need) == (records[2], 30_000)
+        # incomplete last record: stops before it, whatever room there is
+        batch = kernels.decode_records(body[: records[3] + 9], 4, out)
+        assert (batch.consumed, len(batch.sizes), batch.need) == (records[3], 3, 0)
+        assert bytes(out[: ends[3]]) == b"".join(chunks[:3])
+        # nothing whole
+        assert kernels.decode_records(body[:7], 4, out).consumed == 0
+
+
+def test_errors_name_the_record(wasm: WasmKernels) -> None:
+    good = encode_chunk(b"x" * 1000, Scheme.LZ4)
+    payload = frame(b"y" * 1000, content_checksum=True)
+    bad_sum = bytearray(payload)
+    bad_sum[-1] ^= 1
+    cases = [
+        (struct.pack("<II", 1 | 3 << 8, 3 << 8) + b"abc", "version"),
+        (struct.pack("<II", 3 << 8, 7 | 3 << 8) + b"abc", "scheme"),
+        (struct.pack("<II", 1 << 8, 1 | 131_073 << 8) + b"a", "131072"),
+        (struct.pack("<II", 262_145 << 8, 1 | 10 << 8), "too large"),
+        (record_header(0, 2, 1)[:4] + struct.pack("<I", 1 << 8) + b"ab", "mismatched"),
+        (record_header(1, len(bad_sum), 1000) + bytes(bad_sum), "content checksum"),
+        (record_header(1, len(payload), 999) + payload, "exceeds|999"),
+        (record_header(1, len(payload), 1001) + payload, "1000 bytes"),
+        (record_header(1, 5, 10) + b"\x04\x22\x4d\x18\x60", "truncated"),
+        (record_header(1, 4, 10) + b"abcd", "magic"),
+    ]
+    for record, message in cases:
+        for kernels in (wasm, REF):
+            with pytest.raises(XetFormatError, match=f"^chunk record 3: .*({message})"):
+                kernels.decode_records(good + record, 5, memoryview(bytearray(5000)), None, 2)
+
+
+def test_decoded_bytes_outside_the_output_are_untouched(wasm: WasmKernels) -> None:
+    """The kernel decodes into the arena and copies out only what it produced."""
+    chunks = [make_bytes(7, 65_536, "runs"), make_bytes(8, 1000, "text")]
+    body = b"".join(encode_chunk(c, Scheme.BG4_LZ4) for c in chunks)
+    out = bytearray(b"\xee" * 70_000)
+    batch = wasm.decode_records(body, 2, memoryview(out)[100:])
+    assert batch.sizes == [65_536, 1000]
+    assert out[:100] == b"\xee" * 100 and out[100 + 66_536 :] == b"\xee" * (70_000 - 66_636)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_streaming_decoder_any_split(seed: int) -> None:
+    """RecordDecoder fed the same records in random blocks (splits inside headers and
+    payloads, empty blocks) gives the one-shot result, hashes included."""
+    rnd = random.Random(seed)
+    chunks = [
+        make_bytes(seed * 50 + i, rnd.choice([0, 5, 3000, 65_536, 131_072]), kind)
+        for i, kind in enumerate(rnd.choices(["random", "text", "zeros"], k=9))
+    ]
+    body = b"".join(encode_chunk(c, rnd.choice(list(Scheme))) for c in chunks)
+    whole = decode_records(body, len(chunks), 0, DATA_KEY)
+    decoder = RecordDecoder(len(chunks), rnd.randrange(0, 200_000), DATA_KEY)
+    pos = 0
+    while pos < len(body):
+        step = rnd.choice([0, 1, 7, 8, 9, 1000, 70_000, 300_000])
+        decoder.feed(body[pos : pos + step])
+        pos += step
+    streamed = decoder.finish()
+    assert bytes(streamed.data) == bytes(whole.data) == b"".join(chunks)
+    assert streamed.offsets == whole.offsets
+    assert streamed.hashes == whole.hashes
+    assert whole.hashes is not None and [h.raw for h in whole.hashes] == [
+        blake3.blake3(c, key=DATA_KEY).digest() for c in chunks
+    ]
+
+
+def test_streaming_decoder_rejects_extra_records() -> None:
+    body = encode_chunk(b"a" * 100) * 3
+    decoder = RecordDecoder(2)
+    with pytest.raises(XetFormatError, match="more than 2 chunks"):
+        decoder.feed(body)
+    decoder = RecordDecoder(2)
+    decoder.feed(body[: len(body) // 3 * 2 + 5])  # 5 bytes of a third record's header
+    with pytest.raises(XetFormatError, match=r"holds 2 whole chunk records \(\+5 bytes\)"):
+        decoder.finish()
