@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/download.py [--size-mib 512] [--stream-mib 2048] [--repeat 2]
         [--modes js-blob,js-stream] [--workers N] [--cache none] [--session-config JSON]
-        [--json] [--no-build]
+        [--profile] [--json] [--no-build]
 
 One local CAS server (``xet_cas_server --web``) serves everything: a temporary web root linking
 ``web/*`` and ``bench/``, the reconstructions and the xorb bytes, so the bench page and the CAS
@@ -399,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="chunk cache kind in the page (none)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the page's Python during js-* runs (slower); printed to stderr",
+    )
     args = parser.parse_args(argv)
     SESSION_CONFIG.update(json.loads(args.session_config))
     if not args.no_build:
@@ -415,8 +420,12 @@ def main(argv: list[str] | None = None) -> int:
             # hf_xet before and after the browser runs: load drift hits both sides alike.
             hf_times = [hf_xet_download(server, file, tmp, i) for i in range(args.repeat)]
             config = page_config(server, file, modes * args.repeat, args.cache, args.workers)
+            config["profile"] = args.profile
             result = run_chromium(server, config, timeout=1800)
             runs = [r for r in result["runs"] if not r.get("warmup")]
+            for r in runs:
+                if "profile" in r:
+                    log(f"profile of {r['mode']} ({r['seconds']:.2f} s):\n{r.pop('profile')}")
             hf_times += [hf_xet_download(server, file, tmp, i) for i in range(args.repeat)]
             log(f"hf_xet: {[round(t, 2) for t in hf_times]} s")
             log(f"chromium: {[(r['mode'], round(r['seconds'], 2)) for r in runs]} s")
