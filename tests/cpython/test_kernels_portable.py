@@ -140,6 +140,10 @@ def test_decode_records_agrees_with_reference(pyrt):
     assert call(pyrt, "records_vs_reference", 11, 12) == []
 
 
+def test_encode_record_agrees_with_python(pyrt):
+    assert call(pyrt, "records_encode_vs_python", 12, 16) == []
+
+
 def test_checksums(pyrt):
     cases = [
         [i, kind, n, seed32]

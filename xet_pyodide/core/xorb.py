@@ -10,12 +10,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from ..errors import XetFormatError, XetIntegrityError
 from ..kernels import get_kernels
 from ..kernels.api import RecordBatch
 from .compression import Scheme, choose_scheme, compress_payload, decompress_payload
-from .hashes import MerkleHash, chunk_hash, hash_chunks, xorb_hash
+from .hashes import DATA_KEY, MerkleHash, chunk_hash, hash_chunks, hashes_from_digests, xorb_hash
 from .xorb_footer import FOOTER_IDENT, XorbFooter, build_footer, has_footer, parse_footer
 
 MAX_XORB_BYTES = 64 * 1024 * 1024
@@ -56,8 +57,15 @@ def record_header(scheme: int, compressed_size: int, uncompressed_size: int) -> 
 
 
 def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
-    """A complete chunk record (header + payload), raw when compression does not shrink it."""
-    used, payload = compress_payload(data, scheme)
+    """A complete chunk record (header + payload), raw when compression does not shrink it
+    (one kernel call: :meth:`~xet_pyodide.kernels.api.Kernels.encode_record`)."""
+    return get_kernels().encode_record(data, scheme)
+
+
+def encode_record_python(data: Buffer, scheme: int) -> bytes:
+    """:func:`encode_chunk` assembled in Python from the block kernels (LZ4 block, BG4):
+    the reference kernels' ``encode_record``, and what the wasm one is checked against."""
+    used, payload = compress_payload(data, Scheme(scheme))
     return b"".join((record_header(used, len(payload), len(data)), payload))
 
 
@@ -77,9 +85,7 @@ def check_header(word0: int, word1: int) -> tuple[int, int, int]:
     if scheme not in (Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4):
         raise XetFormatError(f"unknown compression scheme {scheme}")
     if uncompressed > MAX_CHUNK_UNCOMPRESSED:
-        raise XetFormatError(
-            f"chunk claims {uncompressed} bytes (max {MAX_CHUNK_UNCOMPRESSED})"
-        )
+        raise XetFormatError(f"chunk claims {uncompressed} bytes (max {MAX_CHUNK_UNCOMPRESSED})")
     if compressed > MAX_CHUNK_COMPRESSED:
         raise XetFormatError(
             f"chunk payload is too large ({compressed} bytes, max {MAX_CHUNK_COMPRESSED})"
@@ -313,12 +319,16 @@ class XorbBuilder:
         )
 
 
-def load_xorb(data: Buffer, expected_hash: MerkleHash | None = None) -> tuple[Xorb, list[bytes]]:
-    """Decode and verify a xorb body or stored xorb; returns the xorb and its chunks.
+def load_xorb(
+    data: Buffer, expected_hash: MerkleHash | None = None
+) -> tuple[Xorb, list[memoryview]]:
+    """Decode and verify a xorb body or stored xorb; returns the xorb and its chunks (views
+    into one buffer of the decoded chunks).
 
-    Every chunk is decoded and hashed and the xorb hash recomputed. If a footer is present it
-    must agree with the records. Malformed bytes raise :class:`XetFormatError`; a hash that
-    differs from ``expected_hash`` or from the footer raises :class:`XetIntegrityError`.
+    Every chunk is decoded and hashed (one batch kernel pass over the records) and the xorb
+    hash recomputed. If a footer is present it must agree with the records. Malformed bytes
+    raise :class:`XetFormatError`; a hash that differs from ``expected_hash`` or from the
+    footer raises :class:`XetIntegrityError`.
     """
     view = memoryview(data).cast("B")
     footer = parse_footer(view) if has_footer(view) else None
@@ -328,9 +338,15 @@ def load_xorb(data: Buffer, expected_hash: MerkleHash | None = None) -> tuple[Xo
         raise XetFormatError("bytes after the last chunk record are not a valid footer")
     if not records:
         raise XetFormatError("a xorb has at least one chunk")
-    chunks = [decode_record(r) for r in records]
-    hashes = hash_chunks(chunks)
-    sizes = [len(c) for c in chunks]
+    out = bytearray(sum(r.uncompressed_size for r in records))
+    batch = get_kernels().decode_records(body, len(records), memoryview(out), DATA_KEY)
+    sizes = batch.sizes
+    if batch.consumed != len(body) or len(sizes) != len(records):  # (the records were whole)
+        raise XetFormatError("xorb records did not decode to their stated sizes")
+    hashes = hashes_from_digests(batch.digests)
+    view = memoryview(out)
+    ends = list(accumulate(sizes, initial=0))
+    chunks = [view[ends[k] : ends[k + 1]] for k in range(len(sizes))]
     xorb = Xorb(
         hash=xorb_hash(list(zip(hashes, sizes, strict=True))),
         body=bytes(body),
@@ -375,6 +391,7 @@ __all__ = [
     "decode_record_batch",
     "decode_xorb",
     "encode_chunk",
+    "encode_record_python",
     "iter_records",
     "load_xorb",
     "parse_footer",

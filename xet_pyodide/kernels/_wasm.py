@@ -146,6 +146,7 @@ class WasmKernels:
         self._crc = f("xk_crc64_nvme")
         self._xxh = f("xk_xxh32")
         self._records = f("xk_decode_records")
+        self._encode = f("xk_encode_record")
         version = f("xk_abi_version")()
         if version != ABI_VERSION:
             raise XetKernelError(
@@ -173,6 +174,11 @@ class WasmKernels:
             self.bg4_regroup(self.bg4_split(data))
             self.crc64_nvme(data)
             self.xxh32(data)
+            records = b"".join(
+                self.encode_record(data[i : i + 65536], i // 65536 % 3)
+                for i in range(0, 4 << 16, 1 << 16)
+            )
+            self.decode_records(records, 4, memoryview(bytearray(len(data))), key)
 
     def memory_size(self) -> int:
         """Size of the module's linear memory (grows to the largest call, never shrinks)."""
@@ -320,6 +326,23 @@ class WasmKernels:
 
     # ------------------------------------------------------------------ xorb records
 
+    def encode_record(self, data: Buffer, scheme: int) -> bytes:
+        mv = _bytes_view(data)
+        n = len(mv)
+        if n > _RECORD_SCRATCH:
+            raise ValueError(f"a chunk is at most {_RECORD_SCRATCH} bytes, got {n}")
+        if scheme not in (0, 1, 2):
+            raise ValueError(f"unknown compression scheme {scheme!r}")
+        with self._lock:
+            scratch_off = _align(n)
+            dst_off = scratch_off + _align(n)
+            base = self._reserve(dst_off + n + n // 255 + 64)  # = xk_record_bound(n)
+            self._inst.write(base, mv)
+            size = self._encode(base, n, int(scheme), base + dst_off, base + scratch_off)
+            if size < 0:
+                raise XetKernelError(f"record encoder failed with code {size}")
+            return self._inst.read(base + dst_off, size)
+
     def decode_records(
         self,
         data: Buffer,
@@ -351,8 +374,10 @@ class WasmKernels:
                 if need and need <= len(dst) - written:
                     need = 0  # only this call's share of the output was full: go on
                     continue
-                if need or not count or (
-                    len(count) < limit and consumed + len(piece) - used >= len(src)
+                if (
+                    need
+                    or not count
+                    or (len(count) < limit and consumed + len(piece) - used >= len(src))
                 ):
                     break  # out of room, or the last record is incomplete
         return RecordBatch(consumed, sizes, need, b"".join(digests))

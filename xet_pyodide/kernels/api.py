@@ -81,6 +81,13 @@ class Kernels(Protocol):
         """Inverse of :meth:`bg4_split`."""
         ...
 
+    def encode_record(self, data: Buffer, scheme: int) -> bytes:
+        """The xorb chunk record (8-byte header + payload) of one chunk (≤ 128 KiB) under
+        ``scheme`` (0 raw, 1 LZ4, 2 byte-grouped LZ4), as hf_xet writes it: one LZ4 frame
+        with independent blocks and no checksums, stored raw instead unless strictly
+        smaller than the chunk."""
+        ...
+
     def decode_records(
         self,
         data: Buffer,

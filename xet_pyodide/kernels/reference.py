@@ -67,6 +67,11 @@ class ReferenceKernels:
             pos += size
         return bytes(out)
 
+    def encode_record(self, data: Buffer, scheme: int) -> bytes:
+        from ..core.xorb import encode_record_python  # (see decode_records)
+
+        return encode_record_python(data, scheme)
+
     def decode_records(
         self,
         data: Buffer,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..core.chunking import MAX_CHUNK
-from ..core.compression import Scheme, choose_scheme, compress_payload
+from ..core.compression import Scheme, choose_scheme
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.shard_model import XorbEntry
 from ..core.xorb import (
@@ -29,7 +29,7 @@ from ..core.xorb import (
     MAX_XORB_BYTES,
     MAX_XORB_CHUNKS,
     RECORD_HEADER_LEN,
-    record_header,
+    encode_chunk,
 )
 from ..io.transport import DetachedBody
 
@@ -141,9 +141,7 @@ class XorbDraft(XorbRef):
         if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
             self._scheme = choose_scheme(data)
         self._segment_index += 1
-        used, payload = compress_payload(data, self._scheme)
-        self.body += record_header(used, len(payload), len(data))
-        self.body += payload
+        self.body += encode_chunk(data, self._scheme)
         self.hashes += hash_raw
         self.sizes.append(len(data))
         self.worst_case += RECORD_HEADER_LEN + len(data)

@@ -185,3 +185,59 @@ i32 XK_EXPORT(xk_decode_records)(const u8 *src, u32 n, u32 max_chunks, u8 *dst, 
     if (key) xk_blake3_keyed_many(dst, info + 3, count, key, digests);
     return (i32)count;
 }
+
+/* ---------------------------------------------------------------------------- encoding */
+
+/* Record of one chunk src[0..n) (n <= MAX_UNCOMPRESSED) with scheme 0, 1 or 2, as hf_xet
+ * writes it: scheme 1/2 payloads are one LZ4 frame (FLG 0x60: version 1, independent blocks,
+ * no checksums, no content size; BD: the smallest of 64 KiB / 256 KiB / 1 MiB / 4 MiB block
+ * maximums that holds the input), each block stored raw when compressing does not shrink it;
+ * the chunk is stored raw (scheme 0) unless the payload is strictly smaller than it.
+ * dst needs xk_record_bound(n) bytes; scratch, n bytes (the byte-grouped chunk).
+ * Returns the record's length, or REC_ERR_SCHEME / REC_ERR_LIMITS. */
+u32 XK_EXPORT(xk_record_bound)(u32 n) { return REC_HEADER + 15 + 8 + n + n / 255 + 16; }
+
+i32 XK_EXPORT(xk_encode_record)(const u8 *src, u32 n, u32 scheme, u8 *dst, u8 *scratch) {
+    if (scheme > 2) return REC_ERR_SCHEME;
+    if (n > MAX_UNCOMPRESSED) return REC_ERR_LIMITS;
+    u8 *payload = dst + REC_HEADER;
+    u32 size = n;
+    if (scheme != 0) {
+        const u8 *input = src;
+        if (scheme == 2) {
+            xk_bg4_split(src, n, scratch);
+            input = scratch;
+        }
+        u32 code = 4, block_max = 64u << 10;
+        while (code < 7 && n > block_max) { code++; block_max <<= 2; }
+        u8 *op = payload;
+        st32(op, FRAME_MAGIC);
+        op[4] = 0x60;
+        op[5] = (u8)(code << 4);
+        op[6] = (u8)((xk_xxh32(op + 4, 2, 0) >> 8) & 0xFFu);
+        op += 7;
+        for (u32 pos = 0; pos < n; pos += block_max) {
+            u32 len = n - pos < block_max ? n - pos : block_max;
+            i32 packed = xk_lz4_compress(input + pos, len, op + 4, xk_lz4_bound(len));
+            if (packed > 0 && (u32)packed < len) {
+                st32(op, (u32)packed);
+                op += 4 + packed;
+            } else {
+                st32(op, len | UNCOMPRESSED_BIT);
+                xk_memcpy(op + 4, input + pos, len);
+                op += 4 + len;
+            }
+        }
+        st32(op, 0);
+        op += 4;
+        size = (u32)(op - payload);
+        if (size >= n) scheme = 0;
+    }
+    if (scheme == 0) {
+        xk_memcpy(payload, src, n);
+        size = n;
+    }
+    st32(dst, size << 8);
+    st32(dst + 4, (n << 8) | scheme);
+    return (i32)(REC_HEADER + size);
+}

@@ -47,6 +47,9 @@ XK_INLINE u32 rotr32(u32 x, int r) { return (x >> r) | (x << (32 - r)); }
 i32 xk_lz4_decode_after(const u8 *src, u32 n, const u8 *lo, u8 *dst, u32 cap);
 u32 xk_xxh32(const u8 *p, u32 n, u32 seed);
 void xk_bg4_regroup(const u8 *src, u32 n, u8 *dst);
+void xk_bg4_split(const u8 *src, u32 n, u8 *dst);
+u32 xk_lz4_bound(u32 n);
+i32 xk_lz4_compress(const u8 *src, u32 n, u8 *dst, u32 cap);
 void xk_blake3_keyed_many(const u8 *data, const u32 *lengths, u32 count, const u8 *key, u8 *out);
 
 #endif
