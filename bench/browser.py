@@ -2,6 +2,7 @@
 @huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
 
     .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
+        [--profile]
 
 Measured:
 
@@ -228,8 +229,11 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
     with cas_server(root, "cas-browser") as server:
         config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
                   "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
-                  "dataName": path.name}
+                  "dataName": path.name, "profile": args.profile}
         page, _ = run_page(config, path.parent)
+    if page["upload"].get("profile"):
+        log(f"profile of the upload ({page['upload']['seconds']:.2f} s):\n"
+            f"{page['upload'].pop('profile')}")
     log("hf_xet upload")
     hf_up_s, hf_up = hf_xet_upload(path, root)
     mb = size / 1e6
@@ -281,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-gib", type=float, default=4.0)
     parser.add_argument("--workers", type=int, default=None, help="default: hardwareConcurrency")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the page's Python during the upload (slower); printed to stderr",
+    )
     args = parser.parse_args(argv)
 
     build_quietly()

@@ -60,16 +60,30 @@ async function session(xet, config) {
   return new xet.XetSession(config.cas, token, new TokenEndpointRefresher(tokenUrl, headers));
 }
 
+// --profile: a cProfile of the page's Python around the timed upload (slows it).
+const PROFILE_START = "import cProfile\n_bench_prof = cProfile.Profile()\n_bench_prof.enable()";
+const PROFILE_REPORT = `
+import io, pstats
+_bench_prof.disable()
+_out = io.StringIO()
+_stats = pstats.Stats(_bench_prof, stream=_out).sort_stats("tottime")
+_stats.print_stats(30)
+_stats.print_callers(10)
+_out.getvalue()
+`;
+
 async function upload(xet, config, blob, name) {
   const s = await session(xet, config);
   const phases = [];
+  if (config.profile) xet.pyodide.runPython(PROFILE_START);
   const run = await timed(async () => {
     const file = await s.uploadFile(blob, { name });
     const commit = await s.finalize({ onProgress: (e) => phases.push(e.phase) });
     return { file, metrics: commit.metrics };
   });
+  const profile = config.profile ? xet.pyodide.runPython(PROFILE_REPORT) : undefined;
   await s.close();
-  return { ...run, phases: [...new Set(phases)] };
+  return { ...run, phases: [...new Set(phases)], profile };
 }
 
 async function throughput(xet, config, status) {
@@ -95,7 +109,7 @@ async function throughput(xet, config, status) {
     ours: { seconds: ours.seconds, ...ours.value },
     xetchunk: { seconds: peer.seconds, ...peer.value },
     blobReadOnly: { seconds: readOnly.seconds },
-    upload: { seconds: up.seconds, phases: up.phases, ...up.value },
+    upload: { seconds: up.seconds, phases: up.phases, profile: up.profile, ...up.value },
   };
 }
 
