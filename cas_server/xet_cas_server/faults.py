@@ -4,7 +4,8 @@ Configuration (CLI ``--faults JSON|@file`` at start, ``POST /_admin/faults`` at 
 replaces the whole configuration)::
 
     {
-      "seed": 1,                      # RNG seed, for reproducible runs
+      "seed": 1,                      # RNG seed, for reproducible runs (one stream per
+                                      # endpoint and fault kind, derived from it)
       "token_ttl": 40,                # override the token endpoint's lifetime (short tokens)
       "endpoints": {                  # rule per endpoint name (see ENDPOINTS), "*" = any other
         "xorb_fetch": {"corrupt_rate": 1.0, "max_faults": 1},
@@ -102,8 +103,8 @@ class FaultInjector:
             raise ValueError("token_ttl must be >= 1")
         with self._lock:
             self._rules = rules
-            self._rng = random.Random(config.get("seed"))
             self._seed = config.get("seed")
+            self._rngs: dict[tuple[str, str], random.Random] = {}
             self.token_ttl: int | None = int(token_ttl) if token_ttl is not None else None
 
     def describe(self) -> dict[str, Any]:
@@ -128,10 +129,23 @@ class FaultInjector:
             rate = float(getattr(rule, f"{kind}_rate"))
             if rate <= 0 or (rule.max_faults is not None and rule.injected >= rule.max_faults):
                 return False
-            if rate < 1 and self._rng.random() >= rate:
+            if rate < 1 and self._stream(endpoint, kind).random() >= rate:
                 return False
             rule.injected += 1
             return True
+
+    def _stream(self, endpoint: str, kind: str) -> random.Random:
+        """The dice of one endpoint and fault kind. With a seed, each stream is seeded from
+        it and its own name, so the n-th roll of an endpoint does not depend on how requests
+        to other endpoints interleave with it (concurrent clients stay reproducible)."""
+        key = (endpoint, kind)
+        rng = self._rngs.get(key)
+        if rng is None:
+            seed = self._seed
+            rng = self._rngs[key] = random.Random(
+                None if seed is None else f"{seed}/{endpoint}/{kind}"
+            )
+        return rng
 
     def latency(self, endpoint: str) -> float:
         with self._lock:

@@ -209,6 +209,18 @@ def test_fault_rules_are_deterministic() -> None:
         b.decide("chunks", "drop") for _ in range(50)
     ]
     assert not a.decide("admin", "drop")  # never faulted
+    # Each endpoint (and kind) rolls its own seeded dice: its n-th decision does not depend on
+    # how many rolls other endpoints made in between (concurrent clients stay reproducible).
+    config = {"seed": 7, "endpoints": {"*": {"error_rate": 0.3, "status": 503, "drop_rate": 0.3}}}
+    alone, mixed = FaultInjector(config), FaultInjector(config)
+    want = [alone.decide("grant_put", "error") for _ in range(40)]
+    got = []
+    for i in range(40):
+        for _ in range(i % 3):
+            mixed.decide("xorb_commit", "error")
+            mixed.decide("grant_put", "drop")
+        got.append(mixed.decide("grant_put", "error"))
+    assert got == want and 0 < sum(want) < 40
     r = FaultInjector(
         {"endpoints": {"chunks": {"error_rate": 1, "status": 429, "retry_after": 9}}}
     ).error_response("chunks")
