@@ -371,7 +371,7 @@ class WasmKernels:
                 written += produced
                 if digest:
                     digests.append(digest)
-                if need and need <= len(dst) - written:
+                if need and count and need <= len(dst) - written:
                     need = 0  # only this call's share of the output was full: go on
                     continue
                 if (

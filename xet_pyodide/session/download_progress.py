@@ -42,7 +42,9 @@ class DownloadStats:
     verified: str = "none"
     elapsed: float = 0.0
     #: Where the time went (seconds of this thread's CPU work, not wall time): decoding
-    #: records, hashing chunks (0 when a worker pool hashes), and the output waiting for data.
+    #: records (including the chunk hashing done in the same kernel call when hashing runs on
+    #: this thread), hashing chunks separately (with a worker pool of ≥ 3: handing batches
+    #: to it and waiting), and the output waiting for data.
     decode_seconds: float = 0.0
     hash_seconds: float = 0.0
     wait_seconds: float = 0.0
