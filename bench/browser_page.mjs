@@ -1,6 +1,7 @@
 // Measurements run inside the bench page (see bench/browser.py for what is compared).
 import { loadXet, fetchToken, TokenEndpointRefresher } from "/xet_pyodide.js";
 import { createChunker, nextBlock, finalize, fileHash, hashToHex } from "@huggingface/xetchunk-wasm";
+import { profiled } from "/bench/py_profile.mjs";
 
 const MIB = 1 << 20;
 
@@ -60,28 +61,15 @@ async function session(xet, config) {
   return new xet.XetSession(config.cas, token, new TokenEndpointRefresher(tokenUrl, headers));
 }
 
-// --profile: a cProfile of the page's Python around the timed upload (slows it).
-const PROFILE_START = "import cProfile\n_bench_prof = cProfile.Profile()\n_bench_prof.enable()";
-const PROFILE_REPORT = `
-import io, pstats
-_bench_prof.disable()
-_out = io.StringIO()
-_stats = pstats.Stats(_bench_prof, stream=_out).sort_stats("tottime")
-_stats.print_stats(30)
-_stats.print_callers(10)
-_out.getvalue()
-`;
-
 async function upload(xet, config, blob, name) {
   const s = await session(xet, config);
   const phases = [];
-  if (config.profile) xet.pyodide.runPython(PROFILE_START);
-  const run = await timed(async () => {
-    const file = await s.uploadFile(blob, { name });
-    const commit = await s.finalize({ onProgress: (e) => phases.push(e.phase) });
-    return { file, metrics: commit.metrics };
-  });
-  const profile = config.profile ? xet.pyodide.runPython(PROFILE_REPORT) : undefined;
+  const { value: run, profile } = await profiled(xet.pyodide, config.profile, () =>
+    timed(async () => {
+      const file = await s.uploadFile(blob, { name });
+      const commit = await s.finalize({ onProgress: (e) => phases.push(e.phase) });
+      return { file, metrics: commit.metrics };
+    }));
   await s.close();
   return { ...run, phases: [...new Set(phases)], profile };
 }
