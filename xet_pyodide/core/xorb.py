@@ -124,22 +124,18 @@ def decode_record_batch(
     pos = written = need = 0
     sizes: list[int] = []
     while len(sizes) < max_chunks and len(view) - pos >= RECORD_HEADER_LEN:
-        where = f"chunk record {first_index + len(sizes)}"
-        try:
+        try:  # (header and payload problems alike are prefixed with the record's index)
             scheme, compressed, size = check_header(*_HEADER.unpack_from(view, pos))
-        except XetFormatError as exc:
-            raise XetFormatError(f"{where}: {exc}") from None
-        start = pos + RECORD_HEADER_LEN
-        if compressed > len(view) - start:
-            break
-        if size > len(dst) - written:
-            need = size
-            break
-        payload = view[start : start + compressed]
-        try:
+            start = pos + RECORD_HEADER_LEN
+            if compressed > len(view) - start:
+                break
+            if size > len(dst) - written:
+                need = size
+                break
+            payload = view[start : start + compressed]
             dst[written : written + size] = decompress_payload(scheme, payload, size)
         except XetFormatError as exc:
-            raise XetFormatError(f"{where}: {exc}") from None
+            raise XetFormatError(f"chunk record {first_index + len(sizes)}: {exc}") from None
         sizes.append(size)
         written += size
         pos = start + compressed
