@@ -207,8 +207,8 @@ def merkle_root(entries: Sequence[tuple[MerkleHash, int]]) -> MerkleHash:
             b"".join(texts), [len(t) for t in texts], INTERNAL_NODE_KEY
         )
         level = [
-            (MerkleHash(digests[HASH_LEN * i : HASH_LEN * (i + 1)]), sum(s for _, s in group))
-            for i, group in enumerate(groups)
+            (h, sum(s for _, s in group))
+            for h, group in zip(hashes_from_digests(digests), groups, strict=True)
         ]
     return level[0][0]
 
