@@ -7,6 +7,7 @@ Runs unchanged in CPython (wasmtime), Pyodide in Node and Pyodide in Chromium: o
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 import time
@@ -58,6 +59,7 @@ def _best(fn: Callable[[], Any], nbytes: int, repeat: int) -> float:
 
 async def run(size_mib: int = 64, chunk_kib: int = 64, repeat: int = 5) -> dict[str, Any]:
     from xet_pyodide import kernels
+    from xet_pyodide.kernels.sha256 import KernelSha256
 
     k = await kernels.load_kernels()
     n = size_mib << 20
@@ -89,9 +91,12 @@ async def run(size_mib: int = 64, chunk_kib: int = 64, repeat: int = 5) -> dict[
         "lz4_decompress": _best(lz4_d, len(small), repeat),
         "bg4_split": _best(bg4, len(small), repeat),
         "crc64": _best(lambda: k.crc64_nvme(data), n, repeat),
+        "sha256": _best(lambda: KernelSha256(k, data).digest(), n, repeat),
     }
     return {
         "backend": k.name,
+        # this runtime's hashlib on the same bytes: what the SHA-256 kernel has to beat
+        "hashlib_sha256_gbps": _best(lambda: hashlib.sha256(data).digest(), n, repeat),
         "platform": sys.platform,
         "gbps": results,
         "lz4_ratio": ratio,

@@ -7,6 +7,7 @@ test_kernels_portable.py.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import random
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from xet_pyodide.kernels import ReferenceKernels, get_kernels, reset_kernels
 from xet_pyodide.kernels._load_wasmtime import load
 from xet_pyodide.kernels._wasm import WasmKernels
 from xet_pyodide.kernels.gear_table import GEAR_TABLE
+from xet_pyodide.kernels.sha256 import SHA256_IV, KernelSha256
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "xet_pyodide" / "kernels"
 EDGE_SIZES = [
@@ -356,6 +358,44 @@ def test_xxh32_matches_xxhash(wasm, ref, n):
         assert wasm.xxh32(data, seed) == xxhash.xxh32_intdigest(data, seed)
     if n <= 4097:
         assert ref.xxh32(data, 5) == xxhash.xxh32_intdigest(data, 5)
+
+
+# ----------------------------------------------------------------------------------- SHA-256
+
+
+@pytest.mark.parametrize("n", [0, 1, 55, 56, 63, 64, 65, 128, 1000, 4097])
+def test_sha256_blocks_matches_reference_and_hashlib(wasm, ref, n):
+    data = random.Random(n).randbytes(n)
+    padded = KernelSha256(ref)
+    padded.update(data)
+    assert KernelSha256(wasm, data).digest() == padded.digest() == hashlib.sha256(data).digest()
+    blocks = data[: n - n % 64]
+    state = random.Random(-n).randbytes(32)  # any chaining value, not only the IV
+    assert wasm.sha256_blocks(state, blocks) == ref.sha256_blocks(state, blocks)
+
+
+def test_sha256_streaming_pieces_and_copy(wasm, monkeypatch):
+    from xet_pyodide.kernels import _wasm
+
+    data = random.Random(12).randbytes(300_001)
+    want = hashlib.sha256(data).hexdigest()
+    monkeypatch.setattr(_wasm, "PIECE", 64 * 101)  # several kernel calls per update
+    for cut in [0, 1, 63, 64, 65, 150_000, 300_001]:
+        h = KernelSha256(wasm)
+        h.update(data[:cut])
+        fork = h.copy()
+        h.update(memoryview(data)[cut:])
+        assert h.hexdigest() == want
+        assert fork.hexdigest() == hashlib.sha256(data[:cut]).hexdigest()
+        assert h.hexdigest() == want  # digest() does not change the state
+
+
+def test_sha256_blocks_rejects_partial_blocks(wasm, ref):
+    for k in (wasm, ref):
+        with pytest.raises(ValueError, match="whole 64-byte blocks"):
+            k.sha256_blocks(SHA256_IV, bytes(65))
+        with pytest.raises(ValueError, match="32-byte state"):
+            k.sha256_blocks(bytes(31), bytes(64))
 
 
 # ----------------------------------------------------------------------------------- memory

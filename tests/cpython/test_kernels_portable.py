@@ -172,6 +172,18 @@ def test_checksums(pyrt):
     assert got[6][0] == REF.crc64_nvme(make_bytes(6, 1 << 20, "random"))
 
 
+def test_sha256(pyrt):
+    """The SHA-256 compression kernel, padded by KernelSha256, against OpenSSL: padding edges
+    (55/56/63/64/65 bytes), multi-block, odd write sizes, and one input over a kernel piece."""
+    sizes = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65536, 65537]
+    cases = [[i, "random", n, [1, 7, 64, 100][i % 4]] for i, n in enumerate(sizes)]
+    cases += [[90, "text", 100_003, 4097], [91, "zeros", 8 << 20 | 13, 3 << 20]]
+    got = call(pyrt, "sha256_digests", cases)
+    for (seed, kind, n, _), digests in zip(cases, got, strict=True):
+        want = hashlib.sha256(make_bytes(seed, n, kind)).hexdigest()
+        assert digests == [want, want, want], (seed, n)
+
+
 def test_bg4(pyrt):
     sizes = [0, 1, 2, 3, 4, 5, 63, 64, 65, 127, 128, 129, 1023, 4097, 65536, 131071]
     assert call(pyrt, "bg4_roundtrips", sizes) == []

@@ -234,6 +234,24 @@ async def checksums(cases: list[list[Any]]) -> list[list[int]]:
     return out
 
 
+async def sha256_digests(cases: list[list[Any]]) -> list[list[str]]:
+    """cases: [seed, kind, n, piece]. Returns [KernelSha256 fed whole, fed in ``piece``-byte
+    writes, the runtime's hashlib] hex digests (the test compares them with CPython's
+    hashlib, i.e. OpenSSL)."""
+    from xet_pyodide.kernels.sha256 import KernelSha256
+
+    k = await _kernels()
+    out = []
+    for seed, kind, n, piece in cases:
+        data = make_bytes(seed, n, kind)
+        pieces = KernelSha256(k)
+        for start in range(0, n, piece):
+            pieces.update(data[start : start + piece])
+        whole = KernelSha256(k, data).hexdigest()
+        out.append([whole, pieces.hexdigest(), hashlib.sha256(data).hexdigest()])
+    return out
+
+
 async def bg4_roundtrips(sizes: list[int]) -> list[int]:
     """BG4 split/regroup against the slicing definition; returns the sizes that failed."""
     k = await _kernels()

@@ -145,6 +145,7 @@ class WasmKernels:
         self._bg4_r = f("xk_bg4_regroup")
         self._crc = f("xk_crc64_nvme")
         self._xxh = f("xk_xxh32")
+        self._sha = f("xk_sha256_blocks")
         self._records = f("xk_decode_records")
         self._encode = f("xk_encode_record")
         version = f("xk_abi_version")()
@@ -174,6 +175,7 @@ class WasmKernels:
             self.bg4_regroup(self.bg4_split(data))
             self.crc64_nvme(data)
             self.xxh32(data)
+            self.sha256_blocks(bytes(32), data)
             records = b"".join(
                 self.encode_record(data[i : i + 65536], i // 65536 % 3)
                 for i in range(0, 4 << 16, 1 << 16)
@@ -451,6 +453,22 @@ class WasmKernels:
                 self._crc(base + 16, len(piece), base)
                 (crc,) = struct.unpack("<Q", inst.read(base, 8))
         return crc
+
+    def sha256_blocks(self, state: bytes, data: Buffer) -> bytes:
+        mv = _bytes_view(data)
+        if len(state) != 32 or len(mv) % 64:
+            raise ValueError("sha256_blocks: a 32-byte state and whole 64-byte blocks")
+        inst = self._inst
+        words = struct.unpack(">8I", state)
+        with self._lock:
+            for start in range(0, len(mv), PIECE):
+                piece = mv[start : start + PIECE]
+                base = self._reserve(32 + len(piece))
+                inst.write(base, struct.pack("<8I", *words))
+                inst.write(base + 32, piece)
+                self._sha(base, base + 32, len(piece) // 64)
+                words = struct.unpack("<8I", inst.read(base, 32))
+        return struct.pack(">8I", *words)
 
     def xxh32(self, data: Buffer, seed: int = 0) -> int:
         mv = _bytes_view(data)

@@ -116,3 +116,10 @@ class Kernels(Protocol):
     def xxh32(self, data: Buffer, seed: int = 0) -> int:
         """xxHash32 (used by the LZ4 frame format for header and content checksums)."""
         ...
+
+    def sha256_blocks(self, state: bytes, data: Buffer) -> bytes:
+        """The SHA-256 compression function over ``data`` (a whole number of 64-byte blocks),
+        starting from the 32-byte chaining value ``state`` (eight big-endian words, as in a
+        digest); returns the new chaining value. Padding is the caller's: see
+        :class:`xet_pyodide.kernels.sha256.KernelSha256`."""
+        ...

@@ -8,6 +8,7 @@ per-byte Python loop, by design the simplest possible statement of the rule.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 from .api import GEAR_MASK, Buffer, RecordBatch
@@ -95,6 +96,15 @@ class ReferenceKernels:
 
     def xxh32(self, data: Buffer, seed: int = 0) -> int:
         return _xxh32(bytes(data), seed)
+
+    def sha256_blocks(self, state: bytes, data: Buffer) -> bytes:
+        raw = bytes(data)
+        if len(state) != 32 or len(raw) % 64:
+            raise ValueError("sha256_blocks: a 32-byte state and whole 64-byte blocks")
+        h = list(struct.unpack(">8I", state))
+        for start in range(0, len(raw), 64):
+            h = _sha256_compress(h, raw[start : start + 64])
+        return struct.pack(">8I", *h)
 
 
 # --------------------------------------------------------------------------- BLAKE3
@@ -316,3 +326,43 @@ def _xxh32(data: bytes, seed: int) -> int:
     h = (h * _P3) & _M32
     h ^= h >> 16
     return h
+
+
+# --------------------------------------------------------------------------- SHA-256
+
+_SHA256_K = (
+    0x428A2F98, 0x71374491, 0xB5C0FBCF, 0xE9B5DBA5, 0x3956C25B, 0x59F111F1, 0x923F82A4,
+    0xAB1C5ED5, 0xD807AA98, 0x12835B01, 0x243185BE, 0x550C7DC3, 0x72BE5D74, 0x80DEB1FE,
+    0x9BDC06A7, 0xC19BF174, 0xE49B69C1, 0xEFBE4786, 0x0FC19DC6, 0x240CA1CC, 0x2DE92C6F,
+    0x4A7484AA, 0x5CB0A9DC, 0x76F988DA, 0x983E5152, 0xA831C66D, 0xB00327C8, 0xBF597FC7,
+    0xC6E00BF3, 0xD5A79147, 0x06CA6351, 0x14292967, 0x27B70A85, 0x2E1B2138, 0x4D2C6DFC,
+    0x53380D13, 0x650A7354, 0x766A0ABB, 0x81C2C92E, 0x92722C85, 0xA2BFE8A1, 0xA81A664B,
+    0xC24B8B70, 0xC76C51A3, 0xD192E819, 0xD6990624, 0xF40E3585, 0x106AA070, 0x19A4C116,
+    0x1E376C08, 0x2748774C, 0x34B0BCB5, 0x391C0CB3, 0x4ED8AA4A, 0x5B9CCA4F, 0x682E6FF3,
+    0x748F82EE, 0x78A5636F, 0x84C87814, 0x8CC70208, 0x90BEFFFA, 0xA4506CEB, 0xBEF9A3F7,
+    0xC67178F2,
+)  # fmt: skip
+
+
+def _rotr(x: int, n: int) -> int:
+    return ((x >> n) | (x << (32 - n))) & 0xFFFFFFFF
+
+
+def _sha256_compress(h: list[int], block: bytes) -> list[int]:
+    """FIPS 180-4 §6.2.2, written for clarity (the reference the wasm kernel is checked
+    against)."""
+    w = list(struct.unpack(">16I", block))
+    for t in range(16, 64):
+        s0 = _rotr(w[t - 15], 7) ^ _rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+        s1 = _rotr(w[t - 2], 17) ^ _rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+        w.append((w[t - 16] + s0 + w[t - 7] + s1) & 0xFFFFFFFF)
+    a, b, c, d, e, f, g, hh = h
+    for t in range(64):
+        big_s1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
+        ch = (e & f) ^ (~e & g)
+        t1 = (hh + big_s1 + ch + _SHA256_K[t] + w[t]) & 0xFFFFFFFF
+        big_s0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
+        maj = (a & b) ^ (a & c) ^ (b & c)
+        t2 = (big_s0 + maj) & 0xFFFFFFFF
+        a, b, c, d, e, f, g, hh = (t1 + t2) & 0xFFFFFFFF, a, b, c, (d + t1) & 0xFFFFFFFF, e, f, g
+    return [(x + y) & 0xFFFFFFFF for x, y in zip(h, (a, b, c, d, e, f, g, hh), strict=True)]
