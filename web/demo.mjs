@@ -276,8 +276,9 @@ async function start() {
   $("repo-type").value = params.get("repoType") ?? "models";
   $("secret").value = params.get("secret") ?? "";
   const workers = params.has("workers") ? Number(params.get("workers")) : undefined;
+  const sha256Worker = params.has("sha256Worker") ? params.get("sha256Worker") === "1" : undefined;
   const t0 = performance.now();
-  const xet = await loadXet({ workers });
+  const xet = await loadXet({ workers, sha256Worker });
   demo.xet = xet;
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   $("load-status").textContent =

@@ -185,6 +185,8 @@ export interface Xet {
   pyodide: PyodideInterface;
   /** Hashing workers running (0: single-threaded). */
   workers: number;
+  /** Whether uploads' SHA-256 runs in a worker of its own (else on the page's thread). */
+  sha256Worker: boolean;
   crossOriginIsolated: boolean;
   /** File name of the installed wheel. */
   wheel: string;
@@ -200,6 +202,10 @@ export interface LoadXetOptions {
   /** Hashing workers (default navigator.hardwareConcurrency; 0 = none). Without cross-origin
    *  isolation the pool is disabled with a console warning. */
   workers?: number;
+  /** Compute the SHA-256 of uploaded Files/Blobs (and of `hashFile(…, {sha256: true})`) in a
+   *  worker of its own that reads the Blob a second time, instead of on the page's thread.
+   *  Needs the pool. Default: on with at least 4 cores (navigator.hardwareConcurrency). */
+  sha256Worker?: boolean;
   /** Extra options for loadPyodide (stdout, stderr, ...). */
   pyodideOptions?: Record<string, unknown>;
 }

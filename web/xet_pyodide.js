@@ -175,9 +175,11 @@ class SessionBase {
  * @param {object} [options]
  * @param {string|URL} [options.baseUrl]  where `pyodide/` lives (default: this module's directory)
  * @param {number} [options.workers]      hashing workers (default navigator.hardwareConcurrency; 0 = none)
+ * @param {boolean} [options.sha256Worker] compute uploads' SHA-256 in a worker of its own (default:
+ *                                         with the pool on >= 4 cores; see docs/browser.md)
  * @param {object} [options.pyodideOptions] extra loadPyodide() options (stdout, stderr, ...)
  */
-export async function loadXet({ baseUrl, workers, pyodideOptions } = {}) {
+export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions } = {}) {
   const base = new URL(withSlash(baseUrl ?? MODULE_DIR), location.href);
   const pyBase = new URL("pyodide/", base).href;
   const { loadPyodide } = await import(pyBase + "pyodide.mjs");
@@ -195,7 +197,7 @@ export async function loadXet({ baseUrl, workers, pyodideOptions } = {}) {
   micropip.destroy();
   const browser = pyodide.pyimport("xet_pyodide.browser");
   const workerUrl = new URL("xet_worker.mjs", MODULE_DIR).href;
-  const core = await browser.start(workerUrl, workers ?? undefined);
+  const core = await browser.start(workerUrl, workers ?? undefined, sha256Worker ?? undefined);
   browser.destroy();
   const state = core.info();
 
@@ -215,6 +217,7 @@ export async function loadXet({ baseUrl, workers, pyodideOptions } = {}) {
     XetSession,
     pyodide,
     workers: state.workers,
+    sha256Worker: state.sha256Worker,
     crossOriginIsolated: state.crossOriginIsolated,
     wheel: info.wheel,
     /** Xet file hash of a File/Blob without uploading: {fileHash, fileSize, sha256, chunks}. */

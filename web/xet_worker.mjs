@@ -20,6 +20,10 @@
 //       reports the gear candidates of positions >= start (scanned from `from`, state 0) as
 //       offsets from `base` (the Blob offset of the block the slice belongs to), so the page
 //       only concatenates the slices' arrays (xet_pyodide/io/workers.py: WorkerPool.read_scan).
+//   {op: "sha256", id, blob, block}                 -> {id, digest: Uint8Array(32)}
+//       the SHA-256 of a whole Blob, read here in `block`-byte slices (the next slice is
+//       requested while this one is hashed); {op: "cancel", id} stops it silently. Used by a
+//       worker of its own (WorkerPool.sha256_blob), so a long file never holds up the pool.
 //   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url},
 //                                                     then {stream: sid, chunk: Uint8Array}...
 //                                                     (transferred), then {stream: sid, done}
@@ -101,6 +105,77 @@ function hash({ id, off, lens, count, out }) {
   postMessage({ id });
 }
 
+// SHA-256: xk_sha256_blocks compresses whole 64-byte blocks; the chaining value lives here as
+// eight u32 words (the module keeps them in host order, little endian like Uint32Array).
+const SHA256_IV = [
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+// Bytes per kernel call: V8 cannot move a running call to optimized code, so the first calls
+// stay short while the optimized tier is compiled in the background.
+const SHA_PIECE = 1 << 20;
+
+function shaBlocks(state, bytes) {
+  // Compress `bytes` (a whole number of 64-byte blocks) into `state` (Uint32Array(8)).
+  for (let at = 0; at < bytes.length; at += SHA_PIECE) {
+    const piece = bytes.subarray(at, Math.min(bytes.length, at + SHA_PIECE));
+    const [base, heap] = arena(32 + piece.length);
+    new Uint32Array(heap.buffer, base, 8).set(state);
+    heap.set(piece, base + 32);
+    kernels.xk_sha256_blocks(base, base + 32, piece.length >>> 6);
+    state.set(new Uint32Array(heap.buffer, base, 8));
+  }
+}
+
+function shaFinish(state, tail, length) {
+  // Pad (0x80, zeros, the bit length as a big-endian u64) and return the digest bytes.
+  const last = new Uint8Array(tail.length < 56 ? 64 : 128);
+  last.set(tail);
+  last[tail.length] = 0x80;
+  const view = new DataView(last.buffer);
+  view.setUint32(last.length - 8, Math.floor(length / 0x20000000));
+  view.setUint32(last.length - 4, (length * 8) >>> 0);
+  shaBlocks(state, last);
+  const digest = new Uint8Array(32);
+  const out = new DataView(digest.buffer);
+  for (let i = 0; i < 8; i++) out.setUint32(4 * i, state[i]);
+  return digest;
+}
+
+const shaJobs = new Map(); // id -> {cancelled}
+
+async function sha256Blob({ id, blob, block }) {
+  const job = { cancelled: false };
+  shaJobs.set(id, job);
+  try {
+    const size = blob.size;
+    const step = Math.max(64, block - (block % 64)); // every slice but the last: whole blocks
+    const state = Uint32Array.from(SHA256_IV);
+    const read = (at) => blob.slice(at, Math.min(size, at + step)).arrayBuffer();
+    let tail = new Uint8Array(0);
+    let next = size > 0 ? read(0) : null;
+    for (let pos = 0; pos < size;) {
+      const bytes = new Uint8Array(await next);
+      if (job.cancelled) return; // (nothing else is being read: `next` was just awaited)
+      const end = pos + bytes.length;
+      if (bytes.length !== Math.min(step, size - pos)) throw new Error("the Blob is shorter than expected");
+      next = end < size ? read(end) : null;
+      const whole = bytes.length - (bytes.length % 64);
+      shaBlocks(state, bytes.subarray(0, whole));
+      tail = bytes.subarray(whole);
+      pos = end;
+    }
+    const digest = shaFinish(state, tail, size);
+    postMessage({ id, digest }, [digest.buffer]);
+  } finally {
+    shaJobs.delete(id);
+  }
+}
+
+function cancel({ id }) {
+  const job = shaJobs.get(id);
+  if (job) job.cancelled = true;
+}
+
 function warmUp() {
   // V8 runs wasm in a baseline tier first and cannot switch a running call to optimized code
   // (docs/kernels.md). Tier-up is triggered by use and compiled in the background, so run the
@@ -114,6 +189,7 @@ function warmUp() {
   for (let round = 0; round < 200 && (round < 16 || performance.now() - t0 < WARM_UP_MS); round++) {
     gearScan(data, data.length);
     hashInto(data, lengths, sink);
+    shaBlocks(new Uint32Array(8), data.subarray(0, 64 * 1024));
   }
   return performance.now() - t0;
 }
@@ -192,7 +268,9 @@ function abort({ sid }) {
   }
 }
 
-const HANDLERS = { init, gear, hash, readscan: readAndScan, fetch: fetchStream, ack, abort };
+const HANDLERS = {
+  init, gear, hash, readscan: readAndScan, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort,
+};
 
 const errorText = (err) => String(err && err.message ? err.message : err);
 // A failed task (or init) answers with its id and the error; async handlers' rejections too.

@@ -12,6 +12,7 @@ adapts shapes. Anything touching ``js`` directly lives in :mod:`xet_pyodide.io`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,7 @@ from .io.blob import (
 from .io.digest import sha256_in_background
 from .io.jsbridge import camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
-from .io.workers import WorkerPool, isolation_available, start_pool
+from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
 from .session.hasher import ChunkBatch, ChunkHasher
@@ -45,6 +46,13 @@ MIB = 1 << 20
 BROWSER_BUFFERED_BYTES = 128 * MIB
 #: Xorb uploads in flight at once (each up to 64 MiB; the body's JS copy is a Blob).
 BROWSER_CONCURRENT_UPLOADS = 4
+#: Cores from which a File's SHA-256 goes to the pool's side worker by default. The worker
+#: reads the Blob a second time (~0.5 CPU-s per 512 MiB more in all); it takes SHA-256
+#: (hashlib, ~0.46 GB/s) off the page's thread, which is otherwise the upload's busiest
+#: thread (2.5 → 1.6 CPU-s per 512 MiB, /proc). On 2 cores the extra CPU costs more than it
+#: frees: bench/browser.py, 512 MiB, three alternating pairs: 105-108 MB/s with the worker,
+#: 108-121 without (docs/browser.md).
+SHA256_WORKER_MIN_CORES = 4
 
 
 def file_json(result: FileResult) -> dict[str, Any]:
@@ -120,6 +128,7 @@ class BrowserSession:
     def __init__(
         self, xet: BrowserXet, endpoint: Any, token_info: Any, refresher: Any, options: Any
     ) -> None:
+        self._xet = xet
         self.router = ProgressRouter(option(options, "onProgress"))
         self.block_size = int(option(options, "blockSize", BLOB_BLOCK))
         config = SessionConfig(
@@ -143,6 +152,9 @@ class BrowserSession:
     async def _upload_blob(self, blob: Any, options: Any) -> dict[str, Any]:
         name = option(options, "name") or blob_name(blob)
         sha = sha256_option(option(options, "sha256"))
+        pool = self._xet.pool
+        if sha is None and pool is not None and self._xet.sha256_worker:
+            sha = pool.sha256_blob(blob)  # the side worker reads and digests the Blob
         upload = self.session.start_upload(name, blob_size(blob), sha)
         self._listen(upload.file_id, options)
         # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
@@ -155,6 +167,8 @@ class BrowserSession:
             return file_json(await upload.finish())
         finally:
             self.router.file_listeners.pop(upload.file_id, None)
+            if isinstance(sha, asyncio.Future):
+                sha.cancel()  # a failed upload stops the digest (a no-op once it is done)
 
     async def _upload_bytes(self, data: Any, options: Any) -> dict[str, Any]:
         sha = sha256_option(option(options, "sha256"))
@@ -214,10 +228,18 @@ class BrowserSession:
 
 
 class BrowserXet:
-    """One loaded instance: the worker pool (or none) and factories for sessions."""
+    """One loaded instance: the worker pool (or none) and factories for sessions.
 
-    def __init__(self, pool: WorkerPool | None) -> None:
+    ``sha256_worker``: Blobs' SHA-256 on the pool's side worker (``WorkerPool.sha256_blob``)
+    instead of hashlib on this thread. ``None`` decides by core count (see
+    :data:`SHA256_WORKER_MIN_CORES`); it is always off without a pool.
+    """
+
+    def __init__(self, pool: WorkerPool | None, sha256_worker: bool | None = None) -> None:
         self.pool = pool
+        if sha256_worker is None:
+            sha256_worker = default_pool_size() >= SHA256_WORKER_MIN_CORES
+        self.sha256_worker = bool(sha256_worker) and pool is not None
 
     @property
     def hasher_factory(self) -> Callable[[], ChunkHasher]:
@@ -227,6 +249,7 @@ class BrowserXet:
         return to_js_value(
             {
                 "workers": self.pool.size if self.pool else 0,
+                "sha256Worker": self.sha256_worker,
                 "crossOriginIsolated": isolation_available(),
             }
         )
@@ -243,17 +266,28 @@ class BrowserXet:
         return envelope(self._hash_blob(blob, options))
 
     async def _hash_blob(self, blob: Any, options: Any) -> dict[str, Any]:
-        """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256,
-        computed here with hashlib, which keeps the data path through Python)."""
+        """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256:
+        on the pool's side worker, else here, in the same pass)."""
         block_size = int(option(options, "blockSize", BLOB_BLOCK))
-        sha = hashlib.sha256() if option(options, "sha256", False) is True else None
+        want_sha = option(options, "sha256", False) is True
+        sha = None
+        digest = ""
         sizes: list[int] = []
         hashes = bytearray()
         size = 0
-        if self.pool is not None and sha is None:  # the workers read, scan and hash the Blob
+        if self.pool is not None and (self.sha256_worker or not want_sha):
+            # the workers read, scan and hash the Blob; the side worker digests it
             size = blob_size(blob)
-            _extend(sizes, hashes, await self.pool.hasher().hash_blob(blob, block_size=block_size))
+            side = self.pool.sha256_blob(blob) if want_sha else None
+            try:
+                hasher = self.pool.hasher()
+                _extend(sizes, hashes, await hasher.hash_blob(blob, block_size=block_size))
+                digest = (await side).hex() if side is not None else ""
+            finally:
+                if side is not None:
+                    side.cancel()
         else:
+            sha = hashlib.sha256() if want_sha else None
             generic = self.hasher_factory()
             async for block in read_blob(blob, block_size=block_size):
                 size += len(block)
@@ -267,7 +301,7 @@ class BrowserXet:
         return {
             "fileHash": file_hash(entries).hex(),
             "fileSize": size,
-            "sha256": sha.hexdigest() if sha is not None else None,
+            "sha256": sha.hexdigest() if sha is not None else (digest or None),
             "chunks": len(entries),
         }
 
@@ -286,12 +320,13 @@ def _extend(sizes: list[int], hashes: bytearray, part: tuple[list[int], bytes]) 
     hashes += part[1]
 
 
-async def start(worker_url: str, workers: Any = None) -> BrowserXet:
+async def start(worker_url: str, workers: Any = None, sha256_worker: Any = None) -> BrowserXet:
     """Load the kernels and start the worker pool (``workers``: a count, or None for
-    ``navigator.hardwareConcurrency``; 0 disables the pool)."""
+    ``navigator.hardwareConcurrency``; 0 disables the pool). ``sha256_worker``: see
+    :class:`BrowserXet`."""
     await load_kernels()
     pool = await start_pool(worker_url, None if workers is None else int(workers))
-    return BrowserXet(pool)
+    return BrowserXet(pool, None if sha256_worker is None else bool(sha256_worker))
 
 
 __all__ = ["BrowserSession", "BrowserXet", "ProgressRouter", "commit_json", "start"]

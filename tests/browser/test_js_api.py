@@ -84,7 +84,9 @@ def files() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def page(open_page: Any, files: dict[str, bytes]) -> DemoPage:
-    page = open_page(workers=2)
+    # the uploads here digest their Files on the pool's side worker (by default only from 4
+    # cores on; the other browser tests keep the default: hashlib on the page's thread)
+    page = open_page(workers=2, sha256Worker=1)
     for name, data in files.items():
         page.add_fixture(name, data)
     return page
@@ -184,16 +186,20 @@ def test_zero_and_two_workers_give_identical_hashes(
     # 40 MiB: several 16 MiB blocks, so slices and block-straddling chunks are exercised
     data = random_bytes(20 * MIB, 11) + float_like(20 * MIB - 777, 12)
     reference = hf_xet.hash_files([str(write_files(tmp_path, {"w.bin": data})["w.bin"])])[0]
-    single = open_page(workers=0)
+    single = open_page(workers=0, sha256Worker=1)  # no pool: hashlib on the page whatever
     results = {}
     for label, p in (("two", page), ("zero", single)):
         p.add_fixture("w.bin", data)
-        assert p.evaluate("() => window.demo.xet.workers") == (2 if label == "two" else 0)
+        state = p.evaluate("() => [window.demo.xet.workers, window.demo.xet.sha256Worker]")
+        assert state == ([2, True] if label == "two" else [0, False])
         hashed = p.evaluate(HASH_JS, {"name": "w.bin", "options": {}})
-        small_blocks = p.evaluate(HASH_JS, {"name": "w.bin", "options": {"blockSize": 3 * MIB}})
+        # with sha256: the pool's side worker digests the Blob (2 workers), hashlib (0)
+        small_blocks = p.evaluate(HASH_JS, {"name": "w.bin",
+                                            "options": {"blockSize": 3 * MIB, "sha256": True}})
         uploaded = upload(p, ["w.bin"], repo=f"test/workers-{label}")["commit"]["files"][0]
         results[label] = (hashed["fileHash"], small_blocks["fileHash"], uploaded["fileHash"])
-        assert uploaded["sha256"] == hashlib.sha256(data).hexdigest()
+        assert uploaded["sha256"] == small_blocks["sha256"] == hashlib.sha256(data).hexdigest()
+        assert hashed["sha256"] is None
     assert results["two"] == results["zero"] == (reference.hash,) * 3
 
 
@@ -271,3 +277,50 @@ def test_pool_blob_reader_concurrent_uploads(page: DemoPage, tmp_path: Path,
     for f in files:
         assert f["fileHash"] == reference[f["name"]], f["name"]
         assert f["sha256"] == hashlib.sha256(data[f["name"]]).hexdigest()
+
+
+# The pool's side worker on its own (WorkerPool.sha256_blob): digests of a Blob read in odd
+# slice sizes, a cancelled job that must not disturb the next, an empty Blob, a closed pool.
+SIDE_SHA_JS = """
+async ({name}) => {
+  const py = window.demo.xet.pyodide;
+  py.globals.set('side_blob', await window.fixture(name));
+  py.globals.set('worker_url', new URL('/xet_worker.mjs', location.href).href);
+  return py.runPythonAsync(`
+import asyncio
+from js import Blob
+from xet_pyodide.errors import XetKernelError
+from xet_pyodide.io.workers import start_pool
+
+pool = await start_pool(worker_url, 1)
+try:
+    cancelled = pool.sha256_blob(side_blob, block_size=1 << 20)
+    await asyncio.sleep(0.05)  # the side worker has started and is reading
+    cancelled.cancel()
+    digests = [(await pool.sha256_blob(side_blob, block_size=size)).hex()
+               for size in (16 << 20, 1000, 64)]
+    empty = (await pool.sha256_blob(Blob.new())).hex()
+    left = len(pool._side_pending)
+    late = pool.sha256_blob(side_blob)
+    await asyncio.sleep(0)
+finally:
+    pool.close()
+try:
+    await late
+    closed = "resolved"
+except XetKernelError as exc:
+    closed = str(exc)
+[digests, empty, cancelled.cancelled(), left, closed]
+`).then((r) => r.toJs());
+}
+"""
+
+
+def test_side_worker_sha256_of_a_blob(page: DemoPage) -> None:
+    data = random_bytes(9 * MIB + 77, 41)
+    page.add_fixture("side.bin", data)
+    digests, empty, cancelled, left, closed = page.evaluate(SIDE_SHA_JS, {"name": "side.bin"})
+    assert digests == [hashlib.sha256(data).hexdigest()] * 3
+    assert empty == hashlib.sha256(b"").hexdigest()
+    assert cancelled is True and left == 0
+    assert closed == "the worker pool was closed"

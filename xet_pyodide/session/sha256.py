@@ -3,8 +3,9 @@
 ``sha256=`` accepts :data:`COMPUTE` (hashlib, in the same pass as chunking), :data:`SKIP` (no
 metadata extension in the shard, result ``None``), a known digest (32 bytes or 64 hex digits),
 or an *awaitable* resolving to a digest (bytes, hex, or a JS ``ArrayBuffer`` through a
-``JsProxy``) — e.g. a ``crypto.subtle.digest`` Promise or a worker computing it in parallel,
-which is much faster than hashlib inside Pyodide.
+``JsProxy``) — e.g. a ``crypto.subtle.digest`` Promise (native, much faster than hashlib inside
+Pyodide) or the worker pool's side worker digesting a ``Blob`` in parallel with the chunking
+(``WorkerPool.sha256_blob``: off the page's thread).
 
 hf_xet stores 32 zero bytes instead of the SHA-256 of an empty file; we do the same when the
 digest is ours to compute.
