@@ -2,7 +2,7 @@
 @huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
 
     .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
-        [--profile]
+        [--profile] [--sha256-worker auto|on|off]
 
 Measured:
 
@@ -220,6 +220,10 @@ def hf_xet_upload(path: Path, root: Path) -> tuple[float, dict[str, Any]]:
     return float(result["seconds"]), result
 
 
+def _sha256_worker(args: argparse.Namespace) -> bool | None:
+    return {"auto": None, "on": True, "off": False}[args.sha256_worker]
+
+
 def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, Any]:
     """(a) and (b): hashing and upload throughput, ours vs the references."""
     size = path.stat().st_size
@@ -229,7 +233,8 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
     with cas_server(root, "cas-browser") as server:
         config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
                   "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
-                  "dataName": path.name, "profile": args.profile}
+                  "sha256Worker": _sha256_worker(args), "dataName": path.name,
+                  "profile": args.profile}
         page, _ = run_page(config, path.parent)
     if page["upload"].get("profile"):
         log(f"profile of the upload ({page['upload']['seconds']:.2f} s):\n"
@@ -240,6 +245,7 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
     ours, peer, up = page["ours"], page["xetchunk"], page["upload"]
     return dict(
         workers=page["workers"],
+        sha256_worker=page["sha256Worker"],
         chunk_hash_mb_s=mb / ours["seconds"],
         hf_xet_hash_mb_s=mb / hf_hash_s,
         chunk_hash_ratio_vs_hf_xet=hf_hash_s / ours["seconds"],
@@ -286,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: hardwareConcurrency")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument(
+        "--sha256-worker",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="loadXet's sha256Worker (auto: on from 4 cores)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile the page's Python during the upload (slower); printed to stderr",
@@ -304,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             with cas_server(root, "cas-memory") as server:
                 config = {"mode": "memory", "cas": server.url, "secret": server.dev_secret,
                           "workers": args.workers, "memoryGib": args.memory_gib, "partMib": 64,
-                          "dataName": path.name}
+                          "sha256Worker": _sha256_worker(args), "dataName": path.name}
                 page, memory = run_page(config, path.parent, sample_rss=True)
             out.update(
                 peak_page_memory_mib_4gib_upload=memory["peak_during_upload_mib"],

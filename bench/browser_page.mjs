@@ -92,6 +92,7 @@ async function throughput(xet, config, status) {
   return {
     size: blob.size,
     workers: xet.workers,
+    sha256Worker: xet.sha256Worker,
     crossOriginIsolated: xet.crossOriginIsolated,
     userAgent: navigator.userAgent,
     ours: { seconds: ours.seconds, ...ours.value },
@@ -126,7 +127,8 @@ async function memory(xet, config, status) {
 
 export async function runBench(config, status) {
   status("loading xet_pyodide");
-  const xet = await loadXet({ workers: config.workers ?? undefined });
+  const xet = await loadXet({ workers: config.workers ?? undefined,
+                              sha256Worker: config.sha256Worker ?? undefined });
   await fetch("/_report/loaded", { method: "POST", body: "{}" });
   if (config.mode === "memory") return memory(xet, config, status);
   return throughput(xet, config, status);
