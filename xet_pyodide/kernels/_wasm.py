@@ -175,7 +175,6 @@ class WasmKernels:
             self.bg4_regroup(self.bg4_split(data))
             self.crc64_nvme(data)
             self.xxh32(data)
-            self.sha256_blocks(bytes(32), data)
             records = b"".join(
                 self.encode_record(data[i : i + 65536], i // 65536 % 3)
                 for i in range(0, 4 << 16, 1 << 16)
