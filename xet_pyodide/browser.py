@@ -165,6 +165,9 @@ class BrowserSession:
                 async for block in blocks:
                     await upload.write(block)
             return file_json(await upload.finish())
+        except BaseException:
+            await upload.abandon()  # finalize() goes on without this file
+            raise
         finally:
             self.router.file_listeners.pop(upload.file_id, None)
             if isinstance(sha, asyncio.Future):
@@ -182,6 +185,9 @@ class BrowserSession:
             for start in range(0, len(view), self.block_size):
                 await upload.write(view[start : start + self.block_size])
             return file_json(await upload.finish())
+        except BaseException:
+            await upload.abandon()  # finalize() goes on without this file
+            raise
         finally:
             self.router.file_listeners.pop(upload.file_id, None)
 

@@ -178,6 +178,89 @@ async def test_streaming_upload_equals_upload_bytes() -> None:
         await bad.finish()
     with pytest.raises(RuntimeError, match="finish these uploads"):
         await s.commit()
+    await bad.abandon()  # the streaming API's way out: the commit goes on without it
+    with pytest.raises(RuntimeError, match="abandoned"):
+        await bad.write(b"4")
+    commit = await s.commit()
+    assert [f.name for f in commit.files] == ["streamed"]
+    assert cas.reconstruct(result.hash) == data
+
+
+async def _failing_digest() -> bytes:
+    await asyncio.sleep(0)
+    raise OSError("the file changed while it was read")
+
+
+async def test_failed_upload_is_left_out_and_the_commit_goes_on() -> None:
+    """A file whose upload fails is abandoned: the commit registers the other files, the
+    failed file's packed chunks (which a later file deduplicates against) are uploaded with
+    their xorbs, and the buffer bound gets back every byte the failed file held."""
+    cas = FakeCas()
+    events: list[dict] = []
+    s = session(
+        cas,
+        config=SessionConfig(
+            block_size=1 << 20, dedup_window_bytes=1 << 20, max_buffered_bytes=8 << 20,
+            progress_interval=0,
+        ),
+        progress=events.append,
+    )
+    a_data, b_data = rand(2 * MB, 21), rand(4 * MB, 22)
+    a = await s.upload_bytes(a_data, name="a")
+    b = s.start_upload("b", size=len(b_data))
+    for i in range(3):  # then reading the rest fails
+        await b.write(b_data[i * MB : (i + 1) * MB])
+    pipeline = s._pipeline
+    assert pipeline is not None
+    assert 0 < b._placed < b._written  # some chunks packed, some still pending
+    await b.abandon()
+    assert b.abandoned and b.result is None
+    with pytest.raises(OSError, match="changed"):  # upload_bytes abandons by itself
+        await s.upload_bytes(rand(MB, 24), name="d", sha256=_failing_digest())
+    assert pipeline.files[2].abandoned
+    c_data = b_data[: 2 * MB] + rand(MB, 23)  # shares the failed file's packed chunks
+    c = await s.upload_bytes(c_data, name="c")
+    commit = await s.commit()
+    assert [f.name for f in commit.files] == ["a", "c"]
+    assert commit.metrics.total_bytes == len(a_data) + len(c_data)
+    assert commit.metrics.deduped_bytes > 1.5 * MB  # c found b's chunks in the session
+    assert sorted(e.file_hash.hex() for e in parse_shard(cas.shards[-1]).files) == sorted(
+        [a.hash, c.hash]
+    )
+    assert cas.reconstruct(a.hash) == a_data and cas.reconstruct(c.hash) == c_data
+    assert pipeline.budget.used == 0  # nothing of the failed file is still accounted
+    last = events[-1]
+    assert last["phase"] == "done"
+    assert [f.get("abandoned", False) for f in last["files"]] == [False, True, True, False]
+    assert last["bytes_total"] == last["bytes_processed"] == len(a_data) + len(c_data)
+
+
+async def test_cancelled_upload_is_abandoned() -> None:
+    """Cancelling an upload task (an AbortSignal in the browser does that) abandons the
+    file; the session's next uploads and its commit work."""
+    cas = FakeCas()
+    s = session(cas, config=SessionConfig(block_size=1 << 20, dedup_window_bytes=1 << 20,
+                                          max_buffered_bytes=8 << 20))
+    gate = asyncio.Event()
+
+    async def digest_later() -> bytes:
+        await gate.wait()
+        return bytes(32)
+
+    task = asyncio.ensure_future(s.upload_bytes(rand(6 * MB, 31), name="x", sha256=digest_later()))
+    while s._pipeline is None or not s._pipeline.files or s._pipeline.files[0]._written < MB:
+        await asyncio.sleep(0)
+    task.cancel()  # mid-file: between two blocks
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pipeline = s._pipeline
+    cancelled = pipeline.files[0]
+    assert cancelled.abandoned and cancelled._written < 6 * MB
+    ok = await s.upload_bytes(rand(MB, 32), name="y")
+    commit = await s.commit()
+    assert [f.name for f in commit.files] == ["y"]
+    assert cas.reconstruct(ok.hash) == rand(MB, 32)
+    assert pipeline.budget.used == 0
 
 
 async def test_session_dedup_across_files() -> None:

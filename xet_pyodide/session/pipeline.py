@@ -116,10 +116,14 @@ class UploadPipeline:
 
     # ------------------------------------------------------------------ commit
 
-    async def commit(self) -> CommitResult:
-        unfinished = [f.name for f in self.files if not f.finished]
+    def check_ready(self) -> None:
+        """Raise if an upload is neither finished nor abandoned (nothing is changed)."""
+        unfinished = [f.name for f in self.files if not f.finished and not f.abandoned]
         if unfinished:
             raise RuntimeError(f"finish these uploads before committing: {unfinished}")
+
+    async def commit(self) -> CommitResult:
+        self.check_ready()
         self.committed = True
         progress = self.progress
         succeeded = False

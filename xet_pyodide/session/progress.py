@@ -8,7 +8,10 @@ function (it then receives a JS object). Events look like::
      "bytes_total": int | None,     # sum of the files' sizes when all are known
      "bytes_transferred": int,      # xorb bytes sent so far
      "files": [{"name": str | None, "bytes_processed": int, "size": int | None,
-                "bytes_packed": int, "bytes_uploaded": int}, ...],
+                "bytes_packed": int, "bytes_uploaded": int,
+                # only for a file whose upload failed or was cancelled (left out of the
+                # totals and of the commit):
+                "abandoned": True}, ...],
      # while validating the shard, when the server reports it:
      "shard_verified": int, "shard_total": int}
 
@@ -30,7 +33,7 @@ class FileProgress:
     ``bytes_uploaded``: how many of those are in xorbs the server has acknowledged (a file
     whose chunks were all deduplicated has nothing to upload)."""
 
-    __slots__ = ("bytes_packed", "bytes_processed", "bytes_uploaded", "name", "size")
+    __slots__ = ("abandoned", "bytes_packed", "bytes_processed", "bytes_uploaded", "name", "size")
 
     def __init__(self, name: str | None, size: int | None) -> None:
         self.name = name
@@ -38,6 +41,7 @@ class FileProgress:
         self.bytes_processed = 0
         self.bytes_packed = 0
         self.bytes_uploaded = 0
+        self.abandoned = False  # its upload failed or was cancelled (FileUpload.abandon)
 
 
 class ProgressReporter(ThrottledProgress):
@@ -57,23 +61,29 @@ class ProgressReporter(ThrottledProgress):
         return progress
 
     def event(self) -> dict[str, Any]:
-        sizes = [f.size for f in self.files]
+        # Abandoned files (failed or cancelled uploads) stay listed, flagged, but leave the
+        # totals: the others can still reach 100 %.
+        live = [f for f in self.files if not f.abandoned]
+        sizes = [f.size for f in live]
         total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+        files = []
+        for f in self.files:
+            entry: dict[str, Any] = {
+                "name": f.name,
+                "bytes_processed": f.bytes_processed,
+                "size": f.size,
+                "bytes_packed": f.bytes_packed,
+                "bytes_uploaded": f.bytes_uploaded,
+            }
+            if f.abandoned:
+                entry["abandoned"] = True
+            files.append(entry)
         event: dict[str, Any] = {
             "phase": self.phase,
-            "bytes_processed": sum(f.bytes_processed for f in self.files),
+            "bytes_processed": sum(f.bytes_processed for f in live),
             "bytes_total": total,
             "bytes_transferred": self.bytes_transferred,
-            "files": [
-                {
-                    "name": f.name,
-                    "bytes_processed": f.bytes_processed,
-                    "size": f.size,
-                    "bytes_packed": f.bytes_packed,
-                    "bytes_uploaded": f.bytes_uploaded,
-                }
-                for f in self.files
-            ],
+            "files": files,
         }
         if self.phase == "validating_shard" and self.shard_progress is not None:
             event["shard_verified"], event["shard_total"] = self.shard_progress

@@ -123,7 +123,9 @@ class XetSession(DownloadMixin):
     def start_upload(
         self, name: str | None = None, size: int | None = None, sha256: Any = COMPUTE
     ) -> FileUpload:
-        """Open a streaming upload: ``await up.write(block)`` …, then ``await up.finish()``."""
+        """Open a streaming upload: ``await up.write(block)`` …, then ``await up.finish()``;
+        if the data cannot be completed, ``await up.abandon()`` (the next :meth:`commit`
+        refuses to run while an upload is neither finished nor abandoned)."""
         return self._current().start_file(name, size, sha256)
 
     async def upload_bytes(
@@ -138,10 +140,14 @@ class XetSession(DownloadMixin):
         if sha256 is COMPUTE and len(view) <= self.config.max_buffered_bytes:
             sha256 = sha256_in_background(view) or COMPUTE
         upload = self.start_upload(name, len(view), sha256)
-        step = self.config.block_size
-        for start in range(0, len(view), step):
-            await upload.write(view[start : start + step])
-        return await upload.finish()
+        try:
+            step = self.config.block_size
+            for start in range(0, len(view), step):
+                await upload.write(view[start : start + step])
+            return await upload.finish()
+        except BaseException:
+            await upload.abandon()  # the commit goes on without this file
+            raise
 
     async def upload_file(
         self, path: str, *, name: str | None = None, sha256: Any = COMPUTE
@@ -152,10 +158,14 @@ class XetSession(DownloadMixin):
         upload = self.start_upload(
             name if name is not None else path, os.path.getsize(path), sha256
         )
-        with open(path, "rb") as f:
-            while block := f.read(self.config.block_size):
-                await upload.write(block)
-        return await upload.finish()
+        try:
+            with open(path, "rb") as f:
+                while block := f.read(self.config.block_size):
+                    await upload.write(block)
+            return await upload.finish()
+        except BaseException:
+            await upload.abandon()  # the commit goes on without this file
+            raise
 
     async def commit(self) -> CommitResult:
         """Upload remaining xorbs, then the shard(s) registering every finished file.
@@ -164,6 +174,7 @@ class XetSession(DownloadMixin):
         upload starts a new commit (still deduplicating against this one).
         """
         pipeline = self._current()
+        pipeline.check_ready()  # refused: the commit stays open (finish or abandon, retry)
         self._pipeline = None
         self._committing = True
         try:

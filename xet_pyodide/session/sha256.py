@@ -13,6 +13,7 @@ digest is ours to compute.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 from typing import Any
@@ -73,6 +74,18 @@ class Sha256Tracker:
     def update(self, data: Buffer) -> None:
         if self._hasher is not None:
             self._hasher.update(data)
+
+    def discard(self) -> None:
+        """The file was abandoned: stop a digest still being computed elsewhere (a task or
+        future is cancelled, a coroutine closed) so nothing is left unawaited."""
+        self._hasher = None
+        mode = self.mode
+        if isinstance(mode, asyncio.Future):
+            mode.cancel()
+            if mode.done() and not mode.cancelled():
+                mode.exception()  # retrieved: an abandoned digest's error is not logged
+        elif inspect.iscoroutine(mode):
+            mode.close()
 
     async def finish(self, size: int) -> tuple[str | None, bytes | None]:
         """``(hex digest for the result, digest for the shard)``; both None when skipped."""

@@ -79,6 +79,9 @@ class FileUpload:
         self._written = 0
         self._staging = bytearray()
         self._chunked = 0  # bytes of complete chunks
+        self._placed = 0  # bytes of chunks placed (packed or deduplicated): out of the bound
+        #: The upload failed or was cancelled (:meth:`abandon`): the commit leaves it out.
+        self.abandoned = False
         self._progress = pipeline.progress.add_file(name, size)
         self.result: FileResult | None = None
         self.record: FileRecord | None = None
@@ -98,6 +101,7 @@ class FileUpload:
         async with self._lock:
             if self.result is not None:
                 raise ValueError(f"upload of {self.name!r} is already finished")
+            self._check_not_abandoned()
             await self._pipeline.ensure_kernels()
             view = memoryview(data).cast("B")
             small = min(SMALL_WRITE, self._pipeline.config.block_size)
@@ -123,6 +127,7 @@ class FileUpload:
         async with self._lock:
             if self.result is not None:
                 return self.result
+            self._check_not_abandoned()
             await self._pipeline.ensure_kernels()
             self._pipeline.check_failed()
             await self._flush_staging()
@@ -138,6 +143,34 @@ class FileUpload:
             self._pipeline.file_finished(self)
             await self._pipeline.progress.emit_now()  # listeners see the file complete
             return self.result
+
+    async def abandon(self) -> None:
+        """Give up on this file after its upload failed or was cancelled; a no-op once it
+        finished (or was abandoned).
+
+        The commit then leaves the file out (no file entry in the shard, not in the
+        results) instead of refusing to run, so the session's other files can still be
+        committed. Chunks the file already packed stay in their xorbs: other files may have
+        deduplicated against them, and the shard lists every chunk of every xorb. The bytes
+        the file held in the pipeline's buffer bound (written but not placed yet) are
+        released; a SHA-256 computed elsewhere is no longer awaited."""
+        async with self._lock:
+            if self.result is not None or self.abandoned:
+                return
+            self.abandoned = True
+            pipeline = self._pipeline
+            pipeline.budget.release(self._written - self._placed)
+            self._placed = self._written
+            self._pending = _Pending()
+            self._staging = bytearray()
+            self._sha.discard()
+            pipeline.packer.finish_file(self.file_id)
+            self._progress.abandoned = True
+            await pipeline.progress.emit_now()
+
+    def _check_not_abandoned(self) -> None:
+        if self.abandoned:
+            raise RuntimeError(f"the upload of {self.name!r} was abandoned after a failure")
 
     # ------------------------------------------------------------------ processing
 
@@ -227,6 +260,7 @@ class FileUpload:
                 metrics.deduped_chunks += 1
             session_index.setdefault(raw, location)
             pipeline.budget.release(size)
+            self._placed += size
             self._append_term(location, size)
 
     def _continue_match(self, raw: bytes, protected: object, i: int) -> tuple[Location | None, str]:
