@@ -61,6 +61,9 @@ export interface FileProgressCounters {
   bytesPacked: number;
   /** Of those, bytes in xorbs the server has stored. */
   bytesUploaded: number;
+  /** Present (true) once the file's upload failed or was aborted: it is left out of the
+   *  totals and of finalize(). */
+  abandoned?: true;
 }
 
 export interface ProgressEvent {
@@ -95,6 +98,10 @@ export interface UploadOptions {
   /** true/absent: computed; false or "skip": left out of the shard; or a known digest
    *  (64 hex digits, 32 bytes, or a Promise of them, e.g. crypto.subtle.digest(...)). */
   sha256?: boolean | "skip" | string | Uint8Array | ArrayBuffer | Promise<ArrayBuffer | Uint8Array | string>;
+  /** Stops the upload: the call rejects with `signal.reason` (as fetch() does) and the file
+   *  is left out of the next finalize(); the session stays usable. A failed upload is left
+   *  out the same way. */
+  signal?: AbortSignal;
 }
 
 export interface FileResult {
@@ -137,6 +144,9 @@ export interface DownloadOptions {
   type?: string;
   /** downloadStream: bytes per stream piece (default 8 MiB; the last piece may be shorter). */
   blockSize?: number;
+  /** Stops the download and its fetches: downloadToBlob rejects with `signal.reason`, a
+   *  downloadStream errors with it. */
+  signal?: AbortSignal;
 }
 
 export interface SessionOptions {

@@ -30,6 +30,17 @@ function unwrap(envelope) {
   return envelope.value;
 }
 
+/** unwrap() for calls that take an AbortSignal (`options.signal`): an aborted call rejects
+ *  with the signal's reason (an "AbortError" DOMException unless abort() was given one), as
+ *  fetch() does. */
+function unwrapAbortable(envelope, options) {
+  const signal = options?.signal;
+  if (envelope && envelope.ok === false && envelope.error?.name === "XetAbortedError" && signal?.aborted) {
+    throw signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
+  }
+  return unwrap(envelope);
+}
+
 function withSlash(url) {
   const s = String(url);
   return s.endsWith("/") ? s : s + "/";
@@ -100,12 +111,12 @@ class SessionBase {
 
   /** Upload a File/Blob, read in bounded blocks. Resolves to {name, fileHash, fileSize, sha256}. */
   async uploadFile(fileOrBlob, options = {}) {
-    return unwrap(await this.#live().upload_file(fileOrBlob, pyOptions(options)));
+    return unwrapAbortable(await this.#live().upload_file(fileOrBlob, pyOptions(options)), options);
   }
 
   /** Upload bytes held in memory (Uint8Array or ArrayBuffer). */
   async uploadBytes(bytes, options = {}) {
-    return unwrap(await this.#live().upload_bytes(bytes, pyOptions(options)));
+    return unwrapAbortable(await this.#live().upload_bytes(bytes, pyOptions(options)), options);
   }
 
   /** Upload the xorbs still pending, then the shard registering every file uploaded since the
@@ -124,7 +135,8 @@ class SessionBase {
    *  (the Blob's MIME type). A full download is verified against the file hash (a mismatch
    *  rejects with XetIntegrityError); see docs/download.md for ranges. */
   async downloadToBlob(fileHash, size, options = {}) {
-    return unwrap(await this.#live().download_to_blob(fileHash, size, pyOptions(options)));
+    return unwrapAbortable(await this.#live().download_to_blob(fileHash, size, pyOptions(options)),
+                           options);
   }
 
   /** Download as a ReadableStream of Uint8Array pieces of `blockSize` bytes (default 8 MiB;
@@ -132,27 +144,45 @@ class SessionBase {
    *  last piece of a full download is only enqueued once the file hash matched. */
   downloadStream(fileHash, size, options = {}) {
     const py = this.#live();
+    const signal = options?.signal;
     let reader = null;
+    const stop = async () => { // the download's fetches end; the stream is errored or cancelled
+      if (reader) {
+        const r = reader;
+        reader = null;
+        try {
+          unwrap(await py.cancel_download(r));
+        } finally {
+          r.destroy();
+        }
+      }
+    };
+    const pyOpts = pyOptions(options);
+    delete pyOpts.signal; // handled here
     return new ReadableStream({
-      async start() {
-        reader = unwrap(await py.open_download(fileHash, size, pyOptions(options)));
+      async start(controller) {
+        signal?.throwIfAborted();
+        reader = unwrap(await py.open_download(fileHash, size, pyOpts));
+        signal?.addEventListener("abort", () => {
+          controller.error(signal.reason);
+          stop().catch(() => {});
+        }, { once: true });
       },
       async pull(controller) {
-        const piece = unwrap(await py.read_download(reader));
+        const r = reader;
+        if (!r) return;
+        const piece = unwrap(await py.read_download(r));
+        if (reader !== r) return; // cancelled or aborted meanwhile
         if (piece == null) {
-          controller.close();
-          reader.destroy();
           reader = null;
+          r.destroy();
+          controller.close();
         } else {
           controller.enqueue(piece);
         }
       },
       async cancel() {
-        if (reader) {
-          unwrap(await py.cancel_download(reader));
-          reader.destroy();
-          reader = null;
-        }
+        await stop();
       },
     }, { highWaterMark: 1 });
   }

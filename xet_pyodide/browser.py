@@ -29,7 +29,7 @@ from .io.blob import (
     read_blob,
 )
 from .io.digest import sha256_in_background
-from .io.jsbridge import camel_keys, envelope, error_envelope, notify, option
+from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
 from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
@@ -206,10 +206,10 @@ class BrowserSession:
     # ---------------------------------------------------------------- JS entry points
 
     def upload_file(self, blob: Any, options: Any = None) -> Awaitable[Any]:
-        return envelope(self._upload_blob(blob, options))
+        return envelope(abortable(self._upload_blob(blob, options), option(options, "signal")))
 
     def upload_bytes(self, data: Any, options: Any = None) -> Awaitable[Any]:
-        return envelope(self._upload_bytes(data, options))
+        return envelope(abortable(self._upload_bytes(data, options), option(options, "signal")))
 
     def finalize(self, options: Any = None) -> Awaitable[Any]:
         return envelope(self._finalize(options))
@@ -221,7 +221,8 @@ class BrowserSession:
         return envelope(self.session.aclose())
 
     def download_to_blob(self, file_hash: Any, size: Any, options: Any = None) -> Awaitable[Any]:
-        return envelope(download_to_blob(self.session, str(file_hash), int(size), options))
+        work = download_to_blob(self.session, str(file_hash), int(size), options)
+        return envelope(abortable(work, option(options, "signal")))
 
     def open_download(self, file_hash: Any, size: Any, options: Any = None) -> Awaitable[Any]:
         return envelope(open_download_stream(self.session, str(file_hash), int(size), options))

@@ -27,6 +27,11 @@ class XetIntegrityError(XetError):
     """Data decoded fine but does not hash to what it claims (chunk, xorb or file hash)."""
 
 
+class XetAbortedError(XetError):
+    """The operation was stopped through its ``AbortSignal`` (browser front door); the JS
+    glue rejects with the signal's ``reason`` instead, as ``fetch`` does."""
+
+
 class XetKernelError(XetError):
     """The WebAssembly kernels could not be loaded or reported an internal error."""
 

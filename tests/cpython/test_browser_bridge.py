@@ -6,6 +6,7 @@ cross the JS boundary: camelCase results, option lookup, error envelopes, range 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,36 @@ def test_parse_range() -> None:
     assert parse_range(Range()) == (2, 4)
     with pytest.raises(ValueError):
         parse_range({"start": 1})
+
+
+def test_download_reader_cancel_while_a_read_is_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream may be cancelled (or aborted) while its pull waits for the download: the
+    pending read ends with ``None`` and the download's iterator is closed (a running async
+    generator cannot be closed directly: the read is cancelled first)."""
+    from xet_pyodide.io import blob
+
+    monkeypatch.setattr(blob, "js_uint8array_copy", bytes)
+    closed: list[bool] = []
+
+    async def pieces() -> Any:
+        try:
+            yield memoryview(b"a" * 10)
+            await asyncio.Event().wait()  # the next piece never comes
+            yield memoryview(b"b")
+        finally:
+            closed.append(True)
+
+    async def run() -> None:
+        reader = blob.DownloadReader(pieces(), block=4)
+        assert await reader.read() == b"aaaa"
+        assert await reader.read() == b"aaaa"
+        pending = asyncio.ensure_future(reader.read())  # waits for the piece after "aa"
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not pending.done()
+        await reader.cancel()
+        assert await pending is None
+        assert closed == [True]
+        assert await reader.read() is None
+
+    asyncio.run(run())

@@ -8,6 +8,8 @@ read only starts when the consumer takes a block), so memory stays at a few bloc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -188,8 +190,10 @@ async def _blob_of(pieces: AsyncIterator[memoryview], kind: str) -> Any:
     import js  # type: ignore[import-not-found]
 
     builder = _BlobBuilder()
-    async for piece in pieces:
-        builder.add(piece)
+    # closed right away if this is cancelled (an AbortSignal): its fetches stop now
+    async with contextlib.aclosing(pieces):
+        async for piece in pieces:
+            builder.add(piece)
     builder.flush()
     return js.Blob.new(builder.blobs, _blob_options(kind))
 
@@ -217,6 +221,8 @@ class DownloadReader:
         self._current: memoryview | None = None
         self._next: memoryview | None = None
         self._done = False
+        self._cancelled = False
+        self._reading: asyncio.Task[Any] | None = None
 
     async def _pull(self) -> memoryview | None:
         """The next non-empty piece, or None (and ``_done``) when the iterator finished."""
@@ -227,6 +233,21 @@ class DownloadReader:
         return None
 
     async def read(self) -> Any:
+        """The next piece; ``None`` at the end, or once :meth:`cancel` was called (also for a
+        read pending when it was)."""
+        if self._cancelled:
+            return None
+        task = self._reading = asyncio.ensure_future(self._read())
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._cancelled and task.cancelled():
+                return None
+            raise
+        finally:
+            self._reading = None
+
+    async def _read(self) -> Any:
         if not self._current:
             self._current, self._next = self._next, None
             if self._current is None and not self._done:
@@ -243,6 +264,14 @@ class DownloadReader:
         return js_uint8array_copy(current)
 
     async def cancel(self) -> None:
+        """Stop the download (its fetches end). Safe while a :meth:`read` is pending (a
+        stream may be cancelled or aborted mid-pull): that read is cancelled first, since a
+        running generator cannot be closed."""
+        self._cancelled = True
+        reading = self._reading
+        if reading is not None:
+            reading.cancel()
+            await asyncio.wait({reading})  # its outcome is read()'s to report
         aclose = getattr(self._pieces, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -8,9 +8,10 @@ exception type (``"XetAuthError"``, ...). Results use camelCase keys, as JS code
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from .jsinterop import invoke_callback, to_js_value
@@ -57,6 +58,43 @@ async def envelope(work: Awaitable[Any]) -> Any:
     except Exception as exc:  # every error crosses to JS as data; JS throws it
         return error_envelope(exc)
     return to_js_value({"ok": True, "value": value})
+
+
+async def abortable(work: Coroutine[Any, Any, Any], signal: Any) -> Any:
+    """Await ``work``, cancelling it when the JS ``AbortSignal`` ``signal`` fires (``None``:
+    not abortable); an aborted call raises :class:`~xet_pyodide.errors.XetAbortedError`
+    (the JS glue rejects with ``signal.reason`` then). The work sees an ordinary
+    ``asyncio.CancelledError`` and cleans up as on any cancellation (an upload abandons its
+    file, a download closes its fetches)."""
+    from ..errors import XetAbortedError
+
+    if nullish(signal):
+        return await work
+    if signal.aborted:
+        work.close()
+        raise XetAbortedError("aborted before it started")
+    from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+
+    task = asyncio.ensure_future(work)
+    listener = create_proxy(lambda _event: task.cancel())
+    signal.addEventListener("abort", listener)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if task.cancelled() and signal.aborted and not _cancelling():
+            raise XetAbortedError("aborted") from None
+        task.cancel()  # this call itself was cancelled: stop the work too
+        raise
+    finally:
+        signal.removeEventListener("abort", listener)
+        listener.destroy()
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (not just awaiting a cancelled
+    one)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 def nullish(value: Any) -> bool:

@@ -1,0 +1,158 @@
+"""AbortSignal support of the JavaScript API (``signal`` option) in headless Chromium, against
+the real local CAS server: an aborted upload rejects like ``fetch`` does (with the signal's
+reason) and is left out of ``finalize()``, whose other files hf_xet then downloads; aborted or
+cancelled downloads stop, and the session's next downloads return the right bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import MIB, DemoPage, random_bytes
+from tests.plugins.runtimes import selected_runtimes
+
+pytestmark = pytest.mark.skipif(
+    "browser" not in selected_runtimes(), reason="runtime browser deselected by XET_TEST_RUNTIMES"
+)
+
+ABORT_JS = """
+async () => {
+  const m = await import('/xet_pyodide.js');
+  const xet = window.demo.xet;
+  const secret = new URLSearchParams(location.search).get('secret');
+  const url = `${location.origin}/api/models/test/abort/xet-write-token/main`;
+  const headers = {Authorization: 'Bearer ' + secret};
+  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
+                               new m.TokenEndpointRefresher(url, headers));
+  const hex = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
+      .map((b) => b.toString(16).padStart(2, '0')).join('');
+  const failure = (err) => ({name: err.name, message: err.message,
+                             isDomException: err instanceof DOMException});
+  const big = await window.fixture('big.bin');
+  const small = await window.fixture('small.bin');
+  const out = {};
+  try {
+    // 1. an upload aborted mid-file (from its first progress event with bytes processed)
+    const ac = new AbortController();
+    let processed = 0;
+    try {
+      await s.uploadFile(big, {signal: ac.signal, onProgress: (e) => {
+        if (e.fileBytesProcessed > 0 && !ac.signal.aborted) {
+          processed = e.fileBytesProcessed;
+          ac.abort();
+        }
+      }});
+      out.aborted = 'resolved';
+    } catch (err) {
+      out.aborted = {...failure(err), processed};
+    }
+    // 2. a signal aborted beforehand, with a reason of its own: rejected with that reason
+    try {
+      await s.uploadBytes(new Uint8Array(100), {signal: AbortSignal.abort(new Error('not now'))});
+      out.preAborted = 'resolved';
+    } catch (err) {
+      out.preAborted = failure(err);
+    }
+    // 3. the session goes on: finalize() registers the file uploaded after the abort only
+    const kept = await s.uploadFile(small, {signal: new AbortController().signal});
+    const commit = await s.finalize();
+    out.kept = kept;
+    out.commitFiles = commit.files.map((f) => f.fileHash);
+    const whole = await s.uploadFile(big);
+    await s.finalize();
+    out.big = whole;
+
+    // 4. downloadToBlob aborted once bytes arrived; then the same download, complete
+    const dl = new AbortController();
+    try {
+      await s.downloadToBlob(whole.fileHash, whole.fileSize, {signal: dl.signal,
+        onProgress: (e) => { if (e.bytesDone > 0) dl.abort(); }});
+      out.blobAborted = 'resolved';
+    } catch (err) {
+      out.blobAborted = failure(err);
+    }
+    const again = await s.downloadToBlob(whole.fileHash, whole.fileSize);
+    out.blobAfter = await hex(await again.arrayBuffer());
+
+    // 5. downloadStream aborted after its first piece: the next read rejects
+    const st = new AbortController();
+    const reader = s.downloadStream(whole.fileHash, whole.fileSize,
+                                    {signal: st.signal, blockSize: 1 << 20}).getReader();
+    const first = await reader.read();
+    st.abort();
+    try {
+      await reader.read();
+      out.streamAborted = 'resolved';
+    } catch (err) {
+      out.streamAborted = {...failure(err), firstPiece: first.value.byteLength};
+    }
+
+    // 6. a consumer cancel while a read is pending (pieces larger than the download's own,
+    //    so that every read waits for the download): that read ends the stream
+    const r2 = s.downloadStream(whole.fileHash, whole.fileSize, {blockSize: 64 << 20}).getReader();
+    await r2.read();
+    const pending = r2.read();
+    await r2.cancel();
+    const after = await pending;
+    out.cancelled = {done: after.done};
+
+    // 7. and a complete stream still returns the file
+    const r3 = s.downloadStream(whole.fileHash, whole.fileSize).getReader();
+    const parts = [];
+    for (;;) {
+      const {done, value} = await r3.read();
+      if (done) break;
+      parts.push(value);
+    }
+    out.streamAfter = await hex(await new Blob(parts).arrayBuffer());
+  } finally {
+    await s.close();
+  }
+  return out;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, bytes]:
+    return {"big.bin": random_bytes(40 * MIB + 777, 41), "small.bin": random_bytes(MIB + 5, 42)}
+
+
+@pytest.fixture(scope="module")
+def page(open_page: Any, files: dict[str, bytes]) -> DemoPage:
+    page = open_page(workers=2)
+    for name, data in files.items():
+        page.add_fixture(name, data)
+    return page
+
+
+def test_abort_signals(page: DemoPage, files: dict[str, bytes], tmp_path: Path) -> None:
+    out = page.evaluate(ABORT_JS)
+    big, small = files["big.bin"], files["small.bin"]
+    aborted = out["aborted"]
+    assert aborted != "resolved", "the aborted upload resolved"
+    assert aborted["name"] == "AbortError" and aborted["isDomException"], aborted
+    assert 0 < aborted["processed"] < len(big)  # aborted mid-file
+    assert out["preAborted"]["message"] == "not now"
+    # finalize() went on without the aborted file
+    assert out["commitFiles"] == [out["kept"]["fileHash"]]
+    path = tmp_path / "small.bin"
+    page.server.hf_download(
+        [{"hash": out["kept"]["fileHash"], "size": len(small), "dest": path}],
+        hf_home=tmp_path / "hf-home",
+    )
+    assert path.read_bytes() == small
+
+    assert out["blobAborted"] != "resolved" and out["blobAborted"]["name"] == "AbortError"
+    digest = hashlib.sha256(big).hexdigest()
+    assert out["big"]["fileSize"] == len(big)
+    assert out["blobAfter"] == digest
+    stream = out["streamAborted"]
+    assert stream != "resolved" and stream["name"] == "AbortError"
+    assert stream["firstPiece"] == MIB
+    assert out["cancelled"] == {"done": True}
+    assert out["streamAfter"] == digest
+    assert not [line for line in page.console if "never retrieved" in line]
