@@ -10,7 +10,8 @@ const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
 const demo = {
-  state: "loading", // loading | ready | uploading | uploaded | verifying | verified | error
+  // loading | ready | uploading | uploaded | verifying | verified | cancelled | error
+  state: "loading",
   xet: null,
   phases: [], // distinct upload phases seen, in order
   results: null, // {files, metrics} of the last finalize()
@@ -20,7 +21,36 @@ const demo = {
   ready: null,
   upload: () => upload(),
   verify: () => verify(),
+  cancel: () => cancel(),
 };
+
+// The running upload's or verification's AbortController (the Cancel button aborts it).
+let controller = null;
+
+function begin() {
+  controller = new AbortController();
+  $("upload").disabled = $("verify").disabled = true;
+  $("cancel").disabled = false;
+  return controller.signal;
+}
+
+function end() {
+  controller = null;
+  $("cancel").disabled = true;
+  $("upload").disabled = false;
+}
+
+function cancel() {
+  controller?.abort();
+}
+
+/** An aborted call rejects with the signal's reason: a DOMException named "AbortError". */
+function cancelled(err, what) {
+  if (err?.name !== "AbortError") return false;
+  $("phase").textContent = `${what} cancelled`;
+  setState("cancelled");
+  return true;
+}
 window.demo = demo;
 
 function setState(state) {
@@ -193,7 +223,7 @@ async function upload() {
     showError(new Error("choose one or more files first"));
     return;
   }
-  $("upload").disabled = $("verify").disabled = true;
+  const signal = begin();
   setState("uploading");
   demo.phases = [];
   demo.results = demo.verified = null;
@@ -203,9 +233,11 @@ async function upload() {
   try {
     session = await openSession("write", onProgress);
     for (const [i, file] of files.entries()) {
-      const r = await session.uploadFile(file);
+      const r = await session.uploadFile(file, { signal });
       rows[i].hash.textContent = r.fileHash;
     }
+    // Past this point the upload is not cancelled any more: the shard registers the files.
+    $("cancel").disabled = true;
     const commit = await session.finalize();
     commit.files.forEach((f, i) => {
       rows[i].hash.textContent = f.fileHash;
@@ -217,10 +249,10 @@ async function upload() {
     demo.results = commit;
     setState("uploaded");
   } catch (err) {
-    showError(err);
+    if (!cancelled(err, "upload")) showError(err); // cancelled: nothing is registered
   } finally {
     if (session) await session.close().catch(() => {});
-    $("upload").disabled = false;
+    end();
     $("verify").disabled = !demo.results;
   }
 }
@@ -240,7 +272,7 @@ async function sha256Hex(blob) {
 async function verify() {
   if (!demo.results) return;
   clearError();
-  $("upload").disabled = $("verify").disabled = true;
+  const signal = begin();
   setState("verifying");
   const out = [];
   let session = null;
@@ -250,7 +282,7 @@ async function verify() {
       const row = rows[i];
       row.verify.textContent = "downloading…";
       row.verify.className = "";
-      const blob = await session.downloadToBlob(f.fileHash, f.fileSize);
+      const blob = await session.downloadToBlob(f.fileHash, f.fileSize, { signal });
       const sha = await sha256Hex(blob);
       const ok = blob.size === f.fileSize && (f.sha256 == null || sha === f.sha256);
       row.verify.textContent = ok ? "verify OK" : `MISMATCH (sha256 ${sha})`;
@@ -260,10 +292,14 @@ async function verify() {
     demo.verified = out;
     setState("verified");
   } catch (err) {
-    showError(err);
+    if (cancelled(err, "verification")) {
+      rows.forEach((row) => { if (row.verify.textContent === "downloading…") row.verify.textContent = "cancelled"; });
+    } else {
+      showError(err);
+    }
   } finally {
     if (session) await session.close().catch(() => {});
-    $("upload").disabled = false;
+    end();
     $("verify").disabled = false;
   }
 }
@@ -288,6 +324,7 @@ async function start() {
   $("upload").disabled = false;
   $("upload").addEventListener("click", upload);
   $("verify").addEventListener("click", verify);
+  $("cancel").addEventListener("click", cancel);
   setState("ready");
   return xet;
 }

@@ -113,3 +113,29 @@ def test_demo_shows_readable_errors(page: DemoPage, files: dict[str, bytes]) -> 
     # the page recovers: the next upload works and clears the error
     assert choose_and_upload(page, {"notes.txt": files["notes.txt"]}) == "uploaded"
     assert not page.call(lambda p: p.is_visible("#error"))
+
+
+def test_demo_cancel_stops_the_upload(page: DemoPage, files: dict[str, bytes],
+                                      tmp_path: Path) -> None:
+    """Cancel aborts the running upload (its AbortSignal): the page says so, registers nothing,
+    and the next upload works."""
+    before = page.server.stats()
+    big = tmp_path / "big.bin"  # large enough to be cancelled while it is processed
+    big.write_bytes(b"".join(random_bytes(64 * MIB, 35 + i) for i in range(4)))
+
+    def act(p: Any) -> None:
+        p.set_input_files("#files", str(big))
+        p.click("#upload")
+        p.wait_for_function("() => window.demo.phases.length > 0")  # processing started
+        p.click("#cancel", timeout=5000)
+
+    page.call(act)
+    assert wait_state(page, "cancelled", "uploaded", "error") == "cancelled", \
+        page.evaluate("() => window.demo.error")
+    assert page.call(lambda p: p.inner_text("#phase")) == "upload cancelled"
+    assert not page.call(lambda p: p.is_visible("#error"))
+    assert page.call(lambda p: p.is_disabled("#cancel"))
+    after = page.server.stats()
+    assert after["files_registered"] == before["files_registered"]  # nothing registered
+    assert after["shard_bytes_received"] == before["shard_bytes_received"]
+    assert choose_and_upload(page, {"notes.txt": files["notes.txt"]}) == "uploaded"
