@@ -4,7 +4,7 @@
 // posted once by the page; see docs/kernels.md for the C ABI) and works on a SharedArrayBuffer
 // the page shares with every worker. Messages in:
 //
-//   {op: "init", module, sab}                      -> {op: "ready", warmMs}
+//   {op: "init", module, sab, byobStallMs?}        -> {op: "ready", warmMs}
 //   {op: "gear", id, from, start, end, base}       -> {id, cands: Uint32Array}
 //       gear candidates of sab[from, end) scanned from state 0; only positions >= start are
 //       reported, as offsets from `base`. `start - from` (<= 63 bytes) is the history prefix
@@ -105,6 +105,65 @@ function hash({ id, off, lens, count, out }) {
   postMessage({ id });
 }
 
+// ------------------------------------------------------------------ BYOB Blob reads
+//
+// The side worker reads a whole Blob through its stream with a BYOB reader into one reused
+// buffer (see sha256Blob). Chromium 156 hangs a BYOB read for good when two BYOB streams of
+// Blobs are read at once in one worker (reproduced in a bare page within seconds, with or
+// without buffer reuse; one stream at a time per worker ran 9,000+ reads without a stall;
+// default readers and arrayBuffer() never stalled). So: at most one BYOB stream per worker
+// at a time (byobTurn), and a watchdog: a read that brings nothing for byobStallMs is given
+// up, and this worker reads with slice().arrayBuffer() from then on. (The pool's block reads
+// use arrayBuffer(): with reads serialized per worker, BYOB measured no faster there.)
+
+let byobStallMs = 10000; // init's byobStallMs overrides it (tests)
+let byobUsable = true;
+let byobQueue = Promise.resolve(); // the end of the last BYOB stream's turn in this worker
+const STALLED = new Error("a BYOB read of a Blob stalled");
+
+async function byobTurn(fn) {
+  // Run fn() when no other BYOB stream of this worker is open.
+  const previous = byobQueue;
+  let done;
+  byobQueue = new Promise((resolve) => { done = resolve; });
+  await previous;
+  try {
+    return await fn();
+  } finally {
+    done();
+  }
+}
+
+function byobReader(blob) {
+  // A BYOB reader of blob's stream, or null (BYOB unusable here, or not a byte stream).
+  if (!byobUsable) return null;
+  try {
+    return blob.stream().getReader({ mode: "byob" });
+  } catch {
+    return null;
+  }
+}
+
+async function byobRead(reader, view) {
+  // reader.read(view), given up (STALLED; BYOB off in this worker) after byobStallMs.
+  let timer;
+  const stall = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(STALLED), byobStallMs);
+  });
+  try {
+    return await Promise.race([reader.read(view), stall]);
+  } catch (err) {
+    if (err === STALLED) {
+      byobUsable = false;
+      console.warn("xet_pyodide worker: a Blob stream read stalled; reading slices from now on");
+      reader.cancel().catch(() => {});
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // SHA-256: xk_sha256_blocks compresses whole 64-byte blocks; the chaining value lives here as
 // eight u32 words (the module keeps them in host order, little endian like Uint32Array).
 const SHA256_IV = [
@@ -145,10 +204,12 @@ function shaFinish(state, tail, length) {
 const shaJobs = new Map(); // id -> {cancelled}
 
 async function sha256Blob({ id, blob, block }) {
-  // Read through a BYOB reader into one reused buffer: this worker allocates little else, so
-  // with a fresh ArrayBuffer per slice (arrayBuffer()) its collector ran late and a 4 GiB
-  // upload's slices piled up (bench/browser.py --memory-only: peak page memory 745 -> 1176
-  // MiB). Streams without BYOB support fall back to slices.
+  // The whole Blob through one BYOB stream into one reused buffer (see "BYOB Blob reads" above:
+  // concurrent uploads' digests take turns, as one worker may read only one BYOB stream at a
+  // time; after a stalled read the rest is read as slices). A fresh ArrayBuffer per slice
+  // (arrayBuffer()) made a 4 GiB upload's slices pile up: this worker allocates little else,
+  // so its collector ran late (bench/browser.py --memory-only: peak page memory 745 -> 1176
+  // MiB).
   const job = { cancelled: false };
   shaJobs.set(id, job);
   try {
@@ -157,44 +218,48 @@ async function sha256Blob({ id, blob, block }) {
     const state = Uint32Array.from(SHA256_IV);
     let total = 0;
     let tail = new Uint8Array(0);
-    const consume = (bytes) => { // whole blocks now, the rest (< 64 bytes) is the tail
+    // Every call but the last gets a multiple of 64 bytes: whole blocks now, the rest of the
+    // last one (< 64 bytes) is the tail.
+    const consume = (bytes) => {
       const whole = bytes.length - (bytes.length % 64);
       shaBlocks(state, bytes.subarray(0, whole));
       tail = bytes.slice(whole);
       total += bytes.length;
     };
-    let reader = null;
-    try {
-      reader = blob.stream().getReader({ mode: "byob" });
-    } catch {
-      reader = null; // not a byte stream
-    }
-    if (reader) {
+    await byobTurn(async () => {
+      const reader = job.cancelled ? null : byobReader(blob);
+      if (!reader) return;
       let buffer = new ArrayBuffer(Math.min(step, Math.max(size, 64)));
       let filled = 0;
-      for (;;) {
-        const { value, done } = await reader.read(
-          new Uint8Array(buffer, filled, buffer.byteLength - filled));
-        if (job.cancelled) {
-          reader.cancel().catch(() => {});
-          return;
+      try {
+        for (;;) {
+          const { value, done } = await byobRead(
+            reader, new Uint8Array(buffer, filled, buffer.byteLength - filled));
+          if (job.cancelled) {
+            reader.cancel().catch(() => {});
+            return;
+          }
+          if (value) buffer = value.buffer; // the same memory, handed back
+          if (done) break;
+          filled += value.byteLength;
+          if (filled === buffer.byteLength) {
+            consume(new Uint8Array(buffer, 0, filled));
+            filled = 0;
+          }
         }
-        if (value) buffer = value.buffer; // the same memory, handed back
-        if (done) break;
-        filled += value.byteLength;
-        if (filled === buffer.byteLength) {
-          consume(new Uint8Array(buffer, 0, filled));
-          filled = 0;
-        }
+      } catch (err) {
+        if (err === STALLED) return; // `filled` bytes went with the stalled read: slices below
+        throw err;
       }
       if (filled) consume(new Uint8Array(buffer, 0, filled));
-    } else {
-      for (let pos = 0; pos < size; pos += step) {
-        const bytes = new Uint8Array(await blob.slice(pos, Math.min(size, pos + step)).arrayBuffer());
-        if (job.cancelled) return;
-        consume(bytes);
-      }
+      reader.releaseLock();
+    });
+    // Slices: without BYOB, or from where a stalled stream stopped (total is a multiple of
+    // `step` then).
+    for (let pos = total; pos < size && !job.cancelled; pos += step) {
+      consume(new Uint8Array(await blob.slice(pos, Math.min(size, pos + step)).arrayBuffer()));
     }
+    if (job.cancelled) return;
     if (total !== size) throw new Error("the Blob is shorter than expected");
     const digest = shaFinish(state, tail, size);
     postMessage({ id, digest }, [digest.buffer]);
@@ -225,7 +290,8 @@ function warmUp() {
   return performance.now() - t0;
 }
 
-function init({ module, sab: shared }) {
+function init({ module, sab: shared, byobStallMs: stallMs }) {
+  if (stallMs != null) byobStallMs = stallMs;
   const instance = new WebAssembly.Instance(module, {});
   kernels = instance.exports;
   if (kernels.xk_abi_version() !== 1) throw new Error("xet_kernels.wasm: unexpected ABI version");

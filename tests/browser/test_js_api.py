@@ -324,3 +324,52 @@ def test_side_worker_sha256_of_a_blob(page: DemoPage) -> None:
     assert empty == hashlib.sha256(b"").hexdigest()
     assert cancelled is True and left == 0
     assert closed == "the worker pool was closed"
+
+
+BYOB_JS = """
+async ({name, stallMs, rounds}) => {
+  const py = window.demo.xet.pyodide;
+  py.globals.set('byob_blob', await window.fixture(name));
+  py.globals.set('worker_url', new URL('/xet_worker.mjs', location.href).href);
+  py.globals.set('stall_ms', stallMs ?? undefined);
+  py.globals.set('rounds', rounds);
+  return py.runPythonAsync(`
+import asyncio
+from xet_pyodide.io.workers import start_pool
+
+pool = await start_pool(worker_url, 1, byob_stall_ms=stall_ms)
+try:
+    digests = set()
+    for _ in range(rounds):  # three digests at once on the side worker
+        found = await asyncio.gather(*(
+            pool.sha256_blob(byob_blob, block_size=size) for size in (16 << 20, 3 << 20, 1 << 20)
+        ))
+        digests.update(d.hex() for d in found)
+finally:
+    pool.close()
+sorted(digests)
+`).then((r) => r.toJs());
+}
+"""
+
+
+def test_side_worker_digests_take_turns_and_stall_fallback(page: DemoPage) -> None:
+    """Chromium 156 hangs BYOB reads when one worker reads two Blob streams at once, so the
+    side worker's concurrent digests (concurrent uploads) must take turns: no read may stall
+    (a stall would show as the worker's console warning after 10 s). Then, with
+    ``byob_stall_ms=0``, reads are declared stalled and the digests continue from slices:
+    the same digests."""
+    data = random_bytes(40 * MIB + 5, 51)
+    page.add_fixture("byob.bin", data)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def stalls() -> list[str]:
+        return [line for line in page.console if "stalled" in line]
+
+    before = len(stalls())
+    runs = page.evaluate(BYOB_JS, {"name": "byob.bin", "stallMs": None, "rounds": 6}, timeout=600)
+    assert runs == [sha]
+    assert len(stalls()) == before, stalls()
+    runs = page.evaluate(BYOB_JS, {"name": "byob.bin", "stallMs": 0, "rounds": 1}, timeout=300)
+    assert runs == [sha]
+    assert len(stalls()) > before  # the fallback ran

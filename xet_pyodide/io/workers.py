@@ -106,6 +106,7 @@ class WorkerPool:
         *,
         module: Any = None,
         worker_url: str | None = None,
+        worker_options: dict[str, Any] | None = None,
     ) -> None:
         self.workers = workers
         self.size = len(workers)
@@ -127,6 +128,7 @@ class WorkerPool:
         # which must not occupy a pool worker for seconds.
         self._module = module
         self._worker_url = worker_url
+        self._worker_options = worker_options
         self._side: asyncio.Future[Any] | None = None
         self._side_pending: dict[int, asyncio.Future[Any]] = {}
         self._side_tasks: set[asyncio.Task[None]] = set()  # (strong references)
@@ -278,7 +280,9 @@ class WorkerPool:
     async def _start_side(self) -> Any:
         if self._module is None or self._worker_url is None:
             raise XetKernelError("this worker pool cannot start a side worker")
-        (worker,) = await _start_workers(self._worker_url, self._module, self.sab, 1)
+        (worker,) = await _start_workers(
+            self._worker_url, self._module, self.sab, 1, self._worker_options
+        )
         if self._closed:
             worker.terminate()
             raise _closed_error()
@@ -412,12 +416,16 @@ async def _merge_candidates(futures: list[asyncio.Future[Any]]) -> list[int]:
     return found.tolist()
 
 
-async def start_pool(worker_url: str, size: int | None = None) -> WorkerPool | None:
+async def start_pool(
+    worker_url: str, size: int | None = None, *, byob_stall_ms: int | None = None
+) -> WorkerPool | None:
     """Start ``size`` kernel workers (default :func:`default_pool_size`).
 
     Returns ``None`` for ``size == 0``, and — with a console warning — when the page is not
     cross-origin isolated. Raises :class:`~xet_pyodide.errors.XetKernelError` if a worker
-    fails to start.
+    fails to start. ``byob_stall_ms``: after how long the workers give up a Blob stream read
+    that makes no progress and read slices instead (default: the worker's 10 s; tests set it
+    tiny to exercise that path).
     """
     if size is None:
         size = default_pool_size()
@@ -433,15 +441,20 @@ async def start_pool(worker_url: str, size: int | None = None) -> WorkerPool | N
     slot_size = Slot.size(SLOT_BYTES)
     slots = [Slot(i * slot_size, SLOT_BYTES) for i in range(SLOTS)]
     sab = js.SharedArrayBuffer.new(SLOTS * slot_size)
-    workers = await _start_workers(worker_url, module, sab, size)
-    return WorkerPool(workers, sab, slots, module=module, worker_url=worker_url)
+    options = {"byobStallMs": byob_stall_ms} if byob_stall_ms is not None else None
+    workers = await _start_workers(worker_url, module, sab, size, options)
+    return WorkerPool(
+        workers, sab, slots, module=module, worker_url=worker_url, worker_options=options
+    )
 
 
-async def _start_workers(worker_url: str, module: Any, sab: Any, size: int) -> list[Any]:
-    """``size`` kernel workers, initialised and warmed up (their ``onmessage`` is the
-    caller's to set)."""
-    options = to_js_value({"type": "module", "name": "xet-kernels"})
-    workers = [js.Worker.new(worker_url, options) for _ in range(size)]
+async def _start_workers(
+    worker_url: str, module: Any, sab: Any, size: int, options: dict[str, Any] | None = None
+) -> list[Any]:
+    """``size`` kernel workers, initialised (with ``options`` in their init message) and
+    warmed up (their ``onmessage`` is the caller's to set)."""
+    worker_options = to_js_value({"type": "module", "name": "xet-kernels"})
+    workers = [js.Worker.new(worker_url, worker_options) for _ in range(size)]
     ready = [asyncio.get_running_loop().create_future() for _ in workers]
     proxies = []
     for worker, future in zip(workers, ready, strict=True):
@@ -449,7 +462,8 @@ async def _start_workers(worker_url: str, module: Any, sab: Any, size: int) -> l
         proxies.append(proxy)
         worker.onmessage = proxy
         worker.onerror = proxy
-        worker.postMessage(to_js_value({"op": "init", "module": module, "sab": sab}))
+        init = {"op": "init", "module": module, "sab": sab, **(options or {})}
+        worker.postMessage(to_js_value(init))
     try:
         await asyncio.wait_for(asyncio.gather(*ready), READY_TIMEOUT)
     except BaseException:
