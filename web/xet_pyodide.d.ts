@@ -201,7 +201,8 @@ export interface Xet {
   /** File name of the installed wheel. */
   wheel: string;
   /** Xet file hash of a File/Blob without uploading (`sha256: true` adds its SHA-256). */
-  hashFile(file: Blob, options?: { blockSize?: number; sha256?: boolean }): Promise<HashResult>;
+  /** `signal`: an AbortSignal; aborting rejects with its reason. */
+  hashFile(file: Blob, options?: { blockSize?: number; sha256?: boolean; signal?: AbortSignal }): Promise<HashResult>;
   /** Stop the workers. */
   close(): void;
 }

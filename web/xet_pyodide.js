@@ -252,7 +252,7 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
     wheel: info.wheel,
     /** Xet file hash of a File/Blob without uploading: {fileHash, fileSize, sha256, chunks}. */
     async hashFile(fileOrBlob, options = {}) {
-      return unwrap(await core.hash_file(fileOrBlob, pyOptions(options)));
+      return unwrapAbortable(await core.hash_file(fileOrBlob, pyOptions(options)), options);
     },
     /** Stop the workers (sessions created from this instance stop working). */
     close() {

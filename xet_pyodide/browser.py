@@ -270,7 +270,7 @@ class BrowserXet:
             return error_envelope(exc)
 
     def hash_file(self, blob: Any, options: Any = None) -> Awaitable[Any]:
-        return envelope(self._hash_blob(blob, options))
+        return envelope(abortable(self._hash_blob(blob, options), option(options, "signal")))
 
     async def _hash_blob(self, blob: Any, options: Any) -> dict[str, Any]:
         """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256:

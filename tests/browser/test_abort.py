@@ -1,7 +1,8 @@
 """AbortSignal support of the JavaScript API (``signal`` option) in headless Chromium, against
 the real local CAS server: an aborted upload rejects like ``fetch`` does (with the signal's
-reason) and is left out of ``finalize()``, whose other files hf_xet then downloads; aborted or
-cancelled downloads stop, and the session's next downloads return the right bytes."""
+reason) and is left out of ``finalize()``, whose other files hf_xet then downloads; an aborted
+``hashFile`` rejects the same way; aborted or cancelled downloads stop, and the session's next
+downloads return the right bytes."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ async () => {
     } catch (err) {
       out.preAborted = failure(err);
     }
+    // 2b. xet.hashFile, aborted while it reads (160 MiB with SHA-256: hundreds of ms);
+    //     then a complete call
+    const hc = new AbortController();
+    const hashing = xet.hashFile(new Blob([big, big, big, big]), {signal: hc.signal, sha256: true});
+    setTimeout(() => hc.abort(), 30);
+    try {
+      await hashing;
+      out.hashAborted = 'resolved';
+    } catch (err) {
+      out.hashAborted = failure(err);
+    }
+    out.hashAfter = await xet.hashFile(big, {sha256: true});
     // 3. the session goes on: finalize() registers the file uploaded after the abort only
     const kept = await s.uploadFile(small, {signal: new AbortController().signal});
     const commit = await s.finalize();
@@ -146,6 +159,10 @@ def test_abort_signals(page: DemoPage, files: dict[str, bytes], tmp_path: Path) 
     )
     assert path.read_bytes() == small
 
+    hashed = out["hashAborted"]
+    assert hashed != "resolved" and hashed["name"] == "AbortError", hashed
+    assert out["hashAfter"]["fileHash"] == out["big"]["fileHash"]
+    assert out["hashAfter"]["sha256"] == hashlib.sha256(big).hexdigest()
     assert out["blobAborted"] != "resolved" and out["blobAborted"]["name"] == "AbortError"
     digest = hashlib.sha256(big).hexdigest()
     assert out["big"]["fileSize"] == len(big)
