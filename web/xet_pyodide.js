@@ -146,7 +146,13 @@ class SessionBase {
     const py = this.#live();
     const signal = options?.signal;
     let reader = null;
+    let onAbort = null;
+    const detach = () => {
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+      onAbort = null;
+    };
     const stop = async () => { // the download's fetches end; the stream is errored or cancelled
+      detach();
       if (reader) {
         const r = reader;
         reader = null;
@@ -163,17 +169,34 @@ class SessionBase {
       async start(controller) {
         signal?.throwIfAborted();
         reader = unwrap(await py.open_download(fileHash, size, pyOpts));
-        signal?.addEventListener("abort", () => {
+        if (!signal) return;
+        if (signal.aborted) { // while the download opened
+          await stop();
+          throw signal.reason;
+        }
+        onAbort = () => {
           controller.error(signal.reason);
           stop().catch(() => {});
-        }, { once: true });
+        };
+        signal.addEventListener("abort", onAbort);
       },
       async pull(controller) {
         const r = reader;
         if (!r) return;
-        const piece = unwrap(await py.read_download(r));
+        let piece;
+        try {
+          piece = unwrap(await py.read_download(r));
+        } catch (err) { // the stream errors with it; the download is over
+          detach();
+          if (reader === r) {
+            reader = null;
+            r.destroy();
+          }
+          throw err;
+        }
         if (reader !== r) return; // cancelled or aborted meanwhile
         if (piece == null) {
+          detach();
           reader = null;
           r.destroy();
           controller.close();
