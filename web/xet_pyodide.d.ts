@@ -89,6 +89,8 @@ export interface FileProgressEvent extends ProgressEvent {
   fileBytesProcessed: number;
   fileBytesPacked: number;
   fileBytesUploaded: number;
+  /** Present (true) in the last event of a file whose upload failed or was aborted. */
+  fileAbandoned?: true;
 }
 
 export interface UploadOptions {

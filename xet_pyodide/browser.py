@@ -105,17 +105,17 @@ class ProgressRouter:
         for index, listener in list(self.file_listeners.items()):
             if index < len(files):
                 f = files[index]
-                await notify(
-                    listener,
-                    {
-                        **common,
-                        "name": f["name"],
-                        "fileSize": f["size"],
-                        "fileBytesProcessed": f["bytes_processed"],
-                        "fileBytesPacked": f.get("bytes_packed", 0),
-                        "fileBytesUploaded": f.get("bytes_uploaded", 0),
-                    },
-                )
+                payload = {
+                    **common,
+                    "name": f["name"],
+                    "fileSize": f["size"],
+                    "fileBytesProcessed": f["bytes_processed"],
+                    "fileBytesPacked": f.get("bytes_packed", 0),
+                    "fileBytesUploaded": f.get("bytes_uploaded", 0),
+                }
+                if f.get("abandoned"):
+                    payload["fileAbandoned"] = True  # the file's last event
+                await notify(listener, payload)
         full = {**common, "files": camel_keys(files)}
         for listener in (self.session_listener, self.commit_listener):
             if listener is not None:

@@ -38,9 +38,10 @@ async () => {
   try {
     // 1. an upload aborted mid-file (from its first progress event with bytes processed)
     const ac = new AbortController();
-    let processed = 0;
+    let processed = 0, abandonedEvent = false;
     try {
       await s.uploadFile(big, {signal: ac.signal, onProgress: (e) => {
+        if (e.fileAbandoned) abandonedEvent = true;
         if (e.fileBytesProcessed > 0 && !ac.signal.aborted) {
           processed = e.fileBytesProcessed;
           ac.abort();
@@ -48,7 +49,7 @@ async () => {
       }});
       out.aborted = 'resolved';
     } catch (err) {
-      out.aborted = {...failure(err), processed};
+      out.aborted = {...failure(err), processed, abandonedEvent};
     }
     // 2. a signal aborted beforehand, with a reason of its own: rejected with that reason
     try {
@@ -149,6 +150,7 @@ def test_abort_signals(page: DemoPage, files: dict[str, bytes], tmp_path: Path) 
     assert aborted != "resolved", "the aborted upload resolved"
     assert aborted["name"] == "AbortError" and aborted["isDomException"], aborted
     assert 0 < aborted["processed"] < len(big)  # aborted mid-file
+    assert aborted["abandonedEvent"]  # its listener heard that the file was abandoned
     assert out["preAborted"]["message"] == "not now"
     # finalize() went on without the aborted file
     assert out["commitFiles"] == [out["kept"]["fileHash"]]
