@@ -155,7 +155,12 @@ class BrowserSession:
         pool = self._xet.pool
         if sha is None and pool is not None and self._xet.sha256_worker:
             sha = pool.sha256_blob(blob)  # the side worker reads and digests the Blob
-        upload = self.session.start_upload(name, blob_size(blob), sha)
+        try:
+            upload = self.session.start_upload(name, blob_size(blob), sha)
+        except BaseException:
+            if isinstance(sha, asyncio.Future):
+                sha.cancel()  # refused (e.g. a commit in progress): stop the digest
+            raise
         self._listen(upload.file_id, options)
         # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
         reader = getattr(upload.hasher, "read_blob", None)
@@ -166,12 +171,11 @@ class BrowserSession:
                     await upload.write(block)
             return file_json(await upload.finish())
         except BaseException:
-            await upload.abandon()  # finalize() goes on without this file
+            # finalize() goes on without this file; abandoning also stops the digest
+            await upload.abandon()
             raise
         finally:
             self.router.file_listeners.pop(upload.file_id, None)
-            if isinstance(sha, asyncio.Future):
-                sha.cancel()  # a failed upload stops the digest (a no-op once it is done)
 
     async def _upload_bytes(self, data: Any, options: Any) -> dict[str, Any]:
         sha = sha256_option(option(options, "sha256"))
