@@ -168,6 +168,8 @@ const PHASE_TEXT = {
   done: "done",
 };
 
+const SHARD_PHASES = new Set(["uploading_shard", "validating_shard", "done"]);
+
 function onProgress(event) {
   if (demo.phases[demo.phases.length - 1] !== event.phase) demo.phases.push(event.phase);
   let text = PHASE_TEXT[event.phase] ?? event.phase;
@@ -175,6 +177,8 @@ function onProgress(event) {
     text += ` (${event.shardVerified} / ${event.shardTotal})`;
   }
   $("phase").textContent = text;
+  // Once the shard is on its way, finalize() ignores an abort: so does the button.
+  if (SHARD_PHASES.has(event.phase)) $("cancel").disabled = true;
   event.files.forEach((f, i) => {
     const row = rows[i];
     if (!row) return;
@@ -236,9 +240,9 @@ async function upload() {
       const r = await session.uploadFile(file, { signal });
       rows[i].hash.textContent = r.fileHash;
     }
-    // Past this point the upload is not cancelled any more: the shard registers the files.
-    $("cancel").disabled = true;
-    const commit = await session.finalize();
+    // Cancel still works while the last xorbs upload (nothing gets registered); the button
+    // is disabled when the shard upload starts (see onProgress), as finalize() then ignores it.
+    const commit = await session.finalize({ signal });
     commit.files.forEach((f, i) => {
       rows[i].hash.textContent = f.fileHash;
       rows[i].sha.textContent = f.sha256 ?? "";

@@ -171,7 +171,12 @@ export interface XetSession {
   uploadFile(file: Blob, options?: UploadOptions): Promise<FileResult>;
   uploadBytes(bytes: Uint8Array | ArrayBuffer, options?: UploadOptions): Promise<FileResult>;
   /** Upload pending xorbs, then the shard registering every file since the last finalize. */
-  finalize(options?: { onProgress?: (event: SessionProgressEvent) => void | Promise<void> }): Promise<CommitResult>;
+  finalize(options?: {
+    onProgress?: (event: SessionProgressEvent) => void | Promise<void>;
+    /** Aborting while xorbs still upload drops the commit (nothing registered) and rejects
+     *  with `signal.reason`; once the shard is being sent the abort is ignored. */
+    signal?: AbortSignal;
+  }): Promise<CommitResult>;
   /** Drop the files uploaded since the last finalize (no shard is sent). */
   abort(): Promise<void>;
   downloadToBlob(fileHash: string, size: number, options?: DownloadOptions): Promise<Blob>;

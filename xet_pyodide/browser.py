@@ -216,7 +216,15 @@ class BrowserSession:
         return envelope(abortable(self._upload_bytes(data, options), option(options, "signal")))
 
     def finalize(self, options: Any = None) -> Awaitable[Any]:
-        return envelope(self._finalize(options))
+        # An abort drops the commit while its xorbs upload; once the shard is being sent it is
+        # ignored (the outcome would be unknown), so an AbortError always means "nothing
+        # registered".
+        work = abortable(
+            self._finalize(options),
+            option(options, "signal"),
+            cancellable=lambda: self.session.commit_cancellable,
+        )
+        return envelope(work)
 
     def abort(self) -> Awaitable[Any]:
         return envelope(self.session.abort())

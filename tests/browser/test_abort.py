@@ -2,7 +2,8 @@
 the real local CAS server: an aborted upload rejects like ``fetch`` does (with the signal's
 reason) and is left out of ``finalize()``, whose other files hf_xet then downloads; an aborted
 ``hashFile`` rejects the same way; aborted or cancelled downloads stop, and the session's next
-downloads return the right bytes."""
+downloads return the right bytes; ``finalize`` aborted during its xorb uploads registers
+nothing, and ignores an abort once its shard upload started."""
 
 from __future__ import annotations
 
@@ -122,6 +123,35 @@ async () => {
       parts.push(value);
     }
     out.streamAfter = await hex(await new Blob(parts).arrayBuffer());
+
+    // 8. finalize() aborted while its xorbs upload: rejected, nothing registered
+    const mid = await window.fixture('mid.bin');
+    const dropped = await s.uploadFile(mid);
+    const fc = new AbortController();
+    try {
+      await s.finalize({signal: fc.signal, onProgress: (e) => {
+        if (e.phase === 'uploading_xorbs') fc.abort();
+      }});
+      out.finalizeAborted = 'resolved';
+    } catch (err) {
+      out.finalizeAborted = failure(err);
+    }
+    try {
+      await s.downloadToBlob(dropped.fileHash, dropped.fileSize);
+      out.droppedDownload = 'resolved';
+    } catch (err) {
+      out.droppedDownload = err.name;
+    }
+    // 9. an abort once the shard is on its way is ignored: finalize() resolves, registered
+    const reup = await s.uploadFile(mid);
+    const lc = new AbortController();
+    const late = await s.finalize({signal: lc.signal, onProgress: (e) => {
+      if (e.phase === 'uploading_shard') lc.abort();
+    }});
+    out.lateAbort = {aborted: lc.signal.aborted, files: late.files.map((f) => f.fileHash),
+                     hash: reup.fileHash, newBytes: late.metrics.newBytes};
+    out.lateBlob = await hex(await (await s.downloadToBlob(reup.fileHash, reup.fileSize))
+        .arrayBuffer());
   } finally {
     await s.close();
   }
@@ -132,7 +162,11 @@ async () => {
 
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
-    return {"big.bin": random_bytes(40 * MIB + 777, 41), "small.bin": random_bytes(MIB + 5, 42)}
+    return {
+        "big.bin": random_bytes(40 * MIB + 777, 41),
+        "small.bin": random_bytes(MIB + 5, 42),
+        "mid.bin": random_bytes(6 * MIB + 3, 43),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -174,4 +208,13 @@ def test_abort_signals(page: DemoPage, files: dict[str, bytes], tmp_path: Path) 
     assert stream["firstPiece"] == MIB
     assert out["cancelled"] == {"done": True}
     assert out["streamAfter"] == digest
+    # finalize(): an abort during the xorb uploads drops the commit; one during the shard
+    # upload is ignored
+    assert out["finalizeAborted"] != "resolved", "the aborted finalize() resolved"
+    assert out["finalizeAborted"]["name"] == "AbortError", out["finalizeAborted"]
+    assert out["droppedDownload"] == "XetNotFoundError"
+    late = out["lateAbort"]
+    assert late["aborted"] and late["files"] == [late["hash"]]
+    assert late["newBytes"] == len(files["mid.bin"])  # the dropped commit's chunks: sent again
+    assert out["lateBlob"] == hashlib.sha256(files["mid.bin"]).hexdigest()
     assert not [line for line in page.console if "never retrieved" in line]

@@ -467,3 +467,49 @@ async def test_buffered_bytes_stay_bounded_with_slow_uploads() -> None:
     assert m.xorbs_uploaded >= 2  # 75 MB of incompressible data: more than one xorb
     assert m.peak_buffered_bytes <= limit + config.block_size
     assert cas.reconstruct(r.hash) == data
+
+
+async def test_commit_cancellable_until_the_shard_upload_starts() -> None:
+    """``commit_cancellable`` is what the browser's ``finalize({signal})`` asks before it
+    cancels a commit: true while xorbs upload (a cancellation then drops the commit: no shard,
+    nothing registered, session dedup forgets its chunks, the next commit works), false once
+    the shard request is under way."""
+    cas = FakeCas()
+    plain = cas.transport.handler
+    xorb_gate, shard_gate = asyncio.Event(), asyncio.Event()
+    seen: dict[str, bool] = {}
+    s = session(cas)
+
+    async def slow(req):
+        if "xorbs" in req.path and not xorb_gate.is_set():
+            seen["during_xorbs"] = s.commit_cancellable
+            await xorb_gate.wait()
+        if "shards" in req.path:
+            seen["during_shard"] = s.commit_cancellable
+            await shard_gate.wait()
+        return plain(req)
+
+    cas.transport.handler = slow
+    data = rand(MB, 33)
+    assert s.commit_cancellable  # no commit running
+    await s.upload_bytes(data, name="dropped")
+    committing = asyncio.ensure_future(s.commit())
+    while "during_xorbs" not in seen:
+        await asyncio.sleep(0)
+    committing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await committing
+    assert seen["during_xorbs"] is True and "during_shard" not in seen
+    assert cas.shards == [] and s.commit_cancellable
+    xorb_gate.set()
+    # the dropped commit's chunks are not deduplicated against: they are uploaded again
+    r = await s.upload_bytes(data, name="again")
+    committing = asyncio.ensure_future(s.commit())
+    while "during_shard" not in seen:
+        await asyncio.sleep(0)
+    assert not s.commit_cancellable
+    shard_gate.set()
+    commit = await committing
+    assert seen["during_shard"] is False and s.commit_cancellable
+    assert [f.name for f in commit.files] == ["again"] and commit.metrics.new_bytes == len(data)
+    assert cas.reconstruct(r.hash) == data

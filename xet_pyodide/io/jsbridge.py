@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import traceback
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .jsinterop import invoke_callback, to_js_value
@@ -60,12 +60,20 @@ async def envelope(work: Awaitable[Any]) -> Any:
     return to_js_value({"ok": True, "value": value})
 
 
-async def abortable(work: Coroutine[Any, Any, Any], signal: Any) -> Any:
+async def abortable(
+    work: Coroutine[Any, Any, Any],
+    signal: Any,
+    cancellable: Callable[[], bool] | None = None,
+) -> Any:
     """Await ``work``, cancelling it when the JS ``AbortSignal`` ``signal`` fires (``None``:
     not abortable); an aborted call raises :class:`~xet_pyodide.errors.XetAbortedError`
     (the JS glue rejects with ``signal.reason`` then). The work sees an ordinary
     ``asyncio.CancelledError`` and cleans up as on any cancellation (an upload abandons its
-    file, a download closes its fetches)."""
+    file, a download closes its fetches).
+
+    ``cancellable``: asked when the signal fires; if it says no (the work is past its point
+    of no return, e.g. a commit sending its shard), the abort is ignored and the work
+    finishes normally."""
     from ..errors import XetAbortedError
 
     if nullish(signal):
@@ -76,7 +84,12 @@ async def abortable(work: Coroutine[Any, Any, Any], signal: Any) -> Any:
     from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
     task = asyncio.ensure_future(work)
-    listener = create_proxy(lambda _event: task.cancel())
+
+    def on_abort(_event: Any) -> None:
+        if cancellable is None or cancellable():
+            task.cancel()
+
+    listener = create_proxy(on_abort)
     signal.addEventListener("abort", listener)
     try:
         return await task

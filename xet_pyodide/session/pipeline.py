@@ -69,6 +69,12 @@ class UploadPipeline:
         self.files: list[FileUpload] = []
         self._finished: list[FileUpload] = []
         self.committed = False
+        #: Set by :meth:`commit` once nothing but the shard upload is left, before the
+        #: "uploading_shard" phase is announced: from then on, cancelling the commit could
+        #: leave it registered or not (glue that cancels on a user's request lets it finish,
+        #: so a listener seeing that phase already sees the commit as past its point of no
+        #: return).
+        self.sending_shards = False
         self._kernels_ready = False
 
     # ------------------------------------------------------------------ files
@@ -135,6 +141,7 @@ class UploadPipeline:
             shards = build_shards(
                 [file_entry(r) for r in records], [x.shard_entry() for x in self.packer.sealed]
             )
+            self.sending_shards = bool(shards)  # before the phase is announced (see __init__)
             if records:
                 await progress.set_phase("uploading_shard")
             for body in shards:

@@ -92,6 +92,7 @@ class XetSession(DownloadMixin):
         self._global_index = GlobalDedupIndex(clock)
         self._pipeline: UploadPipeline | None = None
         self._committing = False
+        self._commit_pipeline: UploadPipeline | None = None
         self.commits: list[CommitResult] = []
         self._chunk_cache_option = chunk_cache
 
@@ -177,12 +178,24 @@ class XetSession(DownloadMixin):
         pipeline.check_ready()  # refused: the commit stays open (finish or abandon, retry)
         self._pipeline = None
         self._committing = True
+        self._commit_pipeline = pipeline
         try:
             result = await pipeline.commit()
         finally:
             self._committing = False
+            self._commit_pipeline = None
         self.commits.append(result)
         return result
+
+    @property
+    def commit_cancellable(self) -> bool:
+        """Whether cancelling a running :meth:`commit` now has a known outcome: true until its
+        shard upload starts (a cancellation then drops the commit, nothing is registered);
+        false from then on (the shard may reach the server whatever the client does). Glue
+        that cancels commits on a user's request (the browser's ``finalize({signal})``) lets
+        a commit past that point finish instead."""
+        pipeline = self._commit_pipeline
+        return pipeline is None or not pipeline.sending_shards
 
     async def abort(self) -> None:
         """Drop the current commit: background work stops and no shard is sent."""
