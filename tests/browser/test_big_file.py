@@ -33,7 +33,7 @@ RANGES = [
 ]
 
 BIG_JS = """
-async ([count, block, ranges]) => {
+async ([count, ranges]) => {
   const xet = window.demo.xet;
   const m = await import('/xet_pyodide.js');
   const secret = new URLSearchParams(location.search).get('secret');
@@ -100,7 +100,7 @@ def test_upload_and_download_over_4_gib(page: DemoPage, bases: list[bytes]) -> N
     for i in range(COUNT):
         digest.update(i.to_bytes(16, "little"))
         digest.update(memoryview(bases[i % 3])[16:])
-    out = page.evaluate(BIG_JS, [COUNT, BLOCK, RANGES], timeout=900)
+    out = page.evaluate(BIG_JS, [COUNT, RANGES], timeout=900)
     assert out["blobSize"] == SIZE
     assert out["upload"]["fileSize"] == SIZE
     assert out["upload"]["sha256"] == digest.hexdigest()
