@@ -4,7 +4,8 @@
 import type { PyodideInterface } from "./pyodide/pyodide";
 
 /** Raised by every failing call. `name` is the Python error type ("XetAuthError",
- *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetKernelError", ...). */
+ *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetReadError" (a File/Blob
+ *  could not be read, e.g. changed on disk after it was chosen), "XetKernelError", ...). */
 export declare class XetError extends Error {
   constructor(info: { name?: string; message: string; status?: number | null;
                       requestId?: string | null; url?: string | null; pythonTraceback?: string | null });

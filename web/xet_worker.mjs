@@ -32,7 +32,9 @@
 //       {op: "ack", sid, bytes}; a failure is {stream: sid, error}; {op: "abort", sid} stops
 //       it silently.
 //
-// Errors come back as {id, error: "message"}. Only "fetch" touches the network.
+// Errors come back as {id, error: "message", kind}: kind "read" when a Blob could not be read
+// (the caller's input: XetReadError in Python), otherwise absent. Only "fetch" touches the
+// network.
 
 const DATA_KEY = new Uint8Array([
   102, 151, 245, 119, 91, 149, 80, 222, 49, 53, 203, 172, 165, 151, 24, 28,
@@ -121,6 +123,28 @@ let byobUsable = true;
 let byobQueue = Promise.resolve(); // the end of the last BYOB stream's turn in this worker
 const STALLED = new Error("a BYOB read of a Blob stalled");
 
+// A Blob that cannot be read (NotReadableError once a chosen file changed on disk, ...) is
+// the caller's input problem, not ours: such failures go back with kind "read" and become
+// XetReadError in Python (anything else is XetKernelError).
+function readError(err) {
+  const name = err && err.name && err.name !== "Error" ? `${err.name}: ` : "";
+  return Object.assign(new Error(name + errorText(err)), { kind: "read" });
+}
+
+async function readSlice(blob, from, end) {
+  // blob[from, end) as a Uint8Array, or a "read" error (also when it comes out short).
+  let buffer;
+  try {
+    buffer = await blob.slice(from, end).arrayBuffer();
+  } catch (err) {
+    throw readError(err);
+  }
+  if (buffer.byteLength !== end - from) {
+    throw readError(`${end - from} bytes expected, ${buffer.byteLength} read`);
+  }
+  return new Uint8Array(buffer);
+}
+
 async function byobTurn(fn) {
   // Run fn() when no other BYOB stream of this worker is open.
   const previous = byobQueue;
@@ -157,8 +181,9 @@ async function byobRead(reader, view) {
       byobUsable = false;
       console.warn("xet_pyodide worker: a Blob stream read stalled; reading slices from now on");
       reader.cancel().catch(() => {});
+      throw err;
     }
-    throw err;
+    throw readError(err);
   } finally {
     clearTimeout(timer);
   }
@@ -257,10 +282,10 @@ async function sha256Blob({ id, blob, block }) {
     // Slices: without BYOB, or from where a stalled stream stopped (total is a multiple of
     // `step` then).
     for (let pos = total; pos < size && !job.cancelled; pos += step) {
-      consume(new Uint8Array(await blob.slice(pos, Math.min(size, pos + step)).arrayBuffer()));
+      consume(await readSlice(blob, pos, Math.min(size, pos + step)));
     }
     if (job.cancelled) return;
-    if (total !== size) throw new Error("the Blob is shorter than expected");
+    if (total !== size) throw readError(`${size} bytes expected, ${total} read`);
     const digest = shaFinish(state, tail, size);
     postMessage({ id, digest }, [digest.buffer]);
   } finally {
@@ -300,8 +325,7 @@ function init({ module, sab: shared, byobStallMs: stallMs }) {
 }
 
 async function readAndScan({ id, blob, from, start, end, dst, base }) {
-  const bytes = new Uint8Array(await blob.slice(from, end).arrayBuffer());
-  if (bytes.length !== end - from) throw new Error("the Blob is shorter than expected");
+  const bytes = await readSlice(blob, from, end);
   const skip = start - from;
   new Uint8Array(sab, dst, end - start).set(bytes.subarray(skip));
   const [heap, outPtr, count] = gearScan(bytes, bytes.length);
@@ -371,7 +395,7 @@ const HANDLERS = {
 
 const errorText = (err) => String(err && err.message ? err.message : err);
 // A failed task (or init) answers with its id and the error; async handlers' rejections too.
-const failure = (msg, err) => ({ id: msg.id, error: errorText(err) });
+const failure = (msg, err) => ({ id: msg.id, error: errorText(err), kind: err?.kind });
 
 self.onmessage = (event) => {
   const msg = event.data;

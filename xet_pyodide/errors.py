@@ -32,6 +32,12 @@ class XetAbortedError(XetError):
     glue rejects with the signal's ``reason`` instead, as ``fetch`` does."""
 
 
+class XetReadError(XetError):
+    """The data to upload or hash could not be read: a ``File``/``Blob`` read failed (the
+    browser says ``NotReadableError`` when a chosen file was changed, moved or deleted
+    afterwards), or it came out shorter than its size said."""
+
+
 class XetKernelError(XetError):
     """The WebAssembly kernels could not be loaded or reported an internal error."""
 
@@ -83,6 +89,7 @@ class XetResponseError(XetProtocolError, _HttpError):
 
 
 __all__ = [
+    "XetAbortedError",
     "XetAuthError",
     "XetError",
     "XetFormatError",
@@ -91,6 +98,7 @@ __all__ = [
     "XetNotFoundError",
     "XetProtocolError",
     "XetRangeError",
+    "XetReadError",
     "XetResponseError",
     "XetServerError",
 ]

@@ -108,3 +108,70 @@ def test_download_reader_cancel_while_a_read_is_pending(monkeypatch: pytest.Monk
         assert await reader.read() is None
 
     asyncio.run(run())
+
+
+class _JsError:
+    name = "NotReadableError"
+    message = "The requested file could not be read"
+
+
+class _JsException(Exception):
+    """Stands in for Pyodide's ``JsException`` (its ``js_error`` is the JS error)."""
+
+    js_error = _JsError()
+
+
+class _Buffer:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def to_bytes(self) -> bytes:
+        return self.data
+
+
+class _FakeBlob:
+    """``slice(a, b).arrayBuffer()`` over ``data``; reads from ``fail_at`` on reject, and every
+    read returns ``short`` bytes less than asked."""
+
+    def __init__(self, data: bytes, fail_at: int | None = None, short: int = 0) -> None:
+        self.data, self.size, self.fail_at, self.short = data, len(data), fail_at, short
+
+    def slice(self, start: int, end: int) -> Any:
+        blob = self
+
+        class _Slice:
+            async def _read(self) -> _Buffer:
+                if blob.fail_at is not None and end > blob.fail_at:
+                    raise _JsException("NotReadableError")
+                return _Buffer(blob.data[start : end - blob.short])
+
+            def arrayBuffer(self) -> Any:  # the JS name; like a promise, it runs now
+                return asyncio.ensure_future(self._read())
+
+        return _Slice()
+
+
+def test_read_blob_turns_read_failures_into_xet_read_error() -> None:
+    """Blocks in order; a rejected read or a short one is an XetReadError naming the
+    browser's reason, after the blocks read before it."""
+    from xet_pyodide.errors import XetReadError
+    from xet_pyodide.io.blob import read_blob, read_slice
+
+    data = bytes(range(256)) * 40  # 10240 bytes
+
+    async def collect(blob: _FakeBlob) -> list[bytes]:
+        return [block async for block in read_blob(blob, block_size=4096)]
+
+    assert asyncio.run(collect(_FakeBlob(data))) == [data[:4096], data[4096:8192], data[8192:]]
+    got: list[bytes] = []
+
+    async def until_failure() -> None:
+        async for block in read_blob(_FakeBlob(data, fail_at=8192), block_size=4096):
+            got.append(block)
+
+    with pytest.raises(XetReadError, match="NotReadableError: The requested file could not"):
+        asyncio.run(until_failure())
+    assert got == [data[:4096], data[4096:8192]]
+    with pytest.raises(XetReadError, match="4096 bytes expected, 4095 read"):
+        asyncio.run(collect(_FakeBlob(data, short=1)))
+    assert asyncio.run(read_slice(_FakeBlob(data), 10, 20)) == data[10:20]

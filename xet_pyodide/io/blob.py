@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..errors import XetReadError
 from .jsinterop import js_uint8array_copy
 
 MIB = 1 << 20
@@ -34,19 +35,67 @@ def blob_name(blob: Any) -> str | None:
     return str(name) if name else None
 
 
+def blob_read_error(detail: str) -> XetReadError:
+    """The error for a failed ``Blob``/``File`` read (``detail``: the browser's reason)."""
+    return XetReadError(
+        f"cannot read the File/Blob ({detail}); a file that was changed, moved or deleted "
+        "after it was chosen can no longer be read: choose it again"
+    )
+
+
+async def read_slice(blob: Any, start: int, end: int) -> bytes:
+    """``blob[start:end]`` as ``bytes``, or :class:`~xet_pyodide.errors.XetReadError`."""
+    return await _checked(blob.slice(start, end).arrayBuffer(), end - start)
+
+
+async def _checked(read: Any, length: int) -> bytes:
+    try:
+        data = (await read).to_bytes()
+    except Exception as exc:  # a JsException: NotReadableError, NotFoundError, ...
+        raise blob_read_error(_js_error_text(exc)) from None
+    if len(data) != length:
+        raise blob_read_error(f"{length} bytes expected, {len(data)} read")
+    return data
+
+
+def _js_error_text(exc: BaseException) -> str:
+    """``Name: message`` of a JS error seen from Python (``JsException``)."""
+    js_error = getattr(exc, "js_error", None)
+    name = getattr(js_error, "name", None)
+    message = getattr(js_error, "message", None)
+    if name and message is not None:
+        return f"{name}: {message}"
+    return str(exc)
+
+
 async def read_blob(blob: Any, *, block_size: int = BLOB_BLOCK) -> AsyncIterator[bytes]:
     """Yield ``blob`` as Python ``bytes`` of ``block_size`` bytes (the last may be shorter),
-    keeping :data:`READ_AHEAD` ``slice().arrayBuffer()`` reads in flight."""
+    keeping :data:`READ_AHEAD` ``slice().arrayBuffer()`` reads in flight. A failed or short
+    read raises :class:`~xet_pyodide.errors.XetReadError`."""
     if block_size <= 0:
         raise ValueError("block_size must be positive")
     stop = blob_size(blob)
-    pending: deque[Any] = deque()
+    pending: deque[tuple[Any, int]] = deque()
     pos = 0
-    while pos < stop or pending:
-        while pos < stop and len(pending) < READ_AHEAD:
-            pending.append(blob.slice(pos, min(pos + block_size, stop)).arrayBuffer())
-            pos = min(pos + block_size, stop)
-        yield (await pending.popleft()).to_bytes()
+    try:
+        while pos < stop or pending:
+            while pos < stop and len(pending) < READ_AHEAD:
+                end = min(pos + block_size, stop)
+                pending.append((blob.slice(pos, end).arrayBuffer(), end - pos))
+                pos = end
+            yield await _checked(*pending.popleft())
+    finally:
+        for read, _ in pending:  # stopped early: no unhandled rejections from reads ahead
+            _quiet(read)
+
+
+def _quiet(promise: Any) -> None:
+    """Give a JS promise nobody will await a no-op rejection handler (no "Uncaught (in
+    promise)" in the console)."""
+    with contextlib.suppress(Exception):  # ImportError outside Pyodide: nothing to do
+        from pyodide.ffi import create_once_callable  # type: ignore[import-not-found]
+
+        promise.catch(create_once_callable(lambda _error: None))
 
 
 # --------------------------------------------------------------------------- downloads

@@ -34,7 +34,6 @@ and this thread only applies the boundary rules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -45,8 +44,8 @@ from ..core.chunking import scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
 from ..session.hasher import ChunkBatch, ChunkCutter, Cut
-from .blob import blob_size
-from .workers import Slot, WorkerPool
+from .blob import blob_size, read_slice
+from .workers import Slot, WorkerPool, retrieve_exception
 
 #: Blocks smaller than this stay on the calling thread.
 LOCAL_BELOW = 512 * 1024
@@ -153,9 +152,9 @@ class PooledChunkHasher:
                     pos = end
                 if not ahead:  # a short last block: read it here
                     end = min(pos + step, stop)
-                    buffer = await blob.slice(pos, end).arrayBuffer()
+                    data = await read_slice(blob, pos, end)
                     pos = end
-                    yield buffer.to_bytes()
+                    yield data
                     continue
                 prepared = ahead[0]
                 await prepared.scan  # the bytes are in the slot (on failure: finally below)
@@ -210,7 +209,7 @@ class PooledChunkHasher:
         """Start ``job``; its cut waits for the previous job's (stream order)."""
         previous, self._cut_done = self._cut_done, asyncio.get_running_loop().create_future()
         task = asyncio.ensure_future(self._run(job, previous, self._cut_done))
-        task.add_done_callback(_retrieve)
+        task.add_done_callback(retrieve_exception)
         self._jobs.append(task)
 
     async def _collect(self, keep: int) -> list[_Result]:
@@ -284,17 +283,10 @@ def _release_after_scan(pool: WorkerPool, prepared: _Prepared) -> None:
     """Give an unused prepared block's slot back once the workers are done writing to it."""
 
     def release(future: asyncio.Future[list[int]]) -> None:
-        _retrieve(future)
+        retrieve_exception(future)
         pool.release(prepared.slot)
 
     prepared.scan.add_done_callback(release)
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a job's exception as retrieved (an abandoned hasher must not log warnings)."""
-    if not task.cancelled():
-        with contextlib.suppress(BaseException):
-            task.exception()
 
 
 def _batch(results: list[_Result]) -> ChunkBatch:

@@ -31,6 +31,7 @@ from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 from ..core.chunking import GEAR_WINDOW_PREFIX
 from ..errors import XetKernelError
 from ..kernels._wasm import read_wasm_bytes
+from .blob import blob_read_error
 from .jsinterop import to_js_value
 
 MIB = 1 << 20
@@ -203,7 +204,7 @@ class WorkerPool:
             if future is not None and not future.done():
                 error = getattr(data, "error", None)
                 if error:
-                    future.set_exception(XetKernelError(f"hashing worker failed: {error}"))
+                    future.set_exception(_worker_error(data, error))
                 else:
                     future.set_result(data)
             self._idle.append(index)
@@ -298,7 +299,7 @@ class WorkerPool:
             return
         error = getattr(data, "error", None)
         if error:
-            future.set_exception(XetKernelError(f"hashing worker failed: {error}"))
+            future.set_exception(_worker_error(data, error))
         else:
             future.set_result(bytes(data.digest.to_bytes()))
 
@@ -321,7 +322,7 @@ class WorkerPool:
                 "base": slot.data,
             }
             futures.append(self._submit(message))
-        return asyncio.ensure_future(_merge_candidates(futures))
+        return _candidates_task(futures)
 
     def read_scan(
         self, slot: Slot, blob: Any, start: int, length: int, *, whole: bool = False
@@ -351,7 +352,7 @@ class WorkerPool:
                 "base": start,
             }
             futures.append(self._submit(message))
-        return asyncio.ensure_future(_merge_candidates(futures))
+        return _candidates_task(futures)
 
     async def hash(self, slot: Slot, start: int, lengths: list[int]) -> bytes:
         """Chunk hashes (DATA_KEY) of consecutive chunks at ``slot.data + start``."""
@@ -388,6 +389,31 @@ class WorkerPool:
             first, pos, done = last, pos + size, done + size
         await asyncio.gather(*futures)
         return self.read(slot.out, 32 * len(lengths))
+
+
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Done-callback marking a future's exception as retrieved (awaiting it still raises it),
+    for futures that may fail before anyone awaits them, or never be awaited."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _candidates_task(futures: list[asyncio.Future[Any]]) -> asyncio.Task[list[int]]:
+    """:func:`_merge_candidates` as a task. Read-ahead scans may fail (an unreadable Blob)
+    before anyone awaits them, and Pyodide's loop reports a task that fails with no
+    done-callback as an unhandled exception right away, although the caller still awaits it
+    (and gets the error) or drops it: hence :func:`retrieve_exception`."""
+    task = asyncio.ensure_future(_merge_candidates(futures))
+    task.add_done_callback(retrieve_exception)
+    return task
+
+
+def _worker_error(data: Any, error: Any) -> Exception:
+    """A task's failure as the worker reported it: a Blob that could not be read (``kind:
+    "read"``) is the caller's input, anything else the kernels' or the worker's fault."""
+    if getattr(data, "kind", None) == "read":
+        return blob_read_error(str(error))
+    return XetKernelError(f"hashing worker failed: {error}")
 
 
 def _closed_error() -> XetKernelError:
@@ -499,5 +525,6 @@ __all__ = [
     "WorkerPool",
     "default_pool_size",
     "isolation_available",
+    "retrieve_exception",
     "start_pool",
 ]
