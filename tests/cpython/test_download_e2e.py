@@ -72,6 +72,33 @@ def test_range_past_the_end_is_416(corpus: Corpus) -> None:
     assert corpus.server.stats()["statuses"]["reconstruction_v2"].get("416", 0) >= 1
 
 
+@pytest.mark.parametrize(("name", "size"), [("text", 50_000), ("random", 1_000_000)])
+def test_full_download_with_too_small_a_size_is_refused(
+    corpus: Corpus, name: str, size: int
+) -> None:
+    """A size smaller than the file's: the chunks run past it. Without the check a file
+    whose first chunk covers that size (``text``) hashed right and came back cut short."""
+    wrong = {**corpus.files[name], "size": size}
+    corpus.files["wrong"] = wrong
+    try:
+        with pytest.raises(ValueError, match=r"larger than the size given .*pass its real size"):
+            run_async(_download(corpus, "wrong"))
+    finally:
+        del corpus.files["wrong"]
+
+
+def test_full_download_with_too_large_a_size_is_refused(corpus: Corpus) -> None:
+    from xet_pyodide.errors import XetProtocolError
+
+    wrong = {**corpus.files["text"], "size": 70_001}
+    corpus.files["wrong"] = wrong
+    try:
+        with pytest.raises(XetProtocolError, match="70000 bytes, 70001 were requested"):
+            run_async(_download(corpus, "wrong"))
+    finally:
+        del corpus.files["wrong"]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return run_cli("download", *args)
 

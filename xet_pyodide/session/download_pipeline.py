@@ -108,6 +108,7 @@ class RangeDownload(RangeFetcher):
         self._cas = cas
         self._cache = cache
         self._file_hash = file_hash
+        self._size = size
         self._first = first
         self._last = last
         self.full = first == 0 and last == size - 1
@@ -220,11 +221,20 @@ class RangeDownload(RangeFetcher):
 
     async def _verify(self, hashes: list[MerkleHash], sizes: list[int]) -> None:
         await self._progress.set_phase("verifying")
+        if sum(sizes) > self._size:
+            # The chunks run past the size given: a file's last chunk ends exactly at its end,
+            # so the caller's size is too small (the hash alone would pass when a single chunk
+            # covers both, and the output would be silently cut).
+            raise ValueError(
+                f"the file {self._file_hash.hex()[:16]} is larger than the size given "
+                f"({self._size} bytes; its chunks so far hold {sum(sizes)}): pass its real size"
+            )
         actual = file_hash(list(zip(hashes, sizes, strict=True)))
         if actual != self._file_hash:
             await self._drop_cached()
             raise XetIntegrityError(
-                f"downloaded data hashes to {actual.hex()}, expected {self._file_hash.hex()}"
+                f"downloaded data hashes to {actual.hex()}, expected {self._file_hash.hex()} "
+                f"(corrupt data, or {self._size} is not the file's size)"
             )
         self._stats.verified = "file"
 
