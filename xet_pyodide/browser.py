@@ -24,9 +24,11 @@ from .io.blob import (
     DownloadReader,
     blob_name,
     blob_size,
+    describe_js_value,
     download_to_blob,
     open_download_stream,
     read_blob,
+    require_blob,
 )
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
@@ -150,6 +152,7 @@ class BrowserSession:
         )
 
     async def _upload_blob(self, blob: Any, options: Any) -> dict[str, Any]:
+        require_blob(blob, "uploadFile")
         name = option(options, "name") or blob_name(blob)
         sha = sha256_option(option(options, "sha256"))
         pool = self._xet.pool
@@ -178,6 +181,11 @@ class BrowserSession:
             self.router.file_listeners.pop(upload.file_id, None)
 
     async def _upload_bytes(self, data: Any, options: Any) -> dict[str, Any]:
+        if not (hasattr(data, "to_bytes") or isinstance(data, (bytes, bytearray, memoryview))):
+            raise TypeError(
+                "uploadBytes expects a Uint8Array, another typed array or an ArrayBuffer, got "
+                f"{describe_js_value(data)} (a File or Blob goes to uploadFile)"
+            )
         sha = sha256_option(option(options, "sha256"))
         if sha is None:  # WebCrypto on the JS buffer, in parallel with our chunking
             sha = sha256_in_background(data) or COMPUTE
@@ -287,6 +295,7 @@ class BrowserXet:
     async def _hash_blob(self, blob: Any, options: Any) -> dict[str, Any]:
         """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256:
         on the pool's side worker, else here, in the same pass)."""
+        require_blob(blob, "hashFile")
         block_size = int(option(options, "blockSize", BLOB_BLOCK))
         want_sha = option(options, "sha256", False) is True
         sha = None

@@ -237,6 +237,45 @@ def test_errors_are_typed(page: DemoPage) -> None:
     assert error["status"] == 401
 
 
+def test_wrong_arguments_are_named(page: DemoPage) -> None:
+    """Wrong argument types and a relative endpoint fail at once, saying what was expected
+    (not an AttributeError from deep inside, nor an HTTP 405 from the page's own server)."""
+    got = page.evaluate("""async () => {
+      const xet = window.demo.xet;
+      const token = {token: 'x', exp: 4102444800n};
+      const out = {};
+      const attempt = async (key, fn) => {
+        try { await fn(); out[key] = 'resolved'; }
+        catch (err) { out[key] = {isXet: err instanceof Error && err.constructor.name,
+                                  name: err.name, message: err.message}; }
+      };
+      await attempt('relative', () => new xet.XetSession('not a url', token));
+      await attempt('ftp', () => new xet.XetSession('ftp://127.0.0.1/', token));
+      const s = new xet.XetSession(location.origin, token);
+      await attempt('fileString', () => s.uploadFile('model.bin'));
+      await attempt('fileBytes', () => s.uploadFile(new Uint8Array(4)));
+      await attempt('bytesString', () => s.uploadBytes('hello'));
+      await attempt('bytesBlob', () => s.uploadBytes(new Blob(['hello'])));
+      await attempt('hashNumber', () => xet.hashFile(42));
+      await s.close();
+      return out;
+    }""")
+    for key in ("relative", "ftp"):
+        assert got[key]["name"] == "ValueError", got[key]
+        assert "absolute http(s) URL" in got[key]["message"], got[key]
+    expected = {
+        "fileString": "uploadFile expects a File or Blob, got a string",
+        "fileBytes": "uploadFile expects a File or Blob, got Uint8Array",
+        "bytesString": "uploadBytes expects a Uint8Array, another typed array or an "
+        "ArrayBuffer, got a string",
+        "bytesBlob": "uploadBytes expects a Uint8Array, another typed array or an "
+        "ArrayBuffer, got Blob",
+        "hashNumber": "hashFile expects a File or Blob, got a number",
+    }
+    for key, start in expected.items():
+        assert got[key]["name"] == "TypeError" and got[key]["message"].startswith(start), got[key]
+
+
 # Several uploads at once on one session, with the given session blockSize: every file's
 # blocks go through the pool's Blob reader (PooledChunkHasher.read_blob) at the same time.
 CONCURRENT_JS = """

@@ -513,3 +513,15 @@ async def test_commit_cancellable_until_the_shard_upload_starts() -> None:
     assert seen["during_shard"] is False and s.commit_cancellable
     assert [f.name for f in commit.files] == ["again"] and commit.metrics.new_bytes == len(data)
     assert cas.reconstruct(r.hash) == data
+
+
+@pytest.mark.parametrize("endpoint", ["not a url", "/relative", "ftp://cas", "http://", "cas:80"])
+def test_endpoint_must_be_an_absolute_http_url(endpoint: str) -> None:
+    with pytest.raises(ValueError, match=r"absolute http\(s\) URL"):
+        XetSession(endpoint, ("tok", 2**40))
+
+
+def test_endpoint_from_the_token_info_is_checked_too() -> None:
+    assert XetSession("https://cas.example/", ("tok", 2**40)).endpoint == "https://cas.example"
+    with pytest.raises(ValueError, match=r"absolute http\(s\) URL"):
+        XetSession(None, {"token": "tok", "exp": 2**40, "casUrl": "cas.example"})

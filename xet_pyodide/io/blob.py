@@ -24,6 +24,28 @@ BLOB_BLOCK = 16 * MIB
 READ_AHEAD = 2
 
 
+def describe_js_value(value: Any) -> str:
+    """What a value passed from JavaScript is, for error messages ("a string", "Uint8Array")."""
+    if value is None:
+        return "undefined or null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    constructor = getattr(getattr(value, "constructor", None), "name", None)
+    return str(constructor) if constructor else type(value).__name__
+
+
+def require_blob(value: Any, call: str) -> Any:
+    """``value`` if it is a ``File``/``Blob`` (or quacks like one), else a clear TypeError."""
+    if all(hasattr(value, name) for name in ("size", "slice", "arrayBuffer")):
+        return value
+    hint = " (bytes in memory go to uploadBytes)" if call == "uploadFile" else ""
+    raise TypeError(f"{call} expects a File or Blob, got {describe_js_value(value)}{hint}")
+
+
 def blob_size(blob: Any) -> int:
     """Size in bytes of a JS ``Blob``/``File``."""
     return int(blob.size)
@@ -343,8 +365,11 @@ __all__ = [
     "blob_from_memory",
     "blob_name",
     "blob_size",
+    "describe_js_value",
     "download_to_blob",
     "open_download_stream",
     "parse_range",
     "read_blob",
+    "read_slice",
+    "require_blob",
 ]

@@ -36,6 +36,24 @@ from .upload import COMPUTE, FileUpload
 Buffer = bytes | bytearray | memoryview
 
 
+def _check_endpoint(endpoint: Any) -> str:
+    """The CAS endpoint, which must be an absolute http(s) URL: anything else would be taken
+    relative to the page by ``fetch`` and fail later with a confusing HTTP error."""
+    from urllib.parse import urlsplit
+
+    text = str(endpoint).strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"the CAS endpoint must be an absolute http(s) URL such as "
+            f"'https://cas-server.example', got {text!r}"
+        )
+    return text
+
+
 class XetSession(DownloadMixin):
     """Upload files to a Xet CAS server, exactly as hf_xet does, and download them.
 
@@ -74,6 +92,7 @@ class XetSession(DownloadMixin):
         endpoint = endpoint or (info.cas_url if info is not None else None)
         if not endpoint:
             raise ValueError("a CAS endpoint is required (or a token_info carrying casUrl)")
+        endpoint = _check_endpoint(endpoint)
         self.config = config or SessionConfig()
         self.transport = transport or default_transport()
         self.tokens = TokenSource(info, token_refresher, clock=clock)
