@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args._run(args)
-    except (XetError, OSError) as error:
+    except (XetError, OSError, ValueError) as error:  # ValueError: a bad size, URL, ...
         sys.stderr.write(f"xet-pyodide {args.command}: error: {_describe(error)}\n")
         return 1
     except KeyboardInterrupt:

@@ -141,3 +141,13 @@ def test_cli_download(corpus: Corpus, tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.xet-part").exists()
     bad = cli("--endpoint", server.url, "--token", token, f["hash"], "5", "o", "--range", "9-1")
     assert bad.returncode == 2
+    # A wrong size or endpoint: one line too, and nothing written
+    for args in (
+        ["--endpoint", server.url, "--token", token, f["hash"], "1000000"],
+        ["--endpoint", "127.0.0.1:8080", "--token", token, f["hash"], str(f["size"])],
+    ):
+        refused = cli(*args, str(tmp_path / "y"))
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+        assert "pass its real size" in lines[0] or "absolute http(s) URL" in lines[0], lines
+        assert not (tmp_path / "y").exists() and not (tmp_path / "y.xet-part").exists()
