@@ -256,6 +256,13 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
   const core = await browser.start(workerUrl, workers ?? undefined, sha256Worker ?? undefined);
   browser.destroy();
   const state = core.info();
+  let closed = false;
+  const live = () => {
+    if (closed) {
+      throw new XetError({ name: "XetError", message: "this xet_pyodide instance is closed (close() was called): load a new one with loadXet()" });
+    }
+    return core;
+  };
 
   class XetSession extends SessionBase {
     /**
@@ -265,7 +272,7 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
      * @param {{onProgress?: Function, blockSize?: number}} [options]
      */
     constructor(casEndpoint, tokenInfo, tokenRefresher, options) {
-      super(core, casEndpoint, tokenInfo, tokenRefresher, options);
+      super(live(), casEndpoint, tokenInfo, tokenRefresher, options);
     }
   }
 
@@ -278,10 +285,13 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
     wheel: info.wheel,
     /** Xet file hash of a File/Blob without uploading: {fileHash, fileSize, sha256, chunks}. */
     async hashFile(fileOrBlob, options = {}) {
-      return unwrapAbortable(await core.hash_file(fileOrBlob, pyOptions(options)), options);
+      return unwrapAbortable(await live().hash_file(fileOrBlob, pyOptions(options)), options);
     },
-    /** Stop the workers (sessions created from this instance stop working). */
+    /** Stop the workers. Sessions created from this instance then reject their uploads with
+     *  XetKernelError; new sessions and hashFile() throw. Calling it again does nothing. */
     close() {
+      if (closed) return;
+      closed = true;
       core.close();
       core.destroy();
     },

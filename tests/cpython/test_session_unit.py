@@ -525,3 +525,50 @@ def test_endpoint_from_the_token_info_is_checked_too() -> None:
     assert XetSession("https://cas.example/", ("tok", 2**40)).endpoint == "https://cas.example"
     with pytest.raises(ValueError, match=r"absolute http\(s\) URL"):
         XetSession(None, {"token": "tok", "exp": 2**40, "casUrl": "cas.example"})
+
+
+async def test_upload_after_its_session_was_aborted_says_so() -> None:
+    """``abort()`` (or ``aclose()``) while a file is being written: the next write and
+    ``finish()`` raise XetAbortedError naming the file; the session's next upload works."""
+    from xet_pyodide.errors import XetAbortedError
+
+    cas = FakeCas()
+    s = session(cas)
+    up = s.start_upload("weights.bin")
+    await up.write(rand(MB, 41))
+    await s.abort()
+    with pytest.raises(XetAbortedError, match=r"'weights\.bin' was stopped: its session"):
+        await up.write(rand(MB, 42))
+    with pytest.raises(XetAbortedError, match="its session was closed or its commit aborted"):
+        await up.finish()
+    ok = await s.upload_bytes(rand(MB, 43), name="next")
+    commit = await s.commit()
+    assert [f.name for f in commit.files] == ["next"]
+    assert cas.reconstruct(ok.hash) == rand(MB, 43)
+
+
+async def test_cancel_requested_before_the_shard_is_delivered_before_it() -> None:
+    """A cancellation requested from a progress callback while the commit runs (what an
+    AbortSignal listener does) before the point of no return must stop the commit before its
+    shard is sent, even when nothing in between suspends (no xorb left to upload: all
+    chunks deduplicated against the first commit)."""
+    cas = FakeCas()
+    commit_task: asyncio.Task | None = None
+    requested: list[bool] = []
+
+    def on_progress(event: dict) -> None:
+        if event["phase"] == "uploading_xorbs" and commit_task is not None and not requested:
+            requested.append(s.commit_cancellable)
+            commit_task.cancel()
+
+    s = session(cas, progress=on_progress)
+    data = rand(MB, 51)
+    await s.upload_bytes(data, name="first")
+    await s.commit()
+    shards = len(cas.shards)
+    await s.upload_bytes(data, name="again")  # fully deduplicated: no new xorb
+    commit_task = asyncio.ensure_future(s.commit())
+    with pytest.raises(asyncio.CancelledError):
+        await commit_task
+    assert requested == [True]
+    assert len(cas.shards) == shards  # the second shard was never sent

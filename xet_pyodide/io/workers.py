@@ -169,6 +169,8 @@ class WorkerPool:
     # ------------------------------------------------------------------ slots and memory
 
     async def acquire(self) -> Slot:
+        if self._closed:
+            raise _closed_error()
         return await self._free.get()
 
     def try_acquire(self) -> Slot | None:
@@ -214,6 +216,9 @@ class WorkerPool:
 
     def _submit(self, message: dict[str, Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed:  # its workers are gone: nothing would ever answer
+            future.set_exception(_closed_error())
+            return future
         message["id"] = next(self._ids)
         self._queue.append((message, future))
         self._pump()
@@ -417,7 +422,9 @@ def _worker_error(data: Any, error: Any) -> Exception:
 
 
 def _closed_error() -> XetKernelError:
-    return XetKernelError("the worker pool was closed")
+    return XetKernelError(
+        "the worker pool was closed (xet.close()): load a new instance with loadXet()"
+    )
 
 
 class _Failure:

@@ -11,10 +11,12 @@ the shard(s) → upload them. If any xorb failed, no shard is sent.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import XetAbortedError
 from ..io.cas import CasClient
 from ..kernels import load_kernels
 from .budget import ByteBudget
@@ -75,6 +77,8 @@ class UploadPipeline:
         #: so a listener seeing that phase already sees the commit as past its point of no
         #: return).
         self.sending_shards = False
+        #: Set by :meth:`abort` (the session's ``abort()`` or ``aclose()``).
+        self.aborted = False
         self._kernels_ready = False
 
     # ------------------------------------------------------------------ files
@@ -100,6 +104,18 @@ class UploadPipeline:
         """Raise the first xorb upload error, if any (stop feeding a failing commit)."""
         if self.uploader.error is not None:
             raise self.uploader.error
+
+    def check_open(self, name: str | None) -> None:
+        """Refuse more data for a file once this commit is over: aborted (the session's
+        ``abort()`` or ``aclose()`` during the upload) or committed."""
+        if self.committed:
+            label = repr(name) if name else "this file"
+            why = (
+                "its session was closed or its commit aborted"
+                if self.aborted
+                else "its commit is over"
+            )
+            raise XetAbortedError(f"the upload of {label} was stopped: {why}")
 
     async def reserve(self, n: int) -> None:
         """Account ``n`` more buffered bytes, waiting for uploads to free room when needed."""
@@ -141,6 +157,10 @@ class UploadPipeline:
             shards = build_shards(
                 [file_entry(r) for r in records], [x.shard_entry() for x in self.packer.sealed]
             )
+            # A cancellation requested while this task ran (an abort listener called from a
+            # progress event) is only delivered at a suspension point: take one now, so that it
+            # cannot land after the point of no return below.
+            await asyncio.sleep(0)
             self.sending_shards = bool(shards)  # before the phase is announced (see __init__)
             if records:
                 await progress.set_phase("uploading_shard")
@@ -176,6 +196,7 @@ class UploadPipeline:
     async def abort(self) -> None:
         """Stop background work (queries, uploads) without sending a shard."""
         self.committed = True
+        self.aborted = True
         await self.queries.aclose()
         await self.uploader.aclose()
         self._settle_drafts(False)

@@ -128,6 +128,7 @@ class FileUpload:
             if self.result is not None:
                 return self.result
             self._check_not_abandoned()
+            self._pipeline.check_open(self.name)
             await self._pipeline.ensure_kernels()
             self._pipeline.check_failed()
             await self._flush_staging()
@@ -176,8 +177,7 @@ class FileUpload:
 
     async def _write_piece(self, piece: memoryview) -> None:
         pipeline = self._pipeline
-        if pipeline.committed:
-            raise RuntimeError(f"the commit of {self.name!r} is over")
+        pipeline.check_open(self.name)
         pipeline.check_failed()
         await pipeline.reserve(len(piece))
         self._sha.update(piece)
