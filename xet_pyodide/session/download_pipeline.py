@@ -221,13 +221,14 @@ class RangeDownload(RangeFetcher):
 
     async def _verify(self, hashes: list[MerkleHash], sizes: list[int]) -> None:
         await self._progress.set_phase("verifying")
-        if sum(sizes) > self._size:
+        total = sum(sizes)
+        if total > self._size:
             # The chunks run past the size given: a file's last chunk ends exactly at its end,
             # so the caller's size is too small (the hash alone would pass when a single chunk
             # covers both, and the output would be silently cut).
             raise ValueError(
                 f"the file {self._file_hash.hex()[:16]} is larger than the size given "
-                f"({self._size} bytes; its chunks so far hold {sum(sizes)}): pass its real size"
+                f"({self._size} bytes; its chunks so far hold {total}): pass its real size"
             )
         actual = file_hash(list(zip(hashes, sizes, strict=True)))
         if actual != self._file_hash:

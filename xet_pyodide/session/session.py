@@ -110,8 +110,7 @@ class XetSession(DownloadMixin):
         self._session_index: dict[bytes, Location] = {}
         self._global_index = GlobalDedupIndex(clock)
         self._pipeline: UploadPipeline | None = None
-        self._committing = False
-        self._commit_pipeline: UploadPipeline | None = None
+        self._commit_pipeline: UploadPipeline | None = None  # the commit running, if any
         self.commits: list[CommitResult] = []
         self._chunk_cache_option = chunk_cache
 
@@ -120,7 +119,7 @@ class XetSession(DownloadMixin):
         return self.cas.endpoint
 
     def _current(self) -> UploadPipeline:
-        if self._committing:
+        if self._commit_pipeline is not None:
             # Its xorbs are not registered yet: a new upload must not deduplicate against them.
             raise RuntimeError("a commit is in progress; start new uploads after it returns")
         if self._pipeline is None:
@@ -196,12 +195,10 @@ class XetSession(DownloadMixin):
         pipeline = self._current()
         pipeline.check_ready()  # refused: the commit stays open (finish or abandon, retry)
         self._pipeline = None
-        self._committing = True
         self._commit_pipeline = pipeline
         try:
             result = await pipeline.commit()
         finally:
-            self._committing = False
             self._commit_pipeline = None
         self.commits.append(result)
         return result
