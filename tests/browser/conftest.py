@@ -39,6 +39,22 @@ def float_like(n: int, seed: int) -> bytes:
 
 
 FIXTURE_JS = """
+// Page-side helpers for the tests' scripts.
+// A session of the demo page's xet_pyodide instance with a write token for models/<repo>
+// from the CAS server's token endpoint (dev secret from the page URL), refreshed through it.
+window.writeSession = async (repo, options) => {
+  const m = await import('/xet_pyodide.js');
+  const secret = new URLSearchParams(location.search).get('secret');
+  const url = `${location.origin}/api/models/${repo}/xet-write-token/main`;
+  const headers = {Authorization: 'Bearer ' + secret};
+  return new window.demo.xet.XetSession(location.origin, await m.fetchToken(url, headers),
+                                        new m.TokenEndpointRefresher(url, headers), options);
+};
+// SHA-256 of an ArrayBuffer (or view), lowercase hex.
+window.sha256Hex = async (buf) => Array.from(
+  new Uint8Array(await crypto.subtle.digest('SHA-256', buf)),
+  (b) => b.toString(16).padStart(2, '0')).join('');
+// The test fixture `name` (served from /_fixtures/) as a Blob, fetched once per page.
 window.fixture = (name) => {
   const cache = (window.__fixtures ??= new Map());
   if (!cache.has(name)) cache.set(name, fetch('/_fixtures/' + name).then((r) => {

@@ -22,15 +22,9 @@ pytestmark = pytest.mark.skipif(
 
 ABORT_JS = """
 async () => {
-  const m = await import('/xet_pyodide.js');
   const xet = window.demo.xet;
-  const secret = new URLSearchParams(location.search).get('secret');
-  const url = `${location.origin}/api/models/test/abort/xet-write-token/main`;
-  const headers = {Authorization: 'Bearer ' + secret};
-  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
-                               new m.TokenEndpointRefresher(url, headers));
-  const hex = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
-      .map((b) => b.toString(16).padStart(2, '0')).join('');
+  const s = await window.writeSession('test/abort');
+  const hex = window.sha256Hex;
   const failure = (err) => ({name: err.name, message: err.message,
                              isDomException: err instanceof DOMException});
   const big = await window.fixture('big.bin');

@@ -34,15 +34,8 @@ RANGES = [
 
 BIG_JS = """
 async ([count, ranges]) => {
-  const xet = window.demo.xet;
-  const m = await import('/xet_pyodide.js');
-  const secret = new URLSearchParams(location.search).get('secret');
-  const url = `${location.origin}/api/models/test/big/xet-write-token/main`;
-  const headers = {Authorization: 'Bearer ' + secret};
-  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
-                               new m.TokenEndpointRefresher(url, headers));
-  const hex = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buf)))
-      .map((b) => b.toString(16).padStart(2, '0')).join('');
+  const s = await window.writeSession('test/big');
+  const hex = window.sha256Hex;
   const bases = await Promise.all([0, 1, 2].map((i) => window.fixture(`base${i}.bin`)));
   const parts = [];
   for (let i = 0; i < count; i++) {

@@ -280,13 +280,7 @@ def test_wrong_arguments_are_named(page: DemoPage) -> None:
 # blocks go through the pool's Blob reader (PooledChunkHasher.read_blob) at the same time.
 CONCURRENT_JS = """
 async ({names, blockSize, repo}) => {
-  const m = await import('/xet_pyodide.js');
-  const xet = window.demo.xet;
-  const secret = new URLSearchParams(location.search).get('secret');
-  const url = `${location.origin}/api/models/${repo}/xet-write-token/main`;
-  const headers = {Authorization: 'Bearer ' + secret};
-  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
-                               new m.TokenEndpointRefresher(url, headers), {blockSize});
+  const s = await window.writeSession(repo, {blockSize});
   const blobs = await Promise.all(names.map((n) => window.fixture(n)));
   const files = await Promise.all(blobs.map((b, i) => s.uploadFile(b, {name: names[i]})));
   await s.finalize();

@@ -26,13 +26,8 @@ pytestmark = pytest.mark.skipif(
 
 READ_JS = """
 async () => {
-  const m = await import('/xet_pyodide.js');
   const xet = window.demo.xet;
-  const secret = new URLSearchParams(location.search).get('secret');
-  const url = `${location.origin}/api/models/test/read/xet-write-token/main`;
-  const headers = {Authorization: 'Bearer ' + secret};
-  const s = new xet.XetSession(location.origin, await m.fetchToken(url, headers),
-                               new m.TokenEndpointRefresher(url, headers));
+  const s = await window.writeSession('test/read');
   const file = document.getElementById('files').files[0];
   const failure = (err) => ({name: err.name, message: err.message});
   const out = {size: file.size};
