@@ -92,9 +92,11 @@ def ensure_wheel_fresh() -> Path:
             ]
             sources.append(REPO / "scripts" / "build_kernels.sh")
             if wheel is None or any(p.exists() and p.stat().st_mtime > built for p in sources):
+                # the build's progress goes to stderr: stdout may be a bench's --json output
                 subprocess.run(
                     ["bash", str(REPO / "build_wheel.sh")],
                     check=True,
+                    stdout=2,
                     env={**os.environ, "PYTHON": sys.executable},
                 )
             _build_checked = True
