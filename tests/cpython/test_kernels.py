@@ -267,13 +267,32 @@ def test_blake3_many_mixed_lengths(wasm, seed):
     assert out == expect
 
 
-def test_blake3_many_split_into_pieces(wasm, monkeypatch):
+def test_blake3_many_split_into_batches(wasm, monkeypatch):
     from xet_pyodide.kernels import _wasm
 
-    monkeypatch.setattr(_wasm, "PIECE", 100_000)
+    monkeypatch.setattr(_wasm, "B3_BATCH_BYTES", 100_000)
     rnd = random.Random(3)
     key = rnd.randbytes(32)
     lengths = [65536, 70_000, 0, 150_000, 10, 65536, 65536, 65536, 1]
+    data = rnd.randbytes(sum(lengths))
+    out = wasm.blake3_keyed_many(data, lengths, key)
+    pos, expect = 0, b""
+    for n in lengths:
+        expect += native_b3(data[pos : pos + n], key)
+        pos += n
+    assert out == expect
+
+
+def test_blake3_many_sub_pieces(wasm, monkeypatch):
+    """Batches go in as sub-pieces of whole messages: boundaries right at, before and after
+    SUB_PIECE, empty messages on a boundary, one message bigger than a sub-piece."""
+    from xet_pyodide.kernels import _wasm
+
+    monkeypatch.setattr(_wasm, "SUB_PIECE", 10_000)
+    monkeypatch.setattr(_wasm, "B3_BATCH_MESSAGES", 5)
+    rnd = random.Random(5)
+    key = rnd.randbytes(32)
+    lengths = [10_000, 0, 9_999, 1, 0, 0, 10_001, 3, 25_000, 5_000, 5_000, 0]
     data = rnd.randbytes(sum(lengths))
     out = wasm.blake3_keyed_many(data, lengths, key)
     pos, expect = 0, b""

@@ -7,6 +7,10 @@ after ``xk_reserve`` (the only thing that grows memory, which detaches the previ
 ``ArrayBuffer``). Measured in Pyodide/Node: ~6 µs per copy call plus the copy itself, about half
 the cost of building a fresh view every time; caching the bound method halves what is left.
 
+:meth:`JsInstance.copy_and_call` runs its copy-then-call loop in JavaScript, reading the Python
+buffers in place (``PyProxy.getBuffer``: views of Pyodide's memory): one Python→JS crossing per
+batch instead of three per record.
+
 Chromium refuses *synchronous* ``WebAssembly.Module`` compilation of non-trivial modules on the
 main thread; :func:`load_sync` then raises :class:`~xet_pyodide.errors.XetKernelError` telling the
 caller to ``await xet_pyodide.kernels.load_kernels()``, which uses :func:`load_async`
@@ -15,16 +19,39 @@ caller to ``await xet_pyodide.kernels.load_kernels()``, which uses :func:`load_a
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import Any
 
 import js  # type: ignore[import-not-found]
+from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import XetKernelError
 from ..io.jsinterop import js_uint8array_copy
 from ._wasm import WasmKernels, read_wasm_bytes
 from .api import Buffer
+
+# (exports, export name, src buffer proxy, dst, steps buffer proxy, nargs): see copy_and_call.
+_COPY_AND_CALL_JS = """
+(exports, name, srcProxy, dst, stepsProxy, nargs) => {
+  const f = exports[name];
+  const src = srcProxy.getBuffer("u8");
+  let steps;
+  try {
+    steps = stepsProxy.getBuffer("i32");
+    const s = src.data, p = steps.data, width = 2 + nargs;
+    const heap = new Uint8Array(exports.memory.buffer);
+    for (let i = 0; i < p.length; i += width) {
+      heap.set(s.subarray(p[i], p[i] + p[i + 1]), dst);
+      f(...p.subarray(i + 2, i + width));
+    }
+  } finally {
+    src.release();
+    if (steps) steps.release();
+  }
+}
+"""
 
 
 class JsInstance:
@@ -39,6 +66,7 @@ class JsInstance:
         # The bound method, fetched once: looking ``subarray`` up on the proxy costs about as
         # much as calling it (Chromium: 3.1 µs per call uncached, 1.5 µs cached).
         self._subarray = self._heap.subarray
+        self._copy_and_call = run_js(_COPY_AND_CALL_JS)
 
     def func(self, name: str) -> Callable[..., int]:
         f = getattr(self._exports, name)
@@ -65,6 +93,10 @@ class JsInstance:
 
     def memory_size(self) -> int:
         return int(self._memory.buffer.byteLength)
+
+    def copy_and_call(self, name: str, src: memoryview, dst: int, steps: array, nargs: int) -> None:
+        # src and steps reach JavaScript as PyProxies that live for this call only
+        self._copy_and_call(self._exports, name, src, dst, steps, nargs)
 
     def refresh(self) -> None:
         if self._heap.byteLength != self._memory.buffer.byteLength:

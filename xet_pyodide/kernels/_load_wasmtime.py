@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ class WasmtimeInstance:
         self._memory = memory
         self._view = memoryview(b"")
         self._addr = 0
+        self._calls: dict[str, Callable[..., int]] = {}
 
     def func(self, name: str) -> Callable[..., int]:
         f: Any = self._exports[name]
@@ -81,6 +83,16 @@ class WasmtimeInstance:
 
     def memory_size(self) -> int:
         return self._memory.data_len(self._store)
+
+    def copy_and_call(self, name: str, src: memoryview, dst: int, steps: array, nargs: int) -> None:
+        f = self._calls.get(name)
+        if f is None:
+            f = self._calls[name] = self.func(name)
+        width = 2 + nargs
+        for i in range(0, len(steps), width):
+            offset, length = steps[i], steps[i + 1]
+            self._mem()[dst : dst + length] = src[offset : offset + length]
+            f(*steps[i + 2 : i + width])
 
 
 def _unchecked_caller(store: wasmtime.Store, f: wasmtime.Func) -> Callable[..., int] | None:
