@@ -365,8 +365,11 @@ def test_crc64_streaming_and_pieces(wasm, ref, monkeypatch):
     assert wasm.crc64_nvme(data) == whole
     for cut in [0, 1, 15, 16, 17, 150_001, 300_000]:
         assert wasm.crc64_nvme(data[cut:], wasm.crc64_nvme(data[:cut])) == whole
-    monkeypatch.setattr(_wasm, "PIECE", 7_777)
+    monkeypatch.setattr(_wasm, "SUB_PIECE", 7_777)
     assert wasm.crc64_nvme(data) == whole
+    monkeypatch.setattr(_wasm, "COPY_BATCH_BYTES", 50_000)
+    assert wasm.crc64_nvme(data) == whole
+    assert wasm.crc64_nvme(data[:49_999], 12345) == ref.crc64_nvme(data[:49_999], 12345)
 
 
 @pytest.mark.parametrize("n", EDGE_SIZES)

@@ -8,8 +8,8 @@ out" and "call export". The adapters live in ``_load_wasmtime.py`` (CPython) and
 Every call follows the same pattern: ``xk_reserve(n)`` makes sure the module's scratch arena
 holds ``n`` bytes and returns its base; we lay out inputs and outputs at fixed offsets from that
 base, copy the inputs in, call the kernel, copy the outputs out. The arena is reused by the next
-call, so memory only grows to the largest single call. Big inputs of the streaming kernels (gear
-scan, CRC) are cut into pieces of about :data:`PIECE` bytes, and BLAKE3 batches go in as
+call, so memory only grows to the largest single call. Big inputs of the gear scan are cut
+into pieces of about :data:`PIECE` bytes, and BLAKE3 batches and CRC inputs go in as
 sub-pieces of about :data:`SUB_PIECE` bytes, so that the arena stays small even for 64 MiB
 xorbs. The C ABI is documented in ``docs/kernels.md``.
 """
@@ -44,6 +44,8 @@ SUB_PIECE = 256 << 10
 #: (8 MiB batches were 3-5 % slower than one 64 MiB batch).
 B3_BATCH_MESSAGES = 8192
 B3_BATCH_BYTES = 1 << 30
+#: One copy_and_call covers at most this many bytes of its source (offsets are i32).
+COPY_BATCH_BYTES = 1 << 30
 WASM_FILE = "xet_kernels.wasm"
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -163,7 +165,6 @@ class WasmKernels:
         self._lz4_d = f("xk_lz4_decompress")
         self._bg4_s = f("xk_bg4_split")
         self._bg4_r = f("xk_bg4_regroup")
-        self._crc = f("xk_crc64_nvme")
         self._xxh = f("xk_xxh32")
         self._sha = f("xk_sha256_blocks")
         self._records = f("xk_decode_records")
@@ -486,16 +487,21 @@ class WasmKernels:
     # ------------------------------------------------------------------ checksums
 
     def crc64_nvme(self, data: Buffer, crc: int = 0) -> int:
+        # Like BLAKE3: copied in SUB_PIECE steps, each checksummed right after its copy; the
+        # CRC so far stays in the module (base) between steps.
         mv = _bytes_view(data)
         inst = self._inst
         with self._lock:
-            for start in range(0, max(len(mv), 1), PIECE):
-                piece = mv[start : start + PIECE]
-                base = self._reserve(16 + len(piece))
-                inst.write(base, struct.pack("<Q", crc & _U64))
-                inst.write(base + 16, piece)
-                self._crc(base + 16, len(piece), base)
-                (crc,) = struct.unpack("<Q", inst.read(base, 8))
+            base = self._reserve(16 + min(len(mv), SUB_PIECE))
+            inst.write(base, struct.pack("<Q", crc & _U64))
+            for start in range(0, len(mv), COPY_BATCH_BYTES):
+                batch = mv[start : start + COPY_BATCH_BYTES]
+                steps = array("i")
+                for offset in range(0, len(batch), SUB_PIECE):
+                    length = min(SUB_PIECE, len(batch) - offset)
+                    steps.extend((offset, length, base + 16, length, base))
+                inst.copy_and_call("xk_crc64_nvme", batch, base + 16, steps, 3)
+            (crc,) = struct.unpack("<Q", inst.read(base, 8))
         return crc
 
     def sha256_blocks(self, state: bytes, data: Buffer) -> bytes:
