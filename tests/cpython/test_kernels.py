@@ -270,7 +270,7 @@ def test_blake3_many_mixed_lengths(wasm, seed):
 def test_blake3_many_split_into_batches(wasm, monkeypatch):
     from xet_pyodide.kernels import _wasm
 
-    monkeypatch.setattr(_wasm, "B3_BATCH_BYTES", 100_000)
+    monkeypatch.setattr(_wasm, "COPY_BATCH_BYTES", 100_000)
     rnd = random.Random(3)
     key = rnd.randbytes(32)
     lengths = [65536, 70_000, 0, 150_000, 10, 65536, 65536, 65536, 1]

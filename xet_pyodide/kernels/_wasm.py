@@ -32,20 +32,19 @@ from .api import Buffer, RecordBatch
 ABI_VERSION = 1
 #: Largest piece of a streamable input copied into the module in one go.
 PIECE = 8 << 20
-#: BLAKE3 batches go into the module in sub-pieces of about this many bytes (whole messages),
-#: each hashed right after it is copied: the copy then lands in the CPU's L2 cache and the hash
-#: reads it from there. Chromium, 64 MiB of 64 KiB messages through blake3_keyed_many: 8 MiB
-#: copies 2.03-2.24 GB/s, 1 MiB 2.35-2.38, 256 KiB 2.41-2.43 — as fast as hashing data
-#: already in the module's memory (2.25-2.53 in the same runs).
+#: BLAKE3 batches (whole messages) and CRC inputs go into the module in sub-pieces of about
+#: this many bytes, each hashed right after it is copied: the copy then lands in the CPU's L2
+#: cache and the hash reads it from there. Chromium, 64 MiB of 64 KiB messages through
+#: blake3_keyed_many: 8 MiB copies 2.03-2.24 GB/s, 1 MiB 2.35-2.38, 256 KiB 2.41-2.43 — as
+#: fast as hashing data already in the module's memory (2.25-2.53 in the same runs).
 SUB_PIECE = 256 << 10
-#: A blake3_keyed_many batch (one arena layout: lengths and digests of its messages, one
-#: sub-piece of data) holds at most this many messages and bytes; the byte limit keeps the
-#: offsets of its sub-pieces within i32. Fewer, bigger batches: each costs ~0.15 ms in Pyodide
-#: (8 MiB batches were 3-5 % slower than one 64 MiB batch).
-B3_BATCH_MESSAGES = 8192
-B3_BATCH_BYTES = 1 << 30
 #: One copy_and_call covers at most this many bytes of its source (offsets are i32).
 COPY_BATCH_BYTES = 1 << 30
+#: A blake3_keyed_many batch (one arena layout: lengths and digests of its messages, one
+#: sub-piece of data) holds at most this many messages (and COPY_BATCH_BYTES bytes). Fewer,
+#: bigger batches: each costs ~0.15 ms in Pyodide (8 MiB batches were 3-5 % slower than one
+#: 64 MiB batch).
+B3_BATCH_MESSAGES = 8192
 WASM_FILE = "xet_kernels.wasm"
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -285,7 +284,7 @@ class WasmKernels:
                 # batch, not per message.
                 last = min(
                     first + B3_BATCH_MESSAGES,
-                    bisect_right(ends, pos + B3_BATCH_BYTES, first),
+                    bisect_right(ends, pos + COPY_BATCH_BYTES, first),
                 )
                 last = max(first + 1, last)
                 end = ends[last - 1]
