@@ -26,16 +26,17 @@ enum { CHUNK_START = 1, CHUNK_END = 2, PARENT = 4, ROOT = 8, KEYED_HASH = 16 };
 static const u32 IV[8] = {0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
                           0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19};
 
-/* Message word order of each of the 7 rounds (the permutation applied r times). */
-static const u8 MS[7][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8},
-    {3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1},
-    {10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6},
-    {12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4},
-    {9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7},
-    {11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13},
-};
+/* Message word order of each of the 7 rounds (the permutation applied r times). Written
+ * once as macros: MS below, and MSP (the same order as addresses) for the SIMD path. */
+#define ROUND0 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+#define ROUND1 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8
+#define ROUND2 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1
+#define ROUND3 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6
+#define ROUND4 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4
+#define ROUND5 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7
+#define ROUND6 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13
+static const u8 MS[7][16] = {{ROUND0}, {ROUND1}, {ROUND2}, {ROUND3},
+                             {ROUND4}, {ROUND5}, {ROUND6}};
 
 /* ----------------------------------------------------------------------------- scalar */
 
@@ -225,17 +226,14 @@ __attribute__((noinline)) static void compress4(V h[8], const V m[16], V ctr_lo,
  * MBUF is module state, like the arena: every instance has its own memory and the kernels
  * are not reentrant. */
 static V MBUF[32];
-static const V *const MSP[7][16] = {
-#define P16(a,b,c,d,e,f,g,h,i,j,k,l,m_,n,o,p) {MBUF+a,MBUF+b,MBUF+c,MBUF+d,MBUF+e,MBUF+f,MBUF+g,MBUF+h,MBUF+i,MBUF+j,MBUF+k,MBUF+l,MBUF+m_,MBUF+n,MBUF+o,MBUF+p}
-    P16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-    P16(2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8),
-    P16(3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1),
-    P16(10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6),
-    P16(12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4),
-    P16(9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7),
-    P16(11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13),
+#define P16_(a, b, c, d, e, f, g, h, i, j, k, l, m_, n, o, p)                                  \
+    {MBUF + a, MBUF + b, MBUF + c,  MBUF + d, MBUF + e, MBUF + f, MBUF + g, MBUF + h,          \
+     MBUF + i, MBUF + j, MBUF + k,  MBUF + l, MBUF + m_, MBUF + n, MBUF + o, MBUF + p}
+#define P16(...) P16_(__VA_ARGS__)
+static const V *const MSP[7][16] = {P16(ROUND0), P16(ROUND1), P16(ROUND2), P16(ROUND3),
+                                    P16(ROUND4), P16(ROUND5), P16(ROUND6)};
 #undef P16
-};
+#undef P16_
 #define MSGP(p) (*(volatile const V *)(p))
 
 XK_INLINE void compress8(V h[16], const V ctr[4], u32 flags) {
