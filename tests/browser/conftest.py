@@ -20,10 +20,16 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.plugins.cas_server import CasServer
-from tests.plugins.runtimes import REPO, BrowserThread, ensure_wheel_fresh
+from tests.plugins.runtimes import REPO, BrowserThread, ensure_wheel_fresh, selected_runtimes
 
 WEB = REPO / "web"
 MIB = 1 << 20
+
+#: Module mark of the browser tests that need Chromium: skipped when XET_TEST_RUNTIMES
+#: leaves the browser out.
+requires_browser = pytest.mark.skipif(
+    "browser" not in selected_runtimes(), reason="runtime browser deselected by XET_TEST_RUNTIMES"
+)
 
 
 def random_bytes(n: int, seed: int) -> bytes:

@@ -12,16 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import MIB, DemoPage, random_bytes
-from tests.plugins.runtimes import selected_runtimes
+from tests.browser.conftest import MIB, DemoPage, random_bytes, requires_browser
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        "browser" not in selected_runtimes(),
-        reason="runtime browser deselected by XET_TEST_RUNTIMES",
-    ),
-]
+pytestmark = [pytest.mark.slow, requires_browser]
 
 BLOCK = 8 * MIB
 COUNT = 610  # 5_117_050_880 bytes

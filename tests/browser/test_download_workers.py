@@ -9,14 +9,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import pytest
-
+from tests.browser.conftest import requires_browser
 from tests.plugins.download_corpus import Corpus
-from tests.plugins.runtimes import evaluate_steps, selected_runtimes
+from tests.plugins.runtimes import evaluate_steps
 
-pytestmark = pytest.mark.skipif(
-    "browser" not in selected_runtimes(), reason="runtime browser deselected by XET_TEST_RUNTIMES"
-)
+pytestmark = requires_browser
 
 # Runs in the page: one front door per call (cfg.workers), no chunk cache, digests only.
 PAGE_SCRIPT = """
