@@ -174,7 +174,7 @@ export interface XetSession {
   /** Upload pending xorbs, then the shard registering every file since the last finalize. */
   finalize(options?: {
     onProgress?: (event: SessionProgressEvent) => void | Promise<void>;
-    /** Aborting while xorbs still upload drops the commit (nothing registered) and rejects
+    /** Aborting while xorbs still upload drops the batch (nothing registered) and rejects
      *  with `signal.reason`; once the shard is being sent the abort is ignored. */
     signal?: AbortSignal;
   }): Promise<CommitResult>;

@@ -121,7 +121,7 @@ class SessionBase {
 
   /** Upload the xorbs still pending, then the shard registering every file uploaded since the
    *  last finalize. Resolves to {files: [...], metrics: {...}}. The session stays usable.
-   *  `signal`: aborting while xorbs still upload drops this commit (like abort(): nothing is
+   *  `signal`: aborting while xorbs still upload drops this batch (like abort(): nothing is
    *  registered, re-upload the files) and rejects with `signal.reason`; once the shard is being
    *  sent, an abort is ignored and finalize() resolves as usual. */
   async finalize(options = {}) {

@@ -66,7 +66,7 @@ def file_json(result: FileResult) -> dict[str, Any]:
     }
 
 
-def commit_json(result: CommitResult) -> dict[str, Any]:
+def finalize_json(result: CommitResult) -> dict[str, Any]:
     return {
         "files": [file_json(f) for f in result.files],
         "metrics": camel_keys(result.metrics.to_dict()),
@@ -91,7 +91,7 @@ class ProgressRouter:
     def __init__(self, session_listener: Any = None) -> None:
         self.session_listener = session_listener
         self.file_listeners: dict[int, Any] = {}
-        self.commit_listener: Any = None
+        self.finalize_listener: Any = None
 
     async def __call__(self, event: dict[str, Any]) -> None:
         common: dict[str, Any] = {
@@ -119,7 +119,7 @@ class ProgressRouter:
                     payload["fileAbandoned"] = True  # the file's last event
                 await notify(listener, payload)
         full = {**common, "files": camel_keys(files)}
-        for listener in (self.session_listener, self.commit_listener):
+        for listener in (self.session_listener, self.finalize_listener):
             if listener is not None:
                 await notify(listener, full)
 
@@ -162,7 +162,7 @@ class BrowserSession:
             upload = self.session.start_upload(name, blob_size(blob), sha)
         except BaseException:
             if isinstance(sha, asyncio.Future):
-                sha.cancel()  # refused (e.g. a commit in progress): stop the digest
+                sha.cancel()  # refused (e.g. a finalize() in progress): stop the digest
             raise
         self._listen(upload.file_id, options)
         # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
@@ -209,11 +209,11 @@ class BrowserSession:
             self.router.file_listeners[file_id] = listener
 
     async def _finalize(self, options: Any) -> dict[str, Any]:
-        self.router.commit_listener = option(options, "onProgress")
+        self.router.finalize_listener = option(options, "onProgress")
         try:
-            return commit_json(await self.session.commit())
+            return finalize_json(await self.session.finalize())
         finally:
-            self.router.commit_listener = None
+            self.router.finalize_listener = None
 
     # ---------------------------------------------------------------- JS entry points
 
@@ -224,13 +224,13 @@ class BrowserSession:
         return envelope(abortable(self._upload_bytes(data, options), option(options, "signal")))
 
     def finalize(self, options: Any = None) -> Awaitable[Any]:
-        # An abort drops the commit while its xorbs upload; once the shard is being sent it is
+        # An abort drops the batch while its xorbs upload; once the shard is being sent it is
         # ignored (the outcome would be unknown), so an AbortError always means "nothing
         # registered".
         work = abortable(
             self._finalize(options),
             option(options, "signal"),
-            cancellable=lambda: self.session.commit_cancellable,
+            cancellable=lambda: self.session.finalize_cancellable,
         )
         return envelope(work)
 
@@ -357,4 +357,4 @@ async def start(worker_url: str, workers: Any = None, sha256_worker: Any = None)
     return BrowserXet(pool, None if sha256_worker is None else bool(sha256_worker))
 
 
-__all__ = ["BrowserSession", "BrowserXet", "ProgressRouter", "commit_json", "start"]
+__all__ = ["BrowserSession", "BrowserXet", "ProgressRouter", "finalize_json", "start"]

@@ -90,7 +90,7 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "upload",
-        "upload files to a Xet CAS server in one commit; prints hashes and dedup metrics as JSON",
+        "upload files to a Xet CAS server (one finalize); prints hashes and dedup metrics as JSON",
         _configure_upload,
         _run_upload,
     ),

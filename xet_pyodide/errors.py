@@ -30,7 +30,7 @@ class XetIntegrityError(XetError):
 class XetAbortedError(XetError):
     """The operation was stopped: through its ``AbortSignal`` (browser front door; the JS
     glue rejects with the signal's ``reason`` instead, as ``fetch`` does), or because its
-    session was closed or its commit aborted while it ran."""
+    session was closed or aborted while it ran."""
 
 
 class XetReadError(XetError):

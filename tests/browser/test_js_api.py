@@ -447,4 +447,4 @@ def test_closed_instance_and_closed_session_fail_instead_of_hanging(page: DemoPa
     closed = got["closedDuringUpload"]
     assert closed != "resolved", "the upload outlived its session"
     assert closed["name"] == "XetAbortedError", closed
-    assert "its session was closed or its commit aborted" in closed["message"], closed
+    assert "its session was closed or aborted" in closed["message"], closed

@@ -104,7 +104,7 @@ async def test_pluggable_chunk_hasher_gives_identical_uploads() -> None:
             for start in range(0, len(d), 1_000_003):
                 await up.write(d[start : start + 1_000_003])
             await up.finish()
-        commit = await s.commit()
+        commit = await s.finalize()
         results[factory.__name__] = ([f.to_dict() for f in commit.files], cas.shards)
     assert results["InProcessChunkHasher"] == results["PoolStyleHasher"]
     assert [f["hash"] for f in results["PoolStyleHasher"][0]] == [
@@ -117,7 +117,7 @@ async def test_multi_file_roundtrip_and_metrics() -> None:
     s = session(cas)
     datas = [b"", b"x", rand(8191, 3), rand(2 * MB, 4), floats(3 * MB, 5), b"ab" * 700_000]
     results = [await s.upload_bytes(d, name=f"f{i}") for i, d in enumerate(datas)]
-    commit = await s.commit()
+    commit = await s.finalize()
     assert [r.to_dict() for r in commit.files] == [r.to_dict() for r in results]
     for r, d in zip(results, datas, strict=True):
         assert r.hash == hash_bytes(d).hex()
@@ -144,7 +144,7 @@ async def test_sha256_modes_in_shard() -> None:
     skipped = await s.upload_bytes(rand(1000, 1), name="skip", sha256=SKIP)
     given = await s.upload_bytes(rand(1000, 2), name="given", sha256=digest)
     empty = await s.upload_bytes(b"", name="empty")
-    await s.commit()
+    await s.finalize()
     files = {f.file_hash.hex(): f for f in parse_shard(cas.shards[0]).files}
     assert skipped.sha256 is None and files[skipped.hash].sha256 is None
     assert given.sha256 == digest and files[given.hash].sha256 == bytes.fromhex(digest)
@@ -176,12 +176,12 @@ async def test_streaming_upload_equals_upload_bytes() -> None:
     await bad.write(b"123")
     with pytest.raises(ValueError, match="declared"):
         await bad.finish()
-    with pytest.raises(RuntimeError, match="finish these uploads"):
-        await s.commit()
+    with pytest.raises(RuntimeError, match=r"finish or abandon these uploads before finalize\(\)"):
+        await s.finalize()
     await bad.abandon()  # the streaming API's way out: the commit goes on without it
     with pytest.raises(RuntimeError, match="abandoned"):
         await bad.write(b"4")
-    commit = await s.commit()
+    commit = await s.finalize()
     assert [f.name for f in commit.files] == ["streamed"]
     assert cas.reconstruct(result.hash) == data
 
@@ -220,7 +220,7 @@ async def test_failed_upload_is_left_out_and_the_commit_goes_on() -> None:
     assert pipeline.files[2].abandoned
     c_data = b_data[: 2 * MB] + rand(MB, 23)  # shares the failed file's packed chunks
     c = await s.upload_bytes(c_data, name="c")
-    commit = await s.commit()
+    commit = await s.finalize()
     assert [f.name for f in commit.files] == ["a", "c"]
     assert commit.metrics.total_bytes == len(a_data) + len(c_data)
     assert commit.metrics.deduped_bytes > 1.5 * MB  # c found b's chunks in the session
@@ -257,10 +257,23 @@ async def test_cancelled_upload_is_abandoned() -> None:
     cancelled = pipeline.files[0]
     assert cancelled.abandoned and cancelled._written < 6 * MB
     ok = await s.upload_bytes(rand(MB, 32), name="y")
-    commit = await s.commit()
+    commit = await s.finalize()
     assert [f.name for f in commit.files] == ["y"]
     assert cas.reconstruct(ok.hash) == rand(MB, 32)
     assert pipeline.budget.used == 0
+
+
+async def test_commit_is_a_deprecated_alias_of_finalize() -> None:
+    """``commit()`` (the step's old name) warns and does exactly what ``finalize()`` does:
+    the file is registered once and the result is the one recorded in ``commits``."""
+    cas = FakeCas()
+    s = session(cas)
+    info = await s.upload_bytes(rand(MB, 41), name="old-name")
+    with pytest.warns(DeprecationWarning, match=r"commit\(\) is deprecated, use finalize\(\)"):
+        result = await s.commit()
+    assert [f.name for f in result.files] == ["old-name"] and len(cas.shards) == 1
+    assert s.commits == [result]
+    assert cas.reconstruct(info.hash) == rand(MB, 41)
 
 
 async def test_session_dedup_across_files() -> None:
@@ -269,7 +282,7 @@ async def test_session_dedup_across_files() -> None:
     data = rand(3 * MB, 9)
     a = await s.upload_bytes(data, name="a")
     b = await s.upload_bytes(data[:1_000_000] + b"EDIT" + data[1_000_000:], name="b")
-    commit = await s.commit()
+    commit = await s.finalize()
     m = commit.metrics
     assert m.deduped_bytes > 2.5 * MB and m.new_bytes < 3.4 * MB
     assert cas.reconstruct(b.hash)[1_000_000:1_000_004] == b"EDIT"
@@ -281,11 +294,11 @@ async def test_global_dedup_in_new_session() -> None:
     data = rand(4 * MB, 11)
     s1 = session(cas)
     await s1.upload_bytes(data, name="a")
-    await s1.commit()
+    await s1.finalize()
     sent = cas.xorb_bytes
     s2 = session(cas)
     r = await s2.upload_bytes(data + rand(500_000, 12), name="a2")
-    m = (await s2.commit()).metrics
+    m = (await s2.finalize()).metrics
     assert m.deduped_bytes_global >= len(data) - 200_000  # the last chunk of data may differ
     assert m.new_bytes < 800_000
     assert cas.xorb_bytes - sent == m.xorb_bytes_uploaded < 800_000
@@ -310,7 +323,7 @@ async def test_matches_are_extended_along_the_existing_xorb() -> None:
     )
     s = session(cas)
     r = await s.upload_bytes(c + a)
-    m = (await s.commit()).metrics
+    m = (await s.finalize()).metrics
     assert m.deduped_bytes_global == len(c) + len(a) and m.xorb_bytes_uploaded == 0
     (entry,) = parse_shard(cas.shards[0]).files
     assert [(t.xorb_hash, t.chunk_start, t.chunk_end) for t in entry.terms] == [(xorb.hash, 2, 4)]
@@ -322,10 +335,10 @@ async def test_expired_dedup_answers_are_not_used() -> None:
     data = rand(2 * MB, 13)
     s1 = session(cas)
     await s1.upload_bytes(data)
-    await s1.commit()
+    await s1.finalize()
     s2 = session(cas)
     await s2.upload_bytes(data)
-    m = (await s2.commit()).metrics
+    m = (await s2.finalize()).metrics
     assert m.deduped_bytes_global == 0 and m.new_bytes == len(data)
 
 
@@ -335,7 +348,7 @@ async def test_slow_dedup_answer_still_used() -> None:
     data = rand(3 * MB, 17)
     s1 = session(cas)
     await s1.upload_bytes(data)
-    await s1.commit()
+    await s1.finalize()
     plain = cas.transport.handler
 
     async def slow(req):
@@ -346,7 +359,7 @@ async def test_slow_dedup_answer_still_used() -> None:
     cas.transport.handler = slow
     s2 = session(cas)
     await s2.upload_bytes(data)
-    m = (await s2.commit()).metrics
+    m = (await s2.finalize()).metrics
     assert m.deduped_bytes_global == len(data) and m.xorb_bytes_uploaded == 0
 
 
@@ -356,7 +369,7 @@ async def test_failed_xorb_upload_sends_no_shard() -> None:
     s = session(cas)
     await s.upload_bytes(rand(MB, 19))
     with pytest.raises(XetServerError):
-        await s.commit()
+        await s.finalize()
     assert not any(p.endswith("shards") for p in cas.paths())
     assert cas.shards == []
 
@@ -370,10 +383,10 @@ async def test_failed_commit_is_forgotten_by_session_dedup() -> None:
     cas.fail_xorbs = True
     await s.upload_bytes(data)
     with pytest.raises(XetServerError):
-        await s.commit()
+        await s.finalize()
     cas.fail_xorbs = False
     r = await s.upload_bytes(data)
-    m = (await s.commit()).metrics
+    m = (await s.finalize()).metrics
     assert m.new_bytes == len(data) and m.deduped_bytes == 0
     assert cas.reconstruct(r.hash) == data  # FakeCas refuses terms on unknown xorbs
 
@@ -391,9 +404,9 @@ async def test_no_new_uploads_during_commit() -> None:
     cas.transport.handler = slow
     s = session(cas)
     await s.upload_bytes(rand(10_000, 26))
-    committing = asyncio.ensure_future(s.commit())
+    committing = asyncio.ensure_future(s.finalize())
     await asyncio.sleep(0.05)
-    with pytest.raises(RuntimeError, match="commit is in progress"):
+    with pytest.raises(RuntimeError, match=r"finalize\(\) is in progress"):
         s.start_upload("late")
     gate.set()
     await committing
@@ -421,7 +434,7 @@ async def test_progress_events() -> None:
     )
     s._current().progress.clock = clock
     await s.upload_bytes(rand(3 * MB, 21), name="p")
-    await s.commit()
+    await s.finalize()
     phases = [e["phase"] for e in events]
     assert phases[-1] == "done"
     order = ["processing", "uploading_xorbs", "uploading_shard", "done"]
@@ -463,14 +476,14 @@ async def test_buffered_bytes_stay_bounded_with_slow_uploads() -> None:
     s = session(cas, config=config)
     data = rand(150 * MB // 2, 23)
     r = await s.upload_bytes(data)
-    m = (await s.commit()).metrics
+    m = (await s.finalize()).metrics
     assert m.xorbs_uploaded >= 2  # 75 MB of incompressible data: more than one xorb
     assert m.peak_buffered_bytes <= limit + config.block_size
     assert cas.reconstruct(r.hash) == data
 
 
-async def test_commit_cancellable_until_the_shard_upload_starts() -> None:
-    """``commit_cancellable`` is what the browser's ``finalize({signal})`` asks before it
+async def test_finalize_cancellable_until_the_shard_upload_starts() -> None:
+    """``finalize_cancellable`` is what the browser's ``finalize({signal})`` asks before it
     cancels a commit: true while xorbs upload (a cancellation then drops the commit: no shard,
     nothing registered, session dedup forgets its chunks, the next commit works), false once
     the shard request is under way."""
@@ -482,35 +495,35 @@ async def test_commit_cancellable_until_the_shard_upload_starts() -> None:
 
     async def slow(req):
         if "xorbs" in req.path and not xorb_gate.is_set():
-            seen["during_xorbs"] = s.commit_cancellable
+            seen["during_xorbs"] = s.finalize_cancellable
             await xorb_gate.wait()
         if "shards" in req.path:
-            seen["during_shard"] = s.commit_cancellable
+            seen["during_shard"] = s.finalize_cancellable
             await shard_gate.wait()
         return plain(req)
 
     cas.transport.handler = slow
     data = rand(MB, 33)
-    assert s.commit_cancellable  # no commit running
+    assert s.finalize_cancellable  # no commit running
     await s.upload_bytes(data, name="dropped")
-    committing = asyncio.ensure_future(s.commit())
+    committing = asyncio.ensure_future(s.finalize())
     while "during_xorbs" not in seen:
         await asyncio.sleep(0)
     committing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await committing
     assert seen["during_xorbs"] is True and "during_shard" not in seen
-    assert cas.shards == [] and s.commit_cancellable
+    assert cas.shards == [] and s.finalize_cancellable
     xorb_gate.set()
     # the dropped commit's chunks are not deduplicated against: they are uploaded again
     r = await s.upload_bytes(data, name="again")
-    committing = asyncio.ensure_future(s.commit())
+    committing = asyncio.ensure_future(s.finalize())
     while "during_shard" not in seen:
         await asyncio.sleep(0)
-    assert not s.commit_cancellable
+    assert not s.finalize_cancellable
     shard_gate.set()
     commit = await committing
-    assert seen["during_shard"] is False and s.commit_cancellable
+    assert seen["during_shard"] is False and s.finalize_cancellable
     assert [f.name for f in commit.files] == ["again"] and commit.metrics.new_bytes == len(data)
     assert cas.reconstruct(r.hash) == data
 
@@ -539,10 +552,10 @@ async def test_upload_after_its_session_was_aborted_says_so() -> None:
     await s.abort()
     with pytest.raises(XetAbortedError, match=r"'weights\.bin' was stopped: its session"):
         await up.write(rand(MB, 42))
-    with pytest.raises(XetAbortedError, match="its session was closed or its commit aborted"):
+    with pytest.raises(XetAbortedError, match="its session was closed or aborted"):
         await up.finish()
     ok = await s.upload_bytes(rand(MB, 43), name="next")
-    commit = await s.commit()
+    commit = await s.finalize()
     assert [f.name for f in commit.files] == ["next"]
     assert cas.reconstruct(ok.hash) == rand(MB, 43)
 
@@ -558,16 +571,16 @@ async def test_cancel_requested_before_the_shard_is_delivered_before_it() -> Non
 
     def on_progress(event: dict) -> None:
         if event["phase"] == "uploading_xorbs" and commit_task is not None and not requested:
-            requested.append(s.commit_cancellable)
+            requested.append(s.finalize_cancellable)
             commit_task.cancel()
 
     s = session(cas, progress=on_progress)
     data = rand(MB, 51)
     await s.upload_bytes(data, name="first")
-    await s.commit()
+    await s.finalize()
     shards = len(cas.shards)
     await s.upload_bytes(data, name="again")  # fully deduplicated: no new xorb
-    commit_task = asyncio.ensure_future(s.commit())
+    commit_task = asyncio.ensure_future(s.finalize())
     with pytest.raises(asyncio.CancelledError):
         await commit_task
     assert requested == [True]

@@ -35,7 +35,7 @@ async def upload(server: CasServer, datas: list[bytes], **kw: Any) -> Any:
     try:
         for i, data in enumerate(datas):
             await session.upload_bytes(data, name=f"f{i}")
-        return await session.commit()
+        return await session.finalize()
     finally:
         await session.aclose()
 
@@ -153,7 +153,7 @@ async def test_token_expiring_mid_upload_is_refreshed(cas_server_factory, tmp_pa
     try:
         for data in datas:  # one slowed-down dedup query per file: ~5 s in all
             await session.upload_bytes(data)
-        result = await session.commit()
+        result = await session.finalize()
     finally:
         await session.aclose()
         await refresher.aclose()
@@ -176,7 +176,7 @@ async def test_rejected_token_is_refreshed_once(cas_server_factory) -> None:
     session = XetSession(server.url, ("xcas1.e30.bad", 2**40), refresher, retry=FAST_RETRY)
     try:
         await session.upload_bytes(make_data("random", MB, 30))
-        result = await session.commit()
+        result = await session.finalize()
     finally:
         await session.aclose()
     assert calls == 1 and result.metrics.shards_uploaded == 1
@@ -185,7 +185,7 @@ async def test_rejected_token_is_refreshed_once(cas_server_factory) -> None:
     try:
         await session.upload_bytes(make_data("random", MB, 31))
         with pytest.raises(XetAuthError) as info:
-            await session.commit()
+            await session.finalize()
         assert info.value.status == 401 and info.value.request_id
     finally:
         await session.aclose()
@@ -246,7 +246,7 @@ async def test_garbage_server_gives_typed_errors() -> None:
             try:
                 await session.upload_bytes(make_data("random", 2 * MB, 50))
                 with pytest.raises(XetResponseError) as info:
-                    await session.commit()
+                    await session.finalize()
             finally:
                 await session.aclose()
         assert info.value.request_id and info.value.request_id.startswith("garbage-")
@@ -302,7 +302,7 @@ async def test_200mb_streamed_upload_memory_bound_and_hf_xet_download(
             await upload.write(block)
             del block
         result = await upload.finish()
-        commit = await session.commit()
+        commit = await session.finalize()
         _, traced_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -356,7 +356,7 @@ async def test_file_over_4_gib_round_trip(cas_server_factory) -> None:
             digest.update(data)
             await upload.write(data)
         info = await upload.finish()
-        commit = await session.commit()
+        commit = await session.finalize()
         assert info.size == size and info.sha256 == digest.hexdigest()
         assert commit.metrics.total_bytes == size
         assert commit.metrics.deduped_bytes > 4 * 2**30  # the cycle deduplicates

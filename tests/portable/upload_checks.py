@@ -93,7 +93,7 @@ async def upload_files(
             processing += time.perf_counter() - started
             del data
         started = time.perf_counter()
-        result = await session.commit()
+        result = await session.finalize()
         committing = time.perf_counter() - started
     finally:
         await session.aclose()

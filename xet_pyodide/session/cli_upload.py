@@ -1,4 +1,4 @@
-"""``python -m xet_pyodide upload``: upload local files in one commit, print one JSON object.
+"""``python -m xet_pyodide upload``: upload local files (one finalize), print one JSON object.
 
     python -m xet_pyodide upload --endpoint URL --token TOKEN FILE...
     python -m xet_pyodide upload [--endpoint URL] --token-url URL \\
@@ -45,7 +45,7 @@ async def _upload(args: argparse.Namespace) -> dict[str, Any]:
     async with open_session(args) as session:
         for path in args.files:
             await session.upload_file(path, name=path, sha256=sha256)
-        result = await session.commit()
+        result = await session.finalize()
     metrics = result.metrics.to_dict()
     return {
         "files": [

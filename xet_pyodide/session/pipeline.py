@@ -1,11 +1,11 @@
-"""State shared by the files of one commit, and the commit itself.
+"""State shared by the files of one batch of uploads, and its ``finalize()``.
 
-An :class:`UploadPipeline` lives from the first ``start_upload`` of a commit until
-``commit()`` returns: it owns the packer, the xorb upload queue, the byte budget and the
-metrics. The dedup indexes outlive it (they belong to the session), so a later commit of the
+An :class:`UploadPipeline` lives from the first ``start_upload`` of a batch until
+``finalize()`` returns: it owns the packer, the xorb upload queue, the byte budget and the
+metrics. The dedup indexes outlive it (they belong to the session), so a later batch of the
 same session still deduplicates against earlier ones.
 
-Commit order (protocol §8): seal the remaining drafts → wait for every xorb upload → build
+Finalize order (protocol §8): seal the remaining drafts → wait for every xorb upload → build
 the shard(s) → upload them. If any xorb failed, no shard is sent.
 """
 
@@ -71,7 +71,7 @@ class UploadPipeline:
         self.files: list[FileUpload] = []
         self._finished: list[FileUpload] = []
         self.committed = False
-        #: Set by :meth:`commit` once nothing but the shard upload is left, before the
+        #: Set by :meth:`finalize` once nothing but the shard upload is left, before the
         #: "uploading_shard" phase is announced: from then on, cancelling the commit could
         #: leave it registered or not (glue that cancels on a user's request lets it finish,
         #: so a listener seeing that phase already sees the commit as past its point of no
@@ -85,7 +85,7 @@ class UploadPipeline:
 
     def start_file(self, name: str | None, size: int | None, sha256: Any) -> FileUpload:
         if self.committed:
-            raise RuntimeError("this commit is over; start a new one")
+            raise RuntimeError("this batch of uploads was finalized or aborted; start a new one")
         upload = FileUpload(self, len(self.files), name, size, sha256, self._hasher_factory())
         self.files.append(upload)
         return upload
@@ -110,11 +110,7 @@ class UploadPipeline:
         ``abort()`` or ``aclose()`` during the upload) or committed."""
         if self.committed:
             label = repr(name) if name else "this file"
-            why = (
-                "its session was closed or its commit aborted"
-                if self.aborted
-                else "its commit is over"
-            )
+            why = "its session was closed or aborted" if self.aborted else "finalize() already ran"
             raise XetAbortedError(f"the upload of {label} was stopped: {why}")
 
     async def reserve(self, n: int) -> None:
@@ -136,15 +132,15 @@ class UploadPipeline:
             if 0 <= file_id < len(files):
                 files[file_id].bytes_uploaded += n
 
-    # ------------------------------------------------------------------ commit
+    # ------------------------------------------------------------------ finalize
 
     def check_ready(self) -> None:
         """Raise if an upload is neither finished nor abandoned (nothing is changed)."""
         unfinished = [f.name for f in self.files if not f.finished and not f.abandoned]
         if unfinished:
-            raise RuntimeError(f"finish these uploads before committing: {unfinished}")
+            raise RuntimeError(f"finish or abandon these uploads before finalize(): {unfinished}")
 
-    async def commit(self) -> CommitResult:
+    async def finalize(self) -> CommitResult:
         self.check_ready()
         self.committed = True
         progress = self.progress

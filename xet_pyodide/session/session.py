@@ -5,15 +5,17 @@ loop, CPU work runs in bounded blocks between them.
 
 A session owns what uploads and downloads share — the transport, the token source, the
 :class:`~xet_pyodide.io.cas.CasClient` (``session.cas``) and the dedup indexes — and one
-*commit* at a time: files started with :meth:`XetSession.start_upload` /
-:meth:`XetSession.upload_bytes` since the last :meth:`XetSession.commit` are registered by
-that commit. Downloads (``download_bytes``, ``download_stream``, ``download_to_file``) come
+batch of uploads at a time: files started with :meth:`XetSession.start_upload` /
+:meth:`XetSession.upload_bytes` since the last :meth:`XetSession.finalize` are registered by
+the next ``finalize()`` (xet-core's word for the step; "commit" is left to repository
+commits). Downloads (``download_bytes``, ``download_stream``, ``download_to_file``) come
 from :class:`~xet_pyodide.session.download.DownloadMixin`.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,7 +112,7 @@ class XetSession(DownloadMixin):
         self._session_index: dict[bytes, Location] = {}
         self._global_index = GlobalDedupIndex(clock)
         self._pipeline: UploadPipeline | None = None
-        self._commit_pipeline: UploadPipeline | None = None  # the commit running, if any
+        self._finalizing: UploadPipeline | None = None  # the finalize() running, if any
         self.commits: list[CommitResult] = []
         self._chunk_cache_option = chunk_cache
 
@@ -119,9 +121,9 @@ class XetSession(DownloadMixin):
         return self.cas.endpoint
 
     def _current(self) -> UploadPipeline:
-        if self._commit_pipeline is not None:
+        if self._finalizing is not None:
             # Its xorbs are not registered yet: a new upload must not deduplicate against them.
-            raise RuntimeError("a commit is in progress; start new uploads after it returns")
+            raise RuntimeError("finalize() is in progress; start new uploads after it returns")
         if self._pipeline is None:
             progress = ProgressReporter(
                 self.progress_callback, interval=self.config.progress_interval
@@ -143,14 +145,14 @@ class XetSession(DownloadMixin):
         self, name: str | None = None, size: int | None = None, sha256: Any = COMPUTE
     ) -> FileUpload:
         """Open a streaming upload: ``await up.write(block)`` …, then ``await up.finish()``;
-        if the data cannot be completed, ``await up.abandon()`` (the next :meth:`commit`
+        if the data cannot be completed, ``await up.abandon()`` (the next :meth:`finalize`
         refuses to run while an upload is neither finished nor abandoned)."""
         return self._current().start_file(name, size, sha256)
 
     async def upload_bytes(
         self, data: Buffer, *, name: str | None = None, sha256: Any = COMPUTE
     ) -> FileResult:
-        """Upload one in-memory file (registered at the next :meth:`commit`).
+        """Upload one in-memory file (registered at the next :meth:`finalize`).
 
         Under Pyodide the SHA-256 is computed by WebCrypto in parallel (when the buffer is
         within ``max_buffered_bytes``: it is copied once into JS memory for that).
@@ -165,7 +167,7 @@ class XetSession(DownloadMixin):
                 await upload.write(view[start : start + step])
             return await upload.finish()
         except BaseException:
-            await upload.abandon()  # the commit goes on without this file
+            await upload.abandon()  # finalize() goes on without this file
             raise
 
     async def upload_file(
@@ -183,38 +185,48 @@ class XetSession(DownloadMixin):
                     await upload.write(block)
             return await upload.finish()
         except BaseException:
-            await upload.abandon()  # the commit goes on without this file
+            await upload.abandon()  # finalize() goes on without this file
             raise
 
-    async def commit(self) -> CommitResult:
+    async def finalize(self) -> CommitResult:
         """Upload remaining xorbs, then the shard(s) registering every finished file.
 
-        Returns per-file results and the commit's metrics. The session stays usable: the next
-        upload starts a new commit (still deduplicating against this one).
+        Returns per-file results and the metrics of this batch. The session stays usable: the
+        next upload starts a new batch (still deduplicating against this one).
         """
         pipeline = self._current()
-        pipeline.check_ready()  # refused: the commit stays open (finish or abandon, retry)
+        pipeline.check_ready()  # refused: the batch stays open (finish or abandon, retry)
         self._pipeline = None
-        self._commit_pipeline = pipeline
+        self._finalizing = pipeline
         try:
-            result = await pipeline.commit()
+            result = await pipeline.finalize()
         finally:
-            self._commit_pipeline = None
+            self._finalizing = None
         self.commits.append(result)
         return result
 
+    async def commit(self) -> CommitResult:
+        """Deprecated alias of :meth:`finalize` (kept for one release)."""
+        warnings.warn(
+            "XetSession.commit() is deprecated, use finalize() (the same step)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return await self.finalize()
+
     @property
-    def commit_cancellable(self) -> bool:
-        """Whether cancelling a running :meth:`commit` now has a known outcome: true until its
-        shard upload starts (a cancellation then drops the commit, nothing is registered);
+    def finalize_cancellable(self) -> bool:
+        """Whether cancelling a running :meth:`finalize` now has a known outcome: true until
+        its shard upload starts (a cancellation then drops the batch, nothing is registered);
         false from then on (the shard may reach the server whatever the client does). Glue
-        that cancels commits on a user's request (the browser's ``finalize({signal})``) lets
-        a commit past that point finish instead."""
-        pipeline = self._commit_pipeline
+        that cancels ``finalize()`` on a user's request (the browser's ``finalize({signal})``)
+        lets one past that point finish instead."""
+        pipeline = self._finalizing
         return pipeline is None or not pipeline.sending_shards
 
     async def abort(self) -> None:
-        """Drop the current commit: background work stops and no shard is sent."""
+        """Drop the files uploaded since the last :meth:`finalize`: background work stops and
+        no shard is sent."""
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None:
             await pipeline.abort()
