@@ -8,11 +8,17 @@ import type { PyodideInterface } from "./pyodide/pyodide";
  *  could not be read, e.g. changed on disk after it was chosen), "XetKernelError", ...). */
 export declare class XetError extends Error {
   constructor(info: { name?: string; message: string; status?: number | null;
-                      requestId?: string | null; url?: string | null; pythonTraceback?: string | null });
+                      requestId?: string | null; serverMessage?: string | null;
+                      url?: string | null; pythonTraceback?: string | null });
   /** HTTP status of the failing request, when there was one. */
   readonly status: number | null;
-  /** The server's request id (X-Request-Id), when it sent one. */
+  /** The id the server gave the request: X-Request-Id, or where a CDN answered,
+   *  X-Amzn-Trace-Id, then X-Amz-Cf-Id (cross-origin: only if the server exposes it). */
   readonly requestId: string | null;
+  /** What the server said about the failure (the `message`/`error` of a JSON body, or an
+   *  excerpt of the body), when it said something. */
+  readonly serverMessage: string | null;
+  /** The failing request's URL without its query (never a presigned URL's signature). */
   readonly url: string | null;
   /** The Python traceback, for bug reports. */
   readonly pythonTraceback: string | null;

@@ -12,13 +12,17 @@
 
 const MODULE_DIR = new URL("./", import.meta.url);
 
-/** An error raised by xet_pyodide. `name` is the Python error type, e.g. "XetAuthError". */
+/** An error raised by xet_pyodide. `name` is the Python error type, e.g. "XetAuthError".
+ *  `status`, `requestId` (X-Request-Id, or a CDN's X-Amzn-Trace-Id / X-Amz-Cf-Id) and
+ *  `serverMessage` say what a support request needs; `url` never has a query (a presigned
+ *  URL's signature is a credential: Python redacts it before the error gets here). */
 export class XetError extends Error {
   constructor(info) {
     super(info.message);
     this.name = info.name || "XetError";
     this.status = info.status ?? null;
     this.requestId = info.requestId ?? null;
+    this.serverMessage = info.serverMessage ?? null;
     this.url = info.url ?? null;
     this.pythonTraceback = info.pythonTraceback ?? null;
   }

@@ -2,9 +2,57 @@
 
 The hierarchy is deliberately flat so that ``except XetError`` catches everything we raise,
 while callers who care can tell a malformed object from a refused token from a flaky server.
+
+HTTP errors never show a URL's query: a presigned xorb or upload URL is a bearer credential
+until it expires (its signature sits in the query, under whatever parameter name the issuer
+chose). The redaction happens where such errors are built, whoever builds them: the
+constructor of :class:`_HttpError` (every HTTP error class) redacts its ``url``, its message
+and the server's message with :func:`redact_url` and :func:`redact_text`, and
+:class:`~xet_pyodide.io.transport.TransportError` (a request without an answer, the
+``__cause__`` of a ``XetServerError``) does the same with its own.
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import unquote_plus
+
+#: ``scheme://user:password@`` at the start of a URL (RFC 3986 userinfo).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+#: A URL inside free text: up to whitespace, a quote or an angle bracket (a query may hold
+#: anything else, parentheses included, so it is cut there rather than at a ``)``).
+_URL_IN_TEXT = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+""")
+#: Query values at least this long are also removed wherever they appear in a message (a
+#: server may echo the signature it refused); shorter ones are too common to search for.
+_SECRET_MIN = 8
+
+
+def redact_url(url: str) -> str:
+    """``url`` as an error may show it: without its query and fragment, and without
+    ``user:password@``. Scheme, host, port and path stay (they say which server and object
+    failed). The client builds no URL with a query itself, so nothing useful is lost."""
+    base = re.split(r"[?#]", url, maxsplit=1)[0]
+    return _USERINFO.sub(r"\1", base)
+
+
+def redact_text(text: str, *urls: str | None) -> str:
+    """``text`` with every URL in it passed through :func:`redact_url`, and the query values
+    of ``urls`` (the request's URLs: echoed signatures) removed wherever they appear."""
+    for url in urls:
+        for secret in _query_values(url or ""):
+            text = text.replace(secret, "[redacted]")
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def _query_values(url: str) -> set[str]:
+    query = url.partition("?")[2].partition("#")[0]
+    values = set()
+    for pair in query.split("&"):
+        raw = pair.partition("=")[2]
+        for value in (raw, unquote_plus(raw)):
+            if len(value) >= _SECRET_MIN:
+                values.add(value)
+    return values
 
 
 class XetError(Exception):
@@ -44,7 +92,15 @@ class XetKernelError(XetError):
 
 
 class _HttpError(XetError):
-    """An HTTP-level failure; carries what a user needs to report it."""
+    """An HTTP-level failure; carries what a user needs to report it.
+
+    ``status``: the HTTP status (None when no answer came); ``request_id``: the id the server
+    or the CDN in front of it gave the request (``X-Request-Id``, ``X-Amzn-Trace-Id``,
+    ``X-Amz-Cf-Id``); ``server_message``: what the server said about the failure (the
+    ``message``/``error`` field of a JSON body, or an excerpt of the body); ``url``: the
+    request's URL without its query (see the module docstring; the message, the server
+    message and ``url`` are all redacted here, whoever built the error).
+    """
 
     def __init__(
         self,
@@ -53,18 +109,21 @@ class _HttpError(XetError):
         status: int | None = None,
         request_id: str | None = None,
         url: str | None = None,
+        server_message: str | None = None,
     ) -> None:
+        message = redact_text(message, url)
+        self.url = redact_url(url) if url else None
+        self.server_message = redact_text(server_message, url) if server_message else None
         details = []
         if status is not None:
             details.append(f"HTTP {status}")
         if request_id:
             details.append(f"request id {request_id}")
-        if url:
-            details.append(url)
+        if self.url:
+            details.append(self.url)
         super().__init__(f"{message} ({', '.join(details)})" if details else message)
         self.status = status
         self.request_id = request_id
-        self.url = url
 
 
 class XetAuthError(_HttpError):
@@ -102,4 +161,6 @@ __all__ = [
     "XetReadError",
     "XetResponseError",
     "XetServerError",
+    "redact_text",
+    "redact_url",
 ]

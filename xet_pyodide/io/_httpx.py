@@ -26,6 +26,7 @@ from .transport import (
     StreamingResponse,
     TransportError,
     lower_headers,
+    request_id_of,
 )
 
 T = TypeVar("T")
@@ -73,8 +74,10 @@ def _body(body: Buffer | None) -> bytes | AsyncIterator[bytes] | None:
     return slices()
 
 
-def _error(exc: httpx.HTTPError, url: str) -> TransportError:
-    return TransportError(f"{type(exc).__name__}: {exc}", url=url)
+def _error(exc: httpx.HTTPError, url: str, resp: httpx.Response | None = None) -> TransportError:
+    """``exc`` as a :class:`TransportError`; ``resp``: the response whose body broke off."""
+    rid = request_id_of(_headers(resp)) if resp is not None else None
+    return TransportError(f"{type(exc).__name__}: {exc}", url=url, request_id=rid)
 
 
 class HttpxTransport(BaseTransport):
@@ -124,8 +127,15 @@ class HttpxTransport(BaseTransport):
 
     async def _request(self, req: Request) -> Response:
         async def run() -> Response:
-            resp = await self._send(req, stream=False)
-            return Response(resp.status_code, _headers(resp), resp.content, str(resp.url))
+            # streamed, then read: a body that breaks off still names the request (its id)
+            resp = await self._send(req, stream=True)
+            try:
+                content = await resp.aread()
+            except httpx.HTTPError as exc:
+                raise _error(exc, req.url, resp) from exc
+            finally:
+                await resp.aclose()
+            return Response(resp.status_code, _headers(resp), content, str(resp.url))
 
         return await _on_io_loop(run())
 
@@ -139,7 +149,7 @@ class HttpxTransport(BaseTransport):
             except StopAsyncIteration:
                 return None
             except httpx.HTTPError as exc:
-                raise _error(exc, req.url) from exc
+                raise _error(exc, req.url, resp) from exc
 
         async def chunks() -> AsyncIterator[bytes]:
             while (block := await _on_io_loop(next_block())) is not None:

@@ -33,6 +33,7 @@ from .transport import (
     StreamingResponse,
     TransportError,
     lower_headers,
+    request_id_of,
 )
 
 T = TypeVar("T")
@@ -101,14 +102,22 @@ class PyfetchTransport(BaseTransport):
 
     async def _request(self, req: Request) -> Response:
         resp = await self._fetch(req)
+        headers = _headers(resp)
         data = await _read_body(
-            resp.bytes(), req.url, self._read_timeout, OSError, lambda: resp.abort("read timeout")
+            resp.bytes(),
+            req.url,
+            self._read_timeout,
+            OSError,
+            lambda: resp.abort("read timeout"),
+            request_id=request_id_of(headers),
         )
-        return Response(resp.status, _headers(resp), data, resp.url or req.url)
+        return Response(resp.status, headers, data, resp.url or req.url)
 
     async def _stream(self, req: Request) -> StreamingResponse:
         url = req.url
         resp = await self._fetch(req)
+        headers = _headers(resp)
+        rid = request_id_of(headers)
         js_body = resp.js_response.body
         reader = js_body.getReader() if js_body is not None else None
         read_timeout = self._read_timeout
@@ -118,7 +127,7 @@ class PyfetchTransport(BaseTransport):
                 return
             while True:
                 # Any JsException from the stream (connection dropped) is a failed body.
-                part = await _read_body(reader.read(), url, read_timeout, Exception)
+                part = await _read_body(reader.read(), url, read_timeout, Exception, request_id=rid)
                 if part.done:
                     return
                 value = part.value
@@ -131,7 +140,7 @@ class PyfetchTransport(BaseTransport):
                 with contextlib.suppress(Exception):
                     await reader.cancel()
 
-        return StreamingResponse(resp.status, _headers(resp), resp.url or url, chunks(), close)
+        return StreamingResponse(resp.status, headers, resp.url or url, chunks(), close)
 
     async def aclose(self) -> None:
         """Nothing to release: the browser owns connections."""
@@ -143,17 +152,22 @@ async def _read_body(
     timeout: float,
     failures: type[Exception],
     on_timeout: Callable[[], object] | None = None,
+    *,
+    request_id: str | None = None,
 ) -> T:
     """Await one read of a response body; a timeout or one of ``failures`` (after calling
-    ``on_timeout`` for a timeout) becomes a :class:`TransportError`."""
+    ``on_timeout`` for a timeout) becomes a :class:`TransportError` (with the response's
+    ``request_id``)."""
     try:
         return await asyncio.wait_for(step, timeout)
     except TimeoutError as exc:
         if on_timeout is not None:
             on_timeout()
-        raise TransportError("response body timed out", url=url) from exc
+        raise TransportError("response body timed out", url=url, request_id=request_id) from exc
     except failures as exc:
-        raise TransportError(f"response body failed: {exc}", url=url) from exc
+        raise TransportError(
+            f"response body failed: {exc}", url=url, request_id=request_id
+        ) from exc
 
 
 def _headers(resp: Any) -> dict[str, str]:

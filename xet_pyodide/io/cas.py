@@ -234,7 +234,10 @@ class CasClient:
             if terminal.get("retryable") is True and await state.backoff():
                 continue
             raise XetServerError(
-                f"shard upload failed: {message}", request_id=resp.request_id, url=resp.url
+                f"shard upload failed: {message}",
+                request_id=resp.request_id,
+                url=resp.url,
+                server_message=message if terminal.get("type") == "error" else None,
             )
 
     # ------------------------------------------------------------------ global dedup
@@ -315,13 +318,16 @@ class CasClient:
                     raise _short_body(resp, f"more than the {expected} bytes requested")
                 yield block
         except TransportError as exc:
-            raise XorbBodyInterrupted(f"{what}: {exc}", url=url.split("?", 1)[0]) from exc
+            raise XorbBodyInterrupted(
+                f"{what}: {exc.detail}", url=url, request_id=resp.request_id
+            ) from exc
         finally:
             await resp.aclose()
         if received != expected:
             raise XorbBodyInterrupted(
                 f"{what}: body ended after {received} of {expected} bytes",
-                url=url.split("?", 1)[0],
+                url=url,
+                request_id=resp.request_id,
             )
 
     async def fetch_xorb_ranges(self, url: str, ranges: list[tuple[int, int]]) -> list[bytes]:
@@ -346,7 +352,7 @@ def _check_fetch_status(resp: Response, what: str, url: str) -> None:
             f"{what}: the presigned URL was refused",
             status=403,
             request_id=resp.request_id,
-            url=url.split("?", 1)[0],
+            url=url,
         )
     raise_for_status(resp, what, ok=(200, 206))
 
@@ -406,7 +412,7 @@ def _short_body(resp: Response, detail: str) -> XetResponseError:
         f"xorb fetch: unusable answer ({detail})",
         status=resp.status,
         request_id=resp.request_id,
-        url=resp.url.split("?", 1)[0] or None,
+        url=resp.url or None,
     )
 
 

@@ -8,7 +8,9 @@
 * tokens come from a :class:`~xet_pyodide.io.tokens.TokenSource` (refreshed ahead of expiry);
   a 401 triggers one refresh and one more try;
 * retryable failures (see :mod:`.retry`) are retried with backoff; when the policy gives up,
-  a typed error carrying the status and ``X-Request-Id`` is raised.
+  a typed error carrying the status, the request id and the server's message is raised (the
+  URL in it without its query: :class:`~xet_pyodide.errors.XetError` subclasses for HTTP
+  failures redact it themselves).
 
 Non-retryable responses (2xx, 4xx, 501) are returned as they are: the caller knows which of
 them mean "fall back" (404/501) and turns the rest into errors with :func:`raise_for_status`.
@@ -173,7 +175,9 @@ class HttpClient:
                     self.stats.retries += 1
                     continue
                 raise XetServerError(
-                    f"{what} failed: {exc} (after {state.attempts} attempts)", url=url
+                    f"{what} failed: {exc.detail} (after {state.attempts} attempts)",
+                    url=url,
+                    request_id=exc.request_id,
                 ) from exc
             if isinstance(resp, StreamingResponse):
                 return resp

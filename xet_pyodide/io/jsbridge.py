@@ -2,8 +2,9 @@
 
 The JS glue (``web/xet_pyodide.js``) calls Python methods that return an *envelope*, a plain
 JS object ``{ok: true, value}`` or ``{ok: false, error: {name, message, status, requestId,
-url, pythonTraceback}}``; JS turns the latter into an ``Error`` whose ``name`` is the Python
-exception type (``"XetAuthError"``, ...). Results use camelCase keys, as JS code expects.
+serverMessage, url, pythonTraceback}}``; JS turns the latter into an ``Error`` whose ``name``
+is the Python exception type (``"XetAuthError"``, ...). Results use camelCase keys, as JS
+code expects.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from ..errors import redact_text
 from .jsinterop import invoke_callback, to_js_value
 
 
@@ -33,14 +35,20 @@ def camel_keys(value: Any) -> Any:
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:
-    """What JS needs to build its ``Error``: type name, message, HTTP details, traceback."""
+    """What JS needs to build its ``Error``: type name, message, HTTP details, traceback.
+
+    Our HTTP errors are redacted already (:mod:`xet_pyodide.errors`); the traceback also
+    quotes the exceptions they were raised from, whose text comes from other libraries (a
+    browser's fetch error may quote the URL it could not fetch), so it and the message go
+    through :func:`~xet_pyodide.errors.redact_text` once more on their way to the page."""
     return {
         "name": type(exc).__name__,
-        "message": str(exc) or type(exc).__name__,
+        "message": redact_text(str(exc) or type(exc).__name__),
         "status": getattr(exc, "status", None),
         "requestId": getattr(exc, "request_id", None),
+        "serverMessage": getattr(exc, "server_message", None),
         "url": getattr(exc, "url", None),
-        "pythonTraceback": "".join(traceback.format_exception(exc)),
+        "pythonTraceback": redact_text("".join(traceback.format_exception(exc))),
     }
 
 

@@ -32,6 +32,7 @@ from .transport import (
     Transport,
     TransportError,
     lower_headers,
+    request_id_of,
 )
 
 _END = object()
@@ -115,27 +116,30 @@ class WorkerStreamTransport(BaseTransport):
             if isinstance(exc, TimeoutError):
                 raise TransportError(f"no response within {limit:.0f} s", url=req.url) from exc
             if isinstance(exc, TransportError):
-                raise TransportError(str(exc), url=req.url) from exc
+                raise TransportError(exc.detail, url=req.url) from exc
             raise
         status = int(head.status)
         resp_headers = lower_headers((pair[0], pair[1]) for pair in head.headers)
         url = str(head.url) if head.url else req.url
-        return StreamingResponse(
-            status, resp_headers, url, self._blocks(stream, req.url), lambda: self._aclose(stream)
-        )
+        blocks = self._blocks(stream, req.url, request_id_of(resp_headers))
+        return StreamingResponse(status, resp_headers, url, blocks, lambda: self._aclose(stream))
 
-    async def _blocks(self, stream: WorkerStream, url: str) -> AsyncIterator[bytes]:
+    async def _blocks(
+        self, stream: WorkerStream, url: str, rid: str | None
+    ) -> AsyncIterator[bytes]:
         while True:
             try:
                 item = await asyncio.wait_for(stream.blocks.get(), self._read_timeout)
             except TimeoutError as exc:
-                raise TransportError("response body timed out", url=url) from exc
+                raise TransportError("response body timed out", url=url, request_id=rid) from exc
             if item is _END:
                 stream.finished = True
                 return
             if isinstance(item, TransportError):
                 stream.finished = True
-                raise TransportError(f"response body failed: {item}", url=url)
+                raise TransportError(
+                    f"response body failed: {item.detail}", url=url, request_id=rid
+                )
             # (Not detached with ``ArrayBuffer.transfer(0)`` after the copy: measured, that
             # raised the renderer's peak streaming 2 GiB into a Blob from ~0.67 to
             # 1.0-1.15 GiB, as V8 then sees less external memory and collects the page's other

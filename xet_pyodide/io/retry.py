@@ -109,13 +109,19 @@ class RetryState:
 
 
 def error_for_response(resp: Response, what: str, *, attempts: int = 1) -> XetError:
-    """The typed error for a final non-success response."""
+    """The typed error for a final non-success response: its status, request id and the
+    server's message as fields (the error redacts the URL's query everywhere)."""
     status = resp.status
     detail = _server_message(resp)
     message = f"{what} failed" + (f": {detail}" if detail else "")
     if attempts > 1:
         message += f" (after {attempts} attempts)"
-    kwargs = {"status": status, "request_id": resp.request_id, "url": resp.url or None}
+    kwargs = {
+        "status": status,
+        "request_id": resp.request_id,
+        "url": resp.url or None,
+        "server_message": detail or None,
+    }
     if status in (401, 403):
         return XetAuthError(message, **kwargs)
     if status == 404:

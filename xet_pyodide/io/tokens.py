@@ -20,7 +20,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import XetAuthError
@@ -32,9 +32,10 @@ REFRESH_MARGIN = 30.0
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     """A CAS access token and its expiry (unix seconds). ``cas_url`` is set when the token
-    came from a Hub-style token endpoint that also names the CAS server."""
+    came from a Hub-style token endpoint that also names the CAS server. ``repr()`` leaves
+    the token out (a repr ends up in logs, tracebacks and debugger output)."""
 
-    token: str
+    token: str = field(repr=False)
     exp: int
     cas_url: str | None = None
 

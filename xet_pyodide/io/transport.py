@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
+from ..errors import redact_text, redact_url
+
 Buffer = bytes | bytearray | memoryview
 
 
@@ -79,12 +81,36 @@ class TransportError(Exception):
     """No usable HTTP response: connection refused/reset/dropped, timeout, truncated body.
 
     Internal to the I/O layer: the retry logic turns it into a :class:`~xet_pyodide.errors.
-    XetServerError` when it gives up, so callers never see it.
+    XetServerError` when it gives up, so callers never see it (except as that error's
+    ``__cause__``, hence the redaction). ``detail``: what went wrong, redacted like ``url``
+    (:func:`~xet_pyodide.errors.redact_text`: the text of a lower layer's exception may
+    quote the URL); ``url``: the request's URL without its query; ``request_id``: the
+    server's id when the failure came after the response head (a body that broke off).
     """
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
-        super().__init__(f"{message} ({url})" if url else message)
-        self.url = url
+    def __init__(
+        self, message: str, *, url: str | None = None, request_id: str | None = None
+    ) -> None:
+        self.detail = redact_text(message, url)
+        self.url = redact_url(url) if url else None
+        self.request_id = request_id
+        super().__init__(f"{self.detail} ({self.url})" if self.url else self.detail)
+
+
+#: Response headers naming the request for the server's operators, in order of preference:
+#: the CAS server's own id, then those of the AWS load balancer and CloudFront CDN that answer
+#: presigned xorb URLs (huggingface_hub reports the same ones). In a browser a cross-origin
+#: header is only visible when the server lists it in ``Access-Control-Expose-Headers``.
+REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-trace-id", "x-amz-cf-id")
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The request id among ``headers`` (lower-case names; see :data:`REQUEST_ID_HEADERS`)."""
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
 
 
 @dataclass(slots=True)
@@ -98,7 +124,7 @@ class Response:
 
     @property
     def request_id(self) -> str | None:
-        return self.headers.get("x-request-id")
+        return request_id_of(self.headers)
 
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
@@ -119,7 +145,7 @@ class StreamingResponse:
 
     @property
     def request_id(self) -> str | None:
-        return self.headers.get("x-request-id")
+        return request_id_of(self.headers)
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body as byte blocks of transport-chosen sizes (empty blocks are skipped)."""
@@ -210,6 +236,7 @@ def default_download_buffer_bytes() -> int:
 __all__ = [
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
+    "REQUEST_ID_HEADERS",
     "BaseTransport",
     "Request",
     "RequestOptions",
@@ -220,4 +247,5 @@ __all__ = [
     "default_download_buffer_bytes",
     "default_transport",
     "lower_headers",
+    "request_id_of",
 ]

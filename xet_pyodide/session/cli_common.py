@@ -24,10 +24,14 @@ if TYPE_CHECKING:
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """``argparse`` type of ``--token-header``: ``'Name: value'``."""
+    """``argparse`` type of ``--token-header``: ``'Name: value'``. A malformed one is not
+    echoed in the error: it usually holds a token."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            "expected 'Name: value', e.g. 'Authorization: Bearer hf_...' (what was given is "
+            "not repeated here, as it may hold a token)"
+        )
     return name.strip(), value.strip()
 
 
