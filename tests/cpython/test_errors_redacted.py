@@ -125,20 +125,29 @@ XORB_FETCH_FAULTS = {
 }
 
 
+def failure_under_fault(
+    corpus: Corpus, endpoint: str, rule: dict[str, Any], expected: type[Exception], work: Any
+) -> tuple[Any, dict[str, Any], RecordingTransport]:
+    """Run ``work(corpus, transport)`` with the fault ``rule`` on ``endpoint``: it must raise
+    ``expected``, which must hold no query. Returns that error, the server's log entry of the
+    last request to ``endpoint`` and the transport."""
+    transport = RecordingTransport()
+    corpus.server.set_faults(endpoints={endpoint: rule})
+    try:
+        with pytest.raises(expected) as info:
+            run_async(work(corpus, transport))
+        last = last_request(corpus, endpoint)
+    finally:
+        corpus.server.set_faults()
+    assert transport.secrets(), "the test saw no signed URL: it would prove nothing"
+    assert_no_query(error_texts(info.value), transport.secrets())
+    return info.value, last, transport
+
+
 @pytest.mark.parametrize("kind", list(XORB_FETCH_FAULTS))
 def test_failed_xorb_fetch_shows_no_signature(corpus: Corpus, kind: str) -> None:
     rule, error_type, status = XORB_FETCH_FAULTS[kind]
-    transport = RecordingTransport()
-    corpus.server.set_faults(endpoints={"xorb_fetch": rule})
-    try:
-        with pytest.raises(error_type) as info:
-            run_async(_download(corpus, transport))
-        last = last_request(corpus, "xorb_fetch")
-    finally:
-        corpus.server.set_faults()
-    exc = info.value
-    assert transport.secrets(), "the test saw no signed URL: it would prove nothing"
-    assert_no_query(error_texts(exc), transport.secrets())
+    exc, last, transport = failure_under_fault(corpus, "xorb_fetch", rule, error_type, _download)
     signed = [u for u in transport.urls if "Signature=" in u]
     assert exc.url == signed[-1].split("?")[0] and exc.status == status
     # what a support request needs: the server's id of the failing request, and its message
@@ -164,17 +173,8 @@ async def _upload(corpus: Corpus, transport: RecordingTransport) -> None:
 
 @pytest.mark.parametrize("status", [500, 400])
 def test_failed_grant_put_shows_no_signature(corpus: Corpus, status: int) -> None:
-    transport = RecordingTransport()
-    corpus.server.set_faults(endpoints={"grant_put": {"error_rate": 1.0, "status": status}})
-    try:
-        with pytest.raises(XetServerError) as info:
-            run_async(_upload(corpus, transport))
-        last = last_request(corpus, "grant_put")
-    finally:
-        corpus.server.set_faults()
-    exc = info.value
-    assert transport.secrets(), "the test saw no signed URL: it would prove nothing"
-    assert_no_query(error_texts(exc), transport.secrets())
+    rule = {"error_rate": 1.0, "status": status}
+    exc, last, _ = failure_under_fault(corpus, "grant_put", rule, XetServerError, _upload)
     assert exc.status == status and exc.request_id == last["request_id"]
     assert exc.server_message == f"fault injection: {status} on grant_put"
     assert "to grant URL" in str(exc)
