@@ -122,4 +122,8 @@ def test_js_errors_show_no_signature(chromium: Any, static_server: Any, corpus: 
             assert err["message"].startswith(
                 "xorb upload " if endpoint == "grant_put" else "xorb fetch"
             ), err
+    # The console's texts (ours and Chromium's). Chromium's own "Failed to load resource"
+    # entries name the full URL as their source location, as for any failed fetch of a page:
+    # that is the browser's DevTools, which no page code can change (docs/browser.md).
+    assert any("Failed to load resource" in line for line in console), console
     assert_no_query({f"console {i}": line for i, line in enumerate(console)})

@@ -307,6 +307,11 @@ def test_token_info_repr_leaves_the_token_out() -> None:
     assert repr(info) == "TokenInfo(exp=1900000000, cas_url='https://cas.example')"
 
 
+def test_request_repr_leaves_the_headers_out() -> None:
+    req = Request("GET", "http://cas/v1/x", headers={"Authorization": "Bearer eyJ-secret"})
+    assert "eyJ-secret" not in repr(req) and req.headers == {"Authorization": "Bearer eyJ-secret"}
+
+
 def test_malformed_token_header_is_not_echoed() -> None:
     from xet_pyodide.session.cli_common import parse_header
 

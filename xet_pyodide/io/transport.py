@@ -63,11 +63,12 @@ class RequestOptions(TypedDict, total=False):
 
 @dataclass(slots=True)
 class Request:
-    """One request as :class:`BaseTransport` hands it to an implementation."""
+    """One request as :class:`BaseTransport` hands it to an implementation. Its ``repr()``
+    leaves the headers out (they hold the bearer token)."""
 
     method: str
     url: str
-    headers: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
     body: Body | None = None
     timeout: float | None = None
 
