@@ -188,6 +188,11 @@ class Index:
                     (f.hash, f.size, len(f.terms), pack_terms(f.terms), f.sha256, shard.hash, now),
                 )
                 new_files += cur.rowcount
+                if cur.rowcount == 0 and f.sha256:  # known file, now with its sha256 (Hub)
+                    db.execute(
+                        "UPDATE files SET sha256=? WHERE hash=? AND sha256 IS NULL",
+                        (f.sha256, f.hash),
+                    )
             db.executemany("INSERT OR IGNORE INTO dedup_chunks VALUES (?,?,?)", dedup_chunks)
             return True, new_files
 
