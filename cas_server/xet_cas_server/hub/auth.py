@@ -83,6 +83,8 @@ class HubAuth:
 
     def writable(self, who: Principal, repo: RepoRow | None, repo_name: str) -> RepoRow:
         repo = self.readable(who, repo, repo_name)
+        if who.anonymous:
+            raise HubUnauthorized(f"You must be authenticated to write to {repo_name}")
         if not who.may_write_namespace(repo.repo.namespace):
             raise NoWriteAccess(
                 f"You don't have the rights to write to {repo_name}"

@@ -94,7 +94,9 @@ def check_path(path: object) -> str:
 
 def check_branch(name: object) -> str:
     """A branch a commit can land on: a plain name or ``refs/pr/N``."""
-    if not isinstance(name, str) or not (_BRANCH.match(name) or PR_REF.match(name)):
+    if not isinstance(name, str) or not (
+        PR_REF.match(name) or (_BRANCH.match(name) and not name.startswith("refs/"))
+    ):
         raise BadHubRequest(f"invalid branch name {name!r}")
     if any(s in ("", ".", "..") for s in name.split("/")) or name.endswith((".lock", "/")):
         raise BadHubRequest(f"invalid branch name {name!r}")

@@ -57,6 +57,8 @@ def listing(entries: list[TreeEntry], folder: str, recursive: bool) -> list[dict
     items: dict[str, dict[str, Any]] = {}
     folders: dict[str, list[TreeEntry]] = {}
     for e in entries:
+        if not e.path.startswith(prefix):
+            continue
         for d in parent_dirs(e.path):
             if d.startswith(prefix) and d != folder:
                 folders.setdefault(d, []).append(e)
