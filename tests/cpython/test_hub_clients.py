@@ -9,6 +9,8 @@ the other committed. Chromium is in ``tests/browser/test_hub_browser.py``.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.cpython._hub_helpers import (
     assert_ok,
     binary,
     mint_token,
+    offline_env,
     run_node_client,
     run_python_client,
     unique,
@@ -274,3 +277,30 @@ def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -
         )
     )
     assert js == [{"sha256": sha(d), "size": len(d)} for d in [*py_xet.values(), *py_lfs.values()]]
+
+
+def test_the_printed_line_works_in_front_of_hf_upload(
+    cas_server: CasServer, tmp_path: Path
+) -> None:
+    """What the server prints at start, pasted in front of the ``hf`` command line."""
+    line = cas_server.hub_line
+    assert line == f"HF_ENDPOINT={cas_server.url} HF_TOKEN={cas_server.dev_secret}"
+    files = {"a.txt": b"hello\n", "w/b.bin": binary(MIB, 500)}
+    write_tree(tmp_path / "up", files)
+    hf = str(Path(sys.executable).with_name("hf"))
+    env = offline_env(
+        {
+            **dict(part.split("=", 1) for part in line.split()),
+            "HF_HOME": str(tmp_path / "home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
+    )
+    repo = f"me/{unique('cli')}"
+    for argv in (
+        [hf, "upload", repo, str(tmp_path / "up")],
+        [hf, "download", repo, "--local-dir", str(tmp_path / "down")],
+    ):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in files.items():
+        assert (tmp_path / "down" / path).read_bytes() == data
