@@ -136,17 +136,26 @@ CommitPlan = tuple[dict[str, str], list[NewBlob]]
 
 
 class HubDB:
+    """One write connection (transactions serialized by a lock) and one read connection per
+    thread: in WAL mode reads never wait for a commit in progress, so the event loop's quick
+    lookups are not held up by a large commit."""
+
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            for conn in self._readers:
+                conn.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -160,8 +169,15 @@ class HubDB:
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self._path, check_same_thread=False, isolation_level=None, timeout=60
+            )
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn.execute(sql, args).fetchall()
 
     # ------------------------------------------------------------------ tokens
     def add_token(self, key_hash: str, user: str, role: str, name: str) -> None:
