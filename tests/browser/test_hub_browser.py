@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import requires_browser
+from tests.browser.conftest import requires_browser, web_server
 from tests.cpython._hub_helpers import (
     assert_ok,
     binary,
@@ -77,12 +77,8 @@ def hub_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CasServer]:
     )
     (web / "hfjs" / "ops.mjs").symlink_to(REPO / "tests" / "node" / "hfjs_ops.mjs")
     (web / "hfjs" / "index.html").write_text(PAGE)
-    server = CasServer(root / "data", web=web).start()
-    server.web_root = web  # type: ignore[attr-defined]
-    try:
+    with web_server(root, web) as server:
         yield server
-    finally:
-        server.close()
 
 
 def run_in_page(chromium: BrowserThread, server: CasServer, spec: dict[str, Any]) -> list[Any]:

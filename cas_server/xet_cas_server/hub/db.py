@@ -23,14 +23,14 @@ Model (see ``docs`` in cas_server/README.md, "Hub"):
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..index import Index
 from .names import RepoId
 
 SCHEMA = """
@@ -136,37 +136,26 @@ CommitPlan = tuple[dict[str, str], list[NewBlob]]
 
 
 class HubDB:
-    """One write connection (transactions serialized by a lock) and one read connection per
-    thread: in WAL mode reads never wait for a commit in progress, so the event loop's quick
-    lookups are not held up by a large commit."""
+    """Writes go through the CAS index's connection and lock (one writer per process, so a
+    commit never meets SQLITE_BUSY from the CAS); reads use one connection per thread: in WAL
+    mode they never wait for a commit in progress, so the event loop's quick lookups are not
+    held up by a large commit."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, index: Index, path: Path) -> None:
         self._path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._transaction = index.transaction
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
         self._local = threading.local()
+        self._lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
             for conn in self._readers:
                 conn.close()
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
         conn = getattr(self._local, "conn", None)

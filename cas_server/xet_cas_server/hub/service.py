@@ -35,7 +35,7 @@ class XetToken:
 class Hub:
     def __init__(self, cas: CasState) -> None:
         self.cas = cas
-        self.db = HubDB(cas.config.data_dir / "index.sqlite3")
+        self.db = HubDB(cas.store.index, cas.config.data_dir / "index.sqlite3")
         self.auth = HubAuth(self.db, cas.keys.token, cas.config.dev_secret)
         self._lfs_key = hmac.new(cas.keys.grant_url, b"hub-lfs-put", hashlib.sha256).digest()
 
