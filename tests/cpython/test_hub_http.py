@@ -195,7 +195,13 @@ def test_xet_tokens_carry_the_repository(cas_server: CasServer, users: dict) -> 
             assert claims["repo"] == f"models/{repo}@main" and claims["scope"] == scope
         # huggingface_hub's create_pr quirk: the revision arrives as "None"
         assert c.get(f"/api/models/{repo}/xet-write-token/None?create_pr=1").status_code == 200
+    # the dev secret still gets tokens for names that are no Hub repository (the CAS's
+    # token endpoint before the Hub); a Hub token does not
+    legacy = "/api/models/under_score/a--b/xet-write-token/main"
+    with hub_client(cas_server, cas_server.dev_secret) as c:
+        assert c.get(legacy).status_code == 200
     with hub_client(cas_server, users["bob"]) as c:
+        assert_hub_error(c.get(legacy), 404, "RepoNotFound")
         assert_hub_error(c.get(f"/api/models/{repo}/xet-read-token/main"), 404, "RepoNotFound")
     with hub_client(cas_server, None) as c:
         assert_hub_error(c.get(f"/api/models/{repo}/xet-read-token/main"), 401, "RepoNotFound")

@@ -80,7 +80,12 @@ async def xet_token(request: Request) -> Response:
     who = hub.auth.principal(request.headers)
     kind = params["kind"]
     claim = f"{kind}/{params['ns']}/{params['name']}"
-    known = hub.db.repo(repo_param(request)) if kind in PLURALS else None
+    known = None
+    if kind in PLURALS:
+        try:
+            known = hub.db.repo(repo_param(request))
+        except BadHubRequest:  # not a Hub repository name: only the legacy path below
+            known = None
     if known is None and who.role != ADMIN:
         raise RepoNotFound(f"Repository not found: {params['ns']}/{params['name']}",
                            anonymous=who.anonymous)  # fmt: skip
