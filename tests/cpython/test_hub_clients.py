@@ -43,9 +43,11 @@ def delta(before: dict[str, int], after: dict[str, int], endpoint: str) -> int:
     return after.get(endpoint, 0) - before.get(endpoint, 0)
 
 
-def tree(server: CasServer, repo: str, token: str | None = None) -> dict[str, dict[str, Any]]:
+def tree(
+    server: CasServer, repo: str, token: str | None = None, kind: str = "models"
+) -> dict[str, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {token or server.dev_secret}"}
-    r = httpx.get(f"{server.url}/api/models/{repo}/tree/main?recursive=true", headers=headers)
+    r = httpx.get(f"{server.url}/api/{kind}/{repo}/tree/main?recursive=true", headers=headers)
     assert r.status_code == 200, r.text
     return {item["path"]: item for item in r.json() if item["type"] == "file"}
 
@@ -139,31 +141,40 @@ def test_huggingface_hub_through_xet(cas_server: CasServer, tmp_path: Path) -> N
 
 def test_huggingface_hub_through_lfs_basic(cas_server: CasServer, tmp_path: Path) -> None:
     """``HF_HUB_DISABLE_XET=1``: uploads are PUT whole (the server chunks them into Xet),
-    downloads are plain GETs the server reconstructs. The dev secret is the token."""
+    downloads are plain GETs the server reconstructs. A dataset repository (``datasets/``
+    paths); the dev secret is the token."""
     server = cas_server
     repo = f"admin-org/{unique('lfs')}"
     files = folder_files(seed=200)
     src = write_tree(tmp_path / "src", files)
-    replacement = binary(MIB + 12345, 207)
+    replacement, single = binary(MIB + 12345, 207), binary(300_000, 208)
     (tmp_path / "replacement.bin").write_bytes(replacement)
+    (tmp_path / "single.bin").write_bytes(single)
     before = requests_by_endpoint(server)
     home = tmp_path / "hf-home"
+    ds = {"repo_id": repo, "repo_type": "dataset"}
 
     results = assert_ok(
         run_python_client(
             server,
             [
-                {"op": "create_repo", "repo_id": repo},
-                {"op": "upload_folder", "repo_id": repo, "folder": str(src)},
+                {"op": "create_repo", **ds},
+                {
+                    "op": "upload_file",
+                    **ds,
+                    "path": str(tmp_path / "single.bin"),
+                    "path_in_repo": "single.bin",
+                },
+                {"op": "upload_folder", **ds, "folder": str(src)},
                 {
                     "op": "create_commit",
-                    "repo_id": repo,
+                    **ds,
                     "adds": [[str(tmp_path / "replacement.bin"), "weights/model.bin"]],
                     "deletes": ["data/tiny.bin"],
                 },
-                {"op": "snapshot_download", "repo_id": repo},
-                {"op": "hf_hub_download", "repo_id": repo, "filename": "weights/model-v2.bin"},
-                {"op": "list_repo_files", "repo_id": repo},
+                {"op": "snapshot_download", **ds},
+                {"op": "hf_hub_download", **ds, "filename": "weights/model-v2.bin"},
+                {"op": "list_repo_files", **ds},
             ],
             home,
             server.dev_secret,
@@ -171,25 +182,26 @@ def test_huggingface_hub_through_lfs_basic(cas_server: CasServer, tmp_path: Path
         )
     )
 
+    assert results[0] == f"{server.url}/datasets/{repo}"
     final = {p: d for p, d in files.items() if p != "data/tiny.bin"}
-    final["weights/model.bin"] = replacement
-    assert results[3] == {p: sha(d) for p, d in final.items()}
-    assert results[4]["sha256"] == sha(files["weights/model-v2.bin"])
-    assert sorted(results[5]) == sorted(final)
+    final.update({"weights/model.bin": replacement, "single.bin": single})
+    assert results[4] == {p: sha(d) for p, d in final.items()}
+    assert results[5]["sha256"] == sha(files["weights/model-v2.bin"])
+    assert sorted(results[6]) == sorted(final)
     after = requests_by_endpoint(server)
-    # 3 binaries in the folder + 1 replacement, each PUT once; no CAS traffic from the client
-    assert delta(before, after, "hub_lfs_put") == 4
+    # 1 single file + 3 binaries in the folder + 1 replacement, each PUT once; no CAS traffic
+    assert delta(before, after, "hub_lfs_put") == 5
     for endpoint in ("xorb_upload", "xorb_grant", "shard_v1", "shard_v2", "reconstruction_v2"):
         assert delta(before, after, endpoint) == 0, endpoint
-    listing = tree(server, repo)
+    listing = tree(server, repo, kind="datasets")
     assert listing["weights/model.bin"]["lfs"]["oid"] == sha(replacement)
     assert listing["weights/model.bin"]["xetHash"]
 
 
 def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -> None:
-    """@huggingface/hub in Node uploads and downloads; what it committed, huggingface_hub
-    downloads (through Xet and as plain GETs), and it downloads what huggingface_hub
-    committed through Xet and through LFS basic."""
+    """@huggingface/hub in Node uploads and downloads (a Space: ``spaces/`` paths); what it
+    committed, huggingface_hub downloads (through Xet and as plain GETs), and it downloads what
+    huggingface_hub committed through Xet and through LFS basic."""
     server = cas_server
     carol, dave = mint_token(server, "carol"), mint_token(server, "dave")
     js_repo, py_repo = f"carol/{unique('js')}", f"dave/{unique('py')}"
@@ -208,18 +220,23 @@ def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -
     js = run_node_client(
         server,
         [
-            {"op": "createRepo", "repo": js_repo},
+            {"op": "createRepo", "repo": js_repo, "repoType": "space"},
             {
                 "op": "uploadFiles",
                 "repo": js_repo,
+                "repoType": "space",
                 "files": [[str(tmp_path / "js" / p), p] for p in js_files],
             },
-            *({"op": "downloadFile", "repo": js_repo, "path": p} for p in js_files),
-            {"op": "downloadFile", "repo": js_repo, "path": "missing.bin"},
-            {"op": "listFiles", "repo": js_repo},
+            *(
+                {"op": "downloadFile", "repo": js_repo, "repoType": "space", "path": p}
+                for p in js_files
+            ),
+            {"op": "downloadFile", "repo": js_repo, "repoType": "space", "path": "missing.bin"},
+            {"op": "listFiles", "repo": js_repo, "repoType": "space"},
             {
                 "op": "downloadFileToCacheDir",
                 "repo": js_repo,
+                "repoType": "space",
                 "path": "blobs/a.bin",
                 "cacheDir": str(tmp_path / "js-cache"),
             },
@@ -227,7 +244,7 @@ def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -
         carol,
     )
     assert_ok(js)
-    assert js[0] == f"{server.url}/{js_repo}"
+    assert js[0] == f"{server.url}/spaces/{js_repo}"
     assert js[2:5] == [{"sha256": sha(d), "size": len(d)} for d in js_files.values()]
     assert js[5] is None  # 404 EntryNotFound → null
     listed = {f["path"]: (f["type"], f["size"]) for f in js[6]}
@@ -245,7 +262,7 @@ def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -
         run_python_client(
             server,
             [
-                {"op": "snapshot_download", "repo_id": js_repo},
+                {"op": "snapshot_download", "repo_id": js_repo, "repo_type": "space"},
                 {"op": "create_repo", "repo_id": py_repo},
                 {"op": "upload_folder", "repo_id": py_repo, "folder": str(tmp_path / "py")},
             ],
@@ -258,7 +275,12 @@ def test_hfjs_node_and_the_cross_matrix(cas_server: CasServer, tmp_path: Path) -
         run_python_client(
             server,
             [
-                {"op": "hf_hub_download", "repo_id": js_repo, "filename": "blobs/a.bin"},
+                {
+                    "op": "hf_hub_download",
+                    "repo_id": js_repo,
+                    "repo_type": "space",
+                    "filename": "blobs/a.bin",
+                },
                 {"op": "upload_folder", "repo_id": py_repo, "folder": str(tmp_path / "pylfs")},
             ],
             tmp_path / "home2",
