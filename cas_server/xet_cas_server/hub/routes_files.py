@@ -41,11 +41,15 @@ def _headers(request: Request, repo: RepoId, commit: str, e: TreeEntry) -> dict[
         return headers
     auth = absolute(request, f"{repo.api_path}/xet-read-token/{commit}")
     info = absolute(request, f"/v2/reconstructions/{blob.xet_hash}")
-    headers.update({
-        "ETag": f'"{blob.sha256}"', "X-Linked-Etag": f'"{blob.sha256}"',
-        "X-Linked-Size": str(blob.size), "X-Xet-Hash": blob.xet_hash or "",
-        "Link": f'<{auth}>; rel="xet-auth", <{info}>; rel="xet-reconstruction-info"',
-    })  # fmt: skip
+    headers.update(
+        {
+            "ETag": f'"{blob.sha256}"',
+            "X-Linked-Etag": f'"{blob.sha256}"',
+            "X-Linked-Size": str(blob.size),
+            "X-Xet-Hash": blob.xet_hash or "",
+            "Link": f'<{auth}>; rel="xet-auth", <{info}>; rel="xet-reconstruction-info"',
+        }
+    )
     return headers
 
 

@@ -132,16 +132,28 @@ def _info(request: Request, repo: RepoRow, head: str) -> dict[str, Any]:
             sibling.update(size=e.blob.size, blobId=e.blob.oid)
             if e.blob.is_lfs:
                 pointer = lfs_pointer(e.blob.sha256 or "", e.blob.size)
-                sibling["lfs"] = {"sha256": e.blob.sha256, "size": e.blob.size,
-                                  "pointerSize": len(pointer)}  # fmt: skip
+                sibling["lfs"] = {
+                    "sha256": e.blob.sha256,
+                    "size": e.blob.size,
+                    "pointerSize": len(pointer),
+                }
         siblings.append(sibling)
     r = repo.repo
     info: dict[str, Any] = {
-        "_id": f"{repo.pk:024x}", "id": r.id, "author": r.namespace, "sha": head,
-        "private": repo.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0,
-        "tags": [], "createdAt": iso_date(repo.created), "lastModified": iso_date(commit.created),
+        "_id": f"{repo.pk:024x}",
+        "id": r.id,
+        "author": r.namespace,
+        "sha": head,
+        "private": repo.private,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "createdAt": iso_date(repo.created),
+        "lastModified": iso_date(commit.created),
         "siblings": siblings,
-    }  # fmt: skip
+    }
     if r.type == "model":
         info["modelId"] = r.id
     return info
@@ -268,10 +280,16 @@ async def commit_history(request: Request) -> Response:
     head = hub.resolve(repo, request.path_params["rev"])
     rows = await run_in_threadpool(hub.db.history, head, 0, 1_000_000)
     items = [
-        {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}],
-         "date": iso_date(c.created), "parents": [c.parent] if c.parent else []}
+        {
+            "id": c.oid,
+            "title": c.title,
+            "message": c.message,
+            "authors": [{"user": c.author}],
+            "date": iso_date(c.created),
+            "parents": [c.parent] if c.parent else [],
+        }
         for c in rows
-    ]  # fmt: skip
+    ]
     return _paged(request, items, COMMITS_PAGE)
 
 
@@ -296,12 +314,21 @@ async def whoami(request: Request) -> Response:
     if who.anonymous:
         raise HubUnauthorized("Invalid username or password.")
     role = "write" if who.role == ADMIN else who.role
-    return JSONResponse({
-        "type": "user", "id": who.user, "name": who.user, "fullname": who.user,
-        "isPro": False, "canPay": False, "orgs": [],
-        "auth": {"type": "access_token",
-                 "accessToken": {"displayName": f"{who.user}-{who.role}", "role": role}},
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "type": "user",
+            "id": who.user,
+            "name": who.user,
+            "fullname": who.user,
+            "isPro": False,
+            "canPay": False,
+            "orgs": [],
+            "auth": {
+                "type": "access_token",
+                "accessToken": {"displayName": f"{who.user}-{who.role}", "role": role},
+            },
+        }
+    )
 
 
 @hub_endpoint("hub_repo")

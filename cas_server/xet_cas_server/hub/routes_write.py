@@ -87,12 +87,13 @@ async def xet_token(request: Request) -> Response:
         except BadHubRequest:  # not a Hub repository name: only the legacy path below
             known = None
     if known is None and who.role != ADMIN:
-        raise RepoNotFound(f"Repository not found: {params['ns']}/{params['name']}",
-                           anonymous=who.anonymous)  # fmt: skip
+        raise RepoNotFound(
+            f"Repository not found: {params['ns']}/{params['name']}", anonymous=who.anonymous
+        )
     if known is not None:
         check = hub.readable if scope_name == "read" else hub.writable
         check(who, known.repo)
-    ttl = hub.cas.faults.token_ttl or hub.cas.config.token_ttl
+    ttl = None
     if request.query_params.get("ttl"):
         try:
             ttl = int(request.query_params["ttl"])
@@ -100,14 +101,14 @@ async def xet_token(request: Request) -> Response:
             raise BadHubRequest("ttl must be an integer") from None
         if not 1 <= ttl <= MAX_TOKEN_TTL:
             raise BadHubRequest(f"ttl must be within [1, {MAX_TOKEN_TTL}]")
-    token, exp = hub.cas.tokens.mint(Scope(scope_name), ttl, f"{claim}@{revision}")
-    return _token_response(token, exp, base_url(request))
-
-
-def _token_response(token: str, exp: int, cas_url: str) -> Response:
-    headers = {"X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(exp),
-               "X-Xet-Cas-Url": cas_url}  # fmt: skip
-    return JSONResponse({"accessToken": token, "exp": exp, "casUrl": cas_url}, headers=headers)
+    t = hub.xet_token(f"{claim}@{revision}", Scope(scope_name), ttl)
+    cas_url = base_url(request)
+    headers = {
+        "X-Xet-Access-Token": t.token,
+        "X-Xet-Token-Expiration": str(t.exp),
+        "X-Xet-Cas-Url": cas_url,
+    }
+    return JSONResponse({"accessToken": t.token, "exp": t.exp, "casUrl": cas_url}, headers=headers)
 
 
 # ---------------------------------------------------------------------------- LFS batch
@@ -153,9 +154,12 @@ async def lfs_batch(request: Request) -> Response:
         elif hub.db.blob(pointer_oid(sha256, size)) is None:
             if use_xet:
                 if xet_header is None:
-                    t = hub.xet_token(repo, Scope.WRITE, revision)
-                    xet_header = {"X-Xet-Cas-Url": base, "X-Xet-Access-Token": t.token,
-                                  "X-Xet-Token-Expiration": str(t.exp)}  # fmt: skip
+                    t = hub.xet_token(f"{repo.token_claim}@{revision}", Scope.WRITE)
+                    xet_header = {
+                        "X-Xet-Cas-Url": base,
+                        "X-Xet-Access-Token": t.token,
+                        "X-Xet-Token-Expiration": str(t.exp),
+                    }
                 href = absolute(request, f"{repo.api_path}/xet-write-token/{revision}")
                 item["actions"] = {"upload": {"href": href, "header": xet_header}}
             else:

@@ -150,11 +150,12 @@ class Hub:
         return row, pr_number
 
     # ------------------------------------------------------------------ Xet tokens
-    def xet_token(self, repo: RepoId, scope: Scope, revision: str) -> XetToken:
-        """A CAS token scoped to ``repo`` (its claim: ``{type}s/{id}@{revision}``, like the
-        dev-secret token endpoint's), with the configured lifetime."""
-        ttl = self.cas.faults.token_ttl or self.cas.config.token_ttl
-        token, exp = self.cas.tokens.mint(scope, ttl, f"{repo.token_claim}@{revision}")
+    def xet_token(self, claim: str, scope: Scope, ttl: int | None = None) -> XetToken:
+        """A CAS token for the repository ``claim`` (``{type}s/{ns}/{name}@{revision}``, the
+        shape the dev-secret token endpoint always used), by default with the configured
+        lifetime (or the fault configuration's short one)."""
+        ttl = ttl or self.cas.faults.token_ttl or self.cas.config.token_ttl
+        token, exp = self.cas.tokens.mint(scope, ttl, claim)
         return XetToken(token, exp)
 
     # ------------------------------------------------------------------ LFS basic uploads
