@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xet_pyodide.kernels import get_kernels
 
-from . import routes_admin, routes_download, routes_upload
+from . import hub, routes_admin, routes_download, routes_upload
 from .config import ServerConfig
 from .errors import CasError
 from .faults import ConnectionDropped
@@ -32,6 +32,9 @@ log = get_logger("http")
 CORS_EXPOSE_HEADERS = [
     "Content-Range", "Content-Length", "Content-Type", "X-Request-Id", "Retry-After",
     "X-Xet-Access-Token", "X-Xet-Token-Expiration", "X-Xet-Cas-Url", "WWW-Authenticate",
+    # the Hub API's (hub/): resolve metadata, Xet file info links, typed errors, pagination
+    "ETag", "Link", "X-Linked-Size", "X-Linked-Etag", "X-Repo-Commit", "X-Xet-Hash",
+    "X-Error-Code", "X-Error-Message", "Accept-Ranges", "Content-Disposition",
 ]  # fmt: skip
 
 
@@ -136,6 +139,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 def create_app(config: ServerConfig) -> Starlette:
     state = CasState(config)
+    hub_api = hub.Hub(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -145,9 +149,12 @@ def create_app(config: ServerConfig) -> Starlette:
         report = state.store.recover()
         log.info("storage recovered", extra={**report, "kernels": kernels.name})
         yield
+        hub_api.close()
         state.close()
 
-    routes: list[BaseRoute] = [*routes_upload.ROUTES, *routes_download.ROUTES, *routes_admin.ROUTES]
+    routes: list[BaseRoute] = [
+        *routes_upload.ROUTES, *routes_download.ROUTES, *hub.ROUTES, *routes_admin.ROUTES
+    ]  # fmt: skip
     if config.web_dir is not None:
         routes.append(Mount("/", app=IsolatedStaticFiles(config.web_dir), name="web"))
     app = Starlette(
@@ -157,7 +164,7 @@ def create_app(config: ServerConfig) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=["*"],
-                allow_methods=["GET", "HEAD", "POST", "PUT", "OPTIONS"],
+                allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
                 # "*" makes Starlette echo the requested headers (Authorization, Range,
                 # Content-Type, X-Xet-*...): a literal "*" would not cover Authorization.
                 allow_headers=["*"],
@@ -169,4 +176,5 @@ def create_app(config: ServerConfig) -> Starlette:
         lifespan=lifespan,
     )
     app.state.cas = state
+    app.state.hub = hub_api
     return app

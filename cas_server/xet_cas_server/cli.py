@@ -1,7 +1,8 @@
 """``python -m xet_cas_server --data DIR --port PORT --dev-secret SECRET [--web DIR] ...``
 
-When the socket listens, prints exactly one line to stdout (flushed):
-``xet_cas_server ready at http://127.0.0.1:PORT``. Logs go to stderr as JSON lines.
+When the socket listens, prints two lines to stdout (flushed):
+``xet_cas_server ready at http://127.0.0.1:PORT`` and, for the Hub API,
+``HF_ENDPOINT=http://127.0.0.1:PORT HF_TOKEN=<dev secret>``. Logs go to stderr as JSON lines.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .faults import parse_config
 from .jsonlog import setup_logging
 
 READY_PREFIX = "xet_cas_server ready at "
+HUB_LINE_PREFIX = "HF_ENDPOINT="
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,11 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ReadyServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, dev_secret: str) -> None:
+        super().__init__(config)
+        self.dev_secret = dev_secret
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and sockets:
             host, port = sockets[0].getsockname()[:2]
-            sys.stdout.write(f"{READY_PREFIX}http://{host}:{port}\n")
+            url = f"http://{host}:{port}"
+            # The second line is for people: paste it in front of `hf upload ...` or a script
+            # using huggingface_hub (the dev secret is an admin Hub token).
+            sys.stdout.write(
+                f"{READY_PREFIX}{url}\n{HUB_LINE_PREFIX}{url} HF_TOKEN={self.dev_secret}\n"
+            )
             sys.stdout.flush()
 
 
@@ -115,6 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=75,
         log_level=config.log_level,
     )
-    server = _ReadyServer(uv_config)
+    server = _ReadyServer(uv_config, config.dev_secret)
     asyncio.run(server.serve(sockets=[sock]))
     return 0

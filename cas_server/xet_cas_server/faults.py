@@ -44,6 +44,9 @@ ENDPOINTS = (
     "token", "xorb_upload", "xorb_head", "xorb_grant", "grant_put", "xorb_commit",
     "shard_v1", "shard_v2", "chunks", "reconstruction_v1", "reconstruction_v2",
     "reconstruction_batch", "file_head", "xorb_fetch", "telemetry", "admin", "static", "other",
+    # the Hub API (hub/)
+    "hub_repo", "hub_tree", "hub_preupload", "hub_commit", "hub_lfs_batch", "hub_lfs_put",
+    "hub_resolve",
 )  # fmt: skip
 
 #: The admin API must keep working whatever the faults (tests switch them off through it).

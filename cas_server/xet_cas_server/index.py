@@ -112,8 +112,9 @@ class Index:
             self._db.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One explicit write transaction (the connection is in autocommit mode otherwise)."""
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One explicit write transaction (the connection is in autocommit mode otherwise).
+        The Hub's tables (hub/db.py) are written through it too: one writer per process."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -138,7 +139,7 @@ class Index:
 
     def insert_xorb(self, row: XorbRow, dedup_chunks: Sequence[tuple[str, int]]) -> bool:
         """Commit a xorb (its file must already be durable). False if it already existed."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO xorbs VALUES (?,?,?,?,?,?)",
                 (
@@ -174,7 +175,7 @@ class Index:
         its first reconstruction: any valid term list of the same content is equivalent.
         """
         now = time.time()
-        with self._transaction() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO shards VALUES (?,?,?,?,?)",
                 (shard.hash, shard.size, shard.num_files, shard.num_xorbs, now),
@@ -188,6 +189,11 @@ class Index:
                     (f.hash, f.size, len(f.terms), pack_terms(f.terms), f.sha256, shard.hash, now),
                 )
                 new_files += cur.rowcount
+                if cur.rowcount == 0 and f.sha256:  # known file, now with its sha256 (Hub)
+                    db.execute(
+                        "UPDATE files SET sha256=? WHERE hash=? AND sha256 IS NULL",
+                        (f.sha256, f.hash),
+                    )
             db.executemany("INSERT OR IGNORE INTO dedup_chunks VALUES (?,?,?)", dedup_chunks)
             return True, new_files
 

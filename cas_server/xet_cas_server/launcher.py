@@ -6,6 +6,7 @@ Only the standard library is used here, so importing it costs nothing and needs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hfxet_driver
-from .cli import READY_PREFIX
+from .cli import HUB_LINE_PREFIX, READY_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -57,6 +58,8 @@ class ServerProcess:
         self.port = 0
         self.url = ""
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
+        #: ``HF_ENDPOINT=… HF_TOKEN=…``, the line the server prints for people after the ready line
+        self.hub_line = ""
         self._proc: subprocess.Popen[str] | None = None
 
     # ------------------------------------------------------------------ process control
@@ -111,6 +114,10 @@ class ServerProcess:
             if line.startswith(READY_PREFIX):
                 self.url = line[len(READY_PREFIX) :].strip()
                 self.port = int(self.url.rsplit(":", 1)[1])
+                with contextlib.suppress(queue.Empty):  # printed right after the ready line
+                    hub_line = lines.get(timeout=5).strip()
+                    if hub_line.startswith(HUB_LINE_PREFIX):
+                        self.hub_line = hub_line
                 return self
 
     def _tail(self, n: int = 4000) -> str:

@@ -11,6 +11,7 @@ Chromium, waits until ``loadXet()`` finished and returns a :class:`DemoPage`.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,6 +128,13 @@ def web_cas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CasServer]:
     (web_root / "_fixtures").mkdir(parents=True)
     for entry in WEB.iterdir():
         (web_root / entry.name).symlink_to(entry)
+    with web_server(root, web_root) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def web_server(root: Path, web_root: Path) -> Iterator[CasServer]:
+    """A CAS server with its data under ``root`` serving ``web_root`` (kept as ``.web_root``)."""
     server = CasServer(root / "data", web=web_root).start()
     server.web_root = web_root  # type: ignore[attr-defined]
     try:

@@ -172,6 +172,24 @@ def test_footer_and_lookup_tables():
     assert parse_shard(plain).files == parsed.shard.files
 
 
+def test_footer_without_lookup_tables_all_zero():
+    """@huggingface/hub 2.17.5 writes a footer whose lookup offsets and counts are all zero
+    (no tables, footer right after the CAS section): accepted; zeros with bytes between the
+    CAS section and the footer are not."""
+    shard = sample_shard(12, n_files=3, n_xorbs=2)
+    plain = bytearray(serialize_shard(shard, with_footer=True))
+    base = len(plain) - 200
+    struct.pack_into("<6Q", plain, base + 24, 0, 0, 0, 0, 0, 0)
+    assert parse_shard(bytes(plain)).files == sorted(shard.files, key=lambda f: f.file_hash)
+    parsed = parse_shard_full(bytes(plain))
+    assert (parsed.lookup.files, parsed.lookup.xorbs, parsed.lookup.chunks) == ([], [], [])
+    padded = plain[:base] + bytes(12) + plain[base:]
+    struct.pack_into("<Q", padded, 40, 200)
+    struct.pack_into("<Q", padded, len(padded) - 8, base + 12)
+    with pytest.raises(XetFormatError, match="inconsistent"):
+        parse_shard(bytes(padded))
+
+
 def test_dedup_response_shard_with_hmac_key():
     """What the CAS server returns for a global-dedup query, and how a client matches it."""
     rng = random.Random(3)

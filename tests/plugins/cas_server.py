@@ -20,7 +20,8 @@ Fixtures
 
 ``CasServer`` handle (``xet_cas_server.launcher.ServerProcess``)
 ----------------------------------------------------------------
-``.url`` (``http://127.0.0.1:PORT``), ``.port``, ``.dev_secret``, ``.data_dir``;
+``.url`` (``http://127.0.0.1:PORT``), ``.port``, ``.dev_secret``, ``.data_dir``, ``.hub_line``
+(the ``HF_ENDPOINT=… HF_TOKEN=…`` line printed at start);
 ``.token(scope="write", ttl=3600) -> (token, exp)`` through the Hub-shaped token endpoint;
 ``.token_url(scope="write") -> str`` and ``.token_headers`` (for hf_xet's
 ``token_refresh_url`` / ``token_refresh_headers``); ``.stats() -> dict`` (counters such as

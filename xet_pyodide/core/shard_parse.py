@@ -196,7 +196,13 @@ def _parse_footer(
     if stated_footer_offset != footer_offset:
         raise XetFormatError("shard footer offset does not match its position")
     stated = (file_lookup_offset, cas_lookup_offset, chunk_lookup_offset, footer_offset)
-    if stated != lookup_offsets(tables_start, n_files, n_xorbs, n_chunks):
+    # A footer without lookup tables (offsets and counts all zero, the footer right after the
+    # CAS section) is what @huggingface/hub 2.17.5 uploads.
+    tables = (file_lookup_offset, n_files, cas_lookup_offset, n_xorbs, chunk_lookup_offset)
+    no_tables = not any(tables) and n_chunks == 0
+    if no_tables and tables_start == footer_offset:
+        file_lookup_offset = cas_lookup_offset = chunk_lookup_offset = footer_offset
+    elif stated != lookup_offsets(tables_start, n_files, n_xorbs, n_chunks):
         raise XetFormatError("shard lookup tables are inconsistent with the footer")
     lookup = LookupTables(
         list(FILE_LOOKUP_ENTRY.iter_unpack(view[file_lookup_offset:cas_lookup_offset])),

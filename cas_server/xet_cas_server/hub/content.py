@@ -1,0 +1,123 @@
+"""File contents the Hub serves or receives itself, through the CAS store:
+
+* :func:`stream_file` — the bytes of a Xet file (or a byte range of it), reconstructed from
+  the stored xorbs, for a plain ``GET …/resolve/…`` (a link in a browser, or a client without
+  Xet support);
+* :func:`sha256_of` — the same bytes through SHA-256: the proof that a shard's sha256 claim is
+  true before a commit names the file by it;
+* :func:`ingest_file` — a file PUT through the plain LFS ``basic`` transfer, chunked, packed
+  into xorbs and registered with its shard exactly as a Xet client would have done.
+
+All per-byte work runs in the protocol core's kernels; these functions are synchronous and
+meant for a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from xet_pyodide.core.chunking import Chunker
+from xet_pyodide.core.hashes import MerkleHash, hash_chunks
+from xet_pyodide.core.shard import serialize_shard
+from xet_pyodide.core.shard_model import Shard, XorbEntry
+from xet_pyodide.core.terms import ChunkLocation, build_file_entry
+from xet_pyodide.core.xorb import XorbBuilder
+from xet_pyodide.session.download_decode import decode_records
+
+from .. import reconstruction
+from ..byteranges import ByteRange
+from ..errors import NotFound
+from ..layout import XorbLayout
+from ..store import Store
+
+#: Chunks decoded per step when streaming (at most 128 KiB each: ≤ 32 MiB per step).
+STREAM_CHUNKS = 256
+#: Block size for reading an uploaded file.
+READ_BLOCK = 8 << 20
+
+
+def _layout_getter(store: Store) -> Callable[[str], XorbLayout]:
+    def get(xorb_hex: str) -> XorbLayout:
+        layout = store.layout(xorb_hex)
+        if layout is None:  # pragma: no cover - files only reference stored xorbs
+            raise NotFound(f"xorb {xorb_hex} is missing")
+        return layout
+
+    return get
+
+
+def stream_file(store: Store, file_hash: str, rng: ByteRange | None) -> Iterator[bytes]:
+    """The bytes of Xet file ``file_hash`` (inclusive ``rng``, already clamped), in pieces."""
+    row = store.file(file_hash)
+    if row is None:
+        raise NotFound(f"Xet file {file_hash} is not stored")
+    layout = _layout_getter(store)
+    p = reconstruction.plan(row, layout, rng)
+    skip = p.offset_into_first_range
+    remaining = (rng[1] - rng[0] + 1) if rng is not None else row.size
+    for term in p.terms:
+        lay = layout(term.xorb)
+        for start in range(term.start, term.end, STREAM_CHUNKS):
+            end = min(start + STREAM_CHUNKS, term.end)
+            first, last = lay.byte_range(start, end)
+            (raw,) = store.objects.read_ranges("xorb", term.xorb, [(first, last)])
+            data = memoryview(decode_records(raw, end - start, lay.unpacked_len(start, end)).data)
+            if skip:
+                data, skip = data[skip:], 0
+            if len(data) > remaining:
+                data = data[:remaining]
+            remaining -= len(data)
+            if data:
+                yield bytes(data)
+            if remaining <= 0:
+                return
+
+
+def sha256_of(store: Store, file_hash: str) -> str:
+    digest = hashlib.sha256()
+    for piece in stream_file(store, file_hash, None):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def ingest_file(store: Store, path: Path, sha256: str) -> str:
+    """Chunk the file at ``path`` (whose sha256 the caller verified), store its xorbs and a shard
+    registering it (with the sha256 in the metadata extension); returns the Xet file hash."""
+    chunker = Chunker()
+    builder = XorbBuilder()
+    entries: list[XorbEntry] = []
+    hashes: list[MerkleHash] = []
+    sizes: list[int] = []
+    locations: list[ChunkLocation] = []
+
+    def flush() -> None:
+        nonlocal builder
+        if len(builder):
+            xorb = builder.finish()
+            store.put_xorb(xorb.body, xorb.hash)
+            entries.append(XorbEntry.from_chunks(xorb.hash, xorb.chunk_hashes, xorb.chunk_sizes))
+            locations.extend((xorb.hash, k) for k in range(xorb.num_chunks))
+            builder = XorbBuilder()
+
+    def add(chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        chunk_hashes = hash_chunks(chunks)
+        for data, h in zip(chunks, chunk_hashes, strict=True):
+            if not builder.can_add(len(data)):
+                flush()
+            builder.add(data, h)
+        hashes.extend(chunk_hashes)
+        sizes.extend(len(c) for c in chunks)
+
+    with open(path, "rb") as f:
+        while block := f.read(READ_BLOCK):
+            add(chunker.feed(block))
+    add(chunker.finish())
+    flush()
+    entry = build_file_entry(hashes, sizes, locations, bytes.fromhex(sha256))
+    body = serialize_shard(Shard([entry], entries))
+    store.put_shard(body, store.parse_shard(body))
+    return entry.file_hash.hex()
