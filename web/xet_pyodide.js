@@ -23,6 +23,7 @@ export class XetError extends Error {
     this.status = info.status ?? null;
     this.requestId = info.requestId ?? null;
     this.serverMessage = info.serverMessage ?? null;
+    this.errorCode = info.errorCode ?? null; // the Hub's X-Error-Code (xet.hub calls)
     this.url = info.url ?? null;
     this.pythonTraceback = info.pythonTraceback ?? null;
   }
@@ -97,6 +98,75 @@ function pyOptions(options) {
   return Object.assign({}, options ?? {});
 }
 
+/** A ReadableStream over a Python download reader: `open()` resolves to the envelope of the
+ *  reader (or of null: an empty stream), `py` has `read_download(reader)` and
+ *  `cancel_download(reader)`. Pull-driven (one piece ahead); `signal` errors the stream with
+ *  its reason and stops the download's fetches. */
+function pythonDownloadStream(py, open, signal) {
+  let reader = null;
+  let onAbort = null;
+  const detach = () => {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+    onAbort = null;
+  };
+  const stop = async () => { // the download's fetches end; the stream is errored or cancelled
+    detach();
+    if (reader) {
+      const r = reader;
+      reader = null;
+      try {
+        unwrap(await py.cancel_download(r));
+      } finally {
+        r.destroy();
+      }
+    }
+  };
+  return new ReadableStream({
+    async start(controller) {
+      const opened = unwrap(await open()); // opening fetches nothing yet
+      if (opened == null) { controller.close(); return; }
+      reader = opened;
+      if (!signal) return;
+      if (signal.aborted) { // before or while the download opened
+        await stop();
+        throw signal.reason;
+      }
+      onAbort = () => {
+        controller.error(signal.reason);
+        stop().catch(() => {});
+      };
+      signal.addEventListener("abort", onAbort);
+    },
+    async pull(controller) {
+      const r = reader;
+      if (!r) return;
+      let piece;
+      try {
+        piece = unwrap(await py.read_download(r));
+      } catch (err) { // the stream errors with it; the download is over
+        detach();
+        if (reader === r) {
+          reader = null;
+          r.destroy();
+        }
+        throw err;
+      }
+      if (reader !== r) return; // cancelled or aborted meanwhile
+      if (piece == null) {
+        detach();
+        reader = null;
+        r.destroy();
+        controller.close();
+      } else {
+        controller.enqueue(piece);
+      }
+    },
+    async cancel() {
+      await stop();
+    },
+  }, { highWaterMark: 1 });
+}
+
 class SessionBase {
   #py;
   #closed = false;
@@ -151,70 +221,9 @@ class SessionBase {
    *  last piece of a full download is only enqueued once the file hash matched. */
   downloadStream(fileHash, size, options = {}) {
     const py = this.#live();
-    const signal = options?.signal;
-    let reader = null;
-    let onAbort = null;
-    const detach = () => {
-      if (onAbort) signal.removeEventListener("abort", onAbort);
-      onAbort = null;
-    };
-    const stop = async () => { // the download's fetches end; the stream is errored or cancelled
-      detach();
-      if (reader) {
-        const r = reader;
-        reader = null;
-        try {
-          unwrap(await py.cancel_download(r));
-        } finally {
-          r.destroy();
-        }
-      }
-    };
     const pyOpts = pyOptions(options);
-    delete pyOpts.signal; // handled here
-    return new ReadableStream({
-      async start(controller) {
-        signal?.throwIfAborted();
-        reader = unwrap(await py.open_download(fileHash, size, pyOpts));
-        if (!signal) return;
-        if (signal.aborted) { // while the download opened
-          await stop();
-          throw signal.reason;
-        }
-        onAbort = () => {
-          controller.error(signal.reason);
-          stop().catch(() => {});
-        };
-        signal.addEventListener("abort", onAbort);
-      },
-      async pull(controller) {
-        const r = reader;
-        if (!r) return;
-        let piece;
-        try {
-          piece = unwrap(await py.read_download(r));
-        } catch (err) { // the stream errors with it; the download is over
-          detach();
-          if (reader === r) {
-            reader = null;
-            r.destroy();
-          }
-          throw err;
-        }
-        if (reader !== r) return; // cancelled or aborted meanwhile
-        if (piece == null) {
-          detach();
-          reader = null;
-          r.destroy();
-          controller.close();
-        } else {
-          controller.enqueue(piece);
-        }
-      },
-      async cancel() {
-        await stop();
-      },
-    }, { highWaterMark: 1 });
+    delete pyOpts.signal; // handled by the stream
+    return pythonDownloadStream(py, () => py.open_download(fileHash, size, pyOpts), options?.signal);
   }
 
   /** Abort pending work and release the session. */
@@ -227,6 +236,66 @@ class SessionBase {
       this.#py.destroy();
     }
   }
+}
+
+/** The files of an uploadFiles() call as Python reads them: {path, content: Blob}. A `File`
+ *  goes in under its name; ArrayBuffers and typed arrays become Blobs. */
+function hubFiles(files) {
+  if (!Array.isArray(files)) throw new TypeError("uploadFiles: `files` must be an array");
+  return files.map((f, i) => {
+    if (f instanceof Blob && !("path" in f)) {
+      if (!f.name) throw new TypeError(`uploadFiles: files[${i}] is a Blob without a name: pass {path, content}`);
+      return { path: f.name, content: f };
+    }
+    const content = f?.content;
+    if (typeof f?.path !== "string" || !f.path) throw new TypeError(`uploadFiles: files[${i}] needs a path`);
+    if (content instanceof Blob) return { path: f.path, content };
+    if (content instanceof ArrayBuffer || ArrayBuffer.isView(content)) return { path: f.path, content: new Blob([content]) };
+    throw new TypeError(`uploadFiles: files[${i}].content must be a Blob, File, ArrayBuffer or typed array`);
+  });
+}
+
+/** `xet.hub`: Hub repositories through Xet, shaped like @huggingface/hub's functions (each
+ *  takes `{hubUrl, accessToken, repo, ...}`; `repo` is "namespace/name" or {type, name}).
+ *  Failures throw XetError (name "XetHubConflictError", "XetHubNotFoundError", ... with
+ *  status and errorCode). See docs/hub.md. */
+function hubApi(core) {
+  return {
+    /** Commit files to a branch: preupload, Xet upload (dedup, workers, sha256 in the same
+     *  pass), NDJSON commit. Resolves to {commitOid, commitUrl, committed, pullRequestUrl,
+     *  files: [{path, xetHash, sha256, size, uploaded, mode}], metrics}. `signal`: an abort
+     *  before the commit is sent leaves the repository unchanged and rejects with its reason;
+     *  once the commit is sent it is ignored. */
+    async uploadFiles(params) {
+      const options = pyOptions(params);
+      options.files = hubFiles(params?.files);
+      return unwrapAbortable(await core().upload_files(options), params);
+    },
+    /** A verified Blob of the file (or `range: {start, end}` of it, end exclusive), or null
+     *  when the repository has no such file. Options: revision, range, onProgress, type, signal. */
+    async downloadFile(params) {
+      return unwrapAbortable(await core().download_file(pyOptions(params)), params) ?? null;
+    },
+    /** Like downloadFile, as a ReadableStream of Uint8Array pieces (`blockSize` bytes, default
+     *  8 MiB), or null. The last piece of a full download comes only once it is verified. */
+    async downloadFileStream(params) {
+      const py = core();
+      const options = pyOptions(params);
+      delete options.signal; // handled by the stream
+      const opened = unwrap(await py.open_download(options));
+      if (opened == null) return null;
+      return pythonDownloadStream(py, async () => ({ ok: true, value: opened }), params?.signal);
+    },
+    /** The repository's tree entries ({type, path, size, oid, lfs?, xetHash?, lastCommit?}):
+     *  an async iterator, as @huggingface/hub's listFiles. Options: revision, path, recursive, expand. */
+    async *listFiles(params) {
+      yield* unwrap(await core().list_files(pyOptions(params)));
+    },
+    /** Create a repository: {repoUrl, id}. Options: private or visibility, existOk. */
+    async createRepo(params) {
+      return unwrap(await core().create_repo(pyOptions(params)));
+    },
+  };
 }
 
 /**
@@ -260,6 +329,7 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
   const core = await browser.start(workerUrl, workers ?? undefined, sha256Worker ?? undefined);
   browser.destroy();
   const state = core.info();
+  const hubCore = core.hub;
   let closed = false;
   const live = () => {
     if (closed) {
@@ -291,11 +361,14 @@ export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions }
     async hashFile(fileOrBlob, options = {}) {
       return unwrapAbortable(await live().hash_file(fileOrBlob, pyOptions(options)), options);
     },
+    /** Hub repositories (uploadFiles, downloadFile, downloadFileStream, listFiles, createRepo). */
+    hub: hubApi(() => { live(); return hubCore; }),
     /** Stop the workers. Sessions created from this instance then reject their uploads with
      *  XetKernelError; new sessions and hashFile() throw. Calling it again does nothing. */
     close() {
       if (closed) return;
       closed = true;
+      hubCore.destroy();
       core.close();
       core.destroy();
     },

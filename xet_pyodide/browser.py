@@ -267,6 +267,10 @@ class BrowserXet:
         if sha256_worker is None:
             sha256_worker = default_pool_size() >= SHA256_WORKER_MIN_CORES
         self.sha256_worker = bool(sha256_worker) and pool is not None
+        from .browser_hub import BrowserHub
+
+        #: ``xet.hub`` (Hub repositories: uploads, downloads, listings).
+        self.hub = BrowserHub(self)
 
     @property
     def hasher_factory(self) -> Callable[[], ChunkHasher]:

@@ -15,6 +15,7 @@ and the server's message with :func:`redact_url` and :func:`redact_text`, and
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote_plus
 
 #: ``scheme://user:password@`` at the start of a URL (RFC 3986 userinfo).
@@ -148,11 +149,43 @@ class XetResponseError(XetProtocolError, _HttpError):
     field, unexpected status). Carries the status and request id like the other HTTP errors."""
 
 
+class XetHubError(_HttpError):
+    """The Hugging Face Hub refused a request (repository, commit, resolve, token endpoint…).
+
+    Besides the HTTP fields, ``error_code`` is the Hub's ``X-Error-Code`` (``RepoNotFound``,
+    ``RevisionNotFound``, ``EntryNotFound``, ``GatedRepo``…) when it sent one, and
+    ``server_message`` its ``{"error": …}`` (or ``X-Error-Message``). Subclasses say what a
+    caller can do about it; they also derive from the CAS error of the same meaning, so
+    ``except XetAuthError`` catches a refused Hub token too."""
+
+    def __init__(self, message: str, *, error_code: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error_code = error_code
+
+
+class XetHubAuthError(XetHubError, XetAuthError):
+    """No token, an invalid one, or one without the right to read or write (401/403)."""
+
+
+class XetHubNotFoundError(XetHubError, XetNotFoundError):
+    """The repository, revision or file does not exist, or is not visible with this token
+    (404; ``error_code`` tells which)."""
+
+
+class XetHubConflictError(XetHubError):
+    """409: the branch moved since ``parent_commit`` (someone else committed; fetch the new
+    head, check, and commit again), or what is being created exists already."""
+
+
 __all__ = [
     "XetAbortedError",
     "XetAuthError",
     "XetError",
     "XetFormatError",
+    "XetHubAuthError",
+    "XetHubConflictError",
+    "XetHubError",
+    "XetHubNotFoundError",
     "XetIntegrityError",
     "XetKernelError",
     "XetNotFoundError",

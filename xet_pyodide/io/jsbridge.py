@@ -2,9 +2,9 @@
 
 The JS glue (``web/xet_pyodide.js``) calls Python methods that return an *envelope*, a plain
 JS object ``{ok: true, value}`` or ``{ok: false, error: {name, message, status, requestId,
-serverMessage, url, pythonTraceback}}``; JS turns the latter into an ``Error`` whose ``name``
-is the Python exception type (``"XetAuthError"``, ...). Results use camelCase keys, as JS
-code expects.
+serverMessage, errorCode, url, pythonTraceback}}``; JS turns the latter into an ``Error``
+whose ``name`` is the Python exception type (``"XetAuthError"``, ...). Results use camelCase
+keys, as JS code expects.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def error_json(exc: BaseException) -> dict[str, Any]:
         "status": getattr(exc, "status", None),
         "requestId": getattr(exc, "request_id", None),
         "serverMessage": getattr(exc, "server_message", None),
+        "errorCode": getattr(exc, "error_code", None),
         "url": getattr(exc, "url", None),
         "pythonTraceback": redact_text("".join(traceback.format_exception(exc))),
     }
