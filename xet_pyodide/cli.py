@@ -81,6 +81,21 @@ def _run_download(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# --------------------------------------------------------------------------- hub
+
+
+def _configure_hub(parser: argparse.ArgumentParser) -> None:
+    from .cli_hub import configure
+
+    configure(parser)
+
+
+def _run_hub(args: argparse.Namespace) -> int:
+    from .cli_hub import run
+
+    return run(args)
+
+
 COMMANDS: list[Command] = [
     Command(
         "hash",
@@ -99,6 +114,13 @@ COMMANDS: list[Command] = [
         "download a file (or --range START-END of it) by hash and size; prints stats as JSON",
         _configure_download,
         _run_download,
+    ),
+    Command(
+        "hub",
+        "Hugging Face Hub repositories: 'hub upload REPO PATH...' (one commit), "
+        "'hub download REPO PATH OUT'; prints JSON",
+        _configure_hub,
+        _run_hub,
     ),
 ]
 

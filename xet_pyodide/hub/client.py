@@ -268,12 +268,41 @@ class HubClient:
                 info.xet_hash, info.size, byte_range=byte_range, progress=progress
             )
 
+    async def download_stream(
+        self, repo: Any, path: str, *, repo_type: str | None = None, revision: str = "main",
+        byte_range: Any = None, progress: Any = None, block_size: int | None = None,
+    ) -> AsyncIterator[bytes]:  # fmt: skip
+        """The file (or ``byte_range``) as blocks of ``block_size`` bytes, in order; for a
+        full download the last block only comes once the whole file was verified."""
+        info = await self.file_info(repo, path, repo_type=repo_type, revision=revision)
+        if info.xet_hash is None:
+            data = await self._plain_bytes(info, byte_range)
+            step = block_size or self.config.block_size
+            for start in range(0, len(data), step):
+                yield data[start : start + step]
+            return
+        async with self.read_session(info) as session:
+            blocks = session.download_stream(
+                info.xet_hash, info.size, byte_range=byte_range, progress=progress,
+                block_size=block_size,
+            )  # fmt: skip
+            async with contextlib.aclosing(blocks):
+                async for block in blocks:
+                    yield block
+
     async def download_to_file(
         self, repo: Any, path: str, out: str | os.PathLike[str], *, repo_type: str | None = None,
         revision: str = "main", byte_range: Any = None, progress: Any = None,
     ) -> DownloadStats:  # fmt: skip
         """Write the file to ``out`` (replaced only once complete and verified)."""
         info = await self.file_info(repo, path, repo_type=repo_type, revision=revision)
+        return await self.save_file(info, out, byte_range=byte_range, progress=progress)
+
+    async def save_file(
+        self, info: FileInfo, out: str | os.PathLike[str], *, byte_range: Any = None,
+        progress: Any = None,
+    ) -> DownloadStats:  # fmt: skip
+        """:meth:`download_to_file` of a file already resolved (:meth:`file_info`)."""
         if info.xet_hash is not None:
             async with self.read_session(info) as session:
                 return await session.download_to_file(
