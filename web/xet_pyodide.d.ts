@@ -18,6 +18,10 @@ export declare class XetError extends Error {
   /** What the server said about the failure (the `message`/`error` of a JSON body, or an
    *  excerpt of the body), when it said something. */
   readonly serverMessage: string | null;
+  /** The Hub's `X-Error-Code` ("RepoNotFound", "RevisionNotFound", "EntryNotFound", ...),
+   *  for errors of `xet.hub` calls ("XetHubError", "XetHubAuthError", "XetHubNotFoundError",
+   *  "XetHubConflictError"). */
+  readonly errorCode: string | null;
   /** The failing request's URL without its query (never a presigned URL's signature). */
   readonly url: string | null;
   /** The Python traceback, for bug reports. */
@@ -204,8 +208,145 @@ export interface HashResult {
   chunks: number;
 }
 
+/** A Hub repository: "namespace/name" (a model), "datasets/namespace/name",
+ *  "spaces/namespace/name", or {type, name} as in @huggingface/hub. */
+export type RepoDesignation = string | { type: "model" | "dataset" | "space"; name: string };
+
+/** What every `xet.hub` call takes. */
+export interface HubParams {
+  /** Default "https://huggingface.co". */
+  hubUrl?: string;
+  /** A Hub token (hf_...); none for public repositories. */
+  accessToken?: string;
+  repo: RepoDesignation;
+}
+
+export type HubUploadPhase = "preuploading" | "hashing" | "processing" | "uploading_xorbs"
+  | "uploading_shard" | "validating_shard" | "committing" | "done";
+
+export interface HubFileProgress {
+  path: string;
+  size: number;
+  /** Decided after the preupload call: "lfs" (Xet), "regular" (inline), "unchanged" or
+   *  "ignored" (not sent); null before. */
+  mode: "lfs" | "regular" | "unchanged" | "ignored" | null;
+  bytesProcessed: number;
+  /** Xorb bytes of this file the server has stored. */
+  bytesUploaded: number;
+}
+
+/** One stream from the first byte to the commit. "hashing": SHA-256 of files the repository
+ *  already holds a large file for (an unchanged one is then not uploaded). */
+export interface HubProgressEvent {
+  phase: HubUploadPhase;
+  /** Bytes of the files that are sent (Xet or inline). */
+  bytesTotal: number;
+  bytesProcessed: number;
+  /** Xorb bytes sent to the CAS. */
+  bytesTransferred: number;
+  files: HubFileProgress[];
+}
+
+export interface UploadFilesParams extends HubParams {
+  /** A File goes in under its name. */
+  files: Array<File | { path: string; content: Blob | ArrayBuffer | ArrayBufferView }>;
+  /** Default "main". */
+  branch?: string;
+  /** Default "Upload N files". */
+  commitTitle?: string;
+  commitDescription?: string;
+  /** The commit is refused (XetHubConflictError, status 409) if the branch moved past it. */
+  parentCommit?: string;
+  onProgress?: (event: HubProgressEvent) => void | Promise<void>;
+  /** Aborting before the commit is sent leaves the repository unchanged and rejects with
+   *  `signal.reason`; once the commit is sent the abort is ignored. */
+  signal?: AbortSignal;
+  /** Bytes read from a File at a time (default 16 MiB). */
+  blockSize?: number;
+}
+
+export interface HubFileResult {
+  path: string;
+  size: number;
+  mode: "lfs" | "regular" | "unchanged" | "ignored";
+  /** Whether its content is part of the commit. */
+  uploaded: boolean;
+  /** Hex SHA-256 (null for an ignored file). */
+  sha256: string | null;
+  /** Xet file hash of a file uploaded through Xet. */
+  xetHash: string | null;
+}
+
+export interface UploadFilesResult {
+  /** The new commit, or the branch's head when nothing changed (`committed` false). */
+  commitOid: string;
+  commitUrl: string;
+  committed: boolean;
+  pullRequestUrl: string | null;
+  files: HubFileResult[];
+  /** The Xet upload's counters (null when no file went through Xet). */
+  metrics: UploadMetrics | null;
+}
+
+export interface DownloadFileParams extends HubParams {
+  path: string;
+  /** Branch, refs/pr/N or commit id (default "main"). */
+  revision?: string;
+  /** Byte range, end exclusive (not checked against the file hash: see docs/download.md). */
+  range?: { start: number; end: number } | [number, number];
+  onProgress?: (event: Record<string, unknown>) => void | Promise<void>;
+  /** MIME type of the Blob. */
+  type?: string;
+  /** downloadFileStream: bytes per piece (default 8 MiB). */
+  blockSize?: number;
+  signal?: AbortSignal;
+  /** Default: one Cache API chunk cache for all downloads of this instance. */
+  chunkCache?: "browser" | "memory" | "none" | false;
+}
+
+export interface ListFilesParams extends HubParams {
+  revision?: string;
+  /** A folder of the repository (default: the root). */
+  path?: string;
+  recursive?: boolean;
+  /** Adds `lastCommit`. */
+  expand?: boolean;
+}
+
+export interface ListFileEntry {
+  type: "file" | "directory";
+  path: string;
+  size: number;
+  oid: string;
+  lfs?: { oid: string; size: number; pointerSize: number };
+  xetHash?: string;
+  lastCommit?: { id: string; title: string; date: string };
+}
+
+export interface CreateRepoParams extends HubParams {
+  private?: boolean;
+  visibility?: "public" | "private";
+  /** An existing repository is not an error. */
+  existOk?: boolean;
+}
+
+/** `xet.hub`: Hub repositories through Xet (docs/hub.md). */
+export interface XetHub {
+  /** Preupload, Xet upload of the large files (dedup, workers, SHA-256 in the same pass),
+   *  one NDJSON commit with the small ones inline. */
+  uploadFiles(params: UploadFilesParams): Promise<UploadFilesResult>;
+  /** A verified Blob of the file (or of `range`), or null when there is no such file. */
+  downloadFile(params: DownloadFileParams): Promise<Blob | null>;
+  /** The same as a ReadableStream (its last piece only once verified), or null. */
+  downloadFileStream(params: DownloadFileParams): Promise<ReadableStream<Uint8Array> | null>;
+  listFiles(params: ListFilesParams): AsyncGenerator<ListFileEntry>;
+  createRepo(params: CreateRepoParams): Promise<{ repoUrl: string; id: string }>;
+}
+
 export interface Xet {
   XetSession: XetSessionConstructor;
+  /** Hub repositories (uploadFiles, downloadFile, downloadFileStream, listFiles, createRepo). */
+  hub: XetHub;
   pyodide: PyodideInterface;
   /** Hashing workers running (0: single-threaded). */
   workers: number;

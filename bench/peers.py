@@ -1,0 +1,270 @@
+"""Hub clients side by side: xet_pyodide's ``xet.hub`` vs @huggingface/hub in one headless
+Chromium page, with huggingface_hub + hf_xet (native) as the anchor, on the same bytes.
+
+    .venv/bin/python bench/peers.py [--sizes-mib 256,1024] [--repeat 2] [--dedup-mib 1024]
+        [--json]
+
+(a) Throughput, per size: in one page (bare headless Chromium, no Playwright/CDP while
+    timing), the same generated ``File`` goes through ``@huggingface/hub``'s ``uploadFiles``
+    and through ``xet.hub.uploadFiles`` (both: preupload, SHA-256, chunking, xorbs, shard,
+    commit), then through each side's ``downloadFile``, read to the end. Each upload goes to a
+    fresh local Hub server of its own (same code, same machine): nothing deduplicates across
+    clients or runs. ``--repeat`` runs, alternating which client goes first. huggingface_hub
+    (``upload_file`` / ``hf_hub_download`` with hf_xet) runs on the same file, against fresh
+    servers too. Printed: MB/s of each, median and range over the runs, and the ratios.
+(b) Dedup across commits: the ``--dedup-mib`` file, then the same file with 10 % of its bytes
+    changed (ten 1 % stretches spread over it) at the same path, a second commit: seconds and
+    bytes sent (xorbs + shards, as the server counted them) of that second upload, per client.
+
+The input is half random bytes, half float32-like values (bench/browser.py's file). The page
+and the Hub are on different origins (CORS), as a site and huggingface.co are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "cas_server"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _chromium import bare_chromium  # noqa: E402
+from browser import CACHE, MIB, bench_file, build_quietly, log  # noqa: E402
+from xet_cas_server.launcher import ServerProcess, child_pythonpath  # noqa: E402
+
+from scripts.static_server import StaticServer  # noqa: E402
+from tests.cpython._hub_helpers import offline_env  # noqa: E402
+
+#: @huggingface/hub only takes tokens starting with hf_: the servers' dev secret is one.
+SECRET = "hf_bench_peers_dev_secret"
+
+
+def bundle_hfjs(out_dir: Path) -> None:
+    """@huggingface/hub's browser build as one ES module (as the tests bundle it)."""
+    subprocess.run(
+        [
+            str(REPO / "node_modules" / ".bin" / "esbuild"),
+            str(REPO / "node_modules" / "@huggingface" / "hub" / "dist" / "browser" / "index.mjs"),
+            "--bundle", "--format=esm", "--platform=browser", "--log-level=warning",
+            f"--outfile={out_dir / 'hub.mjs'}",
+        ],
+        check=True,
+    )  # fmt: skip
+
+
+def changed_file(path: Path, fraction: float = 0.10, stretches: int = 10) -> Path:
+    """``path`` with ``fraction`` of its bytes replaced by new random ones, in ``stretches``
+    equal runs spread evenly over the file (cached beside it)."""
+    out = path.with_name(path.stem + f"_changed{int(fraction * 100)}.bin")
+    size = path.stat().st_size
+    if out.exists() and out.stat().st_size == size:
+        return out
+    run = int(size * fraction) // stretches
+    rng = random.Random(4242)
+    tmp = out.with_suffix(".tmp")
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        for i in range(stretches):
+            start = (size * i) // stretches + (size // stretches - run) // 2
+            dst.write(src.read(start - src.tell()))
+            src.seek(run, os.SEEK_CUR)
+            dst.write(rng.randbytes(run))
+        dst.write(src.read())
+    tmp.rename(out)
+    return out
+
+
+@contextlib.contextmanager
+def hub_servers(root: Path, names: list[str]) -> Iterator[dict[str, ServerProcess]]:
+    """Fresh local Hub servers (one data directory each), stopped on exit."""
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for name in names:
+            servers[name] = ServerProcess(root / name, dev_secret=SECRET).start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.close()
+
+
+def run_page(config: dict[str, Any], data_dir: Path, hfjs_dir: Path) -> dict[str, Any]:
+    server = StaticServer(
+        REPO / "web", mounts={"/bench": REPO / "bench", "/_data": data_dir, "/_hfjs": hfjs_dir}
+    ).start_background()
+    url = f"{server.url}/bench/peers_page.html?config={quote(json.dumps(config))}"
+    try:
+        with bare_chromium(url):
+            server.wait_report("loaded", timeout=300)
+            report = server.wait_report("peers", timeout=7200)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(report, dict)
+    if not report.get("ok"):
+        raise RuntimeError(f"bench page failed: {report.get('error')}")
+    return report["result"]
+
+
+def native(server: ServerProcess, steps: list[dict[str, Any]], home: Path) -> dict[str, Any]:
+    """huggingface_hub + hf_xet in a child process (see bench/peers_native.py)."""
+    env = offline_env({
+        "HF_ENDPOINT": server.url, "HF_TOKEN": SECRET, "HF_HOME": str(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "PYTHONPATH": child_pythonpath(),
+    })  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "peers_native.py"), json.dumps({"steps": steps})],
+        capture_output=True, text=True, env=env, timeout=3600,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"huggingface_hub failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def sent(server: ServerProcess) -> int:
+    stats = server.stats()
+    return int(stats["xorb_bytes_received"] + stats["shard_bytes_received"])
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def throughput(size_mib: int, repeat: int, root: Path, hfjs_dir: Path) -> dict[str, Any]:
+    path = bench_file(size_mib)
+    names = [f"{c}-{size_mib}-{i}" for c in ("hfjs", "xet", "native") for i in range(repeat)]
+    with hub_servers(root, names) as servers:
+        config = {
+            "mode": "throughput", "repeat": repeat, "secret": SECRET,
+            "dataUrl": "/_data/" + path.name,
+            "servers": {c: [servers[f"{c}-{size_mib}-{i}"].url for i in range(repeat)]
+                        for c in ("hfjs", "xet")},
+        }  # fmt: skip
+        log(f"{size_mib} MiB: page (@huggingface/hub and xet.hub, {repeat} runs each)")
+        page = run_page(config, path.parent, hfjs_dir)
+        log(f"{size_mib} MiB: huggingface_hub + hf_xet")
+        anchors = []
+        for i in range(repeat):
+            steps = [{"name": "native", "repo": f"bench/native-{i}", "path": str(path),
+                      "create": True, "download": True}]  # fmt: skip
+            server = servers[f"native-{size_mib}-{i}"]
+            anchors.append(native(server, steps, root / f"hf-home-{size_mib}-{i}")["native"])
+    mb = page["size"] / 1e6
+    out: dict[str, Any] = {"size_mib": size_mib, "runs": repeat, "workers": page["workers"]}
+    rates: dict[str, dict[str, list[float]]] = {}
+    for client in ("hfjs", "xet"):
+        runs = [r for r in page["runs"] if r["client"] == client]
+        rates[client] = {k: [mb / r[k] for r in runs] for k in ("upload", "download")}
+    rates["native"] = {k: [mb / a[k] for a in anchors] for k in ("upload", "download")}
+    for client, by_op in rates.items():
+        for op, values in by_op.items():
+            out[f"{client}_{op}_mb_s"] = spread(values)
+    for op in ("upload", "download"):
+        xet = out[f"xet_{op}_mb_s"]["median"]
+        out[f"{op}_ratio_vs_hfjs"] = xet / out[f"hfjs_{op}_mb_s"]["median"]
+        out[f"{op}_ratio_vs_native"] = xet / out[f"native_{op}_mb_s"]["median"]
+        # per run: the clients alternate who goes first, so pair runs by index
+        pairs = zip(rates["xet"][op], rates["hfjs"][op], strict=True)
+        out[f"{op}_ratio_vs_hfjs_per_run"] = [x / h for x, h in pairs]
+    return out
+
+
+def dedup(size_mib: int, root: Path, hfjs_dir: Path) -> dict[str, Any]:
+    path = bench_file(size_mib)
+    changed = changed_file(path)
+    with hub_servers(root, ["dedup-hfjs", "dedup-xet", "dedup-native"]) as servers:
+        config = {
+            "mode": "dedup", "secret": SECRET, "dataUrl": "/_data/" + path.name,
+            "changedUrl": "/_data/" + changed.name,
+            "servers": {c: [servers[f"dedup-{c}"].url] for c in ("hfjs", "xet")},
+        }  # fmt: skip
+        log(f"dedup {size_mib} MiB: page")
+        page = run_page(config, path.parent, hfjs_dir)
+        log(f"dedup {size_mib} MiB: huggingface_hub + hf_xet")
+        server, home = servers["dedup-native"], root / "hf-home-dedup"
+        first = native(server, [{"name": "first", "repo": "bench/native-dedup",
+                                 "path": str(path), "create": True}], home)  # fmt: skip
+        before = sent(server)
+        second = native(server, [{"name": "second", "repo": "bench/native-dedup",
+                                  "path": str(changed)}], home)  # fmt: skip
+        native_sent = sent(server) - before
+    out: dict[str, Any] = {"size_mib": size_mib, "changed_fraction": 0.10}
+    clients = {**page["clients"], "native": {"first": first["first"]["upload"],
+               "second": second["second"]["upload"], "bytesSent": native_sent}}  # fmt: skip
+    for client, r in clients.items():
+        out[f"{client}_first_upload_s"] = r["first"]
+        out[f"{client}_changed_upload_s"] = r["second"]
+        out[f"{client}_changed_bytes_sent"] = r["bytesSent"]
+    return out
+
+
+def table(results: list[dict[str, Any]], dedup_result: dict[str, Any] | None) -> str:
+    lines = ["| size | op | @huggingface/hub MB/s | xet.hub MB/s | hf_xet native MB/s |"
+             " xet / hfjs | xet / native |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for op in ("upload", "download"):
+            cells = []
+            for client in ("hfjs", "xet", "native"):
+                s = r[f"{client}_{op}_mb_s"]
+                cells.append(f"{s['median']:.0f} ({s['min']:.0f}–{s['max']:.0f})")
+            per_run = ", ".join(f"{x:.2f}" for x in r[f"{op}_ratio_vs_hfjs_per_run"])
+            lines.append(f"| {r['size_mib']} MiB | {op} | {' | '.join(cells)} | "
+                         f"{r[f'{op}_ratio_vs_hfjs']:.2f}× ({per_run}) | "
+                         f"{r[f'{op}_ratio_vs_native']:.2f}× |")  # fmt: skip
+    if dedup_result:
+        d = dedup_result
+        lines += ["", f"Second commit of the {d['size_mib']} MiB file with 10 % changed:", "",
+                  "| client | first upload s | changed upload s | bytes sent |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for client in ("hfjs", "xet", "native"):
+            lines.append(f"| {client} | {d[f'{client}_first_upload_s']:.1f} | "
+                         f"{d[f'{client}_changed_upload_s']:.1f} | "
+                         f"{d[f'{client}_changed_bytes_sent'] / MIB:.1f} MiB |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes-mib", default="256,1024", help="comma-separated file sizes")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per client and size (>= 2)")
+    parser.add_argument("--dedup-mib", type=int, default=1024, help="0 skips the dedup scenario")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    build_quietly()
+    load = os.getloadavg()[0]
+    log(f"load average {load:.2f} ({os.cpu_count()} cores)")
+    out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load, "sizes": []}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        root = Path(tmp)
+        hfjs_dir = root / "hfjs"
+        hfjs_dir.mkdir()
+        bundle_hfjs(hfjs_dir)
+        for size in (int(s) for s in args.sizes_mib.split(",") if s):
+            out["sizes"].append(throughput(size, args.repeat, root, hfjs_dir))
+        if args.dedup_mib:
+            out["dedup"] = dedup(args.dedup_mib, root, hfjs_dir)
+    out["load_average_at_end"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(table(out["sizes"], out.get("dedup")))
+        print(f"\nload average {out['load_average_at_start']:.2f} at start, "
+              f"{out['load_average_at_end']:.2f} at the end; {out['cores']} cores")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

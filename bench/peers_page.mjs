@@ -1,0 +1,107 @@
+// Measurements of bench/peers.py inside one page: @huggingface/hub and xet.hub, same File,
+// each against its own fresh local Hub (no dedup across the two), uploads then downloads.
+import { loadXet } from "/xet_pyodide.js";
+import * as hfjs from "/_hfjs/hub.mjs";
+
+const now = () => performance.now() / 1000;
+
+/** Read a Blob to its end (bytes discarded): what "downloaded" means for both clients. */
+async function drain(blob) {
+  const reader = blob.stream().getReader();
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return bytes;
+    bytes += value.byteLength;
+  }
+}
+
+async function xorbBytes(hub, secret) {
+  const r = await fetch(`${hub}/_admin/stats`, { headers: { Authorization: `Bearer ${secret}` } });
+  const stats = await r.json();
+  return stats.xorb_bytes_received + stats.shard_bytes_received;
+}
+
+/** The operations of one client: create, upload the file, download it and read it fully. */
+function clients(xet) {
+  return {
+    hfjs: {
+      create: (p) => hfjs.createRepo(p),
+      upload: async (p, file) => (await hfjs.uploadFiles({ ...p, files: [file] })).commit.oid,
+      download: async (p, path) => drain(await hfjs.downloadFile({ ...p, path })),
+    },
+    xet: {
+      create: (p) => xet.hub.createRepo(p),
+      upload: async (p, file) => (await xet.hub.uploadFiles({ ...p, files: [file] })).commitOid,
+      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path })),
+    },
+  };
+}
+
+async function fileOf(url, name) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new File([await r.blob()], name);
+}
+
+/** Upload then download `file` with each client, `repeat` times (alternating which goes
+ *  first), each run on its own server: config.servers[client][i]. */
+async function throughput(config, xet, status) {
+  const file = await fileOf(config.dataUrl, "model.bin");
+  const ops = clients(xet);
+  const runs = [];
+  for (let i = 0; i < config.repeat; i++) {
+    const order = i % 2 === 0 ? ["hfjs", "xet"] : ["xet", "hfjs"];
+    for (const name of order) {
+      const p = { hubUrl: config.servers[name][i], accessToken: config.secret,
+                  repo: { type: "model", name: `bench/${name}-${i}` } };
+      await ops[name].create(p);
+      status(`${name} run ${i}: upload`);
+      let t = now();
+      const oid = await ops[name].upload(p, file);
+      const upload = now() - t;
+      status(`${name} run ${i}: download`);
+      t = now();
+      const bytes = await ops[name].download(p, "model.bin");
+      const download = now() - t;
+      if (bytes !== file.size) throw new Error(`${name} downloaded ${bytes} of ${file.size} bytes`);
+      runs.push({ client: name, run: i, upload, download, oid });
+    }
+  }
+  return { size: file.size, runs };
+}
+
+/** The original, then the changed file at the same path (a second commit): seconds and bytes
+ *  sent (xorbs + shards, counted by the server) of the second upload, per client. */
+async function dedup(config, xet, status) {
+  const original = await fileOf(config.dataUrl, "model.bin");
+  const changed = await fileOf(config.changedUrl, "model.bin");
+  const ops = clients(xet);
+  const out = {};
+  for (const name of ["hfjs", "xet"]) {
+    const hub = config.servers[name][0];
+    const p = { hubUrl: hub, accessToken: config.secret, repo: { type: "model", name: `bench/${name}-dedup` } };
+    await ops[name].create(p);
+    status(`${name}: original`);
+    let t = now();
+    await ops[name].upload(p, original);
+    const first = now() - t;
+    const before = await xorbBytes(hub, config.secret);
+    status(`${name}: changed`);
+    t = now();
+    await ops[name].upload(p, changed);
+    const second = now() - t;
+    out[name] = { first, second, bytesSent: (await xorbBytes(hub, config.secret)) - before };
+  }
+  return { size: original.size, clients: out };
+}
+
+export async function runBench(config, status, report) {
+  const xet = await loadXet({ baseUrl: "/" });
+  await report("loaded", { workers: xet.workers });
+  const work = config.mode === "dedup" ? dedup : throughput;
+  const result = await work(config, xet, status);
+  result.workers = xet.workers;
+  result.userAgent = navigator.userAgent;
+  return result;
+}
