@@ -2,14 +2,16 @@
 Chromium page, with huggingface_hub + hf_xet (native) as the anchor, on the same bytes.
 
     .venv/bin/python bench/peers.py [--sizes-mib 256,1024] [--repeat 2] [--dedup-mib 1024]
-        [--json]
+        [--cache none|memory] [--json]
 
 (a) Throughput, per size: in one page (bare headless Chromium, no Playwright/CDP while
     timing), the same generated ``File`` goes through ``@huggingface/hub``'s ``uploadFiles``
     and through ``xet.hub.uploadFiles`` (both: preupload, SHA-256, chunking, xorbs, shard,
     commit), then through each side's ``downloadFile``, read to the end. Each upload goes to a
     fresh local Hub server of its own (same code, same machine): nothing deduplicates across
-    clients or runs. ``--repeat`` runs, alternating which client goes first. huggingface_hub
+    clients or runs. ``--repeat`` runs, alternating which client goes first. xet.hub's chunk
+    cache is off (``--cache memory``: a fresh one per download, its cost included), so no
+    run reads what an earlier one cached. huggingface_hub
     (``upload_file`` / ``hf_hub_download`` with hf_xet) runs on the same file, against fresh
     servers too. Printed: MB/s of each, median and range over the runs, and the ratios.
 (b) Dedup across commits: the ``--dedup-mib`` file, then the same file with 10 % of its bytes
@@ -142,12 +144,14 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def throughput(size_mib: int, repeat: int, root: Path, hfjs_dir: Path) -> dict[str, Any]:
+def throughput(
+    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str
+) -> dict[str, Any]:
     path = bench_file(size_mib)
     names = [f"{c}-{size_mib}-{i}" for c in ("hfjs", "xet", "native") for i in range(repeat)]
     with hub_servers(root, names) as servers:
         config = {
-            "mode": "throughput", "repeat": repeat, "secret": SECRET,
+            "mode": "throughput", "repeat": repeat, "secret": SECRET, "cache": cache,
             "dataUrl": "/_data/" + path.name,
             "servers": {c: [servers[f"{c}-{size_mib}-{i}"].url for i in range(repeat)]
                         for c in ("hfjs", "xet")},
@@ -168,6 +172,11 @@ def throughput(size_mib: int, repeat: int, root: Path, hfjs_dir: Path) -> dict[s
         runs = [r for r in page["runs"] if r["client"] == client]
         rates[client] = {k: [mb / r[k] for r in runs] for k in ("upload", "download")}
     rates["native"] = {k: [mb / a[k] for a in anchors] for k in ("upload", "download")}
+    # when each phase of xet.hub's uploads began (seconds after the call), per run
+    out["xet_upload_phase_starts"] = [
+        {k: round(v, 2) for k, v in r["phases"].items()} for r in page["runs"]
+        if r["client"] == "xet"
+    ]  # fmt: skip
     for client, by_op in rates.items():
         for op, values in by_op.items():
             out[f"{client}_{op}_mb_s"] = spread(values)
@@ -223,6 +232,9 @@ def table(results: list[dict[str, Any]], dedup_result: dict[str, Any] | None) ->
             lines.append(f"| {r['size_mib']} MiB | {op} | {' | '.join(cells)} | "
                          f"{r[f'{op}_ratio_vs_hfjs']:.2f}× ({per_run}) | "
                          f"{r[f'{op}_ratio_vs_native']:.2f}× |")  # fmt: skip
+    for r in results:
+        for run in r["xet_upload_phase_starts"]:
+            lines.append(f"\n{r['size_mib']} MiB xet.hub upload, phases began at (s): {run}")
     if dedup_result:
         d = dedup_result
         lines += ["", f"Second commit of the {d['size_mib']} MiB file with 10 % changed:", "",
@@ -240,12 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes-mib", default="256,1024", help="comma-separated file sizes")
     parser.add_argument("--repeat", type=int, default=2, help="runs per client and size (>= 2)")
     parser.add_argument("--dedup-mib", type=int, default=1024, help="0 skips the dedup scenario")
+    parser.add_argument("--cache", choices=("none", "memory"), default="none",
+                        help="xet.hub's chunk cache during the downloads")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     build_quietly()
     load = os.getloadavg()[0]
     log(f"load average {load:.2f} ({os.cpu_count()} cores)")
-    out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load, "sizes": []}
+    out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load,
+                           "cache": args.cache, "sizes": []}  # fmt: skip
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp)
@@ -253,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         hfjs_dir.mkdir()
         bundle_hfjs(hfjs_dir)
         for size in (int(s) for s in args.sizes_mib.split(",") if s):
-            out["sizes"].append(throughput(size, args.repeat, root, hfjs_dir))
+            out["sizes"].append(throughput(size, args.repeat, root, hfjs_dir, args.cache))
         if args.dedup_mib:
             out["dedup"] = dedup(args.dedup_mib, root, hfjs_dir)
     out["load_average_at_end"] = os.getloadavg()[0]

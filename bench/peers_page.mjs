@@ -23,7 +23,7 @@ async function xorbBytes(hub, secret) {
 }
 
 /** The operations of one client: create, upload the file, download it and read it fully. */
-function clients(xet) {
+function clients(xet, cache) {
   return {
     hfjs: {
       create: (p) => hfjs.createRepo(p),
@@ -32,8 +32,13 @@ function clients(xet) {
     },
     xet: {
       create: (p) => xet.hub.createRepo(p),
-      upload: async (p, file) => (await xet.hub.uploadFiles({ ...p, files: [file] })).commitOid,
-      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path })),
+      upload: async (p, file, phases = {}) => {
+        const t0 = now();
+        const onProgress = (e) => { phases[e.phase] ??= now() - t0; };
+        return (await xet.hub.uploadFiles({ ...p, files: [file], onProgress })).commitOid;
+      },
+      // chunkCache: "none" by default, so that no run reads what an earlier one cached
+      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache })),
     },
   };
 }
@@ -48,7 +53,7 @@ async function fileOf(url, name) {
  *  first), each run on its own server: config.servers[client][i]. */
 async function throughput(config, xet, status) {
   const file = await fileOf(config.dataUrl, "model.bin");
-  const ops = clients(xet);
+  const ops = clients(xet, config.cache ?? "none");
   const runs = [];
   for (let i = 0; i < config.repeat; i++) {
     const order = i % 2 === 0 ? ["hfjs", "xet"] : ["xet", "hfjs"];
@@ -57,15 +62,16 @@ async function throughput(config, xet, status) {
                   repo: { type: "model", name: `bench/${name}-${i}` } };
       await ops[name].create(p);
       status(`${name} run ${i}: upload`);
+      const phases = {};
       let t = now();
-      const oid = await ops[name].upload(p, file);
+      const oid = await ops[name].upload(p, file, phases);
       const upload = now() - t;
       status(`${name} run ${i}: download`);
       t = now();
       const bytes = await ops[name].download(p, "model.bin");
       const download = now() - t;
       if (bytes !== file.size) throw new Error(`${name} downloaded ${bytes} of ${file.size} bytes`);
-      runs.push({ client: name, run: i, upload, download, oid });
+      runs.push({ client: name, run: i, upload, download, oid, phases });
     }
   }
   return { size: file.size, runs };
@@ -76,7 +82,7 @@ async function throughput(config, xet, status) {
 async function dedup(config, xet, status) {
   const original = await fileOf(config.dataUrl, "model.bin");
   const changed = await fileOf(config.changedUrl, "model.bin");
-  const ops = clients(xet);
+  const ops = clients(xet, config.cache ?? "none");
   const out = {};
   for (const name of ["hfjs", "xet"]) {
     const hub = config.servers[name][0];
