@@ -293,3 +293,20 @@ def test_default_endpoint_and_token_come_from_the_environment(
     monkeypatch.delenv("HF_TOKEN")
     client = HubClient(transport=FakeHub().transport)
     assert client.endpoint == "https://huggingface.co" and client.api.token is None
+
+
+async def test_a_redirected_file_is_fetched_again_from_the_hub() -> None:
+    """A resolve answered from another host (a CDN the redirect led to): the content is then
+    fetched from the resolve URL again, never with the Hub token from that host's URL."""
+    content = b"\0large file kept outside Xet"
+
+    def handle(request: MockRequest) -> Response:
+        headers = {"Content-Range": f"bytes 0-0/{len(content)}"}
+        body = content[:1] if request.header("Range") == "bytes=0-0" else content
+        status = 206 if request.header("Range") == "bytes=0-0" else 200
+        return Response(status, headers, body, url="http://cdn.test/blob?X-Amz-Signature=s")
+
+    transport = MockTransport(handle)
+    client = HubClient(HUB, "hf_x", transport=transport)
+    assert await client.download_file("me/x", "big.bin") == content
+    assert [r.url for r in transport.requests] == [f"{HUB}/me/x/resolve/main/big.bin"] * 2

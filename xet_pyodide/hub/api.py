@@ -249,7 +249,10 @@ class HubApi:
             size = len(resp.body)  # a server that ignored the Range: the whole file came
         if size is None:
             raise XetResponseError(f"resolve {path}: no size in the answer", url=url)
-        return FileInfo(path, size, etag or None, commit, resp.url or url)
+        # After a redirect to another host (a CDN's signed URL), fetch from the resolve URL
+        # again rather than from there: the Hub token must not go to that host.
+        final = resp.url if resp.url and _origin(resp.url) == _origin(url) else url
+        return FileInfo(path, size, etag or None, commit, final)
 
     async def get_content(self, info: FileInfo, byte_range: tuple[int, int] | None) -> bytes:
         """The bytes of a non-Xet file (or ``byte_range``, inclusive), from its resolve URL."""
@@ -284,6 +287,11 @@ def _xet_file_info(resp: Response, path: str, url: str, etag: str, commit: str |
         path, int(size_text), etag or None, commit, url, str(xet_hash), str(auth_url),
         reconstruction,
     )  # fmt: skip
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 def _content_range_size(value: str | None) -> int | None:
