@@ -3,12 +3,15 @@ fetch and Blob work several times). Same executable and flags as the test harnes
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -38,4 +41,30 @@ def bare_chromium(url: str) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait()
 
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "bare_chromium"]
+def page_result(
+    mounts: dict[str, Path], page: str, config: dict[str, Any], report: str, *,
+    timeout: float, loaded_timeout: float | None = None,
+) -> Any:  # fmt: skip
+    """Serve ``web/`` plus ``mounts`` (cross-origin isolated), open ``page?config=<JSON>`` in
+    a bare Chromium and return the ``result`` the page POSTs to ``/_report/<report>`` (as
+    ``{ok, result}`` or ``{ok: false, error}``, which raises). ``loaded_timeout``: first wait
+    for ``/_report/loaded`` (a page that failed to load fails fast)."""
+    from scripts.static_server import StaticServer
+
+    server = StaticServer(REPO / "web", mounts=mounts).start_background()
+    url = f"{server.url}{page}?config={quote(json.dumps(config))}"
+    try:
+        with bare_chromium(url):
+            if loaded_timeout is not None:
+                server.wait_report("loaded", timeout=loaded_timeout)
+            answer = server.wait_report(report, timeout=timeout)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(answer, dict)
+    if not answer.get("ok"):
+        raise RuntimeError(f"the page {page} failed: {answer.get('error')}")
+    return answer["result"]
+
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "bare_chromium", "page_result"]

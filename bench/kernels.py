@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -54,7 +53,7 @@ KERNELS = [
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 import kernels_payload  # noqa: E402
-from _chromium import bare_chromium  # noqa: E402
+from _chromium import page_result  # noqa: E402
 
 from tests.plugins.runtimes import ensure_wheel_fresh  # noqa: E402
 
@@ -158,20 +157,8 @@ def run_node(config: dict) -> dict:
 
 
 def run_chromium(config: dict) -> dict:
-    from scripts.static_server import StaticServer
-
-    server = StaticServer(REPO / "web", mounts={"/bench": BENCH}).start_background()
-    url = f"{server.url}/bench/kernels_page.html?config={quote(json.dumps(config))}"
-    with bare_chromium(url):
-        try:
-            report = server.wait_report("kernels", timeout=900)
-        finally:
-            server.shutdown()
-            server.server_close()
-    assert isinstance(report, dict)
-    if not report.get("ok"):
-        raise RuntimeError(f"Chromium page failed: {report.get('error')}")
-    result = report["result"]
+    result = page_result({"/bench": BENCH}, "/bench/kernels_page.html", config, "kernels",
+                         timeout=900)  # fmt: skip
     if not result.get("cross_origin_isolated"):
         raise RuntimeError("bench page was not cross-origin isolated")
     return result

@@ -36,18 +36,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "cas_server"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _chromium import bare_chromium  # noqa: E402
+from _chromium import page_result  # noqa: E402
 from browser import CACHE, MIB, bench_file, build_quietly, log  # noqa: E402
 from xet_cas_server.launcher import ServerProcess, child_pythonpath  # noqa: E402
 
-from scripts.static_server import StaticServer  # noqa: E402
 from tests.cpython._hub_helpers import offline_env  # noqa: E402
 
 #: @huggingface/hub only takes tokens starting with hf_: the servers' dev secret is one.
@@ -102,21 +100,9 @@ def hub_servers(root: Path, names: list[str]) -> Iterator[dict[str, ServerProces
 
 
 def run_page(config: dict[str, Any], data_dir: Path, hfjs_dir: Path) -> dict[str, Any]:
-    server = StaticServer(
-        REPO / "web", mounts={"/bench": REPO / "bench", "/_data": data_dir, "/_hfjs": hfjs_dir}
-    ).start_background()
-    url = f"{server.url}/bench/peers_page.html?config={quote(json.dumps(config))}"
-    try:
-        with bare_chromium(url):
-            server.wait_report("loaded", timeout=300)
-            report = server.wait_report("peers", timeout=7200)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert isinstance(report, dict)
-    if not report.get("ok"):
-        raise RuntimeError(f"bench page failed: {report.get('error')}")
-    return report["result"]
+    mounts = {"/bench": REPO / "bench", "/_data": data_dir, "/_hfjs": hfjs_dir}
+    return page_result(mounts, "/bench/peers_page.html", config, "peers", timeout=7200,
+                       loaded_timeout=300)  # fmt: skip
 
 
 def native(server: ServerProcess, steps: list[dict[str, Any]], home: Path) -> dict[str, Any]:

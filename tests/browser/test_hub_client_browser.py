@@ -25,6 +25,7 @@ from tests.cpython._hub_helpers import (
     run_node_client,
     run_python_client,
     sha,
+    three_files,
     unique,
     write_tree,
 )
@@ -105,16 +106,6 @@ def hub(page: DemoPage) -> dict[str, str]:
     return {
         "hubUrl": page.server.url.replace("127.0.0.1", "localhost"),
         "token": mint_token(page.server, "hana"),
-    }
-
-
-def three_files(seed: int) -> dict[str, bytes]:
-    """One small text file (committed inline) and two binary ones sharing most bytes (Xet)."""
-    big = binary(3 * MIB + 17, seed)
-    return {
-        "README.md": b"# from a page\n\nthree files, one commit\n",
-        "w/a.bin": big,
-        "w/b.bin": big[: 5 * MIB // 2] + binary(MIB // 2, seed + 1),
     }
 
 

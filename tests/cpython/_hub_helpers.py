@@ -6,6 +6,7 @@
   reached: every proxy variable points at a closed local port and ``NO_PROXY`` exempts only
   loopback, so a request meant for a real Hub fails instead of leaving the machine.
 * :func:`mint_token` — a Hub token for a user from the admin API (the dev secret).
+* :func:`three_files` — the files the Hub client tests commit.
 * :func:`hub_client` — an ``httpx.Client`` on the server with a Hub token, for raw requests;
   :func:`create`, :func:`commit` (with :func:`inline` / :func:`lfs` operations), :func:`head`,
   :func:`xet_upload` (xorbs + shard through the repository's Xet token),
@@ -45,6 +46,17 @@ def unique(prefix: str) -> str:
 def binary(n: int, seed: int) -> bytes:
     """Random bytes starting with NUL: binary, so the Hub sends them to Xet whatever ``n``."""
     return b"\0" + random.Random(seed).randbytes(n - 1)
+
+
+def three_files(seed: int) -> dict[str, bytes]:
+    """What the Hub client tests commit: one small text file (inline in the commit) and two
+    binary ones sharing their first 2.5 MiB (through Xet; the second deduplicates)."""
+    big = binary(3 * (1 << 20) + 17, seed)
+    return {
+        "README.md": b"# three files\n\none commit\n",
+        "w/a.bin": big,
+        "w/b.bin": big[: 5 * (1 << 20) // 2] + binary((1 << 20) // 2, seed + 1),
+    }
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:

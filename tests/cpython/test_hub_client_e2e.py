@@ -27,6 +27,7 @@ from tests.cpython._hub_helpers import (
     run_node_client,
     run_python_client,
     sha,
+    three_files,
     unique,
     write_tree,
 )
@@ -52,16 +53,6 @@ async def _no_sleep(_seconds: float) -> None:
 FAST_RETRY = RetryPolicy(max_attempts=3, sleep=_no_sleep)
 
 
-def files_of(seed: int) -> dict[str, bytes]:
-    """One small text file (inline) and two binary ones sharing most bytes (Xet)."""
-    big = binary(3 * MIB + 5, seed)
-    return {
-        "config.json": b'{"hidden": 64}\n',
-        "w/a.bin": big,
-        "w/b.bin": big[: 5 * MIB // 2] + binary(MIB // 2, seed + 1),
-    }
-
-
 def head(server: CasServer, repo: str) -> str:
     with hub_client(server, server.dev_secret) as c:
         r = c.get(f"/api/models/{repo}/revision/main")
@@ -79,7 +70,7 @@ async def test_upload_then_huggingface_hub_reads_and_we_read_theirs(
     server = cas_server
     token = mint_token(server, "ivan")
     ours, theirs = f"ivan/{unique('ours')}", f"ivan/{unique('theirs')}"
-    files = files_of(600)
+    files = three_files(600)
     events: list[dict[str, Any]] = []
     async with HubClient(server.url, token) as hub:
         made = await hub.create_repo(ours)
@@ -95,7 +86,7 @@ async def test_upload_then_huggingface_hub_reads_and_we_read_theirs(
     refs = hf_xet.hash_files([str(root / "w" / n) for n in ("a.bin", "b.bin")])
     by_name = {"a.bin": refs[0].hash, "b.bin": refs[1].hash}
     assert [(f.path, f.mode, f.uploaded, f.sha256, f.xet_hash) for f in result.files] == [
-        ("config.json", "regular", True, sha(files["config.json"]), None),
+        ("README.md", "regular", True, sha(files["README.md"]), None),
         ("w/a.bin", "lfs", True, sha(files["w/a.bin"]), by_name["a.bin"]),
         ("w/b.bin", "lfs", True, sha(files["w/b.bin"]), by_name["b.bin"]),
     ]
@@ -145,7 +136,7 @@ async def test_unchanged_files_are_skipped(cas_server: CasServer) -> None:
     server = cas_server
     token = mint_token(server, "ivan")
     repo = f"ivan/{unique('same')}"
-    files = files_of(610)
+    files = three_files(610)
     async with HubClient(server.url, token) as hub:
         await hub.create_repo(repo)
         first = await hub.upload_files(repo, list(files.items()))

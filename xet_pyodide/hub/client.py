@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..errors import XetIntegrityError, XetResponseError
-from ..io.cache import ChunkCache, open_chunk_cache
+from ..io.cache import ChunkCache
 from ..io.retry import RetryPolicy
 from ..io.tokens import TokenInfo, coerce_token_info
 from ..io.transport import Transport, default_transport
 from ..session import InProcessChunkHasher, SessionConfig, XetSession
-from ..session.download import resolve_range
+from ..session.download import cache_for, resolve_range
 from ..session.download_progress import DownloadStats
 from ..session.hasher import ChunkHasher
 from .api import FileInfo, HubApi
@@ -213,16 +213,7 @@ class HubClient:
     async def chunk_cache(self) -> ChunkCache | None:
         """The downloads' chunk cache, opened on first use (shared by every download)."""
         if self._cache is False:
-            option = self._cache_option
-            if isinstance(option, ChunkCache):
-                self._cache = option
-            elif option is False or option == "none":
-                self._cache = None
-            else:
-                cfg = self.config
-                kind = option if isinstance(option, str) else cfg.chunk_cache
-                self._cache = await open_chunk_cache(kind, cfg.chunk_cache_dir,
-                                                     cfg.chunk_cache_bytes)  # fmt: skip
+            self._cache = await cache_for(self._cache_option, self.config)
         return self._cache  # type: ignore[return-value]
 
     @contextlib.asynccontextmanager

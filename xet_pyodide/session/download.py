@@ -79,6 +79,18 @@ def resolve_range(size: int, byte_range: Any) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+async def cache_for(option: Any, config: SessionConfig) -> ChunkCache | None:
+    """The chunk cache a ``chunk_cache=`` option names: a :class:`ChunkCache` as it is,
+    ``False``/``"none"`` none, a kind (``"memory"``, ``"disk"``, ``"browser"``, ``"auto"``)
+    or None (``config.chunk_cache``) opened with the config's directory and size cap."""
+    if isinstance(option, ChunkCache):
+        return option
+    if option is False or option == "none":
+        return None
+    kind = option if isinstance(option, str) else config.chunk_cache
+    return await open_chunk_cache(kind, config.chunk_cache_dir, config.chunk_cache_bytes)
+
+
 def _take(pending: deque[memoryview], n: int) -> bytes:
     """Exactly ``n`` bytes from the front of ``pending`` (which holds at least that many)."""
     parts: list[memoryview] = []
@@ -110,17 +122,7 @@ class DownloadMixin:
     async def chunk_cache(self) -> ChunkCache | None:
         """The session's chunk cache (opened on first use; None when disabled)."""
         if self._chunk_cache is _UNSET:
-            option = self._chunk_cache_option
-            if isinstance(option, ChunkCache):
-                self._chunk_cache = option
-            elif option is False or option == "none":
-                self._chunk_cache = None
-            else:
-                cfg = self.config
-                kind = option if isinstance(option, str) else cfg.chunk_cache
-                self._chunk_cache = await open_chunk_cache(
-                    kind, cfg.chunk_cache_dir, cfg.chunk_cache_bytes
-                )
+            self._chunk_cache = await cache_for(self._chunk_cache_option, self.config)
         return self._chunk_cache
 
     async def _start(
@@ -316,4 +318,4 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-__all__ = ["PART_SUFFIX", "DownloadMixin", "coerce_file_hash", "resolve_range"]
+__all__ = ["PART_SUFFIX", "DownloadMixin", "cache_for", "coerce_file_hash", "resolve_range"]
