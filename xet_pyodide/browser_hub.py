@@ -4,8 +4,9 @@ from a web page, through :class:`~xet_pyodide.hub.HubClient`.
 ``BrowserXet.hub`` (one :class:`BrowserHub` per loaded instance) takes the JS calls' option
 objects as they come (``{hubUrl, accessToken, repo, …}``, camelCase) and returns envelopes
 (:func:`~xet_pyodide.io.jsbridge.envelope`), like :mod:`xet_pyodide.browser`. Uploads read
-``File``/``Blob`` contents with the instance's worker pool, as ``uploadFile`` does; downloads
-share one chunk cache (the Cache API by default) across calls.
+``File``/``Blob`` contents with the instance's worker pool, as ``uploadFile`` does, and share
+one :class:`~xet_pyodide.hub.client.UploadMemory`; downloads share one chunk cache (the Cache
+API by default) across calls.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import XetHubNotFoundError
 from .hub import FileInfo, HubClient
+from .hub.client import UploadMemory
 from .hub.sources import UploadSource
 from .io.blob import (
     BLOB_BLOCK,
@@ -96,6 +98,8 @@ class BrowserHub:
     def __init__(self, xet: BrowserXet) -> None:
         self._xet = xet
         self._cache: ChunkCache | None = None
+        #: what this page's uploads registered: a file committed again sends only its changes
+        self._memory = UploadMemory()
 
     async def _client(self, params: Any, *, downloads: bool = False) -> HubClient:
         from .browser import BROWSER_BUFFERED_BYTES, BROWSER_CONCURRENT_UPLOADS
@@ -116,6 +120,7 @@ class BrowserHub:
             config=config,
             chunk_hasher_factory=self._xet.hasher_factory,
             chunk_cache=cache,
+            memory=self._memory,
         )
 
     async def _run(self, params: Any, work: Any, *, downloads: bool = False) -> Any:

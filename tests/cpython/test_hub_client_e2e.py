@@ -42,6 +42,7 @@ from xet_pyodide.errors import (
 )
 from xet_pyodide.hub import HubClient
 from xet_pyodide.io.retry import RetryPolicy
+from xet_pyodide.session import SessionConfig
 
 MIB = 1 << 20
 
@@ -152,6 +153,41 @@ async def test_unchanged_files_are_skipped(cas_server: CasServer) -> None:
         assert after["requests"].get(endpoint) == before["requests"].get(endpoint), endpoint
     assert third.committed and [f.mode for f in third.files] == ["unchanged", "unchanged", "lfs"]
     assert third.metrics is not None and third.metrics.new_bytes < 200_000  # dedup
+
+
+async def test_a_changed_file_sends_only_its_changes(cas_server_factory: Any) -> None:
+    """A client remembers where its uploads' chunks went (UploadMemory): committing the file
+    again with 10 % changed sends about that 10 %, even from a server without global dedup
+    (which otherwise finds existing xorbs only through sampled chunks); a new client, which
+    remembers nothing, sends every xorb it packs differently (a xorb the server already has
+    costs nothing: its grant request says so)."""
+    server = cas_server_factory(disable=["dedup"])
+    token = mint_token(server, "ivan")
+    repo = f"ivan/{unique('memory')}"
+    config = SessionConfig(max_xorb_bytes=1 << 20)
+    original = binary(8 * MIB, 615)
+    changed = original[: 4 * MIB] + binary(800 << 10, 616) + original[4 * MIB + (800 << 10) :]
+    again = changed[: 6 * MIB] + binary(800 << 10, 617) + changed[6 * MIB + (800 << 10) :]
+
+    def received() -> int:
+        return int(server.stats()["xorb_bytes_received"])
+
+    async with HubClient(server.url, token, config=config) as hub:
+        await hub.create_repo(repo)
+        await hub.upload_files(repo, [("w.bin", original)])
+        before = received()
+        second = await hub.upload_files(repo, [("w.bin", changed)])
+        remembered = received() - before
+    async with HubClient(server.url, token, config=config) as fresh:
+        before = received()
+        third = await fresh.upload_files(repo, [("w.bin", again)])
+        forgotten = received() - before
+    assert second.committed and third.committed
+    assert second.metrics is not None and second.metrics.deduped_bytes > 7 * MIB
+    assert remembered < (800 << 10) + 300_000, remembered  # the change and its chunk borders
+    assert forgotten > 3 * remembered, (forgotten, remembered)
+    async with HubClient(server.url, token) as hub:
+        assert await hub.download_file(repo, "w.bin") == again
 
 
 async def test_stale_parent_commit_is_a_conflict(cas_server: CasServer) -> None:

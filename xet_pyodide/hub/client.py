@@ -67,6 +67,28 @@ class BorrowedTransport:
         """The owner closes the transport."""
 
 
+class UploadMemory:
+    """Where the chunks of earlier uploads are, per CAS: what hf_xet's local shard cache gives
+    it. A new upload session starts from a copy, so a file committed again with changes sends
+    only the changed chunks without depending on the server's global-dedup answers (which
+    only find xorbs through sampled chunks). Only registered chunks are kept (copied after a
+    successful ``finalize()``); at most ``max_chunks`` (the oldest are forgotten first)."""
+
+    def __init__(self, max_chunks: int = 1 << 17) -> None:
+        self.max_chunks = max_chunks
+        self._by_cas: dict[str, dict[bytes, Any]] = {}
+
+    def index_for(self, cas_url: str) -> dict[bytes, Any]:
+        """A copy to start a session on ``cas_url`` with."""
+        return dict(self._by_cas.get(cas_url, {}))
+
+    def remember(self, session: XetSession) -> None:
+        known = self._by_cas.setdefault(session.endpoint, {})
+        known.update(session.session_index)
+        for stale in list(known)[: max(0, len(known) - self.max_chunks)]:
+            del known[stale]
+
+
 class HubTokenRefresher:
     """The token refresher of a session: GETs a repository's Xet token endpoint (``…/xet-
     {read|write}-token/{rev}``, or a file's ``xet-auth`` link) with the Hub token."""
@@ -93,7 +115,8 @@ class HubClient:
     Keyword-only: ``transport`` (shared by all requests), ``config`` (the sessions'
     :class:`~xet_pyodide.SessionConfig`), ``chunk_hasher_factory`` (e.g. a browser's worker
     pool), ``chunk_cache`` (downloads: a :class:`~xet_pyodide.io.cache.ChunkCache`, a kind
-    such as ``"memory"``/``"disk"``, or ``False``; default ``config.chunk_cache``), ``retry``.
+    such as ``"memory"``/``"disk"``, or ``False``; default ``config.chunk_cache``), ``retry``,
+    ``memory`` (an :class:`UploadMemory` to share between clients; default: one per client).
     """
 
     def __init__(
@@ -106,8 +129,10 @@ class HubClient:
         chunk_hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
         chunk_cache: Any = None,
         retry: RetryPolicy | None = None,
+        memory: UploadMemory | None = None,
     ) -> None:
         self.transport = transport or default_transport()
+        self.memory = memory if memory is not None else UploadMemory()
         self.api = HubApi(
             hub_url or default_endpoint(),
             token if token is not None else default_token(),
@@ -176,8 +201,9 @@ class HubClient:
         options = CommitOptions(branch, commit_title, commit_description, parent_commit)
         sources = [as_source(f) for f in files]
         return HubUpload(
-            self.api, parse_repo(repo, repo_type), sources, options, self._upload_session, progress
-        )
+            self.api, parse_repo(repo, repo_type), sources, options, self._upload_session,
+            progress, finalized=self.memory.remember,
+        )  # fmt: skip
 
     async def upload_files(self, repo: Any, files: list[Any], **options: Any) -> HubUploadResult:
         """Commit ``files`` to ``repo`` on ``branch`` (one commit). A file is an
@@ -190,7 +216,8 @@ class HubClient:
     async def _upload_session(self, token_url: str, progress: Any) -> XetSession:
         refresher = HubTokenRefresher(self.api, token_url)
         token = await refresher()
-        return self._session(token, refresher, progress=progress)
+        known = self.memory.index_for(token.cas_url or "")
+        return self._session(token, refresher, progress=progress, session_index=known)
 
     def _session(self, token: TokenInfo, refresher: Any, **kwargs: Any) -> XetSession:
         if not token.cas_url:
@@ -351,6 +378,7 @@ __all__ = [
     "BorrowedTransport",
     "HubClient",
     "HubTokenRefresher",
+    "UploadMemory",
     "default_endpoint",
     "default_token",
 ]

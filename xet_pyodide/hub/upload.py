@@ -102,7 +102,9 @@ class CommitOptions:
 
 
 class HubUpload:
-    """One upload-and-commit (see module docstring); :meth:`run` once."""
+    """One upload-and-commit (see module docstring); :meth:`run` once. ``open_session(token
+    URL, progress callback)`` opens the upload session; ``finalized(session)`` is told once
+    its shard was accepted (before the commit; e.g. :class:`~.client.UploadMemory`)."""
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class HubUpload:
         options: CommitOptions,
         open_session: SessionOpener,
         progress: Any = None,
+        finalized: Callable[[XetSession], None] | None = None,
     ) -> None:
         paths = [s.path for s in sources]
         if len(set(paths)) != len(paths):
@@ -123,6 +126,7 @@ class HubUpload:
         self.sources = sources
         self.options = options
         self._open_session = open_session
+        self._finalized = finalized
         self.progress = HubProgress(progress, [(s.path, s.size) for s in sources])
         self.session: XetSession | None = None
         self.committing = False
@@ -230,7 +234,10 @@ class HubUpload:
             results[source.path] = HubFileResult(
                 source.path, done.size, "lfs", True, done.sha256, done.hash
             )
-        return (await session.finalize()).metrics
+        metrics = (await session.finalize()).metrics
+        if self._finalized is not None:
+            self._finalized(session)
+        return metrics
 
     async def _commit(self, operations: list[Operation]) -> CommitInfo:
         options = self.options

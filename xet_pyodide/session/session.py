@@ -71,7 +71,10 @@ class XetSession(DownloadMixin):
     ``chunk_hasher_factory`` (a pluggable chunk-and-hash stage, e.g. a worker pool), ``clock``
     (wall clock, for token and dedup-key expiry), ``chunk_cache`` (downloads: a
     :class:`~xet_pyodide.io.cache.ChunkCache`, a kind such as ``"memory"``, or ``False`` for
-    none; default: ``config.chunk_cache``).
+    none; default: ``config.chunk_cache``), ``session_index`` (the chunks this session knows
+    where to find, by raw hash: a copy of an earlier session's :attr:`session_index` on the
+    same CAS makes this one deduplicate against what that one registered, without asking the
+    server; default: empty).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class XetSession(DownloadMixin):
         chunk_hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
         clock: Callable[[], float] = time.time,
         chunk_cache: Any = None,
+        session_index: dict[bytes, Location] | None = None,
     ) -> None:
         info = coerce_token_info(token_info) if token_info is not None else None
         endpoint = endpoint or (info.cas_url if info is not None else None)
@@ -109,7 +113,7 @@ class XetSession(DownloadMixin):
         self.progress_callback = progress
         self.clock = clock
         self._hasher_factory = chunk_hasher_factory
-        self._session_index: dict[bytes, Location] = {}
+        self._session_index: dict[bytes, Location] = {} if session_index is None else session_index
         self._global_index = GlobalDedupIndex(clock)
         self._pipeline: UploadPipeline | None = None
         self._finalizing: UploadPipeline | None = None  # the finalize() running, if any
@@ -119,6 +123,13 @@ class XetSession(DownloadMixin):
     @property
     def endpoint(self) -> str:
         return self.cas.endpoint
+
+    @property
+    def session_index(self) -> dict[bytes, Location]:
+        """Chunk hash → where the chunk is, for every chunk of a xorb this session uploaded
+        and registered (or was given at construction). After a successful :meth:`finalize`
+        everything in it is registered on the server."""
+        return self._session_index
 
     def _current(self) -> UploadPipeline:
         if self._finalizing is not None:
