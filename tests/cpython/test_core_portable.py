@@ -1,5 +1,5 @@
 """The protocol core inside every runtime (CPython, Pyodide/Node, Pyodide/Chromium) via
-``tests/portable/core_checks.py``; expected values come from the shared vectors, hashlib and
+``tests/portable/core_checks.py``; expected values come from tests/vectors, hashlib and
 python-lz4 on the CPython side."""
 
 from __future__ import annotations

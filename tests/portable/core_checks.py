@@ -1,8 +1,8 @@
 """Protocol-core checks that run unchanged in CPython, Pyodide-in-Node and Pyodide-in-Chromium.
 
 Only the standard library and ``xet_pyodide`` are imported; arguments and results are JSON.
-Inputs are rebuilt here from their names (same generators as the shared ``make_inputs.py``),
-so the CPython side only passes the expected values.
+Inputs are rebuilt here from their names (same generators as ``tests/vectors/make_inputs.py``,
+which is not installed in Pyodide), so the CPython side only passes the expected values.
 
 The checks are synchronous; in Pyodide call :func:`prepare` (async) once first, which loads
 the kernels the way a browser main thread requires.
