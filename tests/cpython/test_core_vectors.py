@@ -4,14 +4,33 @@ make_inputs.py), and where those values come from (hf_xet 1.8.0)."""
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import pytest
 
-from tests.cpython._core_helpers import hf_upload, stored_xorbs, vector_input, vectors
+from tests.cpython._core_helpers import (
+    REPO,
+    hf_upload,
+    stored_xorbs,
+    vector_file,
+    vector_input,
+    vectors,
+)
+from tests.portable import core_checks
 from xet_pyodide import hash_files
 from xet_pyodide.core.chunking import Chunker, chunk_boundaries
 from xet_pyodide.core.filehash import FileHasher, hash_bytes
-from xet_pyodide.core.hashes import hash_chunks, verification_hash, xorb_hash
+from xet_pyodide.core.hashes import (
+    DATA_KEY,
+    INTERNAL_NODE_KEY,
+    VERIFICATION_KEY,
+    chunk_hash,
+    hash_chunks,
+    verification_hash,
+    xorb_hash,
+)
+from xet_pyodide.core.shard_model import HEADER_TAG
 from xet_pyodide.core.xorb import parse_footer
 
 CASES = sorted(vectors()["cases"])
@@ -126,3 +145,17 @@ def test_chunks_are_hf_xet_s(name, tmp_path):
 
 def _sizes(ends: list[int]) -> list[int]:
     return [b - a for a, b in zip([0, *ends], ends, strict=False)]
+
+
+def test_hashes_printed_in_docs_protocol_md():
+    """Every 64-digit hex value in docs/protocol.md is a vector, a key, the shard tag, a §3.3
+    or §2.5 example computed here: the document cannot drift from the code unnoticed."""
+    text = (REPO / "docs" / "protocol.md").read_text()
+    printed = set(re.findall(r"\b[0-9a-f]{64}\b", text))
+    known = set(re.findall(r"\b[0-9a-f]{64}\b", vector_file("expected.json").read_text()))
+    known |= {k.hex() for k in (DATA_KEY, INTERNAL_NODE_KEY, VERIFICATION_KEY, HEADER_TAG)}
+    known |= {chunk_hash(b"abc").raw.hex(), core_checks.single_values()["spec_node_hash"]}
+    known.add(hash_bytes(bytes(i & 0xFF for i in range(1_000_000))).hex())
+    known |= set(re.findall(r"[0-9a-f]{64}", Path(core_checks.__file__).read_text()))
+    assert len(printed) >= 15
+    assert printed <= known, printed - known
