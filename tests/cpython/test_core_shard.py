@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import random
 import struct
+from collections.abc import Iterator
 from itertools import accumulate
 
 import pytest
@@ -389,6 +390,20 @@ def _non_empty(shard: Shard) -> tuple[list[FileEntry], list[XorbEntry]]:
     return [f for f in shard.files if f.terms], shard.xorbs
 
 
+def _parsed_flips(data: bytes, seed: int) -> Iterator[tuple[int, bytes, Shard]]:
+    """Flip one random bit of every byte of ``data`` in turn; yields ``(position, bytes,
+    parsed shard)`` for the flips the parser accepts."""
+    rng = random.Random(seed)
+    for pos in range(len(data)):
+        broken = bytearray(data)
+        broken[pos] ^= 1 << rng.randrange(8)
+        try:
+            parsed = parse_shard(bytes(broken))
+        except XetFormatError:
+            continue
+        yield pos, bytes(broken), parsed
+
+
 def test_real_shard_passes_the_hash_check():
     shard = _real_shard()
     assert _hash_mismatch(parse_shard(serialize_shard(shard))) is None
@@ -404,15 +419,8 @@ def test_bit_flips_in_hash_protected_fields_are_detected():
     data = serialize_shard(shard)
     original = parse_shard(data)
     unprotected = _unprotected_positions(shard)
-    rng = random.Random(9)
     undetected = set()
-    for pos in range(len(data)):
-        broken = bytearray(data)
-        broken[pos] ^= 1 << rng.randrange(8)
-        try:
-            parsed = parse_shard(bytes(broken))
-        except XetFormatError:
-            continue
+    for pos, broken, parsed in _parsed_flips(data, 9):
         if _hash_mismatch(parsed) is not None:
             continue
         kind = unprotected.get(pos)
@@ -421,7 +429,7 @@ def test_bit_flips_in_hash_protected_fields_are_detected():
             assert _non_empty(parsed) == _non_empty(original), pos
             assert all(f.file_hash == MerkleHash.ZERO for f in parsed.files if not f.terms)
         else:
-            assert parsed == original or serialize_shard(parsed) == bytes(broken), pos
+            assert parsed == original or serialize_shard(parsed) == broken, pos
         undetected.add(pos)
     # every unprotected byte really is unchecked (an empty file's flag byte: only 2 of 8 bits)
     assert set(unprotected) - undetected <= {p for p in unprotected if p % 48 == 35}
@@ -435,14 +443,7 @@ def test_bit_flips_in_stored_form_tables_and_footer_leave_the_entries_alone():
     data = serialize_shard(shard, with_footer=True, with_lookup_tables=True)
     sections = len(serialize_shard(shard))
     original = parse_shard(data)
-    rng = random.Random(10)
-    for pos in range(len(data)):
-        broken = bytearray(data)
-        broken[pos] ^= 1 << rng.randrange(8)
-        try:
-            parsed = parse_shard(bytes(broken))
-        except XetFormatError:
-            continue
+    for pos, _, parsed in _parsed_flips(data, 10):
         if pos >= sections:
             assert (parsed.files, parsed.xorbs) == (original.files, original.xorbs), pos
         else:
