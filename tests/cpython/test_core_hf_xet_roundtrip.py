@@ -203,7 +203,7 @@ async def _session_upload(data: bytes) -> tuple[list[MerkleHash], list[bytes]]:
     session = XetSession("http://cas", ("token", 2**40), transport=cas.transport)
     try:
         await session.upload_bytes(data, name="file")
-        await session.commit()
+        await session.finalize()
     finally:
         await session.aclose()
     return list(cas.xorbs), cas.shards
