@@ -24,8 +24,9 @@ flock 9
 
 bash scripts/build_kernels.sh
 rm -rf build xet_pyodide.egg-info
-"$PY" -m build --wheel --no-isolation --outdir dist . >/tmp/xet_pyodide_build.log 2>&1 || {
-    cat /tmp/xet_pyodide_build.log >&2; exit 1; }
+# (The log stays in this checkout: a shared /tmp name would mix other checkouts' builds in.)
+"$PY" -m build --wheel --no-isolation --outdir dist . >.cache/build_wheel.log 2>&1 || {
+    cat .cache/build_wheel.log >&2; exit 1; }
 wheel=$(ls -t dist/xet_pyodide-*-py3-none-any.whl | head -n 1)
 # Keep dist/ to the wheel we just built.
 find dist -name 'xet_pyodide-*.whl' ! -name "$(basename "$wheel")" -delete

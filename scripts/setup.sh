@@ -27,6 +27,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium clang lld >/dev/null
 fi
+# libFuzzer and the sanitizer runtimes, for the records fuzzer the test suite runs
+# (scripts/fuzz_records.sh); Debian ships them in libclang-rt-dev, which clang only recommends.
+fuzz_probe='int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }'
+if ! echo "$fuzz_probe" | clang -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1; then
+    log "apt-get install libclang-rt-dev"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libclang-rt-dev >/dev/null
+fi
 
 # --- npm: the Pyodide runtime (and the JS peer chunker used by benchmarks) ------------------
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json .cache/package-lock.stamp 2>/dev/null; then

@@ -313,7 +313,15 @@ def test_pool_blob_reader_concurrent_uploads(page: DemoPage, tmp_path: Path,
 
 
 # The pool's side worker on its own (WorkerPool.sha256_blob): digests of a Blob read in odd
-# slice sizes, a cancelled job that must not disturb the next, an empty Blob, a closed pool.
+# slice sizes, a job cancelled mid-read that must stop and not disturb the next, an empty
+# Blob, a closed pool.
+#
+# Cancel mid-read, without guessing at timing: the job's message is posted to the worker as
+# soon as it is pending (pool._side_pending), and the worker starts a job's first read in the
+# same turn as it receives the message, before it can see the cancel message that follows.
+# The job reads in 64-byte steps (~150,000 reads for 9 MiB), so it is still reading when the
+# cancel arrives. A listener on the worker records every answer: a cancelled job answers
+# nothing (a job that ignored the cancel would post its digest before the next job's).
 SIDE_SHA_JS = """
 async ({name}) => {
   const py = window.demo.xet.pyodide;
@@ -322,13 +330,21 @@ async ({name}) => {
   return py.runPythonAsync(`
 import asyncio
 from js import Blob
+from pyodide.ffi import create_proxy
 from xet_pyodide.errors import XetKernelError
 from xet_pyodide.io.workers import start_pool
 
 pool = await start_pool(worker_url, 1)
+answers = []
+listener = create_proxy(lambda event: answers.append(int(event.data.id)))
 try:
-    cancelled = pool.sha256_blob(side_blob, block_size=1 << 20)
-    await asyncio.sleep(0.05)  # the side worker has started and is reading
+    cancelled = pool.sha256_blob(side_blob, block_size=64)
+    for _ in range(10_000):  # until the job is posted to the (started) side worker
+        if pool._side_pending:
+            break
+        await asyncio.sleep(0)
+    (cancelled_id,) = pool._side_pending
+    pool._running_side().addEventListener("message", listener)
     cancelled.cancel()
     digests = [(await pool.sha256_blob(side_blob, block_size=size)).hex()
                for size in (16 << 20, 1000, 64)]
@@ -338,12 +354,13 @@ try:
     await asyncio.sleep(0)
 finally:
     pool.close()
+    listener.destroy()
 try:
     await late
     closed = "resolved"
 except XetKernelError as exc:
     closed = str(exc)
-[digests, empty, cancelled.cancelled(), left, closed]
+[digests, empty, cancelled.cancelled(), left, closed, cancelled_id, answers]
 `).then((r) => r.toJs());
 }
 """
@@ -352,11 +369,15 @@ except XetKernelError as exc:
 def test_side_worker_sha256_of_a_blob(page: DemoPage) -> None:
     data = random_bytes(9 * MIB + 77, 41)
     page.add_fixture("side.bin", data)
-    digests, empty, cancelled, left, closed = page.evaluate(SIDE_SHA_JS, {"name": "side.bin"})
+    digests, empty, cancelled, left, closed, cancelled_id, answers = page.evaluate(
+        SIDE_SHA_JS, {"name": "side.bin"}
+    )
     assert digests == [hashlib.sha256(data).hexdigest()] * 3
     assert empty == hashlib.sha256(b"").hexdigest()
     assert cancelled is True and left == 0
     assert closed.startswith("the worker pool was closed")
+    # the cancelled job stopped mid-read and answered nothing; the four jobs after it did
+    assert cancelled_id not in answers and len(answers) in (4, 5)  # (+ "late", if it ran)
 
 
 BYOB_JS = """

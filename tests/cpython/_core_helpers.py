@@ -16,8 +16,6 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
 from xet_pyodide.core.chunking import chunk_data
 from xet_pyodide.core.hashes import MerkleHash, hash_chunks
 from xet_pyodide.core.shard import Shard, XorbEntry
@@ -26,26 +24,32 @@ from xet_pyodide.core.terms import ChunkLocation, build_file_entry
 from xet_pyodide.core.xorb import Xorb, XorbBuilder
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("XET_SHARED_DIR", REPO.parent / "shared"))
-VECTORS = SHARED / "vectors"
+#: The conformance vectors, kept in the repository (see tests/vectors/README.md).
+VECTORS = REPO / "tests" / "vectors"
 
 
 # --------------------------------------------------------------------------- vectors
 
 
+def vector_file(name: str) -> Path:
+    """A file of tests/vectors; a missing one is an error (never a skip): the vectors are
+    part of the repository."""
+    path = VECTORS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"conformance vector file missing from the repository: {path}")
+    return path
+
+
 @cache
 def vectors() -> dict:
-    path = VECTORS / "expected.json"
-    if not path.exists():
-        pytest.skip(f"conformance vectors not found at {path}")
-    return json.loads(path.read_text())
+    return json.loads(vector_file("expected.json").read_text())
 
 
 @cache
 def make_inputs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("xet_make_inputs", VECTORS / "make_inputs.py")
-    if spec is None or spec.loader is None:
-        pytest.skip("make_inputs.py not found")
+    path = vector_file("make_inputs.py")
+    spec = importlib.util.spec_from_file_location("xet_make_inputs", path)
+    assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

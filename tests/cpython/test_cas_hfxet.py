@@ -141,7 +141,7 @@ def _fragmented_file(server: CasServer, tmp_path: Path) -> tuple[dict[str, Any],
 
 def test_multirange_fetching(cas_server_factory, tmp_path: Path) -> None:
     """hf_xet's multi-range mode: one GET with several ranges → multipart/byteranges. It only
-    works if the v2 ranges are sorted and merged (xet-protocol.md §7.7)."""
+    works if the v2 ranges are sorted and merged (docs/protocol.md §7.7)."""
     server = cas_server_factory()
     file, data = _fragmented_file(server, tmp_path)
     server.reset_stats()
@@ -257,7 +257,7 @@ def test_transient_faults_are_survived(cas_server_factory, tmp_path: Path) -> No
 
 def test_expired_signed_urls_are_refreshed(cas_server_factory, tmp_path: Path) -> None:
     """A reconstruction whose URLs are already expired: the xorb GET gets 403 and hf_xet asks
-    for a new reconstruction (xet-protocol.md §7.3)."""
+    for a new reconstruction (docs/protocol.md §7.3)."""
     server = cas_server_factory()
     data = rand(2 * MB, 100)
     up = server.hf_upload([write(tmp_path, "f", data)], hf_home=tmp_path / "u")

@@ -8,6 +8,7 @@ compare with what hf_xet produced.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.cpython._core_helpers import (
     stored_xorbs,
     vector_input,
 )
+from tests.cpython.test_session_fakecas import FakeCas
 from xet_pyodide.core.compression import Scheme
 from xet_pyodide.core.hashes import MerkleHash, file_hash, verification_hash
 from xet_pyodide.core.shard import (
@@ -31,6 +33,7 @@ from xet_pyodide.core.shard import (
     serialize_shard,
 )
 from xet_pyodide.core.xorb import Xorb, iter_records, load_xorb
+from xet_pyodide.session import XetSession
 
 
 def _multi_file_inputs() -> dict[str, bytes]:
@@ -188,6 +191,22 @@ def test_single_file_commit_matches_ours(case, tmp_path):
     assert parse_shard_full(ours_cache).shard == cache.shard
     # upload form = stored form without footer and without server flags
     assert serialize_shard(plan.shard()) == serialize_shard(cache.shard)
+    # XetSession (the real upload pipeline) sends exactly those xorbs and that shard
+    session_xorbs, session_shards = asyncio.run(_session_upload(data))
+    assert set(session_xorbs) == set(xorbs)
+    assert session_shards == [serialize_shard(cache.shard)]
+
+
+async def _session_upload(data: bytes) -> tuple[list[MerkleHash], list[bytes]]:
+    """Upload ``data`` with a XetSession to an in-memory CAS; the xorbs and shards it got."""
+    cas = FakeCas()
+    session = XetSession("http://cas", ("token", 2**40), transport=cas.transport)
+    try:
+        await session.upload_bytes(data, name="file")
+        await session.finalize()
+    finally:
+        await session.aclose()
+    return list(cas.xorbs), cas.shards
 
 
 def _compare_schemes(ours: Xorb, theirs: Xorb) -> None:
@@ -203,7 +222,8 @@ def _compare_schemes(ours: Xorb, theirs: Xorb) -> None:
 
 
 def test_multi_xorb_file_over_64_mib(tmp_path):
-    """70 MB of random data: two xorbs, cut where hf_xet cuts, bodies byte-identical."""
+    """70 MB of random data: two xorbs, cut where hf_xet cuts, bodies byte-identical (for
+    this input; the next test has one where the cuts differ)."""
     data = random.Random(70).randbytes(70_000_000)
     path = tmp_path / "big.bin"
     path.write_bytes(data)
@@ -219,3 +239,29 @@ def test_multi_xorb_file_over_64_mib(tmp_path):
         assert ours.body == xorbs[ours.hash].body  # incompressible: every record raw
         assert len(ours.body) <= 64 * 1024 * 1024
     assert serialize_shard(mark_dedup_eligible(plan.shard()), with_footer=True) == shards[0][1]
+    session_xorbs, session_shards = asyncio.run(_session_upload(data))
+    assert set(session_xorbs) == set(xorbs)
+    assert session_shards == [serialize_shard(plan.shard())]
+
+
+def test_full_xorb_cut_one_chunk_before_hf_xet(tmp_path):
+    """Where hf_xet and we differ on purpose: a xorb is full at 64 MiB of *serialized* records
+    for us (the size the server limits), at 64 MiB of *uncompressed* chunk bytes for hf_xet.
+    Mostly both rules stop at the same chunk (the test above); on these 70 MB hf_xet's first
+    xorb takes 1057 chunks and ends up 4,819 bytes over 64 MiB, ours stops at 1056. Same
+    chunks in the same order (same file hash); other xorbs, so another shard."""
+    data = random.Random(1).randbytes(70_000_000)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    hf_upload(tmp_path / "cas", [path], tmp_path / "home")
+    theirs = sorted(
+        (load_xorb(body)[0] for body in stored_xorbs(tmp_path / "cas").values()),
+        key=lambda x: -x.num_chunks,
+    )
+    ours = plan_upload([data]).xorbs
+    assert [h for x in ours for h in x.chunk_hashes] == [h for x in theirs for h in x.chunk_hashes]
+    limit = 64 << 20
+    assert len(theirs[0].body) > limit >= sum(theirs[0].chunk_sizes)
+    assert len(ours[0].body) <= limit < len(ours[0].body) + 8 + theirs[0].chunk_sizes[-1]
+    assert [x.num_chunks for x in ours] == [theirs[0].num_chunks - 1, theirs[1].num_chunks + 1]
+    assert not {x.hash for x in ours} & {x.hash for x in theirs}

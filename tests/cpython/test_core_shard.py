@@ -6,12 +6,21 @@ import contextlib
 import hashlib
 import random
 import struct
+from collections.abc import Iterator
+from itertools import accumulate
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xet_pyodide.core.hashes import MerkleHash, hmac_hash, verification_hash
+from tests.cpython._core_helpers import plan_upload, random_input
+from xet_pyodide.core.hashes import (
+    MerkleHash,
+    file_hash,
+    hmac_hash,
+    verification_hash,
+    xorb_hash,
+)
 from xet_pyodide.core.shard import (
     CHUNK_FLAG_GLOBAL_DEDUP,
     NO_EXPIRY,
@@ -319,17 +328,144 @@ def test_truncated_at_every_position():
                 parse_shard(form[:cut])
 
 
-def test_bit_flips_raise_only_format_errors():
+def _real_shard() -> Shard:
+    """Four files (one empty, one sharing chunks with another, so files have several terms)
+    and the xorbs holding their chunks, all with real hashes."""
     rng = random.Random(9)
-    for form in (
-        serialize_shard(sample_shard(9)),
-        serialize_shard(sample_shard(9), with_footer=True, with_lookup_tables=True),
-    ):
-        for _ in range(2000):
-            broken = bytearray(form)
-            pos = rng.randrange(len(broken))
-            broken[pos] ^= 1 << rng.randrange(8)
-            _format_errors_only(bytes(broken))
+    first = rng.randbytes(300_000)
+    second = first[100_000:] + rng.randbytes(50_000) + first[:60_000]
+    plan = plan_upload([first, second, b"", random_input(rng, 1000, "text")])
+    shard = plan.shard()
+    assert max(len(f.terms) for f in shard.files) >= 3 and len(shard.xorbs) == 1
+    return shard
+
+
+def _hash_mismatch(shard: Shard) -> str | None:
+    """What recomputing the shard's hashes exposes, or None: each xorb hash over its chunk
+    list, and each file's verification hashes and file hash over the chunks its terms name.
+    (A CAS server makes the same checks against the stored xorbs.)"""
+    xorbs = {x.xorb_hash: x for x in shard.xorbs}
+    for x in shard.xorbs:
+        if xorb_hash([(c.hash, c.size) for c in x.chunks]) != x.xorb_hash:
+            return f"xorb {x.xorb_hash}: chunk list does not hash to it"
+        starts = list(accumulate((c.size for c in x.chunks), initial=0))[:-1]
+        if [c.byte_start for c in x.chunks] != starts or x.num_bytes_in_cas is not None:
+            return f"xorb {x.xorb_hash}: offsets or total disagree with the chunk sizes"
+    for f in shard.files:
+        if f.terms and (f.verification is None or len(f.verification) != len(f.terms)):
+            return f"file {f.file_hash}: verification entries missing"
+        chunks: list[tuple[MerkleHash, int]] = []
+        for i, term in enumerate(f.terms):
+            x = xorbs.get(term.xorb_hash)
+            if x is None or term.chunk_end > len(x.chunks):
+                return f"file {f.file_hash} term {i}: no such chunks"
+            named = [(c.hash, c.size) for c in x.chunks[term.chunk_start : term.chunk_end]]
+            if sum(size for _, size in named) != term.unpacked_bytes:
+                return f"file {f.file_hash} term {i}: wrong size"
+            assert f.verification is not None
+            if verification_hash([h for h, _ in named]) != f.verification[i]:
+                return f"file {f.file_hash} term {i}: verification hash"
+            chunks += named
+        if file_hash(chunks) != f.file_hash:
+            return f"file {f.file_hash}: chunks hash to another file hash"
+    return None
+
+
+#: Byte columns of each kind of 48-byte record that no hash covers: reserved bytes the parser
+#: ignores, the sha256 (checked against the content by whoever has it), flags, and
+#: num_bytes_on_disk (a CAS server checks it against the stored xorb). An empty file has no
+#: chunk to hash: its flag byte (verification / metadata-ext bits) is unprotected too.
+_UNPROTECTED = {
+    "file": [(40, 48)],
+    "empty file": [(35, 36), (40, 48)],
+    "term": [(32, 36)],
+    "verification": [(32, 48)],
+    "sha256": [(0, 48)],
+    "xorb": [(32, 36), (44, 48)],
+    "chunk": [(40, 48)],
+    "bookend": [(32, 48)],
+}
+
+
+def _unprotected_positions(shard: Shard) -> dict[int, str]:
+    """Offset -> record kind of the bytes outside every hash in the upload form of ``shard``."""
+    kinds = []
+    for f in sorted(shard.files, key=lambda f: f.file_hash):
+        kinds += ["file" if f.terms else "empty file"] + ["term"] * len(f.terms)
+        kinds += ["verification"] * len(f.terms) + ["sha256"] * (f.sha256 is not None)
+    kinds.append("bookend")
+    for x in sorted(shard.xorbs, key=lambda x: x.xorb_hash):
+        kinds += ["xorb"] + ["chunk"] * len(x.chunks)
+    kinds.append("bookend")
+    out = {}
+    for record, kind in enumerate(kinds, 1):  # (record 0: the header)
+        for a, b in _UNPROTECTED[kind]:
+            out.update(dict.fromkeys(range(48 * record + a, 48 * record + b), kind))
+    return out
+
+
+def _non_empty(shard: Shard) -> tuple[list[FileEntry], list[XorbEntry]]:
+    return [f for f in shard.files if f.terms], shard.xorbs
+
+
+def _parsed_flips(data: bytes, seed: int) -> Iterator[tuple[int, bytes, Shard]]:
+    """Flip one random bit of every byte of ``data`` in turn; yields ``(position, bytes,
+    parsed shard)`` for the flips the parser accepts."""
+    rng = random.Random(seed)
+    for pos in range(len(data)):
+        broken = bytearray(data)
+        broken[pos] ^= 1 << rng.randrange(8)
+        try:
+            parsed = parse_shard(bytes(broken))
+        except XetFormatError:
+            continue
+        yield pos, bytes(broken), parsed
+
+
+def test_real_shard_passes_the_hash_check():
+    shard = _real_shard()
+    assert _hash_mismatch(parse_shard(serialize_shard(shard))) is None
+
+
+def test_bit_flips_in_hash_protected_fields_are_detected():
+    """A flipped bit of an upload-form shard is refused by the parser or exposed by
+    recomputing the hashes, unless it sits in a field no hash covers (_UNPROTECTED); there
+    the parsed shard is the original (ignored bytes) or carries exactly that one change (an
+    empty file's flags: its entries change, nothing else does). One random bit of every
+    byte."""
+    shard = _real_shard()
+    data = serialize_shard(shard)
+    original = parse_shard(data)
+    unprotected = _unprotected_positions(shard)
+    undetected = set()
+    for pos, broken, parsed in _parsed_flips(data, 9):
+        if _hash_mismatch(parsed) is not None:
+            continue
+        kind = unprotected.get(pos)
+        assert kind is not None, f"flip at byte {pos} went undetected"
+        if kind == "empty file" and pos % 48 == 35:
+            assert _non_empty(parsed) == _non_empty(original), pos
+            assert all(f.file_hash == MerkleHash.ZERO for f in parsed.files if not f.terms)
+        else:
+            assert parsed == original or serialize_shard(parsed) == broken, pos
+        undetected.add(pos)
+    # every unprotected byte really is unchecked (an empty file's flag byte: only 2 of 8 bits)
+    assert set(unprotected) - undetected <= {p for p in unprotected if p % 48 == 35}
+
+
+def test_bit_flips_in_stored_form_tables_and_footer_leave_the_entries_alone():
+    """The stored form adds lookup tables and a footer, which no hash covers: a flip there is
+    refused or leaves every file and xorb entry as it was; flips in the sections behave as in
+    the upload form."""
+    shard = _real_shard()
+    data = serialize_shard(shard, with_footer=True, with_lookup_tables=True)
+    sections = len(serialize_shard(shard))
+    original = parse_shard(data)
+    for pos, _, parsed in _parsed_flips(data, 10):
+        if pos >= sections:
+            assert (parsed.files, parsed.xorbs) == (original.files, original.xorbs), pos
+        else:
+            assert _hash_mismatch(parsed) is not None or pos in _unprotected_positions(shard), pos
 
 
 @settings(max_examples=300, deadline=None)

@@ -16,6 +16,7 @@ import blake3
 import pytest
 import xxhash
 
+from tests.cpython._core_helpers import vector_file
 from xet_pyodide.errors import XetKernelError
 from xet_pyodide.kernels import ReferenceKernels, get_kernels, reset_kernels
 from xet_pyodide.kernels._load_wasmtime import load
@@ -143,6 +144,13 @@ def test_gear_table_header_matches_python_table():
     values = [int(v, 16) for v in re.findall(r"0x([0-9a-f]{16})ull", text)]
     assert tuple(values) == GEAR_TABLE
     assert len(values) == 256
+
+
+def test_gear_table_matches_the_conformance_copy():
+    """tests/vectors/gear_table.txt (one value a line) is where both tables came from."""
+    lines = vector_file("gear_table.txt").read_text().split()
+    assert tuple(int(v, 16) for v in lines) == GEAR_TABLE
+    assert (GEAR_TABLE[0], GEAR_TABLE[255]) == (0xB088D3A9E840F559, 0x63C7A906C1DD187B)
 
 
 # ----------------------------------------------------------------------------------- gear

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.plugins.runtimes import REPO, ensure_wheel_fresh
 
 DATA_KEY_HEX = "6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229"
-# Raw bytes of chunk_hash(b"abc") (xet-protocol.md §2.5).
+# Raw bytes of chunk_hash(b"abc") (docs/protocol.md §2.5).
 ABC_CHUNK_HASH_RAW = "14f0aff7063580a845c69db7e9a99af15661f9702567495c4e28d08d69291307"
 
 

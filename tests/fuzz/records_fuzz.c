@@ -1,6 +1,6 @@
 /* libFuzzer harness for the record kernels (xk_decode_records, xk_encode_record), built
- * natively with AddressSanitizer and UBSan by scripts/fuzz_records.sh (not part of the test
- * suite: run it by hand after touching csrc/records.c or csrc/lz4.c).
+ * natively with AddressSanitizer and UBSan by scripts/fuzz_records.sh (the test suite runs it
+ * for 20 s over the regression corpus in tests/fuzz/corpus; see tests/fuzz/README.md).
  *
  * Input: 4 bytes of parameters (record limit, output capacity, hash or not, scheme), then the
  * bytes handed to the decoder. Every buffer is exactly as large as the kernel is told, so any

@@ -117,8 +117,13 @@ def _call_code(module: str, func: str, args: tuple[Any, ...]) -> str:
     )
 
 
+#: Modules from elsewhere in the repository that portable modules import; a Pyodide runtime
+#: gets them in /tmp/portable too.
+EXTRA_MODULES = {"make_inputs": REPO / "tests" / "vectors" / "make_inputs.py"}
+
+
 def _install_code(module: str) -> str:
-    source = (PORTABLE / f"{module}.py").read_text()
+    source = EXTRA_MODULES.get(module, PORTABLE / f"{module}.py").read_text()
     return (
         "import importlib, os, sys\n"
         "os.makedirs('/tmp/portable', exist_ok=True)\n"
@@ -141,9 +146,10 @@ class _PyodideRuntime:
         raise NotImplementedError
 
     def call(self, module: str, func: str, *args: Any, timeout: float = 600.0) -> Any:
-        if module not in self._installed:
-            self.run(_install_code(module))
-            self._installed.add(module)
+        for name in [*EXTRA_MODULES, module]:
+            if name not in self._installed:
+                self.run(_install_code(name))
+                self._installed.add(name)
         return json.loads(self.run(_call_code(module, func, args), timeout=timeout))
 
 

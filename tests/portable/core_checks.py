@@ -1,8 +1,9 @@
 """Protocol-core checks that run unchanged in CPython, Pyodide-in-Node and Pyodide-in-Chromium.
 
-Only the standard library and ``xet_pyodide`` are imported; arguments and results are JSON.
-Inputs are rebuilt here from their names (same generators as the shared ``make_inputs.py``),
-so the CPython side only passes the expected values.
+Only the standard library, ``xet_pyodide`` and the vectors' input generator are imported;
+arguments and results are JSON. Inputs are rebuilt from their names by
+``tests/vectors/make_inputs.py`` (the Pyodide runtimes get a copy of it), so the CPython side
+only passes the expected values.
 
 The checks are synchronous; in Pyodide call :func:`prepare` (async) once first, which loads
 the kernels the way a browser main thread requires.
@@ -12,50 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-import struct
 
-# --------------------------------------------------------------------------- inputs
-
-
-def _counter_sha(n: int) -> bytes:
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += hashlib.sha256(struct.pack("<Q", i)).digest()
-        i += 1
-    return bytes(out[:n])
+try:  # CPython: the repository's copy
+    from tests.vectors.make_inputs import CASES
+except ImportError:  # Pyodide: copied beside this module by tests/plugins/runtimes.py
+    from make_inputs import CASES  # type: ignore[import-not-found,no-redef]
 
 
 def _rand(n: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(n)
-
-
-def _floats(n: int, seed: int) -> bytes:
-    rng = random.Random(seed)
-    out = bytearray()
-    while len(out) < n:
-        out += struct.pack("<f", rng.gauss(0.0, 0.02))
-    return bytes(out[:n])
-
-
-def _repeats(seed: int) -> bytes:
-    base = _rand(300_000, seed)
-    return base + base[:150_000] + b"EDIT" + base[150_000:] + base
-
-
-CASES = {
-    "empty": lambda: b"",
-    "one_byte": lambda: b"\x00",
-    "abc": lambda: b"abc",
-    "spec_counter_1MB": lambda: _counter_sha(1_000_000),
-    "zeros_8192": lambda: bytes(8192),
-    "zeros_131073": lambda: bytes(131073),
-    "rand_65536": lambda: _rand(65536, 4),
-    "rand_131073": lambda: _rand(131073, 7),
-    "rand_262145": lambda: _rand(262145, 8),
-    "floats_3MB": lambda: _floats(3_000_000, 10),
-    "repeats_900KB": lambda: _repeats(11),
-}
 
 
 async def prepare() -> str:

@@ -2,7 +2,7 @@
 
 Clients upload xorbs without it; servers and hf_xet's ``local://`` backend append it after the
 last chunk record. Layout V1 (written here) and V0 (legacy, parsed only) are described in
-xet-protocol.md §4.4. The parser is strict: every length is checked against the bytes present
+docs/protocol.md §4.4. The parser is strict: every length is checked against the bytes present
 before anything is read, so a hostile ``num_chunks`` cannot cause a large allocation.
 """
 

@@ -1,6 +1,7 @@
 """The 256-entry gear table of xet-core's content-defined chunker."""
 
-# Generated from ../shared/vectors/gear_table.txt (the gearhash crate's DEFAULT_TABLE).
+# Generated from tests/vectors/gear_table.txt (the gearhash crate's DEFAULT_TABLE; the tests
+# check that the two agree).
 GEAR_TABLE: tuple[int, ...] = (
     0xb088d3a9e840f559, 0x5652c7f739ed20d6, 0x45b28969898972ab, 0x6b0a89d5b68ec777,
     0x368f573e8b7a31b7, 0x1dc636dce936d94b, 0x207a4c4e5554d5b6, 0xa474b34628239acb,
