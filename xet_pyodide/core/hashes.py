@@ -166,7 +166,7 @@ def hash_chunks(chunks: Sequence[bytes | bytearray | memoryview]) -> list[Merkle
 
 def _node_text(children: Sequence[tuple[MerkleHash, int]]) -> bytes:
     """What an internal node hashes: one ``"<hex> : <size>\\n"`` line per child."""
-    return "".join(f"{h.hex()} : {size}\n" for h, size in children).encode("ascii")
+    return "".join([f"{h._key.hex()} : {size}\n" for h, size in children]).encode("ascii")
 
 
 def node_hash(children: Sequence[tuple[MerkleHash, int]]) -> tuple[MerkleHash, int]:
@@ -175,17 +175,40 @@ def node_hash(children: Sequence[tuple[MerkleHash, int]]) -> tuple[MerkleHash, i
     return MerkleHash(digest), sum(size for _, size in children)
 
 
-def _group_end(level: Sequence[tuple[MerkleHash, int]], start: int) -> int:
-    """End (exclusive) of the group that starts at ``start`` in one tree level."""
+def _group_end(level: Sequence[tuple[MerkleHash, int]], start: int, final: bool = True) -> int:
+    """End (exclusive) of the group that starts at ``start`` in one tree level; with
+    ``final=False`` the level may still grow, and 0 means "not decided yet"."""
     remaining = len(level) - start
     if remaining <= 2:
-        return len(level)
+        return len(level) if final else 0
     end = start + min(MERKLE_MAX_GROUP, remaining)
     for k in range(start + 2, end):
-        # word 3 of the node's hash decides; the first two children never close a group.
-        if int.from_bytes(level[k][0].raw[24:32], "little") % MERKLE_MEAN_BRANCHING == 0:
+        # word 3 of the node's hash decides (word3 % 4 is the low bits of its first byte,
+        # byte 24); the first two children never close a group.
+        if level[k][0].raw[24] % MERKLE_MEAN_BRANCHING == 0:
             return k + 1
-    return end
+    return end if final or remaining >= MERKLE_MAX_GROUP else 0
+
+
+def _reduce(level: list[tuple[MerkleHash, int]], final: bool) -> list[tuple[MerkleHash, int]]:
+    """Hash the groups of ``level`` that are decided (all of them if ``final``) into their
+    parent nodes, in one kernel call, and remove those children from ``level``."""
+    groups: list[Sequence[tuple[MerkleHash, int]]] = []
+    start = 0
+    while start < len(level) and (end := _group_end(level, start, final)):
+        groups.append(level[start:end])
+        start = end
+    del level[:start]
+    if not groups:
+        return []
+    texts = [_node_text(group) for group in groups]
+    digests = get_kernels().blake3_keyed_many(
+        b"".join(texts), [len(t) for t in texts], INTERNAL_NODE_KEY
+    )
+    return [
+        (h, sum(s for _, s in group))
+        for h, group in zip(hashes_from_digests(digests), groups, strict=True)
+    ]
 
 
 def merkle_root(entries: Sequence[tuple[MerkleHash, int]]) -> MerkleHash:
@@ -196,21 +219,66 @@ def merkle_root(entries: Sequence[tuple[MerkleHash, int]]) -> MerkleHash:
     while len(level) > 1:
         # A level's nodes are independent: hashed in one batch (one kernel call, not one per
         # node: a 1 GiB file has ~3k of them).
-        groups: list[Sequence[tuple[MerkleHash, int]]] = []
-        start = 0
-        while start < len(level):
-            end = _group_end(level, start)
-            groups.append(level[start:end])
-            start = end
-        texts = [_node_text(group) for group in groups]
-        digests = get_kernels().blake3_keyed_many(
-            b"".join(texts), [len(t) for t in texts], INTERNAL_NODE_KEY
-        )
-        level = [
-            (h, sum(s for _, s in group))
-            for h, group in zip(hashes_from_digests(digests), groups, strict=True)
-        ]
+        level = _reduce(level, final=True)
     return level[0][0]
+
+
+class MerkleBuilder:
+    """:func:`merkle_root` of entries fed in order, in bounded memory.
+
+    A group of a level is decided as soon as the node closing it (or its ninth member) has
+    arrived, whatever follows; decided groups are hashed into the next level right away and
+    their children dropped. So at most :data:`BATCH` entries are held at the bottom and
+    ``BATCH / 16`` on each level above, however many are fed: what lets a server check the
+    file hash of a shard's file entry without listing every chunk the terms cover.
+    """
+
+    #: Entries a level collects before its decided groups are hashed (one kernel call each).
+    BATCH = 16384
+
+    def __init__(self) -> None:
+        self._levels: list[list[tuple[MerkleHash, int]]] = [[]]
+        self._fed = [0]  # entries ever added to each level
+        self.count = 0
+
+    def add(self, hashes: Sequence[MerkleHash], sizes: Sequence[int]) -> None:
+        """Append entries (one size per hash)."""
+        if len(hashes) != len(sizes):
+            raise ValueError("one size per hash expected")
+        self._levels[0].extend(zip(hashes, sizes, strict=True))
+        self._fed[0] += len(hashes)
+        self.count += len(hashes)
+        if len(self._levels[0]) >= self.BATCH:
+            self._carry(final=False)
+
+    def _carry(self, final: bool) -> None:
+        level = 0
+        while level < len(self._levels):
+            pending = self._levels[level]
+            if final and self._fed[level] == 1:
+                break  # the only node this level ever had: the root
+            # level 0 waits for a full batch; the levels above (4x fewer nodes each) are
+            # carried as soon as they hold a few groups, so that none of them piles up
+            if final or len(pending) >= (self.BATCH if level == 0 else self.BATCH // 16):
+                parents = _reduce(pending, final)
+                if parents:
+                    if level + 1 == len(self._levels):
+                        self._levels.append([])
+                        self._fed.append(0)
+                    self._levels[level + 1].extend(parents)
+                    self._fed[level + 1] += len(parents)
+            level += 1
+
+    def root(self) -> MerkleHash:
+        """The root over everything added (ZERO if nothing was). Ends the builder."""
+        if not self.count:
+            return MerkleHash.ZERO
+        self._carry(final=True)
+        return self._levels[-1][0][0]
+
+    def file_hash(self) -> MerkleHash:
+        """:func:`file_hash` of the entries added, as if they were a file's chunks."""
+        return keyed_hash(self.root().raw, FILE_HASH_KEY) if self.count else MerkleHash.ZERO
 
 
 def xorb_hash(entries: Sequence[tuple[MerkleHash, int]]) -> MerkleHash:
@@ -259,6 +327,7 @@ __all__ = [
     "HASH_LEN",
     "INTERNAL_NODE_KEY",
     "VERIFICATION_KEY",
+    "MerkleBuilder",
     "MerkleHash",
     "chunk_hash",
     "chunk_hashes",

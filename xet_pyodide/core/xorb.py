@@ -315,40 +315,98 @@ class XorbBuilder:
         )
 
 
+#: Decoded bytes held at a time by :func:`load_xorb` when it does not keep the chunks.
+DECODE_WINDOW = 4 * 1024 * 1024
+
+
+def scan_records(
+    body: Buffer, max_chunks: int = MAX_XORB_CHUNKS, max_unpacked: int = MAX_XORB_BYTES
+) -> tuple[list[int], int]:
+    """Walk the record headers of a xorb body (no footer) without decoding anything: returns
+    the cumulative record end offsets and the total claimed uncompressed size.
+
+    The limits are checked as the headers are read, so hostile headers cost one pass over at
+    most ``max_chunks + 1`` of them and no allocation beyond the offsets: a body with more
+    records than ``max_chunks``, or whose records claim more than ``max_unpacked`` bytes
+    together (hf_xet's 64 MiB limit applies to the uncompressed sum), raises
+    :class:`XetFormatError` before any output buffer exists.
+    """
+    view = memoryview(body).cast("B")
+    ends: list[int] = []
+    pos = total = 0
+    while pos < len(view):
+        if view[pos : pos + len(FOOTER_IDENT)] == FOOTER_IDENT:
+            raise XetFormatError("bytes after the last chunk record are not a valid footer")
+        if len(ends) == max_chunks:
+            raise XetFormatError(f"xorb has more than {max_chunks} chunks")
+        record = _parse_header(view, pos)
+        total += record.uncompressed_size
+        if total > max_unpacked:
+            raise XetFormatError(
+                f"xorb chunks claim more than {max_unpacked} bytes uncompressed "
+                f"(at the record at offset {pos})"
+            )
+        pos = record.end
+        ends.append(pos)
+    if not ends:
+        raise XetFormatError("a xorb has at least one chunk")
+    return ends, total
+
+
 def load_xorb(
-    data: Buffer, expected_hash: MerkleHash | None = None
+    data: Buffer,
+    expected_hash: MerkleHash | None = None,
+    *,
+    keep_chunks: bool = True,
+    max_chunks: int = MAX_XORB_CHUNKS,
+    max_unpacked: int = MAX_XORB_BYTES,
 ) -> tuple[Xorb, list[memoryview]]:
     """Decode and verify a xorb body or stored xorb; returns the xorb and its chunks (views
-    into one buffer of the decoded chunks).
+    into one buffer of the decoded chunks; an empty list with ``keep_chunks=False``).
 
-    Every chunk is decoded and hashed (one batch kernel pass over the records) and the xorb
-    hash recomputed. If a footer is present it must agree with the records. Malformed bytes
-    raise :class:`XetFormatError`; a hash that differs from ``expected_hash`` or from the
-    footer raises :class:`XetIntegrityError`.
+    The record headers are checked first (:func:`scan_records`: chunk count and claimed
+    uncompressed total within the limits), then every chunk is decoded and hashed by the batch
+    kernel and the xorb hash recomputed. With ``keep_chunks=False`` (a server validating an
+    upload) the chunks are decoded through a window of :data:`DECODE_WINDOW` bytes that is
+    reused, so memory follows neither the claimed sizes nor the xorb's decoded size. If a
+    footer is present it must agree with the records. Malformed bytes raise
+    :class:`XetFormatError`; a hash that differs from ``expected_hash`` or from the footer
+    raises :class:`XetIntegrityError`.
     """
     view = memoryview(data).cast("B")
     footer = parse_footer(view) if has_footer(view) else None
     body = view[: footer.footer_start] if footer else view
-    records = list(iter_records(body))
-    if records and records[-1].end != len(body):
-        raise XetFormatError("bytes after the last chunk record are not a valid footer")
-    if not records:
-        raise XetFormatError("a xorb has at least one chunk")
-    out = bytearray(sum(r.uncompressed_size for r in records))
-    batch = get_kernels().decode_records(body, len(records), memoryview(out), DATA_KEY)
-    sizes = batch.sizes
-    if batch.consumed != len(body) or len(sizes) != len(records):  # (the records were whole)
-        raise XetFormatError("xorb records did not decode to their stated sizes")
-    hashes = hashes_from_digests(batch.digests)
-    view = memoryview(out)
-    ends = list(accumulate(sizes, initial=0))
-    chunks = [view[ends[k] : ends[k + 1]] for k in range(len(sizes))]
+    record_ends, total = scan_records(body, max_chunks, max_unpacked)
+    out = bytearray(total if keep_chunks else min(total, DECODE_WINDOW))
+    kernels = get_kernels()
+    sizes: list[int] = []
+    digests: list[bytes] = []
+    pos = written = 0
+    while pos < len(body):
+        window = memoryview(out)[written:] if keep_chunks else memoryview(out)
+        batch = kernels.decode_records(
+            body[pos:], len(record_ends) - len(sizes), window, DATA_KEY, len(sizes)
+        )
+        if not batch.sizes:  # (the records were whole, and each fits the window)
+            raise XetFormatError("xorb records did not decode to their stated sizes")
+        sizes += batch.sizes
+        digests.append(batch.digests)
+        pos += batch.consumed
+        if keep_chunks:
+            written += sum(batch.sizes)
+    hashes = hashes_from_digests(b"".join(digests))
+    chunks: list[memoryview] = []
+    if keep_chunks:
+        decoded = memoryview(out)
+        offsets = list(accumulate(sizes, initial=0))
+        chunks = [decoded[offsets[k] : offsets[k + 1]] for k in range(len(sizes))]
     xorb = Xorb(
         hash=xorb_hash(list(zip(hashes, sizes, strict=True))),
-        body=bytes(body),
+        # (an upload body given as bytes is kept as it is: no 64 MiB copy)
+        body=data if isinstance(data, bytes) and footer is None else bytes(body),
         chunk_hashes=hashes,
         chunk_sizes=sizes,
-        record_offsets=[0] + [r.end for r in records],
+        record_offsets=[0, *record_ends],
         footer=footer,
     )
     if footer is not None:
@@ -371,6 +429,7 @@ def _check_footer(xorb: Xorb, footer: XorbFooter) -> None:
 
 __all__ = [
     "COMPRESSION_RETEST_INTERVAL",
+    "DECODE_WINDOW",
     "MAX_CHUNK_COMPRESSED",
     "MAX_CHUNK_UNCOMPRESSED",
     "MAX_XORB_BYTES",
@@ -392,4 +451,5 @@ __all__ = [
     "load_xorb",
     "parse_footer",
     "record_header",
+    "scan_records",
 ]
