@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import Forbidden, Unauthorized
-from .signing import b64url, b64url_decode
+from .signing import b64url, b64url_decode, same_secret
 
 PREFIX = "xcas1."
 
@@ -68,7 +68,7 @@ class TokenAuthority:
         if not token.startswith(PREFIX) or token.count(".") != 2:
             raise Unauthorized("malformed token")
         body, _, sig = token[len(PREFIX) :].partition(".")
-        if not hmac.compare_digest(self._sig(body), sig):
+        if not same_secret(sig, self._sig(body)):
             raise Unauthorized("token signature does not match")
         try:
             raw = json.loads(b64url_decode(body))

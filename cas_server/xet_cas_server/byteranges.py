@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 ByteRange = tuple[int, int]
 
@@ -56,11 +57,11 @@ def parse_file_range(value: str, size: int) -> ByteRange | None:
             return None
         return max(0, size - n), size - 1
     first = int(m.group(1))
-    last = int(m.group(2)) if m.group(2) else size - 1
-    if last < first:
+    if m.group(2) and int(m.group(2)) < first:
         raise ValueError(f"bad range {value!r}")
-    if first >= size:
+    if first >= size:  # also for ``bytes=N-``: past the end is 416, not a syntax error
         return None
+    last = int(m.group(2)) if m.group(2) else size - 1
     return first, min(last, size - 1)
 
 
@@ -85,17 +86,37 @@ def all_covered(requested: Sequence[ByteRange], allowed: Sequence[ByteRange]) ->
     return all(any(a <= r0 and r1 <= b for a, b in allowed) for r0, r1 in requested)
 
 
-def multipart_byteranges(
-    parts: Sequence[tuple[ByteRange, bytes]], total: int, boundary: str
-) -> bytes:
-    """A ``multipart/byteranges`` body; parts appear in the order they were requested."""
-    out = bytearray()
-    for (first, last), data in parts:
-        out += (
+def overlapping(ranges: Sequence[ByteRange]) -> bool:
+    """True if two of ``ranges`` share a byte (touching ranges do not)."""
+    ordered = sorted(ranges)
+    return any(b[0] <= a[1] for a, b in pairwise(ordered))
+
+
+def multipart_heads(
+    ranges: Sequence[ByteRange], total: int, boundary: str
+) -> tuple[list[bytes], bytes]:
+    """The ``multipart/byteranges`` framing around the parts: one head per range (each part is
+    ``head + data + CRLF``) and the closing delimiter. Lets a server compute the body's
+    length and stream the parts without holding them."""
+    heads = [
+        (
             f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
             f"Content-Range: bytes {first}-{last}/{total}\r\n\r\n"
         ).encode()
-        out += data
-        out += b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out)
+        for first, last in ranges
+    ]
+    return heads, f"--{boundary}--\r\n".encode()
+
+
+def multipart_length(ranges: Sequence[ByteRange], heads: Sequence[bytes], closing: bytes) -> int:
+    """Byte length of the multipart body framed by ``heads`` and ``closing``."""
+    data = sum(last - first + 1 for first, last in ranges)
+    return sum(len(h) + 2 for h in heads) + data + len(closing)
+
+
+def multipart_byteranges(
+    parts: Sequence[tuple[ByteRange, bytes]], total: int, boundary: str
+) -> bytes:
+    """A whole ``multipart/byteranges`` body; parts appear in the order they were requested."""
+    heads, closing = multipart_heads([r for r, _ in parts], total, boundary)
+    return b"".join(h + data + b"\r\n" for h, (_, data) in zip(heads, parts, strict=True)) + closing

@@ -4,12 +4,11 @@ endpoint groups, fault injection), bounded body reading, auth and path parsing."
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from xet_pyodide.core.hashes import MerkleHash
@@ -18,6 +17,7 @@ from xet_pyodide.errors import XetFormatError
 from .auth import Scope, TokenClaims, bearer_token
 from .errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
 from .faults import AbortedRequest, DroppedResponse, sleep_latency
+from .signing import same_secret
 from .state import CasState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -79,15 +79,18 @@ async def read_body(
     # most of it first-touch page faults of the fresh buffer).
     pieces: list[bytes] = []
     size = 0
-    async for piece in request.stream():
-        if not piece:
-            continue
-        size += len(piece)
-        if counter:
-            stats.add(counter, len(piece))
-        if size > limit:
-            raise PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
-        pieces.append(piece)
+    try:
+        async for piece in request.stream():
+            if not piece:
+                continue
+            size += len(piece)
+            if counter:
+                stats.add(counter, len(piece))
+            if size > limit:
+                raise PayloadTooLarge(f"{what} exceeds the limit of {limit} bytes")
+            pieces.append(piece)
+    except ClientDisconnect:  # (or closed for idling: protocol.py) nobody reads an answer
+        raise BadRequest(f"{what} incomplete: the connection was closed") from None
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
@@ -97,6 +100,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(body or b"null")
     except ValueError:
         raise BadRequest("body is not valid JSON") from None
+    except RecursionError:  # "[[[[...": within the size limit, deeper than the parser goes
+        raise BadRequest("JSON body is nested too deeply") from None
 
 
 def require(request: Request, scope: Scope) -> TokenClaims:
@@ -105,7 +110,7 @@ def require(request: Request, scope: Scope) -> TokenClaims:
 
 def require_dev_secret(request: Request) -> None:
     token = bearer_token(request.headers)
-    if token is None or not hmac.compare_digest(token, state_of(request).config.dev_secret):
+    if token is None or not same_secret(token, state_of(request).config.dev_secret):
         raise Unauthorized("this endpoint needs 'Authorization: Bearer <dev secret>'")
 
 

@@ -33,6 +33,16 @@ class XorbLayout:
     def chunk_size(self, k: int) -> int:
         return self.unpacked_ends[k] - (self.unpacked_ends[k - 1] if k else 0)
 
+    def chunk_sizes(self, start: int, end: int) -> list[int]:
+        """Uncompressed sizes of chunks ``[start, end)``."""
+        ends = self.unpacked_ends
+        return [
+            b - a
+            for a, b in zip(
+                [self.unpacked_start(start), *ends[start : end - 1]], ends[start:end], strict=True
+            )
+        ]
+
     def unpacked_start(self, k: int) -> int:
         return self.unpacked_ends[k - 1] if k else 0
 

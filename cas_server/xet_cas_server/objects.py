@@ -85,6 +85,11 @@ class ObjectFiles:
         finally:
             os.close(fd)
 
+    def read_range(self, kind: str, hex_hash: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of an object from ``offset`` (one open per call: a streamed
+        response holds no descriptor between its reads)."""
+        return self.read_ranges(kind, hex_hash, [(offset, offset + length - 1)])[0]
+
     def iter_hashes(self, kind: str) -> Iterator[str]:
         sub, ext = KINDS[kind]
         for p in (self.root / sub).glob(f"*/*{ext}"):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xet_pyodide.core.hashes import MerkleHash
@@ -159,8 +159,18 @@ def _corrupt(data: bytes) -> bytes:
     return bytes(out)
 
 
+#: Most ranges one signed-URL request may ask for (a v2 entry signs at most this many).
+MAX_FETCH_RANGES = reconstruction.MAX_RANGES_PER_URL
+#: Bytes read from the object file per step of a streamed xorb response.
+FETCH_BLOCK = 1 << 20
+
+
 @endpoint("xorb_fetch")
 async def xorb_fetch(request: Request) -> Response:
+    """Signed xorb bytes. The requested ranges must lie inside the signed set, be at most
+    :data:`MAX_FETCH_RANGES` and not overlap (416 otherwise), so one request serves at most
+    the signed span; the body (one range, or ``multipart/byteranges``) is streamed from the
+    object file in :data:`FETCH_BLOCK` reads, never built whole."""
     state = state_of(request)
     xorb = request.path_params["hash"]
     signed = state.signer.verify_xorb_url(request.url.path, dict(request.query_params), time.time())
@@ -177,25 +187,57 @@ async def xorb_fetch(request: Request) -> Response:
     row = state.store.xorb_row(xorb)
     if row is None:  # pragma: no cover - we only sign URLs of stored xorbs
         raise NotFound("xorb not found")
-    if any(last >= row.stored_len for _, last in wanted):
-        raise RangeNotSatisfiable("range beyond the object", size=row.stored_len)
-    parts = await run_in_threadpool(state.store.objects.read_ranges, "xorb", xorb, wanted)
-    if state.faults.decide("xorb_fetch", "corrupt"):
+    size = row.stored_len
+    if any(last >= size for _, last in wanted):
+        raise RangeNotSatisfiable("range beyond the object", size=size)
+    if len(wanted) > MAX_FETCH_RANGES:
+        raise RangeNotSatisfiable(f"more than {MAX_FETCH_RANGES} ranges", size=size)
+    if byteranges.overlapping(wanted):
+        raise RangeNotSatisfiable("overlapping or repeated ranges", size=size)
+    corrupt = state.faults.decide("xorb_fetch", "corrupt")
+    if corrupt:
         state.stats.add("faults_injected")
         request.scope["xcas.fault"] = "corrupt"
-        parts[0] = _corrupt(parts[0])
-    state.stats.add("xorb_bytes_served", sum(len(p) for p in parts))
+    state.stats.add("xorb_bytes_served", sum(last - first + 1 for first, last in wanted))
+
+    async def blocks(first: int, last: int) -> AsyncIterator[bytes]:
+        nonlocal corrupt
+        for pos in range(first, last + 1, FETCH_BLOCK):
+            n = min(FETCH_BLOCK, last + 1 - pos)
+            data = await run_in_threadpool(state.store.objects.read_range, "xorb", xorb, pos, n)
+            if corrupt:
+                data, corrupt = _corrupt(data), False
+            yield data
+
     if len(wanted) == 1:
         first, last = wanted[0]
-        headers = {"Content-Range": f"bytes {first}-{last}/{row.stored_len}"}
-        return Response(
-            parts[0], status_code=206, headers=headers, media_type="application/octet-stream"
+        headers = {
+            "Content-Range": f"bytes {first}-{last}/{size}",
+            "Content-Length": str(last - first + 1),
+        }
+        return StreamingResponse(
+            blocks(first, last),
+            status_code=206,
+            headers=headers,
+            media_type="application/octet-stream",
         )
     boundary = secrets.token_hex(12)
-    body = byteranges.multipart_byteranges(
-        list(zip(wanted, parts, strict=True)), row.stored_len, boundary
+    heads, closing = byteranges.multipart_heads(wanted, size, boundary)
+
+    async def multipart() -> AsyncIterator[bytes]:
+        for head, (first, last) in zip(heads, wanted, strict=True):
+            yield head
+            async for data in blocks(first, last):
+                yield data
+            yield b"\r\n"
+        yield closing
+
+    return StreamingResponse(
+        multipart(),
+        status_code=206,
+        headers={"Content-Length": str(byteranges.multipart_length(wanted, heads, closing))},
+        media_type=f"multipart/byteranges; boundary={boundary}",
     )
-    return Response(body, status_code=206, media_type=f"multipart/byteranges; boundary={boundary}")
 
 
 ROUTES = [

@@ -38,6 +38,15 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a credential from a request with the expected one. Any
+    text is accepted: ``hmac.compare_digest`` refuses ``str`` with non-ASCII characters (a
+    TypeError, that is a 500), so both sides are compared as UTF-8 bytes."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def _load_or_create_master(data_dir: Path) -> bytes:
     path = data_dir / KEY_FILE
     if not path.exists():
@@ -111,7 +120,7 @@ class UrlSigner:
         except (KeyError, ValueError):
             raise Forbidden("signed URL is incomplete") from None
         expected = _mac(self._keys.download_url, "GET", path, signed, expires)
-        if not hmac.compare_digest(expected, sig):
+        if not same_secret(sig, expected):
             raise Forbidden("signed URL signature does not match")
         if expiry < now:
             raise Forbidden("signed URL has expired")
@@ -136,7 +145,7 @@ class UrlSigner:
             expiry = int(expires)
         except (KeyError, ValueError):
             raise Forbidden("upload URL is incomplete") from None
-        if not hmac.compare_digest(_mac(self._keys.grant_url, "PUT", path, expires), sig):
+        if not same_secret(sig, _mac(self._keys.grant_url, "PUT", path, expires)):
             raise Forbidden("upload URL signature does not match")
         if expiry < now:
             raise Forbidden("upload URL has expired")

@@ -1,0 +1,263 @@
+"""Hostile requests cost the CAS server little and get clear 4xx answers (issue 18).
+
+Each test runs a fresh server process; memory is its resident set's high-water mark
+(``VmHWM``), restarted just before the attack, so a test measures what the attack cost.
+``bench/hostile.py`` runs the same attacks as a campaign and prints the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.plugins.cas_server import build_upload, cas_client, rand_bytes, stored_state
+from tests.plugins.hostile import (
+    amplified_shard,
+    decode_bomb,
+    nested_json,
+    peak_rss_mib,
+    repeated_range,
+    reset_peak_rss,
+    rss_mib,
+    wide_xorb,
+)
+from xet_pyodide.core.compression import Scheme
+from xet_pyodide.core.crc import crc64_nvme
+from xet_pyodide.core.hashes import file_hash
+from xet_pyodide.core.xorb import MAX_XORB_BYTES, XorbBuilder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.plugins.cas_server import CasServer
+
+MIB = 1024 * 1024
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def growth_mib(server: CasServer, attack: Callable[[], None]) -> float:
+    """How far the server's resident set rose above its level before ``attack``."""
+    pid = server.pid
+    assert pid is not None
+    reset_peak_rss(pid)
+    before = rss_mib(pid)
+    attack()
+    return peak_rss_mib(pid) - before
+
+
+def register(client: httpx.Client, up: Any) -> None:
+    for x in up.xorbs:
+        assert client.post(f"/v1/xorbs/default/{x.hash}", content=x.body).status_code == 200
+    assert client.post("/v1/shards", content=up.shard).status_code == 200
+
+
+def fetch_entry(client: httpx.Client, file_id: str) -> dict[str, Any]:
+    r = client.get(f"/v1/reconstructions/{file_id}")
+    assert r.status_code == 200, r.text
+    return next(iter(r.json()["fetch_info"].values()))[0]
+
+
+def grant(client: httpx.Client, xorb: str, body: bytes) -> httpx.Response:
+    crc = {"algo": "crc64nvme", "value": str(crc64_nvme(body))}
+    return client.post(
+        f"/v1/xorb-grants/default/{xorb}", json={"length": len(body), "checksum": crc}
+    )
+
+
+# ---------------------------------------------------------------------------- 1: ranges
+def test_repeated_or_overlapping_ranges_are_refused(cas_server_factory) -> None:
+    server = cas_server_factory()
+    with cas_client(server) as client:
+        up = build_upload([rand_bytes(3_000_000, 1)])
+        register(client, up)
+        entry = fetch_entry(client, up.file_hashes[0])
+    url, first, last = entry["url"], entry["url_range"]["start"], entry["url_range"]["end"]
+    statuses = []
+
+    def attack() -> None:
+        for value in (
+            repeated_range(first, last, 100),  # 100 x 3 MB: 1.2 GiB of server memory before
+            f"bytes={first}-{first + 10},{first + 5}-{first + 20}",  # overlapping
+            "bytes=" + ",".join(f"{i}-{i}" for i in range(first, first + 257)),  # too many
+        ):
+            r = httpx.get(url, headers={"Range": value})
+            statuses.append(r.status_code)
+            assert r.headers["content-range"].startswith("bytes */")
+
+    assert growth_mib(server, attack) < 32
+    assert statuses == [416, 416, 416]
+
+
+def test_multipart_xorb_responses_are_streamed(cas_server_factory) -> None:
+    """A 32 MiB signed span fetched as two ranges: the body is right, and the server never
+    holds it (built whole, it cost three copies: ~100 MiB)."""
+    server = cas_server_factory()
+    rng_data = rand_bytes(32 * MIB, 2)
+    builder = XorbBuilder(compression=Scheme.NONE)
+    builder.add_chunks([rng_data[i : i + 65536] for i in range(0, len(rng_data), 65536)])
+    xorb = builder.finish()
+    with cas_client(server) as client:
+        assert client.post(f"/v1/xorbs/default/{xorb.hash}", content=xorb.body).status_code == 200
+        up = build_upload([rng_data])  # the same chunks: the file's term is the whole xorb
+        assert up.xorbs[0].hash == xorb.hash
+        assert client.post("/v1/shards", content=up.shard).status_code == 200
+        entry = fetch_entry(client, up.file_hashes[0])
+    first, last = entry["url_range"]["start"], entry["url_range"]["end"]
+    assert (first, last) == (0, len(xorb.body) - 1)
+    mid = xorb.record_offsets[256]
+    got: dict[str, Any] = {}
+
+    def fetch() -> None:
+        with httpx.stream(
+            "GET", entry["url"], headers={"Range": f"bytes={mid}-{last},{first}-{mid - 1}"}
+        ) as r:
+            got["status"], got["type"] = r.status_code, r.headers["content-type"]
+            got["length"] = int(r.headers["content-length"])
+            got["body"] = b"".join(r.iter_bytes())
+
+    assert growth_mib(server, fetch) < 24
+    assert got["status"] == 206 and got["length"] == len(got["body"])
+    boundary = got["type"].split("boundary=")[1].encode()
+    parts = got["body"].split(b"--" + boundary)
+    assert parts[0] == b"" and parts[-1] == b"--\r\n" and len(parts) == 4
+    for part, (a, b) in zip(parts[1:3], [(mid, last), (first, mid - 1)], strict=True):
+        head, _, data = part.partition(b"\r\n\r\n")
+        assert f"Content-Range: bytes {a}-{b}/".encode() in head
+        assert data == xorb.body[a : b + 1] + b"\r\n"
+    single = httpx.get(entry["url"], headers={"Range": f"bytes={first}-{last}"})
+    assert single.status_code == 206 and single.content == xorb.body
+
+
+# ---------------------------------------------------------------------------- 2: decode bomb
+def test_xorb_decode_bomb_costs_nothing(cas_server_factory) -> None:
+    server = cas_server_factory()
+    claimed = "0" * 63 + "1"
+    bombs = [
+        decode_bomb(12_288),  # 98 KB claiming 1.5 GiB: the server allocated it, and kept it
+        decode_bomb(MAX_XORB_BYTES // (128 * 1024)),  # 4 KB claiming exactly 64 MiB
+    ]
+    with cas_client(server) as client:
+        before = stored_state(server)
+        answers: list[tuple[int, str]] = []
+
+        def attack() -> None:
+            for body in bombs:
+                r = client.post(f"/v1/xorbs/default/{claimed}", content=body)
+                answers.append((r.status_code, r.json()["message"]))
+                g = grant(client, claimed, body).json()
+                assert httpx.put(g["url"], content=body, headers=g["headers"]).status_code == 200
+                r = client.post(f"/v1/xorb-commits/default/{claimed}/grant/{g['id']}")
+                answers.append((r.status_code, r.json()["message"]))
+
+        assert growth_mib(server, attack) < 24
+        assert [status for status, _ in answers] == [400] * 4
+        assert "claim more than" in answers[0][1] and "claim more than" in answers[1][1]
+        assert "chunk record 0" in answers[2][1] and "chunk record 0" in answers[3][1]
+        assert stored_state(server) == before  # the staged bodies went with the commits
+
+
+# ---------------------------------------------------------------------------- 3: shards
+def test_shard_term_amplification_is_refused(cas_server_factory) -> None:
+    server = cas_server_factory()
+    wide = wide_xorb()
+    shard = amplified_shard(wide, 400)  # 38 KB: 400 terms x 8192 chunks of one xorb
+    with cas_client(server) as client:
+        assert client.post(f"/v1/xorbs/default/{wide.hash}", content=wide.body).status_code == 200
+        before = stored_state(server)
+        answers: list[Any] = []
+
+        def attack() -> None:
+            answers.append(client.post("/v1/shards", content=shard))
+            answers.append(client.post("/v2/shards", content=shard))
+
+        assert growth_mib(server, attack) < 32  # 744 MiB and 7 CPU-s per request before
+        v1, v2 = answers
+        assert v1.status_code == 400 and "cover 3276800 chunks" in v1.json()["message"]
+        last = json.loads(v2.text.strip().splitlines()[-1])
+        assert last["type"] == "error" and last["retryable"] is False
+        assert "cover 3276800 chunks" in last["message"]
+        assert stored_state(server) == before
+
+
+def test_shard_repeating_a_xorb_within_the_budget_is_accepted(cas_server_factory) -> None:
+    """Files that repeat content reference the same chunks again: fine up to the budget, and
+    the file hash is checked without a list of every chunk."""
+    server = cas_server_factory()
+    wide = wide_xorb()
+    entries = list(zip(wide.chunk_hashes, wide.chunk_sizes, strict=True)) * 20
+    shard = amplified_shard(wide, 20, file_hash=file_hash(entries))
+    with cas_client(server) as client:
+        assert client.post(f"/v1/xorbs/default/{wide.hash}", content=wide.body).status_code == 200
+        answers: list[httpx.Response] = []
+        growth = growth_mib(
+            server, lambda: answers.append(client.post("/v1/shards", content=shard))
+        )
+        assert answers[0].status_code == 200, answers[0].text
+        assert growth < 32
+        fid = file_hash(entries).hex()
+        head = client.head(f"/v1/files/{fid}")
+        assert head.status_code == 200
+        assert int(head.headers["content-length"]) == 20 * wide.num_bytes_in_cas
+
+
+# ---------------------------------------------------------------------------- 4, 5, 6
+def test_non_ascii_credentials_are_refused_cleanly(cas_server_factory) -> None:
+    server = cas_server_factory()
+    origin = {"Origin": "http://example.test"}
+    with cas_client(server, "read") as reader, cas_client(server) as writer:
+        up = build_upload([rand_bytes(100_000, 3)])
+        register(writer, up)
+        entry = fetch_entry(reader, up.file_hashes[0])
+    span = f"bytes={entry['url_range']['start']}-{entry['url_range']['end']}"
+    cases = [
+        (f"{server.url}/v1/reconstructions/{up.file_hashes[0]}", b"Bearer xcas1.\xe9.\xe9", 401),
+        (f"{server.url}/v1/reconstructions/{up.file_hashes[0]}", b"Bearer \xff\xfe", 401),
+        (f"{server.url}/_admin/stats", b"Bearer \xff\xfe secret", 401),
+        (server.token_url("read"), b"Bearer \xc3\xa9", 401),
+    ]
+    for url, credential, status in cases:
+        r = httpx.get(url, headers={**origin, "Authorization": credential})
+        assert r.status_code == status, r.text
+        assert r.headers["access-control-allow-origin"] == "*"
+        assert r.json()["error"] == "unauthorized"
+    forged = entry["url"].replace("Signature=", "Signature=%C3%A9", 1)
+    r = httpx.get(forged, headers={**origin, "Range": span})
+    assert r.status_code == 403 and r.headers["access-control-allow-origin"] == "*"
+    time.sleep(0.2)  # let the log lines reach the file
+    logged = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    assert not [e for e in logged if "exc" in e or e["level"] == "error"]
+
+
+def test_deeply_nested_json_is_a_bad_request(cas_server_factory) -> None:
+    server = cas_server_factory()
+    body = nested_json(100_000)  # 200 KB, under the JSON limit; RecursionError before
+    with cas_client(server) as client:
+        r = client.post(
+            f"/v1/xorb-grants/default/{'0' * 64}",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 400 and "nested too deeply" in r.json()["message"]
+    r = httpx.post(f"{server.url}/_admin/faults", content=body, headers=server.token_headers)
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("offset", [0, 1, 1000])
+def test_open_range_at_or_past_the_end_is_416(cas_server_factory, offset: int) -> None:
+    server = cas_server_factory()
+    with cas_client(server) as client:
+        up = build_upload([rand_bytes(50_000, 4)])
+        register(client, up)
+        r = client.get(
+            f"/v1/reconstructions/{up.file_hashes[0]}",
+            headers={"Range": f"bytes={50_000 + offset}-"},
+        )
+    assert r.status_code == 416, r.text
+    assert r.headers["content-range"] == "bytes */50000"
