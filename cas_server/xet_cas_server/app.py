@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -137,6 +139,16 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=500)
 
 
+async def _sweep_grants(state: CasState) -> None:
+    """Drop expired upload grants and their staged bodies, every 30 s (or each grant TTL)."""
+    period = max(1.0, min(30.0, state.config.grant_ttl / 2))
+    while True:
+        await asyncio.sleep(period)
+        removed = await run_in_threadpool(state.grants.sweep)
+        if removed:
+            log.info("expired upload grants removed", extra={"grants": removed})
+
+
 def create_app(config: ServerConfig) -> Starlette:
     state = CasState(config)
     hub_api = hub.Hub(state)
@@ -148,9 +160,13 @@ def create_app(config: ServerConfig) -> Starlette:
         kernels = get_kernels()
         report = state.store.recover()
         log.info("storage recovered", extra={**report, "kernels": kernels.name})
-        yield
-        hub_api.close()
-        state.close()
+        sweeper = asyncio.create_task(_sweep_grants(state))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            hub_api.close()
+            state.close()
 
     routes: list[BaseRoute] = [
         *routes_upload.ROUTES, *routes_download.ROUTES, *hub.ROUTES, *routes_admin.ROUTES

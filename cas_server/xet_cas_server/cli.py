@@ -20,6 +20,7 @@ from .app import create_app
 from .config import (
     DEFAULT_MAX_JSON_BYTES,
     DEFAULT_MAX_SHARD_BYTES,
+    DEFAULT_MAX_STAGING_BYTES,
     DEFAULT_MAX_XORB_BYTES,
     DISABLEABLE,
     ServerConfig,
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("XET_CAS_DEV_SECRET"),
         help="opens the token endpoint and the admin API (env XET_CAS_DEV_SECRET)",
     )
+    p.add_argument(
+        "--public-url",
+        default="",
+        help="base URL given to clients (casUrl, signed URLs); default http://HOST:PORT",
+    )
     p.add_argument("--web", type=Path, help="serve this directory at / (cross-origin isolated)")
     p.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime, seconds")
     p.add_argument(
@@ -62,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-xorb-bytes", type=int, default=DEFAULT_MAX_XORB_BYTES)
     p.add_argument("--max-shard-bytes", type=int, default=DEFAULT_MAX_SHARD_BYTES)
     p.add_argument("--max-json-bytes", type=int, default=DEFAULT_MAX_JSON_BYTES)
+    p.add_argument(
+        "--max-staging-bytes",
+        type=int,
+        default=DEFAULT_MAX_STAGING_BYTES,
+        help="per access token: bytes of open upload grants",
+    )
     p.add_argument(
         "--heartbeat", type=float, default=20.0, help="v2 shard NDJSON heartbeat, seconds"
     )
@@ -94,11 +106,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --dev-secret (or XET_CAS_DEV_SECRET) is required", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
+    # Bind first so port 0 works and the ready line (and the default public URL) can name the
+    # real port.
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
     config = ServerConfig(
         data_dir=args.data.resolve(),
         dev_secret=args.dev_secret,
         host=args.host,
-        port=args.port,
+        port=sock.getsockname()[1],
+        public_url=args.public_url,
         web_dir=args.web.resolve() if args.web else None,
         token_ttl=args.token_ttl,
         dedup_key_ttl=args.dedup_key_ttl,
@@ -108,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         max_xorb_bytes=args.max_xorb_bytes,
         max_shard_bytes=args.max_shard_bytes,
         max_json_bytes=args.max_json_bytes,
+        max_staging_bytes=args.max_staging_bytes,
         heartbeat_seconds=args.heartbeat,
         faults=args.faults,
         log_level=args.log_level,
@@ -115,10 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     if config.web_dir is not None and not config.web_dir.is_dir():
         print(f"error: --web {config.web_dir} is not a directory", file=sys.stderr)
         return 2
-    # Bind first so port 0 works and the ready line can name the real port.
-    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
     uv_config = uvicorn.Config(
         create_app(config),
         log_config=None,

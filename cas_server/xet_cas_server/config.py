@@ -14,6 +14,9 @@ DEFAULT_MAX_XORB_BYTES = 64 * MIB + 256 * 1024
 DEFAULT_MAX_SHARD_BYTES = 64 * MIB
 #: Largest JSON request body (grant requests, admin calls).
 DEFAULT_MAX_JSON_BYTES = 256 * 1024
+#: Bytes of live upload grants one access token may hold (reserved at grant time, staged on
+#: disk by the PUT until the commit): 16 full-size xorbs in flight.
+DEFAULT_MAX_STAGING_BYTES = 1024 * MIB
 
 #: Endpoints that can be switched off to exercise client fallbacks (they then answer 404,
 #: exactly like a server that never had them).
@@ -26,6 +29,9 @@ class ServerConfig:
     dev_secret: str
     host: str = "127.0.0.1"
     port: int = 0
+    #: Base URL handed to clients (``casUrl``, signed download and upload URLs); empty = the
+    #: address the server listens on. Never taken from a request's ``Host`` header.
+    public_url: str = ""
     web_dir: Path | None = None
     #: Lifetime of access tokens handed out by the token endpoint (seconds).
     token_ttl: int = 3600
@@ -39,6 +45,8 @@ class ServerConfig:
     max_xorb_bytes: int = DEFAULT_MAX_XORB_BYTES
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    #: Per access token: bytes of upload grants not yet committed or expired (429 beyond).
+    max_staging_bytes: int = DEFAULT_MAX_STAGING_BYTES
     #: NDJSON heartbeat interval of ``POST /v2/shards`` while validation runs.
     heartbeat_seconds: float = 20.0
     log_level: str = "info"
@@ -55,3 +63,11 @@ class ServerConfig:
 
     def enabled(self, group: str) -> bool:
         return group not in self.disabled
+
+    @property
+    def cas_url(self) -> str:
+        """What clients are told to use: ``public_url``, or ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

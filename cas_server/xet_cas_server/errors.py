@@ -66,6 +66,16 @@ class PayloadTooLarge(CasError):
     code = "payload_too_large"
 
 
+class TooManyRequests(CasError):
+    """A per-token budget is used up for now (hf_xet retries 429 with backoff)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class RangeNotSatisfiable(CasError):
     status = 416
     code = "range_not_satisfiable"

@@ -126,9 +126,3 @@ def prefix_param(request: Request, allowed: tuple[str, ...] = ("default",)) -> s
     if prefix not in allowed:
         raise NotFound(f"unknown prefix {prefix!r}")
     return prefix
-
-
-def base_url(request: Request) -> str:
-    """Scheme + host the client used, so signed URLs work via 127.0.0.1 or localhost alike."""
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"

@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS files (
     shard_hash TEXT NOT NULL REFERENCES shards(hash),
     created    REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS file_repos (  -- the repositories a file is registered in
+    file       TEXT NOT NULL REFERENCES files(hash),
+    repo       TEXT NOT NULL,        -- auth.repo_key() of the write token that registered it
+    PRIMARY KEY (file, repo)
+) WITHOUT ROWID;
 """
 
 _TERM = struct.Struct("<32sIII")
@@ -168,8 +173,10 @@ class Index:
         shard: ShardRow,
         files: Sequence[FileRow],
         dedup_chunks: Sequence[tuple[str, str, int]],
+        repo: str,
     ) -> tuple[bool, int]:
-        """Commit a shard, its files and its dedup entries in one transaction.
+        """Commit a shard, its files (registered in ``repo``) and its dedup entries in one
+        transaction.
 
         Returns (shard was new, number of newly registered files). A file already known keeps
         its first reconstruction: any valid term list of the same content is equivalent.
@@ -194,11 +201,31 @@ class Index:
                         "UPDATE files SET sha256=? WHERE hash=? AND sha256 IS NULL",
                         (f.sha256, f.hash),
                     )
+            db.executemany(
+                "INSERT OR IGNORE INTO file_repos VALUES (?,?)", [(f.hash, repo) for f in files]
+            )
             db.executemany("INSERT OR IGNORE INTO dedup_chunks VALUES (?,?,?)", dedup_chunks)
             return True, new_files
 
-    def file(self, hex_hash: str) -> FileRow | None:
-        rows = self._query("SELECT hash, size, terms, sha256 FROM files WHERE hash=?", (hex_hash,))
+    def register_files(self, hex_hashes: Sequence[str], repo: str) -> None:
+        """Register already stored files in ``repo`` too (unknown hashes are skipped)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO file_repos SELECT hash, ? FROM files WHERE hash=?",
+                [(repo, h) for h in hex_hashes],
+            )
+
+    def file(self, hex_hash: str, repo: str | None = None) -> FileRow | None:
+        """A stored file; with ``repo``, only if it is registered in that repository."""
+        if repo is None:
+            sql, args = "SELECT hash, size, terms, sha256 FROM files WHERE hash=?", (hex_hash,)
+        else:
+            sql = (
+                "SELECT hash, size, terms, sha256 FROM files JOIN file_repos ON file = hash"
+                " WHERE hash=? AND repo=?"
+            )
+            args = (hex_hash, repo)
+        rows = self._query(sql, args)
         if not rows:
             return None
         h, size, blob, sha = rows[0]

@@ -25,6 +25,8 @@ from .cli import HUB_LINE_PREFIX, READY_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+#: The repository of the tokens the helpers below ask for, unless told otherwise.
+DEFAULT_REPO = "models/test/repo"
 
 _OPTION_FLAGS = {
     "token_ttl": "--token-ttl",
@@ -34,6 +36,8 @@ _OPTION_FLAGS = {
     "max_xorb_bytes": "--max-xorb-bytes",
     "max_shard_bytes": "--max-shard-bytes",
     "max_json_bytes": "--max-json-bytes",
+    "max_staging_bytes": "--max-staging-bytes",
+    "public_url": "--public-url",
     "heartbeat": "--heartbeat",
     "log_level": "--log-level",
 }
@@ -177,12 +181,18 @@ class ServerProcess:
     def token_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.dev_secret}"}
 
-    def token_url(self, scope: str = "write", ttl: int | None = None) -> str:
-        url = f"{self.url}/api/models/test/repo/xet-{scope}-token/main"
+    def token_url(
+        self, scope: str = "write", ttl: int | None = None, repo: str = DEFAULT_REPO
+    ) -> str:
+        """The token route of ``repo`` (``{type}s/{id}``; tokens are scoped to it: a file is
+        readable with tokens of the repositories whose write tokens registered it)."""
+        url = f"{self.url}/api/{repo}/xet-{scope}-token/main"
         return f"{url}?ttl={ttl}" if ttl is not None else url
 
-    def token(self, scope: str = "write", ttl: int = 3600) -> tuple[str, int]:
-        body = self._call("GET", self.token_url(scope, ttl))
+    def token(
+        self, scope: str = "write", ttl: int = 3600, repo: str = DEFAULT_REPO
+    ) -> tuple[str, int]:
+        body = self._call("GET", self.token_url(scope, ttl, repo))
         return body["accessToken"], int(body["exp"])
 
     def stats(self) -> dict[str, Any]:
@@ -205,18 +215,20 @@ class ServerProcess:
         config: dict[str, Any] | None = None,
         refresh: bool = False,
         token_ttl: int | None = 3600,
+        repo: str = DEFAULT_REPO,
         **fields: Any,
     ) -> dict[str, Any]:
-        """An :mod:`.hfxet_driver` spec with endpoint + credentials. ``refresh=True`` also hands
-        hf_xet the token endpoint (token_refresh_url + headers); ``token_ttl=None`` seeds no
-        token (hf_xet then fetches its first one from that endpoint)."""
+        """An :mod:`.hfxet_driver` spec with endpoint + credentials for ``repo``.
+        ``refresh=True`` also hands hf_xet the token endpoint (token_refresh_url + headers);
+        ``token_ttl=None`` seeds no token (hf_xet then fetches its first one from that
+        endpoint)."""
         spec: dict[str, Any] = {"op": op, "endpoint": self.url, "config": config or {}, **fields}
         scope = "write" if op == "upload" else "read"
         if refresh:
-            spec["refresh_url"] = self.token_url(scope)
+            spec["refresh_url"] = self.token_url(scope, repo=repo)
             spec["refresh_headers"] = self.token_headers
         if token_ttl is not None:
-            spec["token"], spec["exp"] = self.token(scope, token_ttl)
+            spec["token"], spec["exp"] = self.token(scope, token_ttl, repo)
         return spec
 
     def _run(

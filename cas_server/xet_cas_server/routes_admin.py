@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .auth import Scope
+from .auth import Scope, repo_key
 from .errors import BadRequest, NotFound
-from .httpkit import base_url, endpoint, read_json, require_dev_secret, state_of
+from .httpkit import endpoint, read_json, require_dev_secret, state_of
 
 #: /api/{models|datasets|spaces|buckets}/{repo...}/xet-{read|write}-token[/{revision}]
 _TOKEN_PATH = re.compile(r"^(model|dataset|space|bucket)s/(.+?)/xet-(read|write)-token(?:/(.*))?$")
@@ -30,20 +30,17 @@ async def token(request: Request) -> Response:
     repo_type, repo, scope_name, revision = m.groups()
     ttl_param = request.query_params.get("ttl")
     try:
-        ttl = int(ttl_param) if ttl_param else (state.faults.token_ttl or state.config.token_ttl)
+        ttl = int(ttl_param) if ttl_param else None
     except ValueError:
         raise BadRequest("ttl must be an integer") from None
-    if not 1 <= ttl <= MAX_TOKEN_TTL:
+    if ttl is not None and not 1 <= ttl <= MAX_TOKEN_TTL:
         raise BadRequest(f"ttl must be within [1, {MAX_TOKEN_TTL}]")
-    access, exp = state.tokens.mint(Scope(scope_name), ttl, f"{repo_type}s/{repo}@{revision or ''}")
-    cas_url = base_url(request)
-    body = {"accessToken": access, "exp": exp, "casUrl": cas_url}
-    headers = {
-        "X-Xet-Access-Token": access,
-        "X-Xet-Token-Expiration": str(exp),
-        "X-Xet-Cas-Url": cas_url,
-    }
-    return JSONResponse(body, headers=headers)
+    try:
+        key = repo_key(repo_type, repo)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+    issued = state.issue_token(key, Scope(scope_name), revision or "", ttl)
+    return JSONResponse(issued.json(), headers=issued.headers())
 
 
 @endpoint("admin")

@@ -19,7 +19,7 @@ from . import byteranges, reconstruction
 from .auth import Scope
 from .dedup import dedup_shard
 from .errors import BadRequest, Forbidden, NotFound, RangeNotSatisfiable
-from .httpkit import base_url, endpoint, hash_param, prefix_param, require, state_of
+from .httpkit import endpoint, hash_param, prefix_param, require, state_of
 from .index import FileRow
 from .layout import XorbLayout
 from .state import CasState
@@ -44,10 +44,12 @@ async def chunks(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------- reconstruction
-def _file(state: CasState, request: Request) -> FileRow:
-    row = state.store.file(hash_param(request, "file_id").hex())
+def _file(state: CasState, request: Request, repo: str) -> FileRow:
+    """The file of the path, if registered in the token's repository (404 otherwise: a file
+    of another repository is not revealed)."""
+    row = state.store.file(hash_param(request, "file_id").hex(), repo)
     if row is None:
-        raise NotFound("file not found")
+        raise NotFound("file not found in this repository")
     return row
 
 
@@ -87,8 +89,8 @@ def _expiry(state: CasState, endpoint_name: str, request: Request) -> int:
 
 async def _reconstruction(request: Request, version: int) -> Response:
     state = state_of(request)
-    require(request, Scope.READ)
-    row = _file(state, request)
+    claims = require(request, Scope.READ)
+    row = _file(state, request, claims.repo)
     rng = _range(request, row.size)
     layout = _layout_getter(state)
     name = f"reconstruction_v{version}"
@@ -97,7 +99,7 @@ async def _reconstruction(request: Request, version: int) -> Response:
 
     def build() -> dict[str, Any]:
         p = reconstruction.plan(row, layout, rng)
-        return render(p, layout, state.signer, base_url(request), expires)
+        return render(p, layout, state.signer, state.config.cas_url, expires)
 
     return JSONResponse(await run_in_threadpool(build))
 
@@ -115,22 +117,27 @@ async def reconstruction_v2(request: Request) -> Response:
 @endpoint("reconstruction_batch")
 async def reconstruction_batch(request: Request) -> Response:
     """``GET /v1/reconstructions?file_id=..&file_id=..`` (batch, v1 shape):
-    ``{"files": {id: terms}, "fetch_info": {...}}``; unknown ids are left out."""
+    ``{"files": {id: terms}, "fetch_info": {...}}``; ids unknown in the token's repository are
+    left out."""
     state = state_of(request)
-    require(request, Scope.READ)
+    claims = require(request, Scope.READ)
     layout = _layout_getter(state)
     expires = _expiry(state, "reconstruction_batch", request)
     files: dict[str, Any] = {}
     fetch_info: dict[str, list[dict[str, Any]]] = {}
     for file_id in request.query_params.getlist("file_id")[:256]:
         try:
-            row = state.store.file(MerkleHash.from_hex(file_id).hex())
+            row = state.store.file(MerkleHash.from_hex(file_id).hex(), claims.repo)
         except XetFormatError:
             raise BadRequest(f"bad file_id {file_id!r}") from None
         if row is None:
             continue
         doc = reconstruction.render_v1(
-            reconstruction.plan(row, layout, None), layout, state.signer, base_url(request), expires
+            reconstruction.plan(row, layout, None),
+            layout,
+            state.signer,
+            state.config.cas_url,
+            expires,
         )
         files[row.hash] = doc["terms"]
         for xorb, entries in doc["fetch_info"].items():
@@ -141,8 +148,8 @@ async def reconstruction_batch(request: Request) -> Response:
 @endpoint("file_head")
 async def file_head(request: Request) -> Response:
     state = state_of(request)
-    require(request, Scope.READ)
-    row = _file(state, request)
+    claims = require(request, Scope.READ)
+    row = _file(state, request, claims.repo)
     return Response(status_code=200, headers={"Content-Length": str(row.size)})
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .auth import Scope
+from .auth import Scope, TokenClaims
 from .checksum import crc64_nvme
 from .errors import (
     BadRequest,
@@ -25,7 +25,6 @@ from .errors import (
     PreconditionFailed,
 )
 from .httpkit import (
-    base_url,
     endpoint,
     hash_param,
     prefix_param,
@@ -52,18 +51,19 @@ async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
     return inserted
 
 
-def _authorized(request: Request, scope: Scope) -> CasState:
-    """The server state, once the bearer token has ``scope`` and the path's prefix is valid."""
+def _authorized(request: Request, scope: Scope) -> tuple[CasState, TokenClaims]:
+    """The server state and the token's claims, once the bearer token has ``scope`` and the
+    path's prefix is valid."""
     state = state_of(request)
-    require(request, scope)
+    claims = require(request, scope)
     prefix_param(request)
-    return state
+    return state, claims
 
 
 # ---------------------------------------------------------------------------- legacy xorb POST
 @endpoint("xorb_upload")
 async def xorb_upload(request: Request) -> Response:
-    state = _authorized(request, Scope.WRITE)
+    state, _ = _authorized(request, Scope.WRITE)
     body = await read_body(request, state.config.max_xorb_bytes, "xorb_bytes_received", "xorb")
     inserted = await _store_xorb(state, body, request)
     return JSONResponse({"was_inserted": inserted})
@@ -71,7 +71,7 @@ async def xorb_upload(request: Request) -> Response:
 
 @endpoint("xorb_head")
 async def xorb_head(request: Request) -> Response:
-    state = _authorized(request, Scope.READ)
+    state, _ = _authorized(request, Scope.READ)
     row = state.store.xorb_row(hash_param(request).hex())
     if row is None:
         raise NotFound("xorb not found")
@@ -101,14 +101,14 @@ def _grant_request(raw: Any, max_len: int) -> tuple[int, int]:
 
 @endpoint("xorb_grant", group="grants")
 async def xorb_grant(request: Request) -> Response:
-    state = _authorized(request, Scope.WRITE)
+    state, claims = _authorized(request, Scope.WRITE)
     xorb = hash_param(request).hex()
     length, crc = _grant_request(await read_json(request), state.config.max_xorb_bytes)
     if state.store.xorb_row(xorb) is not None:
         return JSONResponse({"exists": True}, status_code=200)
     ttl = state.config.grant_ttl
-    grant = state.grants.create(xorb, length, crc, ttl)
-    url = state.signer.sign_grant_url(base_url(request), xorb, grant.id, int(grant.expires))
+    grant = state.grants.create(xorb, length, crc, ttl, claims.token_id, claims.repo)
+    url = state.signer.sign_grant_url(state.config.cas_url, xorb, grant.id, int(grant.expires))
     headers = {"Content-Type": "application/octet-stream", "X-Xet-Checksum-Crc64nvme": str(crc)}
     return JSONResponse(
         {"id": grant.id, "method": "PUT", "url": url, "headers": headers}, status_code=201
@@ -143,9 +143,11 @@ async def grant_put(request: Request) -> Response:
 
 @endpoint("xorb_commit", group="grants")
 async def xorb_commit(request: Request) -> Response:
-    state = _authorized(request, Scope.WRITE)
+    state, claims = _authorized(request, Scope.WRITE)
     xorb = hash_param(request).hex()
     grant = state.grants.get(request.path_params["grant_id"])
+    if grant is not None and grant.repo != claims.repo:
+        raise Forbidden("this upload grant was given to a token of another repository")
     if grant is None or grant.xorb_hex != xorb or not grant.uploaded:
         raise NotFound("no data was uploaded for this grant")
     path = state.store.objects.staging_path(grant.id)
@@ -162,10 +164,12 @@ async def xorb_commit(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------- shards
-async def _read_shard(request: Request) -> bytes:
-    require(request, Scope.WRITE)
+async def _read_shard(request: Request) -> tuple[bytes, str]:
+    """The shard body and the repository its files are registered in (the token's)."""
+    claims = require(request, Scope.WRITE)
     state = state_of(request)
-    return await read_body(request, state.config.max_shard_bytes, "shard_bytes_received", "shard")
+    body = await read_body(request, state.config.max_shard_bytes, "shard_bytes_received", "shard")
+    return body, claims.repo
 
 
 def _count_shard(state: CasState, inserted: bool, new_files: int) -> None:
@@ -176,11 +180,11 @@ def _count_shard(state: CasState, inserted: bool, new_files: int) -> None:
 @endpoint("shard_v1")
 async def shard_v1(request: Request) -> Response:
     state = state_of(request)
-    body = await _read_shard(request)
+    body, repo = await _read_shard(request)
     try:
         shard = await run_in_threadpool(state.store.parse_shard, body)
         hook = state.faults.commit_hook("shard_v1")
-        result = await run_in_threadpool(state.store.put_shard, body, shard, None, None, hook)
+        result = await run_in_threadpool(state.store.put_shard, body, shard, repo, None, None, hook)
     except InvalidObject:
         state.stats.add("rejected_objects")
         raise
@@ -197,7 +201,7 @@ async def shard_v2(request: Request) -> Response:
     """NDJSON progress stream; malformed bytes are refused with a plain 400 before streaming,
     semantic failures (missing xorb, wrong hash) end the stream with an ``error`` frame."""
     state = state_of(request)
-    body = await _read_shard(request)
+    body, repo = await _read_shard(request)
     try:
         shard = await run_in_threadpool(state.store.parse_shard, body)
     except InvalidObject:
@@ -220,6 +224,7 @@ async def shard_v2(request: Request) -> Response:
             result = state.store.put_shard(
                 body,
                 shard,
+                repo,
                 progress,
                 lambda stage: emit({"type": "committing", "stage": stage}),
                 state.faults.commit_hook("shard_v2"),

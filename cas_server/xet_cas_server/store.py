@@ -113,13 +113,19 @@ class Store:
         self,
         body: bytes | bytearray | memoryview,
         shard: Shard,
+        repo: str,
         progress: Callable[[int, int], None] | None = None,
         committing: Callable[[str], None] | None = None,
         before_commit: Callable[[], None] | None = None,
     ) -> ShardResult:
-        """Validate and register a parsed shard. Raises InvalidObject."""
+        """Validate and register a parsed shard, its files in ``repo``. Raises InvalidObject.
+
+        A shard stored before (same bytes, validated then) only registers its files in
+        ``repo`` too: presenting every term and verification hash of a file is the same proof
+        of holding its content that validating the shard again would give."""
         name = validation.shard_hash(body)
         if self.index.has_shard(name):
+            self.index.register_files([f.file_hash.hex() for f in shard.files], repo)
             return ShardResult(False, 0)
         valid = validation.validate_shard(shard, self.layout_of, progress)
         if committing:
@@ -133,9 +139,13 @@ class Store:
             ShardRow(name, len(body), len(valid.files), valid.num_xorbs),
             valid.files,
             valid.dedup_chunks,
+            repo,
         )
+        if not inserted:  # stored meanwhile by a concurrent upload of the same bytes
+            self.index.register_files([f.hash for f in valid.files], repo)
         return ShardResult(inserted, new_files)
 
     # ------------------------------------------------------------------ files
-    def file(self, hex_hash: str) -> FileRow | None:
-        return self.index.file(hex_hash)
+    def file(self, hex_hash: str, repo: str | None = None) -> FileRow | None:
+        """A stored file; with ``repo``, only if registered in that repository."""
+        return self.index.file(hex_hash, repo)

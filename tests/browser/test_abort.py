@@ -183,6 +183,7 @@ def test_abort_signals(page: DemoPage, files: dict[str, bytes], tmp_path: Path) 
     page.server.hf_download(
         [{"hash": out["kept"]["fileHash"], "size": len(small), "dest": path}],
         hf_home=tmp_path / "hf-home",
+        repo="models/test/abort",  # the repository writeSession('test/abort') wrote to
     )
     assert path.read_bytes() == small
 

@@ -95,7 +95,8 @@ def test_demo_upload_verify_and_screenshot(
         for f in demo["results"]["files"]
     ]
     (tmp_path / "dl").mkdir()
-    page.server.hf_download(items, hf_home=tmp_path / "hf-home")
+    # (with a read token of the repository the page wrote to: tokens are scoped to one)
+    page.server.hf_download(items, hf_home=tmp_path / "hf-home", repo="models/demo/repo")
     for item in items:
         assert Path(item["dest"]).read_bytes() == files[Path(item["dest"]).name]
 

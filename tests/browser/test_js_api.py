@@ -140,7 +140,8 @@ def test_upload_multi_file_and_hf_xet_downloads_identical(
         {"hash": f["fileHash"], "size": f["fileSize"], "dest": tmp_path / f["name"]}
         for f in commit["files"]
     ]
-    page.server.hf_download(items, hf_home=tmp_path / "hf-home")
+    # (tokens are scoped: the files are registered in the repository upload() wrote to)
+    page.server.hf_download(items, hf_home=tmp_path / "hf-home", repo="models/test/js-api")
     for item, name in zip(items, names, strict=True):
         assert Path(item["dest"]).read_bytes() == files[name], name
 

@@ -192,7 +192,8 @@ def test_xet_tokens_carry_the_repository(cas_server: CasServer, users: dict) -> 
             assert r.headers["x-xet-access-token"] == token
             assert int(r.headers["x-xet-token-expiration"]) == r.json()["exp"]
             claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-            assert claims["repo"] == f"models/{repo}@main" and claims["scope"] == scope
+            assert claims["repo"] == f"models/{repo}" and claims["rev"] == "main"
+            assert claims["scope"] == scope
         # huggingface_hub's create_pr quirk: the revision arrives as "None"
         assert c.get(f"/api/models/{repo}/xet-write-token/None?create_pr=1").status_code == 200
     # the dev secret still gets tokens for names that are no Hub repository (the CAS's

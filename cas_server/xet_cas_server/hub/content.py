@@ -82,9 +82,10 @@ def sha256_of(store: Store, file_hash: str) -> str:
     return digest.hexdigest()
 
 
-def ingest_file(store: Store, path: Path, sha256: str) -> str:
+def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
     """Chunk the file at ``path`` (whose sha256 the caller verified), store its xorbs and a shard
-    registering it (with the sha256 in the metadata extension); returns the Xet file hash."""
+    registering it in ``repo`` (``auth.repo_key`` form), with the sha256 in the metadata
+    extension; returns the Xet file hash."""
     chunker = Chunker()
     builder = XorbBuilder()
     entries: list[XorbEntry] = []
@@ -119,5 +120,5 @@ def ingest_file(store: Store, path: Path, sha256: str) -> str:
     flush()
     entry = build_file_entry(hashes, sizes, locations, bytes.fromhex(sha256))
     body = serialize_shard(Shard([entry], entries))
-    store.put_shard(body, store.parse_shard(body))
+    store.put_shard(body, store.parse_shard(body), repo)
     return entry.file_hash.hex()

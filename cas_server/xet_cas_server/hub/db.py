@@ -354,6 +354,15 @@ class HubDB:
                 " DO UPDATE SET commit_oid=excluded.commit_oid",
                 (repo.pk, ref_name, commit.oid),
             )
+            # The repository now holds these Xet files: its Xet read tokens may reconstruct
+            # them (the CAS scopes files to repositories, see index.file_repos), also when
+            # the file was uploaded through another repository and committed here by sha256.
+            db.execute(
+                "INSERT OR IGNORE INTO file_repos SELECT b.xet_hash, ? FROM hub_tree t"
+                " JOIN hub_blobs b ON b.oid = t.blob"
+                " WHERE t.commit_oid = ? AND b.xet_hash IS NOT NULL",
+                (repo.repo.token_claim, commit.oid),
+            )
             if before_commit is not None:
                 before_commit()
         return commit

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import CasError
-from ..httpkit import base_url, endpoint, read_body
+from ..httpkit import endpoint, read_body
 from .errors import BadHubRequest, RepoNotFound, hub_response
 from .names import PLURALS, RepoId, repo_id
 from .service import Hub
@@ -73,7 +73,8 @@ def raw_tail(request: Request, marker: str) -> tuple[str, str]:
 
 
 def absolute(request: Request, path: str) -> str:
-    return base_url(request) + path
+    """``path`` on this server's public URL (``--public-url``; never the request's ``Host``)."""
+    return hub_of(request).cas.config.cas_url + path
 
 
 async def json_body(request: Request, limit: int | None = None) -> Any:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ..auth import Scope
 from ..errors import PayloadTooLarge
-from ..httpkit import base_url, read_body
+from ..httpkit import read_body
 from . import commits, content
 from .auth import ADMIN
 from .db import NewBlob
@@ -79,7 +79,7 @@ async def xet_token(request: Request) -> Response:
         raise RepoNotFound("not a token route")
     who = hub.auth.principal(request.headers)
     kind = params["kind"]
-    claim = f"{kind}/{params['ns']}/{params['name']}"
+    claim = f"{kind}/{params['ns']}/{params['name']}"  # = auth.repo_key() of the repository
     known = None
     if kind in PLURALS:
         try:
@@ -101,14 +101,8 @@ async def xet_token(request: Request) -> Response:
             raise BadHubRequest("ttl must be an integer") from None
         if not 1 <= ttl <= MAX_TOKEN_TTL:
             raise BadHubRequest(f"ttl must be within [1, {MAX_TOKEN_TTL}]")
-    t = hub.xet_token(f"{claim}@{revision}", Scope(scope_name), ttl)
-    cas_url = base_url(request)
-    headers = {
-        "X-Xet-Access-Token": t.token,
-        "X-Xet-Token-Expiration": str(t.exp),
-        "X-Xet-Cas-Url": cas_url,
-    }
-    return JSONResponse({"accessToken": t.token, "exp": t.exp, "casUrl": cas_url}, headers=headers)
+    t = hub.cas.issue_token(claim, Scope(scope_name), revision, ttl)
+    return JSONResponse(t.json(), headers=t.headers())
 
 
 # ---------------------------------------------------------------------------- LFS batch
@@ -144,7 +138,7 @@ async def lfs_batch(request: Request) -> Response:
     use_xet = isinstance(transfers, list) and "xet" in transfers
     ref = body.get("ref") if isinstance(body.get("ref"), dict) else {}
     revision = str(ref.get("name") or "main")
-    base = base_url(request)
+    base = hub.cas.config.cas_url
     xet_header: dict[str, str] | None = None
     out = []
     for sha256, size in objects:
@@ -154,12 +148,8 @@ async def lfs_batch(request: Request) -> Response:
         elif hub.db.blob(pointer_oid(sha256, size)) is None:
             if use_xet:
                 if xet_header is None:
-                    t = hub.xet_token(f"{repo.token_claim}@{revision}", Scope.WRITE)
-                    xet_header = {
-                        "X-Xet-Cas-Url": base,
-                        "X-Xet-Access-Token": t.token,
-                        "X-Xet-Token-Expiration": str(t.exp),
-                    }
+                    t = hub.cas.issue_token(repo.token_claim, Scope.WRITE, revision)
+                    xet_header = t.headers()
                 href = absolute(request, f"{repo.api_path}/xet-write-token/{revision}")
                 item["actions"] = {"upload": {"href": href, "header": xet_header}}
             else:
@@ -192,7 +182,9 @@ async def lfs_put(request: Request) -> Response:
     tmp = store.objects.tmp / f"lfs-{sha256[:16]}-{secrets.token_hex(6)}"
     try:
         await _receive(request, tmp, sha256, size)
-        xet_hash = await run_in_threadpool(content.ingest_file, store, tmp, sha256)
+        xet_hash = await run_in_threadpool(
+            content.ingest_file, store, tmp, sha256, repo.token_claim
+        )
     finally:
         tmp.unlink(missing_ok=True)
     await run_in_threadpool(hub.db.add_blob, NewBlob(oid, size, sha256=sha256, xet_hash=xet_hash))

@@ -1,6 +1,7 @@
 """The Hub's operations over its tables and the CAS store, shared by the route modules:
 who may see which repository, revision resolution, commits (with the sha256 → Xet file
-mapping of ``lfsFile`` lines), Xet tokens for a repository, signed LFS upload URLs.
+mapping of ``lfsFile`` lines), signed LFS upload URLs. Xet tokens for a repository come from
+the CAS itself (``CasState.issue_token``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ import hashlib
 import hmac
 import sqlite3
 import time
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from ..auth import Scope
-from ..signing import b64url
+from ..signing import b64url, same_secret
 from ..state import CasState
 from . import commits, content
 from .auth import HubAuth, Principal
@@ -24,12 +23,6 @@ from .names import COMMIT_OID, RepoId, check_branch
 
 #: A commit's answer: the commit, and the PR number when it opened a pull request.
 CommitResult = tuple[CommitRow, int | None]
-
-
-@dataclass(frozen=True)
-class XetToken:
-    token: str
-    exp: int
 
 
 class Hub:
@@ -149,15 +142,6 @@ class Hub:
         )
         return row, pr_number
 
-    # ------------------------------------------------------------------ Xet tokens
-    def xet_token(self, claim: str, scope: Scope, ttl: int | None = None) -> XetToken:
-        """A CAS token for the repository ``claim`` (``{type}s/{ns}/{name}@{revision}``, the
-        shape the dev-secret token endpoint always used), by default with the configured
-        lifetime (or the fault configuration's short one)."""
-        ttl = ttl or self.cas.faults.token_ttl or self.cas.config.token_ttl
-        token, exp = self.cas.tokens.mint(scope, ttl, claim)
-        return XetToken(token, exp)
-
     # ------------------------------------------------------------------ LFS basic uploads
     def lfs_put_url(self, base: str, repo: RepoId, sha256: str, size: int) -> str:
         """A self-authorizing upload URL (the LFS ``basic`` transfer PUTs without a token)."""
@@ -168,7 +152,7 @@ class Hub:
 
     def lfs_put_check(self, path: str, size: str, expires: str, sig: str) -> tuple[int, bool]:
         """(signed size, still valid) of an upload URL; raises ValueError if it was not ours."""
-        if not hmac.compare_digest(self._lfs_sig(path, int(size), int(expires)), sig):
+        if not same_secret(sig, self._lfs_sig(path, int(size), int(expires))):
             raise ValueError("signature does not match")
         return int(size), int(expires) >= time.time()
 
