@@ -27,6 +27,12 @@ from .config import (
 )
 from .faults import parse_config
 from .jsonlog import setup_logging
+from .protocol import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_HEAD_BYTES,
+    protocol_class,
+)
 
 READY_PREFIX = "xet_cas_server ready at "
 HUB_LINE_PREFIX = "HF_ENDPOINT="
@@ -73,6 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_STAGING_BYTES,
         help="per access token: bytes of open upload grants",
+    )
+    p.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEAD_BYTES,
+        help="largest request head (431 beyond)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEAD_TIMEOUT,
+        help="seconds to send a request head",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        help="longest pause inside a request body, seconds",
     )
     p.add_argument(
         "--heartbeat", type=float, default=20.0, help="v2 shard NDJSON heartbeat, seconds"
@@ -127,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         max_shard_bytes=args.max_shard_bytes,
         max_json_bytes=args.max_json_bytes,
         max_staging_bytes=args.max_staging_bytes,
+        max_head_bytes=args.max_header_bytes,
+        head_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
         heartbeat_seconds=args.heartbeat,
         faults=args.faults,
         log_level=args.log_level,
@@ -136,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     uv_config = uvicorn.Config(
         create_app(config),
+        http=protocol_class(config.max_head_bytes, config.head_timeout, config.body_timeout),
         log_config=None,
         access_log=False,
         timeout_keep_alive=75,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .protocol import DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_HEAD_BYTES
+
 MIB = 1024 * 1024
 
 #: Largest serialized xorb body accepted (64 MiB of chunk records, plus slack for headers).
@@ -47,6 +49,11 @@ class ServerConfig:
     max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
     #: Per access token: bytes of upload grants not yet committed or expired (429 beyond).
     max_staging_bytes: int = DEFAULT_MAX_STAGING_BYTES
+    #: Connection limits (see protocol.py): request head size, time to send a request head,
+    #: longest pause inside a request body.
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     #: NDJSON heartbeat interval of ``POST /v2/shards`` while validation runs.
     heartbeat_seconds: float = 20.0
     log_level: str = "info"

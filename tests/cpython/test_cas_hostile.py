@@ -8,8 +8,10 @@ Each test runs a fresh server process; memory is its resident set's high-water m
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -340,6 +342,116 @@ def test_issue_token_is_what_a_hub_route_hands_out(tmp_path) -> None:
             repo_key("org", "name")
     finally:
         state.close()
+
+
+# ---------------------------------------------------------------------------- 7: connections
+def _connect(server: CasServer) -> socket.socket:
+    parts = urlsplit(server.url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=10)
+
+
+def _read_all(s: socket.socket) -> bytes:
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+def _read_response(s: socket.socket) -> bytes:
+    """One whole response with a Content-Length (head and body may come in two segments)."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        out += s.recv(65536)
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += s.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_oversized_request_head_gets_431(cas_server_factory) -> None:
+    server = cas_server_factory(max_header_bytes=16 * 1024)
+    with _connect(server) as s:
+        s.sendall(b"GET /_admin/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)
+        answer = _read_all(s)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    with _connect(server) as s:  # a head just under the limit is fine
+        s.sendall(
+            b"GET /_admin/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 15_000 + b"\r\n\r\n"
+        )
+        assert _read_response(s).startswith(b"HTTP/1.1 200 ")
+
+
+def test_idle_and_slow_connections_are_closed(cas_server_factory) -> None:
+    server = cas_server_factory(header_timeout=1, body_timeout=1)
+    silent, half_head, stalled_body, kept_alive = (_connect(server) for _ in range(4))
+    half_head.sendall(b"GET /_admin/health HTTP/1.1\r\nHost: x\r\n")
+    token, _ = server.token("write")
+    stalled_body.sendall(
+        f"POST /v1/shards HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Length: 1000\r\n\r\n".encode()
+        + b"x" * 10
+    )
+    kept_alive.sendall(b"GET /_admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _read_response(kept_alive).startswith(b"HTTP/1.1 200 ")
+    try:
+        assert _read_all(silent) == b""  # closed, nothing to answer
+        assert _read_all(half_head).startswith(b"HTTP/1.1 408 ")
+        assert _read_all(stalled_body) == b""
+        # between requests the keep-alive timeout (75 s) applies, not the head timeout
+        kept_alive.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            kept_alive.recv(1)
+    finally:
+        for s in (silent, half_head, stalled_body, kept_alive):
+            s.close()
+    assert httpx.get(f"{server.url}/_admin/health").status_code == 200
+
+
+def test_responses_are_written_without_nagle_delay() -> None:
+    """TCP_NODELAY on every connection. asyncio sets it itself only for sockets created with
+    ``proto=IPPROTO_TCP``; the CLI's listening socket (``socket.socket(AF_INET)``, proto 0, as
+    here) left Nagle on, and since uvicorn writes a response's head and body separately, the
+    body waited ~40 ms for the client's delayed ACK of the head on every kept-alive request
+    (``bench/hostile.py`` measures it: ~44 ms -> ~2 ms per reconstruction)."""
+    import asyncio
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+    from xet_cas_server.protocol import protocol_class
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never called
+        raise AssertionError
+
+    async def nodelay_of_accepted(cls: Any) -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[int] = loop.create_future()
+        config = Config(app=app, log_config=None)
+
+        def factory() -> asyncio.Protocol:
+            proto = cls(config=config, server_state=ServerState(), app_state={})
+            original = proto.connection_made
+
+            def made(transport: Any) -> None:
+                original(transport)
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+            proto.connection_made = made
+            return proto
+
+        listening = socket.socket(socket.AF_INET)  # what cli.main binds
+        listening.bind(("127.0.0.1", 0))
+        server = await loop.create_server(factory, sock=listening)
+        port = listening.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await asyncio.wait_for(seen, 5)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(nodelay_of_accepted(protocol_class())) != 0
 
 
 # ---------------------------------------------------------------------------- 7: staging

@@ -138,8 +138,10 @@ async def test_survives_15_percent_faults(cas_server_factory, tmp_path: Path) ->
 
 async def test_token_expiring_mid_upload_is_refreshed(cas_server_factory, tmp_path: Path) -> None:
     """Tokens live 33 s (3 s beyond the refresh margin) and every request is slowed down, so
-    the upload outlives several tokens; the refresher (the token endpoint) keeps it going."""
-    server = cas_server_factory(faults={"endpoints": {"*": {"latency_ms": 150}}})
+    the upload outlives several tokens; the refresher (the token endpoint) keeps it going.
+    (150 ms per request sufficed while every response also waited ~40 ms for a delayed ACK;
+    without that Nagle stall the upload took under 6 s, too short for a second refresh.)"""
+    server = cas_server_factory(faults={"endpoints": {"*": {"latency_ms": 300}}})
     refresher = TokenUrlRefresher(server.token_url("write", ttl=33), server.token_headers)
     session = XetSession(
         server.url,
@@ -151,7 +153,7 @@ async def test_token_expiring_mid_upload_is_refreshed(cas_server_factory, tmp_pa
     datas = [make_data("random", 200_000, 20 + i) for i in range(30)]
     started = time.monotonic()
     try:
-        for data in datas:  # one slowed-down dedup query per file: ~5 s in all
+        for data in datas:  # one slowed-down dedup query per file: ~9 s in all
             await session.upload_bytes(data)
         result = await session.finalize()
     finally:
