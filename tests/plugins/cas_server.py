@@ -15,15 +15,17 @@ Fixtures
     404 to exercise client fallbacks), ``faults={...}`` (initial fault config, see
     ``xet_cas_server.faults``), ``web=Path`` (serve a directory at ``/``), ``token_ttl``,
     ``dedup_key_ttl``, ``signed_url_ttl``, ``grant_ttl``, ``max_xorb_bytes``,
-    ``max_shard_bytes``, ``max_json_bytes``, ``heartbeat`` (seconds), ``data_dir`` (reuse a
-    directory), ``dev_secret``, ``extra_args=[...]``.
+    ``max_shard_bytes``, ``max_json_bytes``, ``max_staging_bytes``, ``max_header_bytes``,
+    ``header_timeout``, ``body_timeout``, ``public_url``, ``heartbeat`` (seconds), ``data_dir``
+    (reuse a directory), ``dev_secret``, ``extra_args=[...]``.
 
 ``CasServer`` handle (``xet_cas_server.launcher.ServerProcess``)
 ----------------------------------------------------------------
 ``.url`` (``http://127.0.0.1:PORT``), ``.port``, ``.dev_secret``, ``.data_dir``, ``.hub_line``
 (the ``HF_ENDPOINT=… HF_TOKEN=…`` line printed at start);
-``.token(scope="write", ttl=3600) -> (token, exp)`` through the Hub-shaped token endpoint;
-``.token_url(scope="write") -> str`` and ``.token_headers`` (for hf_xet's
+``.token(scope="write", ttl=3600, repo="models/test/repo") -> (token, exp)`` through the
+Hub-shaped token endpoint (a token reads only the files registered in its repository);
+``.token_url(scope="write", ttl=None, repo=...) -> str`` and ``.token_headers`` (for hf_xet's
 ``token_refresh_url`` / ``token_refresh_headers``); ``.stats() -> dict`` (counters such as
 ``xorb_bytes_received``, ``xorb_bytes_served``, ``shard_bytes_received``, ``dedup_queries``,
 ``dedup_hits``, plus ``requests``/``statuses`` per endpoint and ``store`` row counts);
@@ -38,7 +40,8 @@ metrics), ``.hf_download(items, hf_home=DIR)`` with items ``{"hash", "size", "de
 ``.hf_stream(hash, size, dest, hf_home=DIR, start=None, end=None)``. All take ``config=``
 (``XetConfig`` dotted keys, e.g. ``{"client.enable_multirange_fetching": True}``),
 ``refresh=True`` (give hf_xet the token endpoint as token_refresh_url), ``token_ttl=`` (seeded
-token lifetime; ``None`` = no seeded token) and ``env=`` (extra environment, e.g. ``HF_XET_*``).
+token lifetime; ``None`` = no seeded token), ``repo=`` (the tokens' repository) and ``env=``
+(extra environment, e.g. ``HF_XET_*``).
 ``hf_home`` is hf_xet's cache dir: a fresh one means an empty shard cache (no local dedup).
 
 Raw objects
