@@ -241,6 +241,11 @@ class MerkleBuilder:
         self._fed = [0]  # entries ever added to each level
         self.count = 0
 
+    @property
+    def held(self) -> int:
+        """Nodes held right now, all levels together (what bounds this builder's memory)."""
+        return sum(len(level) for level in self._levels)
+
     def add(self, hashes: Sequence[MerkleHash], sizes: Sequence[int]) -> None:
         """Append entries (one size per hash)."""
         if len(hashes) != len(sizes):
