@@ -1,12 +1,13 @@
 """@huggingface/hub 2.17.5, unmodified, in headless Chromium against the local Hub.
 
-The page is served by the server itself (``--web``) at ``http://127.0.0.1:PORT`` and talks to
-the Hub as ``http://localhost:PORT``: another origin, so every call goes through CORS
-(preflights, exposed ``X-Xet-*`` / ``Link`` / ``X-Linked-Size`` headers) as it would from any
-site. The client's browser build is bundled with esbuild from ``node_modules`` when the test
-starts; nothing bundled is committed. The page runs the same operations as the Node test
-(``tests/node/hfjs_ops.mjs``); huggingface_hub then downloads what the browser committed, and
-the browser downloads what huggingface_hub committed.
+The page is served by the server itself (``--web``) as ``http://localhost:PORT`` and talks to
+the Hub at its public URL, ``http://127.0.0.1:PORT`` (the URLs the server hands out, Xet's
+``casUrl`` included, are that one, whatever ``Host`` a request carried): another origin, so
+every call goes through CORS (preflights, exposed ``X-Xet-*`` / ``Link`` / ``X-Linked-Size``
+headers) as it would from any site. The client's browser build is bundled with esbuild from
+``node_modules`` when the test starts; nothing bundled is committed. The page runs the same
+operations as the Node test (``tests/node/hfjs_ops.mjs``); huggingface_hub then downloads what
+the browser committed, and the browser downloads what huggingface_hub committed.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def run_in_page(chromium: BrowserThread, server: CasServer, spec: dict[str, Any]
         try:
             page = context.new_page()
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-            page.goto(f"{server.url}/hfjs/index.html")
+            # another origin than the Hub's (server.url, its public URL)
+            page.goto(f"{server.url.replace('127.0.0.1', 'localhost')}/hfjs/index.html")
             page.wait_for_function("() => window.hfjsReady === true")
             assert page.evaluate("() => crossOriginIsolated")
             return page.evaluate("spec => window.hfjs.run(spec)", spec)
@@ -130,7 +132,7 @@ def test_hfjs_in_chromium_and_the_cross_matrix(
     )
     before = server.stats()["requests"]
 
-    hub_url = server.url.replace("127.0.0.1", "localhost")  # another origin than the page's
+    hub_url = server.url  # the page is on localhost: another origin
     results = run_in_page(
         chromium,
         server,
