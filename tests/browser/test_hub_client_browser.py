@@ -1,7 +1,9 @@
 """``xet.hub`` (our Hub client in the JS front door) in headless Chromium against the local Hub.
 
 The page (``web/index.html`` on ``http://127.0.0.1:PORT``) talks to the Hub as
-``http://localhost:PORT``: another origin, as a real site talks to huggingface.co. The unmodified
+``http://localhost:PORT``: another origin, as a real site talks to huggingface.co. (The URLs
+the server hands out — repository and commit URLs, Xet's ``casUrl`` — are its public URL,
+``http://127.0.0.1:PORT``, whatever ``Host`` a request carried.) The unmodified
 real clients check what the page committed — huggingface_hub ``hf_hub_download`` /
 ``snapshot_download`` (CPython) and @huggingface/hub ``downloadFile`` (Node) — and commit files
 the page then downloads, verified. Then the failure paths: a token expiring mid-upload is
@@ -142,7 +144,7 @@ def create(page: DemoPage, hub: dict[str, str], repo: str) -> None:
         "(p) => window.demo.xet.hub.createRepo(p)",
         {"hubUrl": hub["hubUrl"], "accessToken": hub["token"], "repo": repo},
     )
-    assert made == {"repoUrl": f"{hub['hubUrl']}/{repo}", "id": repo}
+    assert made == {"repoUrl": f"{page.server.url}/{repo}", "id": repo}  # the public URL
 
 
 def test_upload_files_then_the_real_clients_read_them(
@@ -157,7 +159,7 @@ def test_upload_files_then_the_real_clients_read_them(
 
     result = out["result"]
     assert result["committed"] is True and result["commitOid"] == head(page, repo)
-    assert result["commitUrl"] == f"{hub['hubUrl']}/{repo}/commit/{result['commitOid']}"
+    assert result["commitUrl"] == f"{page.server.url}/{repo}/commit/{result['commitOid']}"
     reference = hf_xet.hash_files([str(p) for p in write_files(tmp_path, {
         "a": files["w/a.bin"], "b": files["w/b.bin"]}).values()])  # fmt: skip
     assert result["files"] == [
