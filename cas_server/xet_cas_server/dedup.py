@@ -1,4 +1,4 @@
-"""Global deduplication answers (xet-protocol.md §6).
+"""Global deduplication answers (docs/protocol.md §6).
 
 ``GET /v1/chunks/default/{chunk}`` returns a shard with no files and the CAS blocks of the
 xorb(s) holding that chunk, every chunk hash protected as ``keyed_blake3(key, hash)`` so a

@@ -2,7 +2,7 @@
 
 Layout under the data directory::
 
-    xorbs/<h[:2]>/<h>.xorb     chunk records + rebuilt V1 footer (xet-protocol.md §4.4)
+    xorbs/<h[:2]>/<h>.xorb     chunk records + rebuilt V1 footer (docs/protocol.md §4.4)
     shards/<h[:2]>/<h>.shard   shard bodies as uploaded (validated)
     tmp/                       files being written (emptied at start-up)
     staging/                   grant PUT bodies waiting for their commit (emptied at start-up)

@@ -1,4 +1,4 @@
-"""File reconstructions (xet-protocol.md §7.7): which chunks of which xorbs make a byte range
+"""File reconstructions (docs/protocol.md §7.7): which chunks of which xorbs make a byte range
 of a file, and where to fetch them.
 
 Planning is pure (a file row + xorb layouts in, terms + fetch ranges out); rendering adds the

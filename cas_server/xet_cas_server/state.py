@@ -37,7 +37,7 @@ class Grant:
 @dataclass
 class GrantRegistry:
     """In-memory on purpose: a grant only lives for minutes, and after a restart the client's
-    commit gets 404, which hf_xet answers with a fresh grant (xet-protocol.md §7.4).
+    commit gets 404, which hf_xet answers with a fresh grant (docs/protocol.md §7.4).
     ``drop_data(grant_id)`` removes the staged body of a grant.
 
     Each token may hold at most ``max_bytes`` of live grants (their declared lengths, reserved
