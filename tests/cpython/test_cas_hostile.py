@@ -19,6 +19,7 @@ import pytest
 from tests.plugins.cas_server import build_upload, cas_client, rand_bytes, stored_state
 from tests.plugins.hostile import (
     amplified_shard,
+    cpu_seconds,
     decode_bomb,
     nested_json,
     peak_rss_mib,
@@ -26,6 +27,7 @@ from tests.plugins.hostile import (
     reset_peak_rss,
     rss_mib,
     wide_xorb,
+    zero_xorb,
 )
 from xet_pyodide.core.compression import Scheme
 from xet_pyodide.core.crc import crc64_nvme
@@ -143,7 +145,7 @@ def test_xorb_decode_bomb_costs_nothing(cas_server_factory) -> None:
     claimed = "0" * 63 + "1"
     bombs = [
         decode_bomb(12_288),  # 98 KB claiming 1.5 GiB: the server allocated it, and kept it
-        decode_bomb(MAX_XORB_BYTES // (128 * 1024)),  # 4 KB claiming exactly 64 MiB
+        decode_bomb(MAX_XORB_BYTES // (128 * 1024) + 1),  # 4 KB claiming 64 MiB + 128 KiB
     ]
     with cas_client(server) as client:
         before = stored_state(server)
@@ -160,9 +162,42 @@ def test_xorb_decode_bomb_costs_nothing(cas_server_factory) -> None:
 
         assert growth_mib(server, attack) < 24
         assert [status for status, _ in answers] == [400] * 4
-        assert "claim more than" in answers[0][1] and "claim more than" in answers[1][1]
+        assert "more than 8192 chunks" in answers[0][1] and "more than 8192" in answers[1][1]
         assert "chunk record 0" in answers[2][1] and "chunk record 0" in answers[3][1]
         assert stored_state(server) == before  # the staged bodies went with the commits
+
+
+def test_xorb_unpacking_past_64_mib_from_a_64_mib_body_is_accepted(cas_server_factory) -> None:
+    # @huggingface/hub caps a xorb's serialized size, not its unpacked size: 1,024 all-zero
+    # 128 KiB chunks (128 MiB unpacked) in a 0.5 MB body are valid, and were refused by a
+    # 64 MiB unpacked limit, failing its uploads of compressible files.
+    server = cas_server_factory()
+    xorb_hex, body = zero_xorb(1024)
+    with cas_client(server) as client:
+        r = client.post(f"/v1/xorbs/default/{xorb_hex}", content=body)
+        assert r.status_code == 200, r.text
+    state = stored_state(server)
+    assert state["rows"]["xorbs"] == 1
+    assert any(xorb_hex in f for f in state["files"])
+
+
+def test_costliest_valid_looking_xorb_is_bounded(cas_server_factory) -> None:
+    # 8,192 zero chunks (1 GiB unpacked from 4.3 MB) under a wrong hash: the server decodes
+    # and hashes all of it to find out, through its window. Memory stays flat; the CPU spent
+    # is that of 1 GiB of LZ4 and BLAKE3 (well under the 7 CPU-s the shard attack cost).
+    server = cas_server_factory()
+    xorb_hex, body = zero_xorb(8192, wrong_hash=True)
+    with cas_client(server) as client:
+        answers: list[httpx.Response] = []
+        pid = server.pid
+        assert pid is not None
+        cpu = cpu_seconds(pid)
+        url = f"/v1/xorbs/default/{xorb_hex}"
+        grew = growth_mib(server, lambda: answers.append(client.post(url, content=body)))
+        cpu = cpu_seconds(pid) - cpu
+    assert answers[0].status_code == 400 and "does not match its hash" in answers[0].text
+    assert grew < 24
+    assert cpu < 5
 
 
 # ---------------------------------------------------------------------------- 3: shards

@@ -54,6 +54,24 @@ def decode_bomb(records: int, claim: int = BOMB_CLAIM) -> bytes:
     return record_header(Scheme.LZ4, 0, claim) * records
 
 
+def zero_xorb(chunks: int, *, wrong_hash: bool = False) -> tuple[str, bytes]:
+    """``(hash, body)`` of a xorb of ``chunks`` all-zero 128 KiB chunks, LZ4-compressed (about
+    520 bytes each): what ``@huggingface/hub``, which caps the serialized size, packs from a
+    file of zeros. With ``wrong_hash`` the hash is not the body's: the costliest body a write
+    token can make the server decode (every chunk decoded and hashed) before refusing it."""
+    from xet_pyodide.core.compression import Scheme, compress_payload
+    from xet_pyodide.core.hashes import MerkleHash, chunk_hash, xorb_hash
+    from xet_pyodide.core.xorb import MAX_CHUNK_UNCOMPRESSED, record_header
+
+    chunk = bytes(MAX_CHUNK_UNCOMPRESSED)
+    scheme, payload = compress_payload(chunk, Scheme.LZ4)
+    assert scheme == Scheme.LZ4
+    record = record_header(scheme, len(payload), len(chunk)) + bytes(payload)
+    h = chunk_hash(chunk)
+    claimed = MerkleHash(bytes(32)) if wrong_hash else xorb_hash([(h, len(chunk))] * chunks)
+    return claimed.hex(), record * chunks
+
+
 def wide_xorb(chunks: int = 8192, chunk_size: int = 8, seed: int = 18) -> Any:
     """A valid xorb with the most chunks allowed, each tiny (stored raw): the cheapest thing
     to upload that a shard term can reference 8192 chunks of."""

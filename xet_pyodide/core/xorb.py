@@ -25,6 +25,11 @@ RECORD_HEADER_LEN = 8
 #: Reader limits of xet-core: uncompressed chunk size and compressed payload size.
 MAX_CHUNK_UNCOMPRESSED = 128 * 1024
 MAX_CHUNK_COMPRESSED = 2 * MAX_CHUNK_UNCOMPRESSED
+#: The most a valid xorb can unpack to: every chunk at its largest. hf_xet and this package
+#: stop at 64 MiB unpacked, but ``@huggingface/hub`` caps the *serialized* size, so a xorb of
+#: compressible chunks from it unpacks past 64 MiB (all-zero chunks: to this limit). A server
+#: must accept it; it decodes through a window, so only CPU follows this number.
+MAX_XORB_UNPACKED = MAX_XORB_CHUNKS * MAX_CHUNK_UNCOMPRESSED
 #: hf_xet re-runs the compression analysis every this many chunks of a file segment.
 COMPRESSION_RETEST_INTERVAL = 32
 
@@ -434,6 +439,7 @@ __all__ = [
     "MAX_CHUNK_UNCOMPRESSED",
     "MAX_XORB_BYTES",
     "MAX_XORB_CHUNKS",
+    "MAX_XORB_UNPACKED",
     "RECORD_HEADER_LEN",
     "ChunkRecord",
     "Scheme",
