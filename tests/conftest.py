@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.plugins.runtimes",
+    "tests.plugins.pyodide",
     "tests.plugins.cas_server",
     "tests.plugins.download_corpus",
 ]

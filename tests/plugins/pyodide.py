@@ -1,0 +1,243 @@
+"""Pyodide tests the way the ecosystem writes them: pytest-pyodide's ``run_in_pyodide``.
+
+pytest-pyodide ships test functions decorated with ``@run_in_pyodide`` into a Pyodide runtime
+(Node.js, or a browser driven by Selenium) and brings their value or exception back. This plugin
+configures it for this repository so that ``pytest`` needs no extra flags (docs/testing.md):
+
+* ``--dist-dir`` defaults to ``web/pyodide`` (the offline distribution ``build_wheel.sh`` makes)
+  and ``--runtime`` follows ``XET_TEST_RUNTIMES`` (``cpython,node,browser`` by default, i.e.
+  ``--runtime node,chrome``; ``browser`` is pytest-pyodide's ``chrome``). Either flag given on the
+  command line wins.
+* Chromium is Debian's ``/usr/bin/chromium`` through Debian's ``/usr/bin/chromedriver``
+  (Selenium, offline). Selenium rather than pytest-pyodide's Playwright runner: that one runs
+  Playwright's sync API in the main thread, where its event loop breaks ``asyncio.run`` and
+  pytest-asyncio for every host test that follows.
+* The page server sends COOP/COEP (cross-origin isolation, as our pages need) and serves
+  ``.mjs`` as JavaScript.
+* One Pyodide per runtime for the whole session (pytest-pyodide starts one per test module):
+  ``selenium_module_scope`` is overridden to hand out the session's runner, so the plain
+  ``selenium`` fixture and the ``rt`` fixture below share it.
+
+Fixture ``rt``
+    Parametrized over ``cpython`` plus the selected Pyodide runtimes (``node``, ``chrome``), one
+    test id per runtime. ``rt.call(module, func, *args)`` calls ``tests/portable/<module>.<func>``
+    (awaiting a coroutine) natively for ``cpython`` - the CPython twin - and, for the others,
+    through the test module's own ``@run_in_pyodide`` function named ``in_pyodide`` (pytest-pyodide
+    can only ship functions defined in collected test modules). Arguments and results are
+    normalized through JSON on the host, so every runtime's answer has the same shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS, REPO, ensure_wheel_fresh
+
+DIST = REPO / "web" / "pyodide"
+CHROMEDRIVER = os.environ.get("XET_CHROMEDRIVER", "/usr/bin/chromedriver")
+#: XET_TEST_RUNTIMES names -> pytest-pyodide runtimes ("cpython" is pytest-pyodide's "host").
+RUNTIME_NAMES = {"cpython": "host", "node": "node", "browser": "chrome"}
+#: Seconds one call into Pyodide may take (pytest-pyodide's defaults: 20 s browser, 60 s Node).
+SCRIPT_TIMEOUT = 900
+#: Files the portable modules need inside Pyodide: repository path -> path under /tmp/xet_tests.
+PORTABLE_FILES = {
+    **{p: f"tests/portable/{p.name}" for p in sorted((REPO / "tests" / "portable").glob("*.py"))},
+    REPO / "tests" / "__init__.py": "tests/__init__.py",
+    REPO / "tests" / "vectors" / "make_inputs.py": "make_inputs.py",
+}
+COI_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+
+
+def _explicit(config: pytest.Config, *flags: str) -> bool:
+    args = config.invocation_params.args
+    return any(a == f or a.startswith(f + "=") for a in args for f in flags)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Our defaults for pytest-pyodide's options, before its own pytest_configure reads them."""
+    from tests.plugins.runtimes import selected_runtimes
+
+    if not _explicit(config, "--dist-dir"):
+        config.option.dist_dir = DIST
+    if not _explicit(config, "--rt", "--runtime"):
+        config.option.runtime = ",".join(RUNTIME_NAMES[r] for r in selected_runtimes())
+    if not _explicit(config, "--runner"):
+        config.option.runner = "selenium"
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not go online
+
+
+def pyodide_runtimes() -> list[str]:
+    """The Pyodide runtimes of this run, Node first (pytest-pyodide's selection)."""
+    return sorted(getattr(pytest, "pyodide_runtimes", set()), key=("node", "chrome").index)
+
+
+def _runner_classes() -> dict[str, type]:
+    from pytest_pyodide.runner import NodeRunner, SeleniumChromeRunner
+
+    class DebianChromeRunner(SeleniumChromeRunner):
+        """pytest-pyodide's Selenium Chrome runner on Debian's chromium and chromedriver."""
+
+        def get_driver(self, jspi: bool = False) -> Any:
+            from selenium.webdriver import Chrome
+            from selenium.webdriver.chrome.options import Options
+            from selenium.webdriver.chrome.service import Service
+
+            options = Options()
+            options.binary_location = CHROMIUM
+            for flag in ["--headless", *CHROMIUM_ARGS, "--js-flags=--expose-gc"]:
+                options.add_argument(flag)
+            return Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+
+    return {"node": NodeRunner, "chrome": DebianChromeRunner}
+
+
+class _PageHandler:
+    """Built lazily: pytest-pyodide's request handler plus COOP/COEP and ``.mjs`` types."""
+
+    @staticmethod
+    def make() -> Any:
+        from pytest_pyodide.server import DefaultHandler
+
+        class Handler(DefaultHandler):
+            extensions_map: ClassVar[dict[str, str]] = {
+                **DefaultHandler.extensions_map,
+                ".mjs": "text/javascript",
+            }
+
+        return functools.partial(Handler, extra_headers=COI_HEADERS)
+
+
+@pytest.fixture(scope="session")
+def web_server_main() -> Iterator[tuple[str, int, Path]]:
+    """pytest-pyodide's page server for ``web/pyodide``, cross-origin isolated."""
+    from pytest_pyodide.server import spawn_web_server
+
+    ensure_wheel_fresh()
+    with spawn_web_server(DIST, handler_cls=_PageHandler.make()) as server:
+        yield server
+
+
+class PyodideRunners:
+    """One pytest-pyodide runner per runtime, started on first use, closed with the session."""
+
+    def __init__(self, server: tuple[str, int, Path]) -> None:
+        self._server = server
+        self._runners: dict[str, Any] = {}
+
+    def get(self, runtime: str) -> Any:
+        if runtime not in self._runners:
+            hostname, port, log = self._server
+            runner = _runner_classes()[runtime](
+                server_port=port, server_hostname=hostname, server_log=log, dist_dir=DIST
+            )
+            runner.set_script_timeout(SCRIPT_TIMEOUT)
+            if runtime == "node":
+                runner.p.timeout = SCRIPT_TIMEOUT  # pexpect's own timeout, 60 s by default
+            runner.run(_install_portable_code())
+            self._runners[runtime] = runner
+        return self._runners[runtime]
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.quit()
+        self._runners.clear()
+
+
+def _install_portable_code() -> str:
+    files = {dest: src.read_text() for src, dest in PORTABLE_FILES.items()}
+    return (
+        "import importlib, json, os, sys\n"
+        f"for _p, _s in json.loads({json.dumps(files)!r}).items():\n"
+        "    _p = '/tmp/xet_tests/' + _p\n"
+        "    os.makedirs(os.path.dirname(_p), exist_ok=True)\n"
+        "    open(_p, 'w').write(_s)\n"
+        "if '/tmp/xet_tests' not in sys.path:\n"
+        "    sys.path.insert(0, '/tmp/xet_tests')\n"
+        "importlib.invalidate_caches()\n"
+    )
+
+
+@pytest.fixture(scope="session")
+def pyodide_runners(web_server_main: tuple[str, int, Path]) -> Iterator[PyodideRunners]:
+    runners = PyodideRunners(web_server_main)
+    yield runners
+    runners.close()
+
+
+@pytest.fixture(scope="module")
+def selenium_module_scope(runtime: str, pyodide_runners: PyodideRunners) -> Any:
+    """pytest-pyodide's per-module runner, replaced by the session's one for ``runtime``."""
+    return pyodide_runners.get(runtime)
+
+
+class CPythonCaller:
+    """The CPython twin: the same portable function, called natively."""
+
+    name = "cpython"
+
+    def call(self, module: str, func: str, *args: Any) -> Any:
+        mod = importlib.import_module(f"tests.portable.{module}")
+
+        def run() -> Any:
+            res = getattr(mod, func)(*json.loads(json.dumps(args)))
+            return asyncio.run(_await(res)) if inspect.isawaitable(res) else res
+
+        # A fresh thread: no event loop of anyone else's can be running there.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return json.loads(json.dumps(pool.submit(run).result()))
+
+
+class PyodideCaller:
+    """A portable function inside Pyodide, through the test module's ``@run_in_pyodide``."""
+
+    def __init__(self, name: str, selenium: Any, in_pyodide: Any) -> None:
+        self.name = name
+        self.selenium = selenium
+        self._in_pyodide = in_pyodide
+
+    def call(self, module: str, func: str, *args: Any) -> Any:
+        result = self._in_pyodide(self.selenium, module, func, json.loads(json.dumps(args)))
+        return json.loads(json.dumps(result))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "rt" in metafunc.fixturenames:
+        names = ["cpython", *pyodide_runtimes()] if "cpython" in _selected() else pyodide_runtimes()
+        metafunc.parametrize("rt", names, indirect=True, scope="module")
+
+
+def _selected() -> list[str]:
+    from tests.plugins.runtimes import selected_runtimes
+
+    return selected_runtimes()
+
+
+@pytest.fixture
+def rt(request: pytest.FixtureRequest) -> Any:
+    name = request.param
+    if name == "cpython":
+        return CPythonCaller()
+    in_pyodide = getattr(request.module, "in_pyodide", None)
+    if in_pyodide is None:
+        raise pytest.UsageError(f"{request.module.__name__} uses `rt` but defines no in_pyodide")
+    return PyodideCaller(name, request.getfixturevalue("pyodide_runners").get(name), in_pyodide)
