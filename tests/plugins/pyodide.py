@@ -56,6 +56,10 @@ PORTABLE_FILES = {
     REPO / "tests" / "__init__.py": "tests/__init__.py",
     REPO / "tests" / "vectors" / "make_inputs.py": "make_inputs.py",
 }
+#: Node globals the package may use that pytest-pyodide's Node driver (a ``vm`` context with a
+#: short list of globals) does not pass in; the own harness ran in Node's full global scope.
+NODE_EXTRA_GLOBALS = ["Blob", "File", "Response", "Headers", "ReadableStream", "crypto",
+                      "performance", "structuredClone", "queueMicrotask", "URL"]
 COI_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -80,6 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _explicit(config, "--runner"):
         config.option.runner = "selenium"
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not go online
+    from pytest_pyodide.config import get_global_config
+
+    node_globals = get_global_config().node_extra_globals
+    node_globals.extend(g for g in NODE_EXTRA_GLOBALS if g not in node_globals)
 
 
 def pyodide_runtimes() -> list[str]:
