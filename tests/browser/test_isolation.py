@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import urllib.request
 
+from tests.plugins.runtimes import evaluate_steps
 
-def test_harness_page_is_cross_origin_isolated(browser_runtime):
-    assert browser_runtime.cross_origin_isolated is True
-    assert browser_runtime.evaluate("() => typeof SharedArrayBuffer") == "function"
+from .conftest import requires_browser
+
+
+@requires_browser
+def test_harness_page_is_cross_origin_isolated(chromium, static_server):
+    script = (
+        "async () => [await window.harness.ready, crossOriginIsolated, typeof SharedArrayBuffer]"
+    )
+    got = evaluate_steps(chromium, f"{static_server.url}/harness.html", script, [{}])
+    assert got == [[True, True, "function"]]
 
 
 def test_static_server_headers_and_mime_types(static_server):

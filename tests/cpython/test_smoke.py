@@ -41,6 +41,23 @@ def test_kernel_blake3_known_value(rt):
     assert rt.call("smoke", "blake3_of", "abc", DATA_KEY_HEX) == ABC_CHUNK_HASH_RAW
 
 
+@run_in_pyodide(packages=["xet-pyodide"])
+def runtime_facts(selenium):
+    import sys
+
+    import js
+
+    import xet_pyodide
+
+    return [sys.platform, xet_pyodide.__version__, bool(getattr(js, "crossOriginIsolated", False))]
+
+
+def test_pytest_pyodide_runtime(selenium, runtime):
+    """pytest-pyodide's runtimes load our wheel from web/pyodide; its Chromium page is
+    cross-origin isolated (tests/plugins/pyodide.py serves it with COOP/COEP)."""
+    assert runtime_facts(selenium) == ["emscripten", "0.1.0", runtime == "chrome"]
+
+
 def test_wheel_is_pure_and_carries_the_kernels():
     wheel = ensure_wheel_fresh()
     assert wheel.name.endswith("-py3-none-any.whl")
