@@ -95,10 +95,34 @@ def pyodide_runtimes() -> list[str]:
     return sorted(getattr(pytest, "pyodide_runtimes", set()), key=("node", "chrome").index)
 
 
+class _FewerRoundTrips:
+    """Two savings per ``run_in_pyodide`` call for pytest-pyodide's runners, same results:
+
+    * ``load_package``: a package Pyodide already loaded is not asked for again (Pyodide
+      would do nothing with it anyway; pytest-pyodide asks before every call).
+    * ``run_async``: no ``loadPackagesFromImports`` pass over the code first (it ships the
+      code a second time); the packages a test needs are named in its decorator.
+    """
+
+    def load_package(self, packages: str | list[str]) -> None:
+        loaded: set[str] = self.__dict__.setdefault("_xet_loaded", set())
+        wanted = [packages] if isinstance(packages, str) else packages
+        new = [p for p in wanted if p not in loaded]
+        if new:
+            super().load_package(new)  # type: ignore[misc]
+            loaded.update(new)
+
+    def run_async(self, code: str) -> Any:
+        return self.run_js(  # type: ignore[attr-defined]
+            f"let result = await pyodide.runPythonAsync({code!r});\n"
+            "return pyodide.$handleTestResult(result);"
+        )
+
+
 def _runner_classes() -> dict[str, type]:
     from pytest_pyodide.runner import NodeRunner, SeleniumChromeRunner
 
-    class DebianChromeRunner(SeleniumChromeRunner):
+    class DebianChromeRunner(_FewerRoundTrips, SeleniumChromeRunner):
         """pytest-pyodide's Selenium Chrome runner on Debian's chromium and chromedriver."""
 
         def get_driver(self, jspi: bool = False) -> Any:
@@ -112,7 +136,42 @@ def _runner_classes() -> dict[str, type]:
                 options.add_argument(flag)
             return Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
-    return {"node": NodeRunner, "chrome": DebianChromeRunner}
+    class NodeRunnerLongLines(_FewerRoundTrips, NodeRunner):
+        """pytest-pyodide's Node runner, sending code in 1000-character pieces, not 128.
+
+        Its driver acknowledges every piece; each call ships a pickled function and its
+        arguments (several kB, twice), so on a loaded machine the round trips of 128-character
+        pieces cost more than the work. A pty's line buffer holds 4095 characters."""
+
+        PIECE = 1000
+
+        def run_js_inner(self, code: str, check_code: str) -> Any:
+            from uuid import uuid4
+
+            wrapped = f"let result = await (async () => {{ {code} }})();\nreturn result;"
+            cmd_id = str(uuid4())
+            self.p.sendline(cmd_id)
+            lines = wrapped.split("\n")
+            for i, line in enumerate(lines):
+                for start in range(0, len(line), self.PIECE):
+                    self.p.sendline(line[start : start + self.PIECE] + "$")
+                    self.p.expect_exact("{LINE_OK}\r\n")
+                if i < len(lines) - 1:
+                    self.p.sendline("$")
+                    self.p.expect_exact("{LINE_OK}\r\n")
+            self.p.sendline(cmd_id)
+            self.p.expect_exact(f"{cmd_id}:UUID\r\n", timeout=self.script_timeout)
+            self.p.expect_exact(f"{cmd_id}:UUID\r\n")
+            if self.p.before:
+                self._logs.append(self.p.before.decode()[:-2].replace("\r", ""))
+            self.p.expect("[01]\r\n")
+            success = int(self.p.match[0].decode()[0]) == 0
+            self.p.expect_exact(f"\r\n{cmd_id}:UUID\r\n")
+            if success:
+                return json.loads(self.p.before.decode().replace("undefined", "null"))
+            raise self.JavascriptException("", self.p.before.decode())
+
+    return {"node": NodeRunnerLongLines, "chrome": DebianChromeRunner}
 
 
 class _PageHandler:
