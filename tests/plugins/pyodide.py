@@ -81,8 +81,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist_dir = DIST
     if not _explicit(config, "--rt", "--runtime"):
         config.option.runtime = ",".join(RUNTIME_NAMES[r] for r in selected_runtimes())
-    if not _explicit(config, "--runner"):
-        config.option.runner = "selenium"
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not go online
     from pytest_pyodide.config import get_global_config
 
@@ -92,7 +90,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pyodide_runtimes() -> list[str]:
     """The Pyodide runtimes of this run, Node first (pytest-pyodide's selection)."""
-    return sorted(getattr(pytest, "pyodide_runtimes", set()), key=("node", "chrome").index)
+    chosen = getattr(pytest, "pyodide_runtimes", set())
+    if chosen - {"node", "chrome"}:
+        raise pytest.UsageError(f"--runtime: only node and chrome are set up, not {chosen}")
+    return sorted(chosen, key=("node", "chrome").index)
 
 
 class _FewerRoundTrips:
