@@ -103,6 +103,9 @@ class ProgressRouter:
         if "shard_verified" in event:
             common["shardVerified"] = event["shard_verified"]
             common["shardTotal"] = event["shard_total"]
+        common["retries"] = event.get("retries", 0)
+        if "retry" in event:
+            common["retry"] = camel_keys(event["retry"])
         files = event["files"]
         for index, listener in list(self.file_listeners.items()):
             if index < len(files):

@@ -98,7 +98,7 @@ class PyfetchTransport(BaseTransport):
         except TimeoutError as exc:
             raise TransportError(f"no response within {limit:.0f} s", url=url) from exc
         except OSError as exc:  # pyodide.http.AbortError: "fetch failed", reset, refused, ...
-            raise TransportError(f"fetch failed: {exc}", url=url) from exc
+            raise TransportError(f"fetch failed: {exc}", url=url, unreachable=True) from exc
 
     async def _request(self, req: Request) -> Response:
         resp = await self._fetch(req)

@@ -19,6 +19,7 @@ them mean "fall back" (404/501) and turns the rest into errors with :func:`raise
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -171,11 +172,11 @@ class HttpClient:
             try:
                 resp = await self._once(method, url, all_headers, body, timeout, stream)
             except TransportError as exc:
-                if await state.backoff():
+                if await state.backoff(what=what, reason=_no_response_reason(exc)):
                     self.stats.retries += 1
                     continue
                 raise XetServerError(
-                    f"{what} failed: {exc.detail} (after {state.attempts} attempts)",
+                    self._no_response_message(what, exc, state.attempts),
                     url=url,
                     request_id=exc.request_id,
                 ) from exc
@@ -189,11 +190,29 @@ class HttpClient:
                     continue
             if is_retryable_status(status) and (retry_429 or status != 429):
                 wait = parse_retry_after(resp.headers.get("retry-after"), state.policy.clock())
-                if await state.backoff(wait):
+                if await state.backoff(wait, what=what, reason=f"HTTP {status}"):
                     self.stats.retries += 1
                     continue
                 raise error_for_response(resp, what, attempts=state.attempts)
             return resp
+
+    def _no_response_message(self, what: str, exc: TransportError, attempts: int) -> str:
+        """The message of the error raised when no HTTP response came. The URL is not in it:
+        the error appends it (once) to its details."""
+        tries = f"after {attempts} attempts" if attempts > 1 else "1 attempt"
+        if not exc.unreachable:
+            return f"{what} failed: {_strip_url(exc.detail, exc.url)} ({tries})"
+        message = f"{what} failed: the server could not be reached ({tries})"
+        cause = _strip_url(exc.detail, exc.url)
+        if cause:
+            message += f"; the transport said: {cause}"
+        if self.transport.browser:
+            message += (
+                ". In a web page, a server that refuses this page's origin (CORS) or an http:// "
+                "server called from an https:// page (mixed content) fails the same way: see "
+                "the browser console"
+            )
+        return message
 
     async def _once(
         self,
@@ -221,6 +240,22 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _strip_url(text: str, url: str | None) -> str:
+    """``text`` without ``url`` (already redacted) and the brackets around it: a lower layer's
+    message that quotes the URL would otherwise show it twice."""
+    if url:  # "(URL)", or "(URL" when redaction cut a query with the bracket after it
+        text = re.sub(r"\(?\s*" + re.escape(url) + r"\s*\)?", "", text)
+    return " ".join(text.split()).rstrip(" :")
+
+
+def _no_response_reason(exc: TransportError) -> str:
+    """Why an attempt got no response, for a retry announcement (no URL in it)."""
+    cause = _strip_url(exc.detail, exc.url)
+    if exc.unreachable:
+        return "server unreachable" + (f" ({cause})" if cause else "")
+    return cause or "no response"
 
 
 __all__ = [

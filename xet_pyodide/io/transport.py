@@ -86,15 +86,23 @@ class TransportError(Exception):
     ``__cause__``, hence the redaction). ``detail``: what went wrong, redacted like ``url``
     (:func:`~xet_pyodide.errors.redact_text`: the text of a lower layer's exception may
     quote the URL); ``url``: the request's URL without its query; ``request_id``: the
-    server's id when the failure came after the response head (a body that broke off).
+    server's id when the failure came after the response head (a body that broke off);
+    ``unreachable``: no connection could be made (refused, unknown host; in a browser, where
+    ``fetch`` says only "Failed to fetch", also a CORS refusal or blocked mixed content).
     """
 
     def __init__(
-        self, message: str, *, url: str | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        request_id: str | None = None,
+        unreachable: bool = False,
     ) -> None:
         self.detail = redact_text(message, url)
         self.url = redact_url(url) if url else None
         self.request_id = request_id
+        self.unreachable = unreachable
         super().__init__(f"{self.detail} ({self.url})" if self.url else self.detail)
 
 

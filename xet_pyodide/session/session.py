@@ -14,6 +14,7 @@ from :class:`~xet_pyodide.session.download.DownloadMixin`.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 from ..io.cas import CasClient
 from ..io.digest import sha256_in_background
 from ..io.http import HttpClient
-from ..io.retry import RetryPolicy
+from ..io.retry import RetryNotice, RetryPolicy
 from ..io.tokens import TokenSource, coerce_token_info
 from ..io.transport import Transport, default_transport
 from .config import SessionConfig
@@ -102,10 +103,12 @@ class XetSession(DownloadMixin):
         self.config = config or SessionConfig()
         self.transport = transport or default_transport()
         self.tokens = TokenSource(info, token_refresher, clock=clock)
+        policy = retry or RetryPolicy()
+        self._retry_listener = policy.on_retry
         self.http = HttpClient(
             self.transport,
             self.tokens,
-            retry=retry,
+            retry=policy.announcing(self._announce_retry),
             session_id=session_id,
             custom_headers=custom_headers,
         )
@@ -119,6 +122,17 @@ class XetSession(DownloadMixin):
         self._finalizing: UploadPipeline | None = None  # the finalize() running, if any
         self.commits: list[CommitResult] = []
         self._chunk_cache_option = chunk_cache
+
+    async def _announce_retry(self, notice: RetryNotice) -> None:
+        """Every retry of this session's requests: to the caller's own listener (the policy's
+        ``on_retry``), then as a progress event of the upload batch running, if any."""
+        if self._retry_listener is not None:
+            result = self._retry_listener(notice)
+            if inspect.isawaitable(result):
+                await result
+        pipeline = self._finalizing or self._pipeline
+        if pipeline is not None:
+            await pipeline.progress.announce_retry(notice)
 
     @property
     def endpoint(self) -> str:
