@@ -8,7 +8,9 @@ Events (dicts; camelCase keys in JavaScript)::
      "bytes_processed": int,      # of those, chunked and deduplicated, or read for inline
      "bytes_transferred": int,    # xorb bytes sent to the CAS so far
      "files": [{"path", "size", "mode": None | "lfs" | "regular" | "unchanged" | "ignored",
-                "bytes_processed", "bytes_uploaded"}],
+                "bytes_processed", "bytes_packed", "bytes_uploaded"}],
+                                  # bytes_packed: serialized xorb bytes of the file's new
+                                  # chunks; bytes_uploaded: of those, stored by the CAS
      "retries": int,              # the upload session's retried requests so far
      "retry": {...}}              # only in an event announcing a retry of the upload session
                                   # (see xet_pyodide.session.progress: what, attempt,
@@ -47,7 +49,8 @@ class HubProgress(ThrottledProgress):
     def __init__(self, callback: Any, files: list[tuple[str, int]], **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
         self.files = [
-            {"path": p, "size": n, "mode": None, "bytes_processed": 0, "bytes_uploaded": 0}
+            {"path": p, "size": n, "mode": None, "bytes_processed": 0, "bytes_packed": 0,
+             "bytes_uploaded": 0}
             for p, n in files
         ]
         self._by_path = {f["path"]: f for f in self.files}
@@ -73,6 +76,7 @@ class HubProgress(ThrottledProgress):
         for path, f in zip(self._session_paths, event["files"], strict=False):
             mine = self._by_path[path]
             mine["bytes_processed"] = f["bytes_processed"]
+            mine["bytes_packed"] = f.get("bytes_packed", 0)
             mine["bytes_uploaded"] = f["bytes_uploaded"]
         self.retries = event.get("retries", self.retries)
         phase = event["phase"]
