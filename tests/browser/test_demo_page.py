@@ -296,7 +296,7 @@ def test_fetch_token_errors_are_readable(page: DemoPage) -> None:
     assert logged and not any(secret in line for line in page.console)
 
 
-def test_demo_announces_retries(page: DemoPage, files: dict[str, bytes]) -> None:
+def test_demo_announces_retries(page: DemoPage) -> None:
     """The storage answers the first two xorb uploads with 503: the page says so while it
     waits (what, attempt, delay, reason; no signed URL), then the upload completes. (A 503
     rather than a dropped connection: Chromium itself silently retries some of those, so
@@ -312,7 +312,8 @@ def test_demo_announces_retries(page: DemoPage, files: dict[str, bytes]) -> None
     page.server.set_faults(endpoints={"grant_put": {"error_rate": 1.0, "status": 503,
                                                     "max_faults": 2}})
     try:
-        state = choose_and_upload(page, {"weights.bin": files["weights.bin"]})
+        # new bytes (the earlier tests' are on the server already: nothing would be sent)
+        state = choose_and_upload(page, {"fresh.bin": b"\0" + os.urandom(3 * MIB)})
     finally:
         page.server.set_faults()
     assert state == "uploaded", page.evaluate("() => window.demo.error")
