@@ -49,16 +49,33 @@ export declare class TokenInfo implements TokenInfoLike {
 }
 
 /** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`),
- *  answering `{accessToken, exp, casUrl}`. Throws XetError (name "XetAuthError") on HTTP errors. */
+ *  answering `{accessToken, exp, casUrl}`. Throws XetError with the server's message in the
+ *  text and in `serverMessage`, `url` without its query: "XetAuthError" for 401/403 (the
+ *  credentials), "XetNotFoundError" for 404 (wrong server URL, repository or repository type),
+ *  "XetServerError" for other statuses and when the endpoint could not be reached (no HTTP
+ *  answer: server down, wrong host or port, or — fetch() cannot tell them apart — a CORS or
+ *  mixed-content refusal). */
 export declare function fetchToken(url: string | URL, headers?: Record<string, string>): Promise<TokenInfo>;
 
-/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. */
+/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. The headers (the
+ *  Hub token) are private fields: `console.log(refresher)` and `JSON.stringify` leave them out. */
 export declare class TokenEndpointRefresher implements TokenRefresher {
   constructor(url: string | URL, headers?: Record<string, string>);
-  readonly url: string | URL;
-  readonly headers: Record<string, string>;
+  /** The endpoint without its query. */
+  readonly url: string;
   calls: number;
   refreshToken(): Promise<TokenInfo>;
+}
+
+/** A retry being waited for: attempt `attempt` of `maxAttempts` of `what` ("xorb upload …",
+ *  "shard upload", "global dedup query", …) failed because of `reason` ("HTTP 503", "server
+ *  unreachable (…)"; never a URL), and the next attempt starts in `delay` seconds. */
+export interface RetryAnnouncement {
+  what: string;
+  attempt: number;
+  maxAttempts: number;
+  delay: number;
+  reason: string;
 }
 
 export type UploadPhase = "processing" | "uploading_xorbs" | "uploading_shard" | "validating_shard" | "done";
@@ -86,6 +103,11 @@ export interface ProgressEvent {
   /** While the server validates the shard (phase "validating_shard"), when it reports it. */
   shardVerified?: number;
   shardTotal?: number;
+  /** Requests of this batch retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry, emitted before its wait (a dead server would
+   *  otherwise look like an upload stuck at 0 % for the whole backoff, ~20 s by default). */
+  retry?: RetryAnnouncement;
 }
 
 /** Session-wide and finalize() listeners get every file. */
@@ -231,7 +253,9 @@ export interface HubFileProgress {
    *  "ignored" (not sent); null before. */
   mode: "lfs" | "regular" | "unchanged" | "ignored" | null;
   bytesProcessed: number;
-  /** Xorb bytes of this file the server has stored. */
+  /** Serialized xorb bytes of this file's new (not deduplicated) chunks so far. */
+  bytesPacked: number;
+  /** Of those, bytes the server has stored. */
   bytesUploaded: number;
 }
 
@@ -245,6 +269,10 @@ export interface HubProgressEvent {
   /** Xorb bytes sent to the CAS. */
   bytesTransferred: number;
   files: HubFileProgress[];
+  /** Requests of the upload session retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry of the upload session (see ProgressEvent). */
+  retry?: RetryAnnouncement;
 }
 
 export interface UploadFilesParams extends HubParams {
