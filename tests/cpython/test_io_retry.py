@@ -181,9 +181,8 @@ async def test_unreachable_server_is_named_and_the_url_shown_once() -> None:
         with pytest.raises(XetServerError) as info:
             await http.send("POST", url, what="xorb upload")
         text = str(info.value)
-        assert text.startswith(
-            "xorb upload failed: the server could not be reached (after 2 attempts); "
-            "the transport said: Failed to fetch"), text
+        assert text.startswith("xorb upload failed: the server could not be reached"), text
+        assert "(after 2 attempts; Failed to fetch)" in text
         assert text.count("127.0.0.1:9") == 1 and "0123456789abcdef" not in text
         assert text.endswith("(http://127.0.0.1:9/v1/xorbs/default/ab)")
         assert ("CORS" in text and "mixed content" in text) is browser
@@ -201,7 +200,7 @@ async def test_httpx_connect_error_is_unreachable() -> None:
     finally:
         await http.aclose()
     assert str(info.value).startswith(
-        "token refresh failed: the server could not be reached (1 attempt)")
+        "token refresh failed: the server could not be reached (1 attempt; ConnectError: ")
     assert str(info.value).count("http://127.0.0.1:9/x") == 1
 
 

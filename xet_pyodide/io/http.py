@@ -200,19 +200,20 @@ class HttpClient:
         """The message of the error raised when no HTTP response came. The URL is not in it:
         the error appends it (once) to its details."""
         tries = f"after {attempts} attempts" if attempts > 1 else "1 attempt"
-        if not exc.unreachable:
-            return f"{what} failed: {_strip_url(exc.detail, exc.url)} ({tries})"
-        message = f"{what} failed: the server could not be reached ({tries})"
         cause = _strip_url(exc.detail, exc.url)
-        if cause:
-            message += f"; the transport said: {cause}"
-        if self.transport.browser:
-            message += (
-                ". In a web page, a server that refuses this page's origin (CORS) or an http:// "
-                "server called from an https:// page (mixed content) fails the same way: see "
-                "the browser console"
-            )
-        return message
+        said = f"{tries}; {cause}" if cause else tries
+        if not exc.unreachable:
+            return f"{what} failed: {cause} ({tries})"
+        if not self.transport.browser:
+            return f"{what} failed: the server could not be reached ({said})"
+        # fetch() says "Failed to fetch" for all of these alike; only the console tells.
+        return (
+            f"{what} failed: the server could not be reached, or the browser refused to send "
+            f"the request ({said}). The browser console names the cause: a server that is "
+            "down or at a wrong address, a server that refuses this page's origin (CORS), an "
+            "http:// server called from an https:// page (mixed content), or a limit of the "
+            "browser (such as net::ERR_BLOB_OUT_OF_MEMORY)"
+        )
 
     async def _once(
         self,
