@@ -157,27 +157,19 @@ function cell(tr, text = "", cls = "") {
   return td;
 }
 
-async function sha256Hex(blob) {
-  // WebCrypto needs the bytes in one buffer: up to 512 MiB; above, our streaming hasher.
-  if (blob.size <= 512 * 1024 * 1024) {
-    const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  }
-  return (await demo.xet.hashFile(blob, { sha256: true })).sha256;
-}
-
 let pyUpdate = null;
 
 /** SHA-256 and size of a ReadableStream of Uint8Arrays, hashed piece by piece (hashlib in
  *  Pyodide: WebCrypto has no streaming digest), so a multi-GiB download is never one Blob or
  *  buffer (a fresh browser profile holds only ~0.5 GiB of Blobs in memory). */
-async function streamSha256(stream) {
+async function streamSha256(stream, keep = false) {
   const py = demo.xet.pyodide;
   pyUpdate ??= py.runPython("lambda h, piece: h.update(piece.to_memoryview())");
   const hashlib = py.pyimport("hashlib");
   const h = hashlib.sha256();
   hashlib.destroy();
   let size = 0;
+  const pieces = keep ? [] : null;
   try {
     const reader = stream.getReader();
     for (;;) {
@@ -185,8 +177,9 @@ async function streamSha256(stream) {
       if (done) break;
       pyUpdate(h, value);
       size += value.byteLength;
+      pieces?.push(value);
     }
-    return { sha: h.hexdigest(), size };
+    return { sha: h.hexdigest(), size, pieces };
   } finally {
     h.destroy();
   }
@@ -257,12 +250,20 @@ async function list() {
   }
 }
 
-/** The download button of a listed file: downloadFile (verified against the Xet hash, or an
- *  inline file's git blob id), then our SHA-256 against the listing's LFS oid; a link saves it. */
+/** Largest file the page keeps (as a Blob, for the "save" link) after verifying it. */
+const KEEP_MAX = 256 * 1024 * 1024;
+
+/** The download button of a listed file: downloadFileStream (verified against the Xet hash,
+ *  or an inline file's git blob id) hashed as it comes, our SHA-256 against the listing's LFS
+ *  oid; files up to KEEP_MAX are kept for a "save" link. */
 async function downloadListed(entry, td, button, status) {
   const signal = begin("downloading");
   td.querySelector(".bar")?.remove();
-  td.querySelector("a")?.remove();
+  const saved = td.querySelector("a");
+  if (saved) {
+    URL.revokeObjectURL(saved.href);
+    saved.remove();
+  }
   const holder = document.createElement("span");
   holder.className = "bar";
   td.insertBefore(holder, status);
@@ -271,24 +272,26 @@ async function downloadListed(entry, td, button, status) {
   status.className = "status";
   setPhase(`downloading ${entry.path}`);
   try {
-    const blob = await demo.xet.hub.downloadFile({
+    const stream = await demo.xet.hub.downloadFileStream({
       ...settings(), path: entry.path, revision: "main", signal,
       onProgress: (e) => { if (e.bytesTotal) progress.set(e.bytesDone / e.bytesTotal); },
     });
-    if (blob == null) throw new Error(`${entry.path} is no longer in the repository: list again`);
+    if (stream == null) throw new Error(`${entry.path} is no longer in the repository: list again`);
+    const got = await streamSha256(stream, entry.size <= KEEP_MAX);
     progress.set(1);
-    const sha = await sha256Hex(blob);
     const expected = entry.lfs?.oid ?? null;
-    const ok = blob.size === entry.size && (expected == null || sha === expected);
+    const ok = got.size === entry.size && (expected == null || got.sha === expected);
     const how = entry.xetHash ? "Xet hash and SHA-256" : "git blob id";
-    demo.downloads[entry.path] = { ok, sha256: sha, size: blob.size, how };
-    status.textContent = ok ? ` verified (${how})` : ` MISMATCH (sha256 ${sha})`;
+    demo.downloads[entry.path] = { ok, sha256: got.sha, size: got.size, how };
+    status.textContent = ok ? ` verified (${how})` : ` MISMATCH (sha256 ${got.sha})`;
     status.className = `status ${ok ? "ok" : "bad"}`;
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = entry.path.split("/").pop();
-    link.textContent = " save";
-    td.appendChild(link);
+    if (ok && got.pieces) {
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob(got.pieces));
+      link.download = entry.path.split("/").pop();
+      link.textContent = " save";
+      td.appendChild(link);
+    }
     setPhase(`downloaded ${entry.path}`);
     setState("ready");
   } catch (err) {
