@@ -281,6 +281,8 @@ class XetSession(DownloadMixin):
 
     async def aclose(self) -> None:
         await self.abort()
+        if self.resume is not None:
+            await self.resume.flush()  # xorbs acknowledged before the abort stay recorded
         await self.http.aclose()
 
     async def __aenter__(self) -> XetSession:
