@@ -292,3 +292,53 @@ def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> No
             return await session.download_bytes(info.hash, size)
 
     assert asyncio.run(ours()) == path.read_bytes()
+
+
+def test_cli_reuploads_when_the_shard_names_a_lost_xorb(cas_server_factory, tmp_path: Path) -> None:
+    """The server loses the resumed xorbs after answering the existence check (collected
+    while the shard is on its way): the shard is refused, the CLI drops them from the state and
+    uploads once more by itself; the file is registered complete."""
+    server = cas_server_factory()
+    data = make_data("random", 6 * MIB, 13)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    resume_dir = tmp_path / "resume"
+    token, exp = server.token("write")
+    args = [
+        sys.executable, "-m", "xet_pyodide", "upload", "--endpoint", server.url, "--token",
+        token, "--token-exp", str(exp), "--resume-dir", str(resume_dir), str(path),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server.set_faults(endpoints={"shard_v2": {"error_rate": 1.0, "status": 400}})
+    first = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1 and "shard upload" in first.stderr
+    assert _journal_xorbs(server, resume_dir)
+
+    # The shard of the next run waits 3 s at the server; the xorbs are collected meanwhile,
+    # right after the client's existence check saw them.
+    server.set_faults(endpoints={"shard_v2": {"latency_ms": 3000, "max_faults": 1}})
+    server.reset_stats()
+    second = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not server.stats()["requests"].get("xorb_head"):
+            assert second.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert server.gc(grace=0) >= 1
+        stdout, stderr = second.communicate(timeout=300)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    assert second.returncode == 0, stderr
+    out = json.loads(stdout)
+    assert out["metrics"]["bytes_resumed"] == 0 and out["metrics"]["new_bytes"] == len(data)
+    statuses = server.stats()["statuses"]
+    assert sum(n for s, n in statuses["shard_v2"].items()) == 2  # refused, then accepted
+    assert not _journal(server, resume_dir).exists()
+
+    async def download() -> bytes:
+        async with XetSession(server.url, server.token("read"), resume=False) as session:
+            return await session.download_bytes(out["files"][0]["hash"], len(data))
+
+    assert asyncio.run(download()) == data
