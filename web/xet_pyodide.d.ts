@@ -290,6 +290,9 @@ export interface UploadFilesParams extends HubParams {
   commitDescription?: string;
   /** The commit is refused (XetHubConflictError, status 409) if the branch moved past it. */
   parentCommit?: string;
+  /** Upload resume (as XetSession's option; scoped to the repository). Default: this
+   *  origin's IndexedDB; false: off. */
+  resume?: boolean | ResumeStore;
   onProgress?: (event: HubProgressEvent) => void | Promise<void>;
   /** Aborting before the commit is sent leaves the repository unchanged and rejects with
    *  `signal.reason`; once the commit is sent the abort is ignored. */

@@ -280,6 +280,10 @@ function hubApi(core) {
     async uploadFiles(params) {
       const options = pyOptions(params);
       options.files = hubFiles(params?.files);
+      // upload resume, as for XetSession: this origin's IndexedDB unless `resume: false`
+      if (options.resume === undefined || options.resume === true) {
+        options.resume = defaultResumeStore() ?? false;
+      }
       return unwrapAbortable(await core().upload_files(options), params);
     },
     /** A verified Blob of the file (or `range: {start, end}` of it, end exclusive), or null

@@ -126,7 +126,7 @@ class ProgressRouter:
                 await notify(listener, full)
 
 
-def _resume_option(value: Any) -> Any:
+def resume_option(value: Any) -> Any:
     """JS ``resume`` option → ``XetSession(resume=…)``: false/absent → off (the JS glue puts
     the page's IndexedDB store here by default), a JS store object → its adapter."""
     if value is None or value is False:
@@ -159,7 +159,7 @@ class BrowserSession:
             chunk_hasher_factory=xet.hasher_factory,
             # downloads: "browser" (Cache API, the default), "memory" or "none"/false
             chunk_cache=option(options, "chunkCache"),
-            resume=_resume_option(option(options, "resume")),
+            resume=resume_option(option(options, "resume")),
             resume_scope=str(option(options, "resumeScope", "") or ""),
         )
 
