@@ -28,8 +28,9 @@ are then registered files' content, found by normal dedup). Size: 53 bytes per x
 per chunk — 0.44 % of the chunk bytes at the 8 KiB minimum chunk, 0.06 % at the 64 KiB
 average; a journal is also capped at ``MAX_JOURNAL_BYTES`` (oldest records dropped first).
 
-Backends (:class:`ResumeBackend`) store named byte strings; the directory backend for CPython
-lives in :mod:`xet_pyodide.io.resume_dir`.
+Backends (:class:`ResumeBackend`) store named byte strings: a directory in CPython
+(:mod:`xet_pyodide.io.resume_dir`), the page's IndexedDB in a browser (``web/xet_resume.mjs``
+through :mod:`xet_pyodide.io.resume_browser`). docs/upload.md, "Resuming", is the user's view.
 """
 
 from __future__ import annotations
