@@ -6,7 +6,7 @@
 
 With ``--token-url`` the URL is fetched (GET, with the given headers) for a
 ``{"accessToken", "exp", "casUrl"}`` token, and fetched again whenever the token is about to
-expire; ``--endpoint`` then defaults to ``casUrl`` (see :mod:`.cli_common`). Output::
+expire; ``--endpoint`` then defaults to ``casUrl`` (see :mod:`.common`). Output::
 
     {"files": [{"path", "hash", "size", "sha256"}, ...],
      "metrics": {"total_bytes", "new_bytes", "deduped_bytes", "deduped_bytes_global",
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli_common import add_auth_arguments, open_session, run_json
+from .common import add_auth_arguments, open_session, run_json
 
 METRIC_FIELDS = (
     "total_bytes",
@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _upload(args: argparse.Namespace) -> dict[str, Any]:
-    from .sha256 import COMPUTE, SKIP
+    from ..session.sha256 import COMPUTE, SKIP
 
     sha256 = SKIP if args.skip_sha256 else COMPUTE
     async with open_session(args) as session:
