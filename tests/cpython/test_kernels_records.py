@@ -192,14 +192,14 @@ def test_streaming_decoder_rejects_extra_records() -> None:
 def test_encode_record_matches_python_assembly(wasm: WasmKernels, kind: str) -> None:
     """One kernel call gives byte for byte the record the block kernels and Python assemble
     (and python-lz4 reads its frames back)."""
-    from xet_pyodide.core.xorb import encode_record_python
+    from xet_pyodide.kernels.records import encode_record_python
 
     rnd = random.Random(kind)
     for n in [0, 1, 12, 13, 100, 65_535, 65_536, 65_537, 131_072, rnd.randrange(131_073)]:
         data = make_bytes(n, n, kind)
         for scheme in (0, 1, 2):
             record = wasm.encode_record(data, scheme)
-            assert record == encode_record_python(data, scheme), (n, scheme)
+            assert record == encode_record_python(data, scheme, wasm), (n, scheme)
             stored, used = struct.unpack_from("<II", record)
             assert used >> 8 == n and stored >> 8 == len(record) - 8
             payload = record[8:]
