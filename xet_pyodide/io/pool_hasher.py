@@ -8,7 +8,7 @@ Each block goes through three steps, as a *job* (an asyncio task):
    :func:`xet_pyodide.core.chunking.scan_block`) — or, for Blob blocks read while more
    follow, one worker reads and scans the whole block (the parallelism is across blocks);
 2. **cut** — in stream order (a job waits for the previous one), the candidates go through the
-   file's :class:`~xet_pyodide.session.hasher.ChunkCutter`, the same bookkeeping (boundary
+   file's :class:`~xet_pyodide.core.chunk_cutter.ChunkCutter`, the same bookkeeping (boundary
    rules, carry, last chunk) as :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`,
    hence identical chunks;
 3. **hash** — the chunks lying inside the block are hashed by the workers straight from the
@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from ..core.chunk_cutter import ChunkBatch, ChunkCutter, Cut
 from ..core.chunking import scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
-from ..session.hasher import ChunkBatch, ChunkCutter, Cut
 from .blob import blob_size, read_slice
 from .workers import Slot, WorkerPool, retrieve_exception
 
