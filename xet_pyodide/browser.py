@@ -33,6 +33,7 @@ from .io.blob import (
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
+from .io.pool_hasher import PooledChunkHasher, PoolHasherFactory
 from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
@@ -274,7 +275,7 @@ class BrowserXet:
 
     @property
     def hasher_factory(self) -> Callable[[], ChunkHasher]:
-        return self.pool.hasher if self.pool is not None else InProcessChunkHasher
+        return PoolHasherFactory(self.pool) if self.pool is not None else InProcessChunkHasher
 
     def info(self) -> Any:
         return to_js_value(
@@ -312,7 +313,7 @@ class BrowserXet:
             size = blob_size(blob)
             side = self.pool.sha256_blob(blob) if want_sha else None
             try:
-                hasher = self.pool.hasher()
+                hasher = PooledChunkHasher(self.pool)
                 _extend(sizes, hashes, await hasher.hash_blob(blob, block_size=block_size))
                 digest = (await side).hex() if side is not None else ""
             finally:

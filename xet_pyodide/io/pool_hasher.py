@@ -87,6 +87,20 @@ class _Job:
     scan: asyncio.Future[list[int]] | None
 
 
+class PoolHasherFactory:
+    """A session's ``chunk_hasher_factory`` whose hashers run on ``pool``: each call gives a
+    fresh per-file :class:`PooledChunkHasher`. It names its :attr:`pool`, so the download side
+    can hash on the same workers (:func:`~xet_pyodide.io.pool_spans.span_hasher_for`)."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def __call__(self) -> PooledChunkHasher:
+        return PooledChunkHasher(self.pool)
+
+
 class PooledChunkHasher:
     """:class:`~xet_pyodide.session.hasher.ChunkHasher` on a worker pool (see module doc)."""
 
@@ -302,4 +316,4 @@ def _sizes_and_hashes(results: list[_Result]) -> tuple[list[int], bytes]:
     return sizes, b"".join(r.hashes for r in results)
 
 
-__all__ = ["LAG", "LOCAL_BELOW", "PooledChunkHasher"]
+__all__ = ["LAG", "LOCAL_BELOW", "PoolHasherFactory", "PooledChunkHasher"]
