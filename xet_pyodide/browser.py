@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .browser_hub import BrowserHub
 from .core.hashes import MerkleHash, file_hash
 from .io.blob import (
     BLOB_BLOCK,
@@ -268,10 +269,12 @@ class BrowserXet:
         if sha256_worker is None:
             sha256_worker = default_pool_size() >= SHA256_WORKER_MIN_CORES
         self.sha256_worker = bool(sha256_worker) and pool is not None
-        from .browser_hub import BrowserHub
-
         #: ``xet.hub`` (Hub repositories: uploads, downloads, listings).
-        self.hub = BrowserHub(self)
+        self.hub = BrowserHub(
+            self,
+            max_buffered_bytes=BROWSER_BUFFERED_BYTES,
+            max_concurrent_uploads=BROWSER_CONCURRENT_UPLOADS,
+        )
 
     @property
     def hasher_factory(self) -> Callable[[], ChunkHasher]:
