@@ -64,7 +64,8 @@ pool_fetch.WorkerStreamTransport._stream = _counted
     }
   } finally {
     await session.close();
-    out.workerReads = xet.pyodide.runPython("import xet_pyodide.io.pool_fetch as p; p.worker_reads");
+    const reads = "import xet_pyodide.io.pool_fetch as f; f.worker_reads";
+    out.workerReads = xet.pyodide.runPython(reads);
     xet.close();
   }
   return out;
