@@ -366,6 +366,7 @@ def _check_footer(xorb: Xorb, footer: XorbFooter) -> None:
 __all__ = [
     "COMPRESSION_RETEST_INTERVAL",
     "DECODE_WINDOW",
+    "HEADER",
     "MAX_CHUNK_COMPRESSED",
     "MAX_CHUNK_UNCOMPRESSED",
     "MAX_XORB_BYTES",
