@@ -201,6 +201,18 @@ def test_only_the_listed_modules_know_pyodide() -> None:
     assert set(modules(ROOT)) >= KNOW_PYODIDE, "a listed module does not exist"
 
 
+def test_the_package_imports_nothing_of_the_repository_around_it() -> None:
+    """The server, tests, benchmarks and scripts sit on the package, never under it."""
+    _, foreign = edges(ROOT)
+    outside = {"xet_cas_server", "cas_server", "tests", "bench", "scripts"}
+    assert [
+        f"{name} (line {line}) imports {target}"
+        for name, imports in foreign.items()
+        for target, line in imports
+        if target.split(".")[0] in outside
+    ] == []
+
+
 def test_architecture_doc_names_the_pyodide_modules() -> None:
     """docs/architecture.md lists the same modules as :data:`KNOW_PYODIDE`."""
     doc = (ROOT / "docs" / "architecture.md").read_text()
