@@ -26,8 +26,9 @@ from typing import Any
 from ..errors import XetIntegrityError, XetResponseError
 from ..io.cache import ChunkCache
 from ..io.retry import RetryPolicy
+from ..io.runtime import default_transport
 from ..io.tokens import TokenInfo, coerce_token_info
-from ..io.transport import Transport, default_transport
+from ..io.transport import Transport
 from ..session import InProcessChunkHasher, SessionConfig, XetSession
 from ..session.download import cache_for, resolve_range
 from ..session.download_progress import DownloadStats

@@ -37,4 +37,12 @@ class JsResumeBackend:
         return int(await self.store.sweep(max_age, now))
 
 
-__all__ = ["JsResumeBackend"]
+def resume_option(value: Any) -> Any:
+    """JS ``resume`` option → ``XetSession(resume=…)``: false/absent → off (the JS glue puts
+    the page's IndexedDB store here by default), a JS store object → its adapter."""
+    if value is None or value is False:
+        return False
+    return JsResumeBackend(value)
+
+
+__all__ = ["JsResumeBackend", "resume_option"]

@@ -3,17 +3,17 @@
 :class:`DirectoryResumeBackend` keeps one file per journal (``<name>.xrs``): appends are one
 ``write`` of whole frames on a file opened for appending, then ``fsync``; rewrites go to a
 temporary file that is fsynced and renamed over the journal (POSIX ``rename`` is atomic).
-:func:`default_resume_backend` picks the default store of a session: the directory named by
+:func:`default_resume_dir` names the default directory: the one named by
 ``XET_PYODIDE_RESUME_DIR`` (``off`` disables resuming), else ``$XDG_CACHE_HOME/xet_pyodide/
-resume`` (``~/.cache/xet_pyodide/resume``) under CPython; none under Pyodide, whose file
-system is in memory (a page needs a browser store instead).
+resume`` (``~/.cache/xet_pyodide/resume``). Under Pyodide, whose file system is in memory,
+there is no default directory (:func:`xet_pyodide.io.runtime.default_resume_backend`; a page
+uses a browser store instead).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,15 +26,8 @@ def default_resume_dir() -> Path | None:
     value = os.environ.get(ENV_VAR)
     if value is not None:
         return None if value.strip().lower() in ("", "off", "0", "none") else Path(value)
-    if sys.platform == "emscripten":
-        return None
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "xet_pyodide" / "resume"
-
-
-def default_resume_backend() -> DirectoryResumeBackend | None:
-    path = default_resume_dir()
-    return DirectoryResumeBackend(path) if path is not None else None
 
 
 class DirectoryResumeBackend:
@@ -110,6 +103,5 @@ class DirectoryResumeBackend:
 __all__ = [
     "ENV_VAR",
     "DirectoryResumeBackend",
-    "default_resume_backend",
     "default_resume_dir",
 ]

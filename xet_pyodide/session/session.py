@@ -23,10 +23,11 @@ from typing import Any
 from ..io.cas import CasClient
 from ..io.digest import sha256_in_background
 from ..io.http import HttpClient
-from ..io.resume_dir import DirectoryResumeBackend, default_resume_backend
+from ..io.resume_dir import DirectoryResumeBackend
 from ..io.retry import RetryPolicy
+from ..io.runtime import default_resume_backend, default_transport
 from ..io.tokens import TokenSource, coerce_token_info
-from ..io.transport import Transport, default_transport
+from ..io.transport import Transport
 from .config import SessionConfig
 from .dedup import GlobalDedupIndex
 from .download import DownloadMixin

@@ -12,7 +12,7 @@ the upload runs once more without it.
 
 With ``--token-url`` the URL is fetched (GET, with the given headers) for a
 ``{"accessToken", "exp", "casUrl"}`` token, and fetched again whenever the token is about to
-expire; ``--endpoint`` then defaults to ``casUrl`` (see :mod:`.cli_common`). Output::
+expire; ``--endpoint`` then defaults to ``casUrl`` (see :mod:`.common`). Output::
 
     {"files": [{"path", "hash", "size", "sha256"}, ...],
      "metrics": {"total_bytes", "new_bytes", "deduped_bytes", "deduped_bytes_global",
@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli_common import add_auth_arguments, open_session, run_json
+from .common import add_auth_arguments, open_session, run_json
 
 METRIC_FIELDS = (
     "total_bytes",
@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 async def _upload(args: argparse.Namespace) -> dict[str, Any]:
     from ..errors import XetResumeStaleError
-    from .sha256 import COMPUTE, SKIP
+    from ..session.sha256 import COMPUTE, SKIP
 
     sha256 = SKIP if args.skip_sha256 else COMPUTE
     resume: Any = False if args.no_resume else args.resume_dir

@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import SessionConfig
-    from .session import XetSession
+    from ..session.config import SessionConfig
+    from ..session.session import XetSession
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -63,7 +63,7 @@ async def open_session(
     its token refresher) on exit. ``options`` go to the session (e.g. ``resume=``)."""
     from ..errors import XetAuthError
     from ..io.token_url import TokenUrlRefresher
-    from .session import XetSession
+    from ..session.session import XetSession
 
     refresher = None
     if args.token_url:
