@@ -313,7 +313,7 @@ def test_request_repr_leaves_the_headers_out() -> None:
 
 
 def test_malformed_token_header_is_not_echoed() -> None:
-    from xet_pyodide.session.cli_common import parse_header
+    from xet_pyodide.cli.common import parse_header
 
     with pytest.raises(argparse.ArgumentTypeError) as info:
         parse_header("Bearer hf_SeCrEt")  # the "Name:" was forgotten

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
+from .._version import __version__
 from ..errors import XetAuthError, XetServerError
 from .retry import RetryPolicy, error_for_response, is_retryable_status, parse_retry_after
 from .tokens import TokenSource
@@ -32,8 +33,6 @@ from .transport import Body, Response, StreamingResponse, Transport, TransportEr
 
 
 def default_user_agent() -> str:
-    from .. import __version__  # at call time: the package is fully imported by then
-
     return f"xet_pyodide/{__version__}"
 
 

@@ -11,8 +11,8 @@ returned as a response, 5xx included.
 
 Implementations: :class:`~xet_pyodide.io._httpx.HttpxTransport` (CPython) and
 :class:`~xet_pyodide.io._pyfetch.PyfetchTransport` (Pyodide, browser fetch), both built on
-:class:`BaseTransport`. Use :func:`default_transport` to get the right one for the running
-interpreter.
+:class:`BaseTransport`. Use :func:`~xet_pyodide.io.runtime.default_transport` to get the right
+one for the running interpreter.
 """
 
 from __future__ import annotations
@@ -225,17 +225,6 @@ class BaseTransport:
         """Nothing to release by default."""
 
 
-def default_transport() -> Transport:
-    """The transport for this interpreter: browser ``fetch`` under Pyodide, httpx elsewhere."""
-    if sys.platform == "emscripten":
-        from ._pyfetch import PyfetchTransport
-
-        return PyfetchTransport()
-    from ._httpx import HttpxTransport
-
-    return HttpxTransport()
-
-
 def default_download_buffer_bytes() -> int:
     """Default of ``SessionConfig.download_buffer_bytes``: 96 MiB under Pyodide (its heap never
     shrinks, and the page holds Blob parts too), 256 MiB elsewhere."""
@@ -254,7 +243,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "default_download_buffer_bytes",
-    "default_transport",
     "lower_headers",
     "request_id_of",
 ]
