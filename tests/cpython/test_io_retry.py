@@ -191,7 +191,7 @@ async def test_unreachable_server_is_named_and_the_url_shown_once() -> None:
 
 async def test_httpx_connect_error_is_unreachable() -> None:
     """The real CPython transport against a closed port: the typed error says so."""
-    from xet_pyodide.io.transport import default_transport
+    from xet_pyodide.io.runtime import default_transport
 
     http = HttpClient(default_transport(), None, retry=RetryPolicy(max_attempts=1))
     try:
