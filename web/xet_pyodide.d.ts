@@ -49,16 +49,33 @@ export declare class TokenInfo implements TokenInfoLike {
 }
 
 /** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`),
- *  answering `{accessToken, exp, casUrl}`. Throws XetError (name "XetAuthError") on HTTP errors. */
+ *  answering `{accessToken, exp, casUrl}`. Throws XetError with the server's message in the
+ *  text and in `serverMessage`, `url` without its query: "XetAuthError" for 401/403 (the
+ *  credentials), "XetNotFoundError" for 404 (wrong server URL, repository or repository type),
+ *  "XetServerError" for other statuses and when the endpoint could not be reached (no HTTP
+ *  answer: server down, wrong host or port, or — fetch() cannot tell them apart — a CORS or
+ *  mixed-content refusal). */
 export declare function fetchToken(url: string | URL, headers?: Record<string, string>): Promise<TokenInfo>;
 
-/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. */
+/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. The headers (the
+ *  Hub token) are private fields: `console.log(refresher)` and `JSON.stringify` leave them out. */
 export declare class TokenEndpointRefresher implements TokenRefresher {
   constructor(url: string | URL, headers?: Record<string, string>);
-  readonly url: string | URL;
-  readonly headers: Record<string, string>;
+  /** The endpoint without its query. */
+  readonly url: string;
   calls: number;
   refreshToken(): Promise<TokenInfo>;
+}
+
+/** A retry being waited for: attempt `attempt` of `maxAttempts` of `what` ("xorb upload …",
+ *  "shard upload", "global dedup query", …) failed because of `reason` ("HTTP 503", "server
+ *  unreachable (…)"; never a URL), and the next attempt starts in `delay` seconds. */
+export interface RetryAnnouncement {
+  what: string;
+  attempt: number;
+  maxAttempts: number;
+  delay: number;
+  reason: string;
 }
 
 export type UploadPhase = "processing" | "uploading_xorbs" | "uploading_shard" | "validating_shard" | "done";
@@ -83,9 +100,16 @@ export interface ProgressEvent {
   bytesTotal: number | null;
   /** Xorb bytes sent (or found already present) so far. */
   bytesTransferred: number;
+  /** Bytes found in xorbs an earlier, interrupted upload left on the server (upload resume). */
+  bytesResumed: number;
   /** While the server validates the shard (phase "validating_shard"), when it reports it. */
   shardVerified?: number;
   shardTotal?: number;
+  /** Requests of this batch retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry, emitted before its wait (a dead server would
+   *  otherwise look like an upload stuck at 0 % for the whole backoff, ~20 s by default). */
+  retry?: RetryAnnouncement;
 }
 
 /** Session-wide and finalize() listeners get every file. */
@@ -133,6 +157,8 @@ export interface UploadMetrics {
   dedupedBytes: number;
   /** Found on the server through global-dedup queries. */
   dedupedBytesGlobal: number;
+  /** Part of dedupedBytes found in xorbs of an earlier, interrupted upload (upload resume). */
+  bytesResumed: number;
   xorbBytesUploaded: number;
   shardBytesUploaded: number;
   newChunks: number;
@@ -141,7 +167,30 @@ export interface UploadMetrics {
   xorbsUploaded: number;
   shardsUploaded: number;
   globalDedupQueries: number;
+  /** Xorbs of the resume state this session could use / found missing on the server. */
+  resumedXorbs: number;
+  resumeMissingXorbs: number;
   peakBufferedBytes: number;
+}
+
+/** Where upload resume journals live (default: IndexedDbResumeStore, this origin's
+ *  IndexedDB). Every method resolves once the change is durable. */
+export interface ResumeStore {
+  read(name: string): Promise<Uint8Array | null>;
+  append(name: string, data: Uint8Array): Promise<void>;
+  replace(name: string, data: Uint8Array): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Delete journals not written for maxAge seconds; resolves to how many. */
+  sweep(maxAge: number, now: number): Promise<number>;
+}
+
+export declare class IndexedDbResumeStore implements ResumeStore {
+  constructor(dbName?: string);
+  read(name: string): Promise<Uint8Array | null>;
+  append(name: string, data: Uint8Array): Promise<void>;
+  replace(name: string, data: Uint8Array): Promise<void>;
+  remove(name: string): Promise<void>;
+  sweep(maxAge: number, now: number): Promise<number>;
 }
 
 export interface CommitResult {
@@ -174,6 +223,12 @@ export interface SessionOptions {
   /** Downloads' chunk cache: "browser" (Cache API, survives reloads; the default in a secure
    *  context), "memory", or "none" / false. */
   chunkCache?: "browser" | "memory" | "none" | false;
+  /** Upload resume: acknowledged xorbs are recorded so that uploading the same file again
+   *  after a reload or a closed tab sends only the rest. Default: this origin's IndexedDB;
+   *  false: off; or a ResumeStore. */
+  resume?: boolean | ResumeStore;
+  /** What besides the CAS endpoint keys the resume state (e.g. a repository). */
+  resumeScope?: string;
 }
 
 /** A session (from `new xet.XetSession(...)`; the class is created by loadXet()). */
@@ -231,7 +286,9 @@ export interface HubFileProgress {
    *  "ignored" (not sent); null before. */
   mode: "lfs" | "regular" | "unchanged" | "ignored" | null;
   bytesProcessed: number;
-  /** Xorb bytes of this file the server has stored. */
+  /** Serialized xorb bytes of this file's new (not deduplicated) chunks so far. */
+  bytesPacked: number;
+  /** Of those, bytes the server has stored. */
   bytesUploaded: number;
 }
 
@@ -245,6 +302,10 @@ export interface HubProgressEvent {
   /** Xorb bytes sent to the CAS. */
   bytesTransferred: number;
   files: HubFileProgress[];
+  /** Requests of the upload session retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry of the upload session (see ProgressEvent). */
+  retry?: RetryAnnouncement;
 }
 
 export interface UploadFilesParams extends HubParams {
@@ -257,6 +318,9 @@ export interface UploadFilesParams extends HubParams {
   commitDescription?: string;
   /** The commit is refused (XetHubConflictError, status 409) if the branch moved past it. */
   parentCommit?: string;
+  /** Upload resume (as XetSession's option; scoped to the repository). Default: this
+   *  origin's IndexedDB; false: off. */
+  resume?: boolean | ResumeStore;
   onProgress?: (event: HubProgressEvent) => void | Promise<void>;
   /** Aborting before the commit is sent leaves the repository unchanged and rejects with
    *  `signal.reason`; once the commit is sent the abort is ignored. */

@@ -1,5 +1,6 @@
 """xet_pyodide: the Xet storage protocol in Python, for the browser (Pyodide) and CPython."""
 
+from ._version import __version__
 from .core.filehash import FileHashInfo, hash_files
 from .core.hashes import MerkleHash
 from .session import (
@@ -11,8 +12,6 @@ from .session import (
     UploadMetrics,
     XetSession,
 )
-
-__version__ = "0.1.0"
 
 __all__ = ["FileHashInfo", "MerkleHash", "__version__", "hash_files"]
 

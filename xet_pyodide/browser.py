@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .browser_hub import BrowserHub
 from .core.hashes import MerkleHash, file_hash
 from .io.blob import (
     BLOB_BLOCK,
@@ -33,6 +34,8 @@ from .io.blob import (
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
+from .io.pool_hasher import PooledChunkHasher, PoolHasherFactory
+from .io.resume_browser import resume_option
 from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
@@ -99,10 +102,14 @@ class ProgressRouter:
             "bytesProcessed": event["bytes_processed"],
             "bytesTotal": event["bytes_total"],
             "bytesTransferred": event["bytes_transferred"],
+            "bytesResumed": event.get("bytes_resumed", 0),
         }
         if "shard_verified" in event:
             common["shardVerified"] = event["shard_verified"]
             common["shardTotal"] = event["shard_total"]
+        common["retries"] = event.get("retries", 0)
+        if "retry" in event:
+            common["retry"] = camel_keys(event["retry"])
         files = event["files"]
         for index, listener in list(self.file_listeners.items()):
             if index < len(files):
@@ -149,6 +156,8 @@ class BrowserSession:
             chunk_hasher_factory=xet.hasher_factory,
             # downloads: "browser" (Cache API, the default), "memory" or "none"/false
             chunk_cache=option(options, "chunkCache"),
+            resume=resume_option(option(options, "resume")),
+            resume_scope=str(option(options, "resumeScope", "") or ""),
         )
 
     async def _upload_blob(self, blob: Any, options: Any) -> dict[str, Any]:
@@ -267,14 +276,16 @@ class BrowserXet:
         if sha256_worker is None:
             sha256_worker = default_pool_size() >= SHA256_WORKER_MIN_CORES
         self.sha256_worker = bool(sha256_worker) and pool is not None
-        from .browser_hub import BrowserHub
-
         #: ``xet.hub`` (Hub repositories: uploads, downloads, listings).
-        self.hub = BrowserHub(self)
+        self.hub = BrowserHub(
+            self,
+            max_buffered_bytes=BROWSER_BUFFERED_BYTES,
+            max_concurrent_uploads=BROWSER_CONCURRENT_UPLOADS,
+        )
 
     @property
     def hasher_factory(self) -> Callable[[], ChunkHasher]:
-        return self.pool.hasher if self.pool is not None else InProcessChunkHasher
+        return PoolHasherFactory(self.pool) if self.pool is not None else InProcessChunkHasher
 
     def info(self) -> Any:
         return to_js_value(
@@ -312,7 +323,7 @@ class BrowserXet:
             size = blob_size(blob)
             side = self.pool.sha256_blob(blob) if want_sha else None
             try:
-                hasher = self.pool.hasher()
+                hasher = PooledChunkHasher(self.pool)
                 _extend(sizes, hashes, await hasher.hash_blob(blob, block_size=block_size))
                 digest = (await side).hex() if side is not None else ""
             finally:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 from .errors import XetHubNotFoundError
 from .hub import FileInfo, HubClient
@@ -32,16 +32,27 @@ from .io.blob import (
 )
 from .io.cache import ChunkCache, open_chunk_cache
 from .io.jsbridge import abortable, camel_keys, envelope, notify, option
-from .session import COMPUTE, FileUpload, SessionConfig
+from .io.resume_browser import resume_option
+from .io.workers import WorkerPool
+from .session import COMPUTE, ChunkHasher, FileUpload, SessionConfig
 
-if TYPE_CHECKING:
-    from .browser import BrowserXet
+
+class PageXet(Protocol):
+    """What the hub side uses of the page's ``xet`` object — implemented by
+    :class:`xet_pyodide.browser.BrowserXet`, which creates the :class:`BrowserHub` (stated here
+    so that this module does not import it back)."""
+
+    pool: WorkerPool | None
+    sha256_worker: bool
+
+    @property
+    def hasher_factory(self) -> Callable[[], ChunkHasher]: ...
 
 
 class BlobSource(UploadSource):
     """A ``File``/``Blob`` to commit, read by the pool's workers when there is a pool."""
 
-    def __init__(self, path: str, blob: Any, xet: BrowserXet, block_size: int) -> None:
+    def __init__(self, path: str, blob: Any, xet: PageXet, block_size: int) -> None:
         self.path = path
         self.blob = require_blob(blob, "uploadFiles")
         self.size = blob_size(blob)
@@ -95,19 +106,22 @@ class _FileDownload:
 class BrowserHub:
     """What ``xet.hub`` calls (see ``web/xet_pyodide.js`` and ``docs/hub.md``)."""
 
-    def __init__(self, xet: BrowserXet) -> None:
+    def __init__(
+        self, xet: PageXet, *, max_buffered_bytes: int, max_concurrent_uploads: int
+    ) -> None:
         self._xet = xet
+        #: the page's upload bounds (``SessionConfig``), as ``xet``'s own sessions use them
+        self._max_buffered_bytes = max_buffered_bytes
+        self._max_concurrent_uploads = max_concurrent_uploads
         self._cache: ChunkCache | None = None
         #: what this page's uploads registered: a file committed again sends only its changes
         self._memory = UploadMemory()
 
     async def _client(self, params: Any, *, downloads: bool = False) -> HubClient:
-        from .browser import BROWSER_BUFFERED_BYTES, BROWSER_CONCURRENT_UPLOADS
-
         config = SessionConfig(
             block_size=int(option(params, "blockSize", BLOB_BLOCK)),
-            max_buffered_bytes=BROWSER_BUFFERED_BYTES,
-            max_concurrent_xorb_uploads=BROWSER_CONCURRENT_UPLOADS,
+            max_buffered_bytes=self._max_buffered_bytes,
+            max_concurrent_xorb_uploads=self._max_concurrent_uploads,
         )
         cache = option(params, "chunkCache")
         if cache is None and downloads:  # one cache for every download of this instance
@@ -121,6 +135,7 @@ class BrowserHub:
             chunk_hasher_factory=self._xet.hasher_factory,
             chunk_cache=cache,
             memory=self._memory,
+            resume=resume_option(option(params, "resume")),
         )
 
     async def _run(self, params: Any, work: Any, *, downloads: bool = False) -> Any:

@@ -23,6 +23,17 @@ async (cfg) => {
   const hex = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", buf)))
       .map((b) => b.toString(16).padStart(2, "0")).join("");
   const out = { workers: xet.workers, files: [] };
+  // Count the xorb GETs whose bodies the workers read (pool_fetch's transport): an observer,
+  // the requests still go through the real transport.
+  xet.pyodide.runPython(`
+import xet_pyodide.io.pool_fetch as pool_fetch
+_stream = pool_fetch.WorkerStreamTransport._stream
+async def _counted(self, request):
+    pool_fetch.worker_reads += 1
+    return await _stream(self, request)
+pool_fetch.worker_reads = 0
+pool_fetch.WorkerStreamTransport._stream = _counted
+`);
   const session = new xet.XetSession(cfg.endpoint, new m.TokenInfo(cfg.token, cfg.exp), null,
                                      { chunkCache: "none" });
   try {
@@ -53,6 +64,8 @@ async (cfg) => {
     }
   } finally {
     await session.close();
+    const reads = "import xet_pyodide.io.pool_fetch as f; f.worker_reads";
+    out.workerReads = xet.pyodide.runPython(reads);
     xet.close();
   }
   return out;
@@ -105,6 +118,10 @@ def test_js_download_same_bytes_with_0_1_2_workers_and_faults(
     finally:
         server.set_faults()
     assert [r["workers"] for r in results[:3]] == [0, 1, 2]
+    # without workers the page reads every body; with them, the workers do (one xorb GET at
+    # least per file, range and stream)
+    reads = [r["workerReads"] for r in results[:3]]
+    assert reads[0] == 0 and min(reads[1:]) >= 4 + sum(len(f["ranges"]) for f in files) + 1, reads
     for result in results[:3]:
         check(corpus, names, result)
     for i, result in enumerate(results[3:]):

@@ -253,8 +253,8 @@ async def test_http_errors_redact_whatever_url_they_are_given() -> None:
         assert exc.url == "https://bucket.s3.example/xorbs/ab"
         assert_no_query(error_texts(exc), {"f00dfeed1234", "X-Amz-Date=2025"})
     assert str(dropped.value) == (
-        "upload failed: connect failed for https://bucket.s3.example/xorbs/ab "
-        "(after 2 attempts) (https://bucket.s3.example/xorbs/ab)"
+        "upload failed: connect failed for (after 2 attempts) "
+        "(https://bucket.s3.example/xorbs/ab)"  # the URL once, not also inside the cause
     )
     assert answered.value.server_message == (
         "bad signature [redacted] for https://bucket.s3.example/xorbs/ab"
@@ -313,7 +313,7 @@ def test_request_repr_leaves_the_headers_out() -> None:
 
 
 def test_malformed_token_header_is_not_echoed() -> None:
-    from xet_pyodide.session.cli_common import parse_header
+    from xet_pyodide.cli.common import parse_header
 
     with pytest.raises(argparse.ArgumentTypeError) as info:
         parse_header("Bearer hf_SeCrEt")  # the "Name:" was forgotten

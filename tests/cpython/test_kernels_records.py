@@ -7,7 +7,6 @@ import random
 import re
 import struct
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from xet_pyodide.core.compression import Scheme
 from xet_pyodide.core.hashes import DATA_KEY
 from xet_pyodide.core.xorb import encode_chunk, record_header
 from xet_pyodide.errors import XetFormatError
-from xet_pyodide.kernels import get_kernels, reset_kernels
 from xet_pyodide.kernels._load_wasmtime import load
 from xet_pyodide.kernels._wasm import WasmKernels
 from xet_pyodide.kernels.reference import ReferenceKernels
@@ -192,14 +190,14 @@ def test_streaming_decoder_rejects_extra_records() -> None:
 def test_encode_record_matches_python_assembly(wasm: WasmKernels, kind: str) -> None:
     """One kernel call gives byte for byte the record the block kernels and Python assemble
     (and python-lz4 reads its frames back)."""
-    from xet_pyodide.core.xorb import encode_record_python
+    from xet_pyodide.kernels.records import encode_record_python
 
     rnd = random.Random(kind)
     for n in [0, 1, 12, 13, 100, 65_535, 65_536, 65_537, 131_072, rnd.randrange(131_073)]:
         data = make_bytes(n, n, kind)
         for scheme in (0, 1, 2):
             record = wasm.encode_record(data, scheme)
-            assert record == encode_record_python(data, scheme), (n, scheme)
+            assert record == encode_record_python(data, scheme, wasm), (n, scheme)
             stored, used = struct.unpack_from("<II", record)
             assert used >> 8 == n and stored >> 8 == len(record) - 8
             payload = record[8:]
@@ -223,7 +221,8 @@ def test_encode_record_rejects_bad_input(wasm: WasmKernels) -> None:
 # The native fuzzer (scripts/fuzz_records.sh) cannot reach the SIMD code that ships (BG4
 # regroup, 4-lane BLAKE3 are wasm128-only), so the shipped .wasm meets its regression corpus
 # here: every corpus input and seeded mutations of it, decoded by the wasm kernels and by the
-# reference decoder (the core's record reader on the pure-Python reference kernels: no wasm),
+# reference decoder (the record reader of kernels/records.py over the reference kernels' own
+# block functions: no wasm),
 # must give the same result or the same error. Inputs read as the harness reads them: 4 bytes
 # of parameters (record limit, output capacity, hash or not, scheme), then the records.
 
@@ -231,14 +230,11 @@ FUZZ_CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fuzz" / "corpus"
 
 
 @pytest.fixture
-def reference_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReferenceKernels]:
-    """Make get_kernels() the reference backend, so REF.decode_records uses no wasm at all."""
-    monkeypatch.setenv("XET_PYODIDE_KERNELS", "reference")
-    reset_kernels()
-    kernels = get_kernels()
-    assert isinstance(kernels, ReferenceKernels)
-    yield kernels
-    reset_kernels()
+def reference_only() -> ReferenceKernels:
+    """REF decodes records over its own block functions (``ReferenceKernels()`` without
+    ``blocks``), so REF.decode_records uses no wasm at all."""
+    assert REF.blocks is REF
+    return REF
 
 
 def _mutate(rnd: random.Random, data: bytes, other: bytes) -> bytes:

@@ -191,26 +191,28 @@ def shard_round_trip(names: list[str]) -> dict:
 
 def lz4_decode(frame_hex: str, size: int) -> str:
     """Decode a foreign LZ4 frame; returns the sha256 of the content."""
-    from xet_pyodide.core import lz4frame
+    from xet_pyodide.kernels import get_kernels, lz4frame
 
-    return hashlib.sha256(lz4frame.decompress(bytes.fromhex(frame_hex), size)).hexdigest()
+    frame = bytes.fromhex(frame_hex)
+    return hashlib.sha256(lz4frame.decompress(frame, size, get_kernels())).hexdigest()
 
 
 def lz4_encode(seed: int, size: int) -> str:
     """Our LZ4 frame of a generated input (hex), for a CPython reader to check."""
-    from xet_pyodide.core import lz4frame
+    from xet_pyodide.kernels import get_kernels, lz4frame
 
     data = bytes(b % 7 for b in _rand(size, seed))
-    return lz4frame.compress(data).hex()
+    return lz4frame.compress(data, get_kernels()).hex()
 
 
 def hostile_inputs() -> list[str]:
     """Run the parsers on broken bytes; returns the exception type names seen."""
-    from xet_pyodide.core import lz4frame
     from xet_pyodide.core.hashes import MerkleHash
     from xet_pyodide.core.shard import FileEntry, FileTerm, Shard, parse_shard, serialize_shard
     from xet_pyodide.core.xorb import XorbBuilder, load_xorb
+    from xet_pyodide.kernels import get_kernels, lz4frame
 
+    kernels = get_kernels()
     builder = XorbBuilder()
     builder.add_chunks([_rand(20_000, 1), bytes(30_000), b"abc" * 5000])
     xorb = builder.finish()
@@ -225,8 +227,14 @@ def hostile_inputs() -> list[str]:
         (parse_shard, shard[:100]),
         (parse_shard, shard[:84] + b"\xff\xff\xff\xff" + shard[88:]),
         (parse_shard, b"garbage" * 20),
-        (lambda d: lz4frame.decompress(d, 1 << 20), lz4frame.compress(b"hello" * 100)[:-3]),
-        (lambda d: lz4frame.decompress(d, 10), lz4frame.compress(b"hello" * 100)),
+        (
+            lambda d: lz4frame.decompress(d, 1 << 20, kernels),
+            lz4frame.compress(b"hello" * 100, kernels)[:-3],
+        ),
+        (
+            lambda d: lz4frame.decompress(d, 10, kernels),
+            lz4frame.compress(b"hello" * 100, kernels),
+        ),
     ]
     seen = []
     for parse, data in samples:

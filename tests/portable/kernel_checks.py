@@ -168,7 +168,7 @@ async def records_vs_reference(seed: int, count: int) -> list[str]:
     from xet_pyodide.kernels.reference import ReferenceKernels
 
     k = await _kernels()
-    ref = ReferenceKernels()
+    ref = ReferenceKernels(blocks=k)  # the record walk in Python, the block work as before
     rnd = random.Random(seed)
     problems: list[str] = []
     sizes = [0, 1, 100, 1023, 4096, 65536, 131072]
@@ -203,7 +203,7 @@ async def records_vs_reference(seed: int, count: int) -> list[str]:
 async def records_encode_vs_python(seed: int, count: int) -> list[str]:
     """``encode_record`` (one kernel call) against the record Python assembles from the
     block kernels, and back through ``decode_records``."""
-    from xet_pyodide.core.xorb import encode_record_python
+    from xet_pyodide.kernels.records import encode_record_python
 
     k = await _kernels()
     rnd = random.Random(seed)
@@ -215,7 +215,7 @@ async def records_encode_vs_python(seed: int, count: int) -> list[str]:
             record = k.encode_record(data, scheme)
             out = bytearray(n)
             batch = k.decode_records(record, 1, memoryview(out))
-            if record != encode_record_python(data, scheme) or bytes(out) != data:
+            if record != encode_record_python(data, scheme, k) or bytes(out) != data:
                 problems.append(f"case {i}: {n} bytes, scheme {scheme}")
             if batch.consumed != len(record):
                 problems.append(f"case {i}: record not consumed")

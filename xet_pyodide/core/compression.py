@@ -10,22 +10,10 @@ chunk is stored raw.
 from __future__ import annotations
 
 import math
-from enum import IntEnum
 
-from ..errors import XetFormatError
-from ..kernels import get_kernels
-from . import lz4frame
-
-Buffer = bytes | bytearray | memoryview
-
-
-class Scheme(IntEnum):
-    """Compression scheme byte of a chunk record header."""
-
-    NONE = 0
-    LZ4 = 1
-    BG4_LZ4 = 2
-
+from ..kernels import get_kernels, records
+from ..kernels.api import Buffer
+from ..kernels.records import Scheme
 
 #: hf_xet: BG4 is recommended when the largest per-position KL divergence exceeds this.
 BG4_KL_THRESHOLD = 0.02
@@ -70,39 +58,16 @@ def choose_scheme(data: Buffer) -> Scheme:
 
 
 def compress_payload(data: Buffer, scheme: Scheme) -> tuple[Scheme, bytes | Buffer]:
-    """Compress one chunk; returns the scheme actually used and the payload.
-
-    Falls back to ``NONE`` (the chunk itself) unless the compressed payload is strictly
-    smaller, the rule every xet client applies.
-    """
-    if scheme == Scheme.NONE:
-        return Scheme.NONE, data
-    if scheme == Scheme.LZ4:
-        payload = lz4frame.compress(data)
-    elif scheme == Scheme.BG4_LZ4:
-        payload = lz4frame.compress(get_kernels().bg4_split(data))
-    else:
-        raise ValueError(f"unknown compression scheme {scheme!r}")
-    if len(payload) >= len(data):
-        return Scheme.NONE, data
-    return scheme, payload
+    """Compress one chunk with the active kernels; returns the scheme actually used and the
+    payload (``NONE`` and the chunk itself unless strictly smaller, the rule every xet client
+    applies). The codec: :func:`xet_pyodide.kernels.records.compress_payload`."""
+    return records.compress_payload(data, scheme, get_kernels())
 
 
 def decompress_payload(scheme: int, payload: Buffer, uncompressed_size: int) -> bytes:
-    """Decode a record payload; the result must be exactly ``uncompressed_size`` bytes."""
-    if scheme == Scheme.NONE:
-        out = bytes(payload)
-    elif scheme == Scheme.LZ4:
-        out = lz4frame.decompress(payload, uncompressed_size)
-    elif scheme == Scheme.BG4_LZ4:
-        out = get_kernels().bg4_regroup(lz4frame.decompress(payload, uncompressed_size))
-    else:
-        raise XetFormatError(f"unknown compression scheme {scheme}")
-    if len(out) != uncompressed_size:
-        raise XetFormatError(
-            f"chunk decodes to {len(out)} bytes, its header says {uncompressed_size}"
-        )
-    return out
+    """Decode a record payload with the active kernels; the result must be exactly
+    ``uncompressed_size`` bytes (:class:`XetFormatError` otherwise)."""
+    return records.decompress_payload(scheme, payload, uncompressed_size, get_kernels())
 
 
 __all__ = [

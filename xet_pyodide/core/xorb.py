@@ -2,29 +2,33 @@
 
 A xorb body (what is uploaded) is a run of chunk records, each an 8-byte header
 ``version u8 | compressed_size u24 | scheme u8 | uncompressed_size u24`` followed by the payload.
-A stored xorb additionally ends with a footer (:mod:`.xorb_footer`).
+A stored xorb additionally ends with a footer (:mod:`.xorb_footer`). The header layout, its
+checks and the limits live below the core, in :mod:`xet_pyodide.kernels.records` (re-exported
+here).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 from ..errors import XetFormatError, XetIntegrityError
 from ..kernels import get_kernels
-from ..kernels.api import RecordBatch
-from .compression import Scheme, choose_scheme, compress_payload, decompress_payload
+from ..kernels.records import (
+    HEADER,
+    MAX_CHUNK_COMPRESSED,
+    MAX_CHUNK_UNCOMPRESSED,
+    RECORD_HEADER_LEN,
+    check_header,
+    record_header,
+)
+from .compression import Scheme, choose_scheme, decompress_payload
 from .hashes import DATA_KEY, MerkleHash, chunk_hash, hash_chunks, hashes_from_digests, xorb_hash
 from .xorb_footer import FOOTER_IDENT, XorbFooter, build_footer, has_footer, parse_footer
 
 MAX_XORB_BYTES = 64 * 1024 * 1024
 MAX_XORB_CHUNKS = 8192
-RECORD_HEADER_LEN = 8
-#: Reader limits of xet-core: uncompressed chunk size and compressed payload size.
-MAX_CHUNK_UNCOMPRESSED = 128 * 1024
-MAX_CHUNK_COMPRESSED = 2 * MAX_CHUNK_UNCOMPRESSED
 #: The most a valid xorb can unpack to: every chunk at its largest. hf_xet and this package
 #: stop at 64 MiB unpacked, but ``@huggingface/hub`` caps the *serialized* size, so a xorb of
 #: compressible chunks from it unpacks past 64 MiB (all-zero chunks: to this limit). A server
@@ -33,7 +37,6 @@ MAX_XORB_UNPACKED = MAX_XORB_CHUNKS * MAX_CHUNK_UNCOMPRESSED
 #: hf_xet re-runs the compression analysis every this many chunks of a file segment.
 COMPRESSION_RETEST_INTERVAL = 32
 
-_HEADER = struct.Struct("<II")
 Buffer = bytes | bytearray | memoryview
 
 
@@ -54,24 +57,10 @@ class ChunkRecord:
         return self.offset + RECORD_HEADER_LEN + self.compressed_size
 
 
-def record_header(scheme: int, compressed_size: int, uncompressed_size: int) -> bytes:
-    """The 8-byte header of a chunk record (format version 0)."""
-    if not (0 <= compressed_size < 1 << 24 and 0 <= uncompressed_size < 1 << 24):
-        raise ValueError("chunk record sizes must fit in 24 bits")
-    return _HEADER.pack(compressed_size << 8, (uncompressed_size << 8) | int(scheme))
-
-
 def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
     """A complete chunk record (header + payload), raw when compression does not shrink it
     (one kernel call: :meth:`~xet_pyodide.kernels.api.Kernels.encode_record`)."""
     return get_kernels().encode_record(data, scheme)
-
-
-def encode_record_python(data: Buffer, scheme: int) -> bytes:
-    """:func:`encode_chunk` assembled in Python from the block kernels (LZ4 block, BG4):
-    the reference kernels' ``encode_record``, and what the wasm one is checked against."""
-    used, payload = compress_payload(data, Scheme(scheme))
-    return b"".join((record_header(used, len(payload), len(data)), payload))
 
 
 def decode_record(record: ChunkRecord) -> bytes:
@@ -79,75 +68,17 @@ def decode_record(record: ChunkRecord) -> bytes:
     return decompress_payload(record.scheme, record.payload, record.uncompressed_size)
 
 
-def check_header(word0: int, word1: int) -> tuple[int, int, int]:
-    """``(scheme, compressed size, uncompressed size)`` of a record header given as its two
-    little-endian u32 words; raises :class:`XetFormatError` naming the first problem (the
-    caller says where)."""
-    version, compressed = word0 & 0xFF, word0 >> 8
-    scheme, uncompressed = word1 & 0xFF, word1 >> 8
-    if version != 0:
-        raise XetFormatError(f"unsupported chunk record version {version}")
-    if scheme not in (Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4):
-        raise XetFormatError(f"unknown compression scheme {scheme}")
-    if uncompressed > MAX_CHUNK_UNCOMPRESSED:
-        raise XetFormatError(f"chunk claims {uncompressed} bytes (max {MAX_CHUNK_UNCOMPRESSED})")
-    if compressed > MAX_CHUNK_COMPRESSED:
-        raise XetFormatError(
-            f"chunk payload is too large ({compressed} bytes, max {MAX_CHUNK_COMPRESSED})"
-        )
-    if scheme == Scheme.NONE and compressed != uncompressed:
-        raise XetFormatError(
-            f"uncompressed chunk has mismatched sizes ({compressed} stored, {uncompressed})"
-        )
-    return scheme, compressed, uncompressed
-
-
 def _parse_header(view: memoryview, pos: int) -> ChunkRecord:
     if len(view) - pos < RECORD_HEADER_LEN:
         raise XetFormatError(f"xorb truncated in the chunk header at offset {pos}")
     try:
-        scheme, compressed, uncompressed = check_header(*_HEADER.unpack_from(view, pos))
+        scheme, compressed, uncompressed = check_header(*HEADER.unpack_from(view, pos))
     except XetFormatError as exc:
         raise XetFormatError(f"{exc} (chunk record at offset {pos})") from None
     start = pos + RECORD_HEADER_LEN
     if compressed > len(view) - start:
         raise XetFormatError(f"xorb truncated in the chunk payload at offset {pos}")
     return ChunkRecord(scheme, compressed, uncompressed, view[start : start + compressed], pos)
-
-
-def decode_record_batch(
-    data: Buffer,
-    max_chunks: int,
-    out: memoryview,
-    key: bytes | None = None,
-    first_index: int = 0,
-) -> RecordBatch:
-    """:meth:`~xet_pyodide.kernels.api.Kernels.decode_records` in Python, one record at a
-    time (what the reference kernels run; the wasm kernels do the same in one call)."""
-    view = memoryview(data).cast("B")
-    dst = memoryview(out).cast("B")
-    pos = written = need = 0
-    sizes: list[int] = []
-    while len(sizes) < max_chunks and len(view) - pos >= RECORD_HEADER_LEN:
-        try:  # (header and payload problems alike are prefixed with the record's index)
-            scheme, compressed, size = check_header(*_HEADER.unpack_from(view, pos))
-            start = pos + RECORD_HEADER_LEN
-            if compressed > len(view) - start:
-                break
-            if size > len(dst) - written:
-                need = size
-                break
-            payload = view[start : start + compressed]
-            dst[written : written + size] = decompress_payload(scheme, payload, size)
-        except XetFormatError as exc:
-            raise XetFormatError(f"chunk record {first_index + len(sizes)}: {exc}") from None
-        sizes.append(size)
-        written += size
-        pos = start + compressed
-    digests = b""
-    if key is not None:
-        digests = get_kernels().blake3_keyed_many(dst[:written], sizes, key)
-    return RecordBatch(pos, sizes, need, digests)
 
 
 def iter_records(body: Buffer) -> Iterator[ChunkRecord]:
@@ -435,6 +366,7 @@ def _check_footer(xorb: Xorb, footer: XorbFooter) -> None:
 __all__ = [
     "COMPRESSION_RETEST_INTERVAL",
     "DECODE_WINDOW",
+    "HEADER",
     "MAX_CHUNK_COMPRESSED",
     "MAX_CHUNK_UNCOMPRESSED",
     "MAX_XORB_BYTES",
@@ -449,10 +381,8 @@ __all__ = [
     "build_footer",
     "check_header",
     "decode_record",
-    "decode_record_batch",
     "decode_xorb",
     "encode_chunk",
-    "encode_record_python",
     "iter_records",
     "load_xorb",
     "parse_footer",

@@ -9,9 +9,10 @@ from __future__ import annotations
 from .cas import CasClient, ShardUploadResult, XorbUploadResult
 from .http import HttpClient, default_user_agent, new_session_id, raise_for_status
 from .retry import RetryPolicy, parse_retry_after
+from .runtime import default_transport
 from .token_url import TokenUrlRefresher
 from .tokens import TokenInfo, TokenSource, call_refresher, coerce_token_info
-from .transport import Response, StreamingResponse, Transport, TransportError, default_transport
+from .transport import Response, StreamingResponse, Transport, TransportError
 
 __all__ = [
     "CasClient",

@@ -98,7 +98,7 @@ class PyfetchTransport(BaseTransport):
         except TimeoutError as exc:
             raise TransportError(f"no response within {limit:.0f} s", url=url) from exc
         except OSError as exc:  # pyodide.http.AbortError: "fetch failed", reset, refused, ...
-            raise TransportError(f"fetch failed: {exc}", url=url) from exc
+            raise TransportError(f"fetch failed: {exc}", url=url, unreachable=True) from exc
 
     async def _request(self, req: Request) -> Response:
         resp = await self._fetch(req)
@@ -107,7 +107,7 @@ class PyfetchTransport(BaseTransport):
             resp.bytes(),
             req.url,
             self._read_timeout,
-            OSError,
+            Exception,  # AbortError (an OSError), or what Pyodide raises instead (below)
             lambda: resp.abort("read timeout"),
             request_id=request_id_of(headers),
         )
@@ -165,8 +165,12 @@ async def _read_body(
             on_timeout()
         raise TransportError("response body timed out", url=url, request_id=request_id) from exc
     except failures as exc:
+        # Pyodide (314.0)'s pyfetch turns a body that broke off into AbortError(signal.reason),
+        # which fails with AttributeError when the signal has no reason: the browser's error
+        # is then the context.
+        cause = exc.__context__ if isinstance(exc, AttributeError) and exc.__context__ else exc
         raise TransportError(
-            f"response body failed: {exc}", url=url, request_id=request_id
+            f"response body failed: {cause}", url=url, request_id=request_id
         ) from exc
 
 

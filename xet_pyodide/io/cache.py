@@ -18,20 +18,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import struct
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
 
 from ..core.hashes import MerkleHash
-from ..core.xorb import RECORD_HEADER_LEN
+from ..kernels.records import HEADER, RECORD_HEADER_LEN
 
 Buffer = bytes | bytearray | memoryview
 #: (xorb hash, first chunk, end chunk)
 CacheKey = tuple[MerkleHash, int, int]
 
-_HEADER = struct.Struct("<II")
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.(\d+)-(\d+)$")
 
 
@@ -60,7 +58,7 @@ def slice_records(data: Buffer, first_chunk: int, start: int, end: int) -> memor
             begin = pos
         if pos + RECORD_HEADER_LEN > len(view):
             return None
-        word0, _ = _HEADER.unpack_from(view, pos)
+        word0, _ = HEADER.unpack_from(view, pos)
         pos += RECORD_HEADER_LEN + (word0 >> 8)
         index += 1
     if pos > len(view) or begin < 0:

@@ -18,7 +18,7 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 
-from .cache import Buffer
+from ..kernels.api import Buffer
 from .jsinterop import js_uint8array_copy
 
 CACHE_NAME = "xet-chunks"

@@ -5,7 +5,8 @@ like an object (and that leaks unless destroyed). When the callback is a ``JsPro
 the payload to a JS object first; Python callables get the dict unchanged.
 
 Byte buffers are copied instead: :func:`js_uint8array_copy` gives JS its own ``Uint8Array``,
-which stays valid whatever later happens to the Python buffer (or to the wasm heap under it).
+which stays valid whatever later happens to the Python buffer (or to the wasm heap under it);
+its home is :mod:`xet_pyodide.kernels.jsbytes` (the kernel loader needs it too).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import inspect
 import sys
 from typing import Any
+
+from ..kernels.jsbytes import js_uint8array_copy
 
 
 def is_js_object(obj: Any) -> bool:
@@ -31,18 +34,6 @@ def to_js_value(value: Any) -> Any:
     from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
     return to_js(value, dict_converter=js.Object.fromEntries)
-
-
-def js_uint8array_copy(data: bytes | bytearray | memoryview) -> Any:
-    """A new JS ``Uint8Array`` holding a copy of ``data``'s bytes (Pyodide only).
-
-    One bulk copy out of the wasm heap; an empty ``data`` gives an empty array."""
-    import js  # type: ignore[import-not-found]
-
-    view = memoryview(data).cast("B")
-    array = js.Uint8Array.new(len(view))
-    array.assign(view)
-    return array
 
 
 async def invoke_callback(callback: Any, payload: Any) -> None:

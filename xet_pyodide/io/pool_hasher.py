@@ -8,7 +8,7 @@ Each block goes through three steps, as a *job* (an asyncio task):
    :func:`xet_pyodide.core.chunking.scan_block`) — or, for Blob blocks read while more
    follow, one worker reads and scans the whole block (the parallelism is across blocks);
 2. **cut** — in stream order (a job waits for the previous one), the candidates go through the
-   file's :class:`~xet_pyodide.session.hasher.ChunkCutter`, the same bookkeeping (boundary
+   file's :class:`~xet_pyodide.core.chunk_cutter.ChunkCutter`, the same bookkeeping (boundary
    rules, carry, last chunk) as :class:`~xet_pyodide.session.hasher.InProcessChunkHasher`,
    hence identical chunks;
 3. **hash** — the chunks lying inside the block are hashed by the workers straight from the
@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from ..core.chunk_cutter import ChunkBatch, ChunkCutter, Cut
 from ..core.chunking import scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
-from ..session.hasher import ChunkBatch, ChunkCutter, Cut
 from .blob import blob_size, read_slice
 from .workers import Slot, WorkerPool, retrieve_exception
 
@@ -85,6 +85,20 @@ class _Job:
     slot: Slot | None  # where the block sits in the shared buffer, if it went to the pool
     prefix: bytes  # the up to 63 stream bytes before the block
     scan: asyncio.Future[list[int]] | None
+
+
+class PoolHasherFactory:
+    """A session's ``chunk_hasher_factory`` whose hashers run on ``pool``: each call gives a
+    fresh per-file :class:`PooledChunkHasher`. It names its :attr:`pool`, so the download side
+    can hash on the same workers (:func:`~xet_pyodide.io.pool_spans.span_hasher_for`)."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def __call__(self) -> PooledChunkHasher:
+        return PooledChunkHasher(self.pool)
 
 
 class PooledChunkHasher:
@@ -302,4 +316,4 @@ def _sizes_and_hashes(results: list[_Result]) -> tuple[list[int], bytes]:
     return sizes, b"".join(r.hashes for r in results)
 
 
-__all__ = ["LAG", "LOCAL_BELOW", "PooledChunkHasher"]
+__all__ = ["LAG", "LOCAL_BELOW", "PoolHasherFactory", "PooledChunkHasher"]

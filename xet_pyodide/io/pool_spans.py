@@ -58,10 +58,10 @@ MIN_POOL_SIZE = 3
 
 
 def span_hasher_for(hasher_factory: Any) -> PoolSpanHasher | None:
-    """A :class:`PoolSpanHasher` when ``hasher_factory`` is the ``hasher`` method of a worker
-    pool of at least :data:`MIN_POOL_SIZE` workers (what the browser front door passes as
-    ``chunk_hasher_factory``), else None."""
-    pool = getattr(hasher_factory, "__self__", None)
+    """A :class:`PoolSpanHasher` when ``hasher_factory`` names a worker pool (``.pool``: a
+    :class:`~xet_pyodide.io.pool_hasher.PoolHasherFactory`, what the browser front door passes
+    as ``chunk_hasher_factory``) of at least :data:`MIN_POOL_SIZE` workers, else None."""
+    pool = getattr(hasher_factory, "pool", None)
     if pool is None or not all(hasattr(pool, a) for a in ("acquire", "release", "write", "hash")):
         return None
     if getattr(pool, "size", 0) < MIN_POOL_SIZE:

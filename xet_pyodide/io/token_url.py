@@ -30,7 +30,7 @@ class TokenUrlRefresher:
         session_id: str | None = None,
     ) -> None:
         if transport is None:
-            from .transport import default_transport
+            from .runtime import default_transport
 
             transport = default_transport()
         self.url = url

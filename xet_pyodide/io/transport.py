@@ -11,8 +11,8 @@ returned as a response, 5xx included.
 
 Implementations: :class:`~xet_pyodide.io._httpx.HttpxTransport` (CPython) and
 :class:`~xet_pyodide.io._pyfetch.PyfetchTransport` (Pyodide, browser fetch), both built on
-:class:`BaseTransport`. Use :func:`default_transport` to get the right one for the running
-interpreter.
+:class:`BaseTransport`. Use :func:`~xet_pyodide.io.runtime.default_transport` to get the right
+one for the running interpreter.
 """
 
 from __future__ import annotations
@@ -86,15 +86,23 @@ class TransportError(Exception):
     ``__cause__``, hence the redaction). ``detail``: what went wrong, redacted like ``url``
     (:func:`~xet_pyodide.errors.redact_text`: the text of a lower layer's exception may
     quote the URL); ``url``: the request's URL without its query; ``request_id``: the
-    server's id when the failure came after the response head (a body that broke off).
+    server's id when the failure came after the response head (a body that broke off);
+    ``unreachable``: no connection could be made (refused, unknown host; in a browser, where
+    ``fetch`` says only "Failed to fetch", also a CORS refusal or blocked mixed content).
     """
 
     def __init__(
-        self, message: str, *, url: str | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        request_id: str | None = None,
+        unreachable: bool = False,
     ) -> None:
         self.detail = redact_text(message, url)
         self.url = redact_url(url) if url else None
         self.request_id = request_id
+        self.unreachable = unreachable
         super().__init__(f"{self.detail} ({self.url})" if self.url else self.detail)
 
 
@@ -217,17 +225,6 @@ class BaseTransport:
         """Nothing to release by default."""
 
 
-def default_transport() -> Transport:
-    """The transport for this interpreter: browser ``fetch`` under Pyodide, httpx elsewhere."""
-    if sys.platform == "emscripten":
-        from ._pyfetch import PyfetchTransport
-
-        return PyfetchTransport()
-    from ._httpx import HttpxTransport
-
-    return HttpxTransport()
-
-
 def default_download_buffer_bytes() -> int:
     """Default of ``SessionConfig.download_buffer_bytes``: 96 MiB under Pyodide (its heap never
     shrinks, and the page holds Blob parts too), 256 MiB elsewhere."""
@@ -246,7 +243,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "default_download_buffer_bytes",
-    "default_transport",
     "lower_headers",
     "request_id_of",
 ]

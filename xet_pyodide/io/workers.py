@@ -135,12 +135,6 @@ class WorkerPool:
         self._side_tasks: set[asyncio.Task[None]] = set()  # (strong references)
         self._closed = False
 
-    def hasher(self) -> Any:
-        """A fresh per-file chunk hasher on this pool (pass ``pool.hasher`` as the factory)."""
-        from .pool_hasher import PooledChunkHasher
-
-        return PooledChunkHasher(self)
-
     def close(self) -> None:
         """Terminate the workers; pending tasks fail."""
         self._closed = True

@@ -28,9 +28,9 @@ from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import XetKernelError
-from ..io.jsinterop import js_uint8array_copy
 from ._wasm import WasmKernels, read_wasm_bytes
 from .api import Buffer
+from .jsbytes import js_uint8array_copy
 
 # (exports, export name, src buffer proxy, dst, steps buffer proxy, nargs): see copy_and_call.
 _COPY_AND_CALL_JS = """

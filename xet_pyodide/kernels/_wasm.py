@@ -27,6 +27,7 @@ from typing import Protocol
 
 from ..errors import XetFormatError, XetKernelError
 from .api import Buffer, RecordBatch
+from .records import MAX_CHUNK_UNCOMPRESSED, check_header
 
 #: Bumped in csrc/arena.c whenever an export changes meaning.
 ABI_VERSION = 1
@@ -77,7 +78,7 @@ _FRAME_ERRORS = {
 #: cut at PIECE), so that the arena stays small whatever the caller passes.
 _RECORDS_PER_CALL = 8192
 _RECORDS_OUT_PIECE = 16 << 20
-_RECORD_SCRATCH = 128 << 10  # MAX_CHUNK_UNCOMPRESSED: a byte-grouped chunk before regrouping
+_RECORD_SCRATCH = MAX_CHUNK_UNCOMPRESSED  # a byte-grouped chunk before regrouping
 
 
 class Instance(Protocol):
@@ -479,8 +480,6 @@ class WasmKernels:
         index, pos = info[0], info[1]
         where = f"chunk record {first + index}"
         if code in _RECORD_HEADER_ERRORS:
-            from ..core.xorb import check_header  # the core sits on top of the kernels
-
             try:
                 check_header(*struct.unpack_from("<II", piece, pos))
             except XetFormatError as exc:

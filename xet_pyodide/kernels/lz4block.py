@@ -1,4 +1,4 @@
-"""LZ4 block format details shared by the reference codec and :mod:`~xet_pyodide.core.lz4frame`:
+"""LZ4 block format details shared by the reference codec and :mod:`.lz4frame`:
 the variable-length literal and match length fields (a token nibble of 15, then bytes of 255
 until one is smaller)."""
 

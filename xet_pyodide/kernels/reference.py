@@ -11,9 +11,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from .api import GEAR_MASK, Buffer, RecordBatch
+from .api import GEAR_MASK, Buffer, Kernels, RecordBatch
 from .gear_table import GEAR_TABLE
 from .lz4block import length_bytes, read_length
+from .records import decode_record_batch, encode_record_python
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -22,6 +23,12 @@ class ReferenceKernels:
     """Reference implementation of :class:`xet_pyodide.kernels.api.Kernels`."""
 
     name = "reference"
+
+    def __init__(self, blocks: Kernels | None = None) -> None:
+        #: Whose block functions (LZ4 block, byte grouping, BLAKE3) ``encode_record`` and
+        #: ``decode_records`` assemble records from (:mod:`.records`): these reference kernels
+        #: unless a caller names others (e.g. the wasm ones, to check only the record walk).
+        self.blocks: Kernels = self if blocks is None else blocks
 
     def gear_scan(self, data: Buffer, state: int = 0) -> tuple[list[int], int]:
         h = state & _U64
@@ -69,9 +76,7 @@ class ReferenceKernels:
         return bytes(out)
 
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
-        from ..core.xorb import encode_record_python  # (see decode_records)
-
-        return encode_record_python(data, scheme)
+        return encode_record_python(data, scheme, self.blocks)
 
     def decode_records(
         self,
@@ -81,11 +86,7 @@ class ReferenceKernels:
         key: bytes | None = None,
         first_index: int = 0,
     ) -> RecordBatch:
-        # The record reader of the core, built on the reference kernels above (imported here:
-        # the core sits on top of this package).
-        from ..core.xorb import decode_record_batch
-
-        return decode_record_batch(data, max_chunks, out, key, first_index)
+        return decode_record_batch(data, max_chunks, out, key, first_index, self.blocks)
 
     def crc64_nvme(self, data: Buffer, crc: int = 0) -> int:
         c = crc ^ _U64

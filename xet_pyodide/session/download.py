@@ -162,7 +162,7 @@ class DownloadMixin:
         (off this thread) when there is one, else None (the session's own client)."""
         if self._xorb_client is _UNSET:
             client = None
-            pool = getattr(self._hasher_factory, "__self__", None)
+            pool = getattr(self._hasher_factory, "pool", None)  # a PoolHasherFactory
             if pool is not None and hasattr(pool, "streams") and self._streamed():
                 from ..io.pool_fetch import worker_stream_transport
 

@@ -12,18 +12,15 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from itertools import accumulate
 
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
-from ..core.xorb import RECORD_HEADER_LEN, check_header
+from ..core.xorb import HEADER, RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
-
-_HEADER = struct.Struct("<II")
 
 
 @dataclass(slots=True)
@@ -66,7 +63,7 @@ def check_record_header(
     if index >= num_chunks:
         raise XetFormatError(f"fetched range holds more than {num_chunks} chunks")
     try:
-        return check_header(*_HEADER.unpack_from(view, pos))
+        return check_header(*HEADER.unpack_from(view, pos))
     except XetFormatError as exc:
         raise XetFormatError(f"chunk record {index} of a fetched range: {exc}") from None
 

@@ -7,13 +7,23 @@ function (it then receives a JS object). Events look like::
      "bytes_processed": int,        # bytes of file data chunked and deduplicated so far
      "bytes_total": int | None,     # sum of the files' sizes when all are known
      "bytes_transferred": int,      # xorb bytes sent so far
+     "bytes_resumed": int,          # bytes found in xorbs of an earlier, interrupted upload
      "files": [{"name": str | None, "bytes_processed": int, "size": int | None,
                 "bytes_packed": int, "bytes_uploaded": int,
                 # only for a file whose upload failed or was cancelled (left out of the
                 # totals and of the commit):
                 "abandoned": True}, ...],
      # while validating the shard, when the server reports it:
-     "shard_verified": int, "shard_total": int}
+     "shard_verified": int, "shard_total": int,
+     "retries": int,                # requests retried so far in this batch
+     # only in the event announcing a retry (emitted before its wait):
+     "retry": {"what": str, "attempt": int, "max_attempts": int, "delay": float,
+               "reason": str}}
+
+``retry``: attempt ``attempt`` of ``max_attempts`` of ``what`` ("xorb upload", "shard
+upload", ...) failed because of ``reason`` ("HTTP 503", "server unreachable (...)"; never a
+URL), and the next starts in ``delay`` seconds. Without it, a dead server looks like an upload
+stuck at 0 % for the whole backoff (about 20 s with the default policy).
 
 Events are at least ``interval`` seconds apart, except phase changes, the end of each file and
 the final event.
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..io.retry import RetryNotice
 from .throttle import ThrottledProgress
 
 PHASES = ("processing", "uploading_xorbs", "uploading_shard", "validating_shard", "done")
@@ -52,8 +63,20 @@ class ProgressReporter(ThrottledProgress):
     def __init__(self, callback: Any = None, **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
         self.bytes_transferred = 0
+        self.bytes_resumed = 0
         self.files: list[FileProgress] = []
         self.shard_progress: tuple[int, int] | None = None
+        self.retries = 0
+        self._retry: dict[str, Any] | None = None
+
+    async def announce_retry(self, notice: RetryNotice) -> None:
+        """Emit an event carrying ``retry`` (see the module docstring), now."""
+        self.retries += 1
+        self._retry = notice.to_dict()
+        try:
+            await self.emit_now()
+        finally:
+            self._retry = None
 
     def add_file(self, name: str | None, size: int | None) -> FileProgress:
         progress = FileProgress(name, size)
@@ -83,10 +106,14 @@ class ProgressReporter(ThrottledProgress):
             "bytes_processed": sum(f.bytes_processed for f in live),
             "bytes_total": total,
             "bytes_transferred": self.bytes_transferred,
+            "bytes_resumed": self.bytes_resumed,
             "files": files,
         }
         if self.phase == "validating_shard" and self.shard_progress is not None:
             event["shard_verified"], event["shard_total"] = self.shard_progress
+        event["retries"] = self.retries
+        if self._retry is not None:
+            event["retry"] = self._retry
         return event
 
 

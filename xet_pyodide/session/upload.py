@@ -12,20 +12,48 @@ global-dedup answers taught us, and packed into a new xorb only if both miss.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from ..core.hashes import HASH_LEN, MerkleHash, file_hash
-from .dedup import FileQueries, GlobalXorb
+from .budget import ByteBudget
+from .config import SessionConfig
+from .dedup import DedupQueries, FileQueries, GlobalDedupIndex, GlobalXorb
 from .hasher import ChunkBatch, ChunkHasher
-from .packing import Location, resolve
-from .results import FileResult
+from .packing import Location, Packer, resolve
+from .progress import ProgressReporter
+from .results import FileResult, UploadMetrics
+from .resume import ResumedXorb
 from .sha256 import COMPUTE, SKIP, Sha256Mode, Sha256Tracker, parse_sha256
 from .shards import FileRecord, PendingTerm
 
-if TYPE_CHECKING:
-    from .pipeline import UploadPipeline
-
 Buffer = bytes | bytearray | memoryview
+
+
+class UploadContext(Protocol):
+    """What a :class:`FileUpload` uses of the batch it belongs to — implemented by
+    :class:`~xet_pyodide.session.pipeline.UploadPipeline` (stated here so that this module does
+    not import the pipeline, which imports it)."""
+
+    config: SessionConfig
+    progress: ProgressReporter
+    packer: Packer
+    budget: ByteBudget
+    queries: DedupQueries
+    session_index: dict[bytes, Location]
+    global_index: GlobalDedupIndex
+    metrics: UploadMetrics
+    clock: Callable[[], float]
+
+    async def ensure_kernels(self) -> None: ...
+
+    def check_open(self, name: str | None) -> None: ...
+
+    def check_failed(self) -> None: ...
+
+    async def reserve(self, n: int) -> None: ...
+
+    def file_finished(self, upload: FileUpload) -> None: ...
 
 #: Writes smaller than this are gathered into one block before processing.
 SMALL_WRITE = 1 << 20
@@ -57,7 +85,7 @@ class FileUpload:
 
     def __init__(
         self,
-        pipeline: UploadPipeline,
+        pipeline: UploadContext,
         file_id: int,
         name: str | None,
         size: int | None,
@@ -258,6 +286,9 @@ class FileUpload:
             else:
                 metrics.deduped_bytes += size
                 metrics.deduped_chunks += 1
+                if isinstance(location[0], ResumedXorb):
+                    metrics.bytes_resumed += size
+                    pipeline.progress.bytes_resumed += size
             session_index.setdefault(raw, location)
             pipeline.budget.release(size)
             self._placed += size

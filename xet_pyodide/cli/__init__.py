@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import XetError
+from ..errors import XetError
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _configure_hash(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_hash(args: argparse.Namespace) -> int:
-    from .core.filehash import hash_files
+    from ..core.filehash import hash_files
 
     results = hash_files(args.files)
     if args.json:
@@ -55,13 +55,13 @@ def _run_hash(args: argparse.Namespace) -> int:
 
 
 def _configure_upload(parser: argparse.ArgumentParser) -> None:
-    from .session.cli_upload import configure
+    from .upload import configure
 
     configure(parser)
 
 
 def _run_upload(args: argparse.Namespace) -> int:
-    from .session.cli_upload import run
+    from .upload import run
 
     return run(args)
 
@@ -70,13 +70,13 @@ def _run_upload(args: argparse.Namespace) -> int:
 
 
 def _configure_download(parser: argparse.ArgumentParser) -> None:
-    from .session.cli_download import configure
+    from .download import configure
 
     configure(parser)
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from .session.cli_download import run
+    from .download import run
 
     return run(args)
 
@@ -85,13 +85,13 @@ def _run_download(args: argparse.Namespace) -> int:
 
 
 def _configure_hub(parser: argparse.ArgumentParser) -> None:
-    from .cli_hub import configure
+    from .hub import configure
 
     configure(parser)
 
 
 def _run_hub(args: argparse.Namespace) -> int:
-    from .cli_hub import run
+    from .hub import run
 
     return run(args)
 

@@ -1,5 +1,9 @@
 """LZ4 frame format (the container xorb chunk payloads use) over the LZ4 *block* kernels.
 
+The kernels are an argument (``kernels``), not :func:`~xet_pyodide.kernels.get_kernels`: the
+reference kernels decode records with this codec over their own block functions, and the core
+passes the active backend (:mod:`xet_pyodide.core.compression`).
+
 Encoding writes what hf_xet writes: FLG ``0x60`` (version 01, independent blocks, no checksums,
 no content size), BD sized from the input (64 KiB / 256 KiB / 1 MiB / 4 MiB maximum block), the
 header checksum, the blocks (stored uncompressed when compression does not shrink them) and the
@@ -13,14 +17,11 @@ by the caller's ``max_output`` so a hostile frame cannot make us allocate more.
 
 from __future__ import annotations
 
-import functools
 import struct
 
 from ..errors import XetFormatError
-from ..kernels import get_kernels
-from ..kernels.lz4block import length_bytes, read_length
-
-Buffer = bytes | bytearray | memoryview
+from .api import Buffer, Kernels
+from .lz4block import length_bytes, read_length
 
 FRAME_MAGIC = 0x184D2204
 _SKIPPABLE_MASK = 0xFFFFFFF0
@@ -50,14 +51,13 @@ def _block_size_code(n: int) -> int:
     return 7
 
 
-def compress(data: Buffer) -> bytes:
+def compress(data: Buffer, kernels: Kernels) -> bytes:
     """Encode ``data`` as one LZ4 frame with independent blocks."""
-    kernels = get_kernels()
     view = memoryview(data).cast("B")
     code = _block_size_code(len(view))
     flg = _FLG_VERSION | _FLG_BLOCK_INDEPENDENT
     descriptor = bytes((flg, code << 4))
-    header_checksum = _header_checksum(descriptor)
+    header_checksum = _header_checksum(descriptor, kernels)
     parts: list[bytes | memoryview] = [
         _U32.pack(FRAME_MAGIC),
         descriptor,
@@ -98,7 +98,7 @@ class _Reader:
         return _U32.unpack(self.take(4, what))[0]
 
 
-def decompress(data: Buffer, max_output: int) -> bytes:
+def decompress(data: Buffer, max_output: int, kernels: Kernels) -> bytes:
     """Decode one or more concatenated LZ4 frames; the output may not exceed ``max_output``."""
     reader = _Reader(memoryview(data).cast("B"))
     out: list[bytes] = []
@@ -111,7 +111,7 @@ def decompress(data: Buffer, max_output: int) -> bytes:
             continue
         if magic != FRAME_MAGIC:
             raise XetFormatError(f"not an LZ4 frame (magic 0x{magic:08x})")
-        frame = _decode_frame(reader, max_output - produced)
+        frame = _decode_frame(reader, max_output - produced, kernels)
         produced += len(frame)
         out.append(frame)
         frames += 1
@@ -120,9 +120,8 @@ def decompress(data: Buffer, max_output: int) -> bytes:
     return out[0] if len(out) == 1 else b"".join(out)
 
 
-def _decode_frame(reader: _Reader, max_output: int) -> bytes:
+def _decode_frame(reader: _Reader, max_output: int, kernels: Kernels) -> bytes:
     """Decode one frame after its magic number."""
-    kernels = get_kernels()
     start = reader.pos
     flg, bd = reader.take(2, "frame descriptor")
     if flg & 0xC0 != _FLG_VERSION:
@@ -142,7 +141,7 @@ def _decode_frame(reader: _Reader, max_output: int) -> bytes:
             raise XetFormatError("LZ4 frame content size exceeds the expected size")
     descriptor = reader.data[start : reader.pos]
     (checksum,) = reader.take(1, "header checksum")
-    if checksum != _header_checksum(bytes(descriptor)):
+    if checksum != _header_checksum(bytes(descriptor), kernels):
         raise XetFormatError("LZ4 frame header checksum mismatch")
 
     linked = not flg & _FLG_BLOCK_INDEPENDENT
@@ -166,7 +165,7 @@ def _decode_frame(reader: _Reader, max_output: int) -> bytes:
                 raise XetFormatError("LZ4 frame output exceeds the expected size")
             block = bytes(payload)
         elif linked and window:
-            block = _decompress_with_prefix(payload, window, limit)
+            block = _decompress_with_prefix(payload, window, limit, kernels)
         else:
             block = kernels.lz4_decompress_block(payload, limit)
         blocks.append(block)
@@ -181,15 +180,25 @@ def _decode_frame(reader: _Reader, max_output: int) -> bytes:
     return content
 
 
-@functools.lru_cache(maxsize=64)
-def _header_checksum(descriptor: bytes) -> int:
-    """Second byte of xxh32 of a frame descriptor. Memoized: every chunk of a xorb carries a
-    frame, and their descriptors are nearly always the same few bytes (one kernel call saved
-    per chunk, encoding and decoding)."""
-    return (get_kernels().xxh32(descriptor, 0) >> 8) & 0xFF
+_HEADER_CHECKSUMS: dict[bytes, int] = {}
 
 
-def _decompress_with_prefix(payload: memoryview, prefix: bytes, limit: int) -> bytes:
+def _header_checksum(descriptor: bytes, kernels: Kernels) -> int:
+    """Second byte of xxh32 of a frame descriptor. Memoized by descriptor (not by kernels, so
+    no backend is kept alive here): every chunk of a xorb carries a frame, and their
+    descriptors are nearly always the same few bytes (one kernel call saved per chunk, encoding
+    and decoding)."""
+    checksum = _HEADER_CHECKSUMS.get(descriptor)
+    if checksum is None:
+        if len(_HEADER_CHECKSUMS) >= 64:
+            _HEADER_CHECKSUMS.clear()
+        checksum = _HEADER_CHECKSUMS[descriptor] = (kernels.xxh32(descriptor, 0) >> 8) & 0xFF
+    return checksum
+
+
+def _decompress_with_prefix(
+    payload: memoryview, prefix: bytes, limit: int, kernels: Kernels
+) -> bytes:
     """Decompress a linked block whose matches may reach into ``prefix`` (earlier output).
 
     The block kernel has no dictionary argument, so we build an equivalent block whose first
@@ -206,7 +215,7 @@ def _decompress_with_prefix(payload: memoryview, prefix: bytes, limit: int) -> b
     if total >= 15:
         head += length_bytes(total)
     rebuilt = b"".join((head, prefix, payload[pos:]))
-    out = get_kernels().lz4_decompress_block(rebuilt, len(prefix) + limit)
+    out = kernels.lz4_decompress_block(rebuilt, len(prefix) + limit)
     return out[len(prefix) :]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cli_common import add_auth_arguments, open_session, run_json
+from .common import add_auth_arguments, open_session, run_json
 
 
 def _byte_range(text: str) -> tuple[int, int]:
@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _download(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import SessionConfig
+    from ..session.config import SessionConfig
 
     config = SessionConfig(
         chunk_cache="disk" if args.cache_dir else "none", chunk_cache_dir=args.cache_dir

@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import SessionConfig
-    from .session import XetSession
+    from ..session.config import SessionConfig
+    from ..session.session import XetSession
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -57,13 +57,13 @@ def add_auth_arguments(parser: argparse.ArgumentParser, *, token_help: str) -> N
 
 @contextlib.asynccontextmanager
 async def open_session(
-    args: argparse.Namespace, config: SessionConfig | None = None
+    args: argparse.Namespace, config: SessionConfig | None = None, **options: Any
 ) -> AsyncIterator[XetSession]:
     """A :class:`~xet_pyodide.session.XetSession` for the parsed auth options, closed (with
-    its token refresher) on exit."""
+    its token refresher) on exit. ``options`` go to the session (e.g. ``resume=``)."""
     from ..errors import XetAuthError
     from ..io.token_url import TokenUrlRefresher
-    from .session import XetSession
+    from ..session.session import XetSession
 
     refresher = None
     if args.token_url:
@@ -75,7 +75,7 @@ async def open_session(
         endpoint = args.endpoint
     if not endpoint:
         raise XetAuthError("no --endpoint given and the token endpoint named no casUrl")
-    session = XetSession(endpoint, token_info, refresher, config=config)
+    session = XetSession(endpoint, token_info, refresher, config=config, **options)
     try:
         yield session
     finally:

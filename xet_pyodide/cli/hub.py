@@ -61,7 +61,7 @@ def local_files(paths: list[str]) -> list[tuple[str, str]]:
 
 
 async def _upload(args: argparse.Namespace) -> dict[str, Any]:
-    from .hub import HubClient
+    from ..hub import HubClient
 
     files = local_files(args.paths)
     async with HubClient(args.hub_url, args.token) as hub:
@@ -76,8 +76,8 @@ async def _upload(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _download(args: argparse.Namespace) -> dict[str, Any]:
-    from .hub import HubClient
-    from .session import SessionConfig
+    from ..hub import HubClient
+    from ..session import SessionConfig
 
     config = SessionConfig(
         chunk_cache="disk" if args.cache_dir else "none", chunk_cache_dir=args.cache_dir
