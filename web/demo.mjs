@@ -355,6 +355,11 @@ function onProgress(event) {
     transferredAtRetry = null; // bytes move again
     $("retry-status").textContent = "";
   }
+  if (event.bytesResumed) {
+    $("resume-status").textContent =
+      `resumed: ${formatBytes(event.bytesResumed)} already on the server from an interrupted ` +
+      "upload of this page (not sent again)";
+  }
   const files = event.files ?? [];
   const packedAll = files.reduce((n, f) => n + (f.bytesPacked ?? 0), 0);
   const storedAll = files.reduce((n, f) => n + (f.bytesUploaded ?? 0), 0);
@@ -393,7 +398,11 @@ function showMetrics(metrics, seconds, totalBytes) {
   add("Bytes through Xet", formatBytes(total));
   add("New bytes (stored in new xorbs)", formatBytes(metrics.newBytes));
   add("Deduplicated within this upload", formatBytes(metrics.dedupedBytes));
+  if (metrics.bytesResumed) {
+    add("… of which resumed from an interrupted upload", formatBytes(metrics.bytesResumed));
+  }
   add("Deduplicated against the server (global dedup)", formatBytes(metrics.dedupedBytesGlobal));
+
   add("Dedup ratio", total ? `${((100 * saved) / total).toFixed(1)}%` : "n/a");
   add("Xorb bytes uploaded (compressed)", formatBytes(metrics.xorbBytesUploaded));
   add("Xorbs uploaded", String(metrics.xorbsUploaded));
@@ -440,6 +449,7 @@ async function upload() {
   lastPhase = null;
   transferredAtRetry = null;
   $("retry-status").textContent = "";
+  $("resume-status").textContent = "";
   showCommit(null);
   metricsPlaceholder("upload running…");
   setPhase("starting");

@@ -301,6 +301,9 @@ export interface HubProgressEvent {
   bytesProcessed: number;
   /** Xorb bytes sent to the CAS. */
   bytesTransferred: number;
+  /** Bytes found in xorbs an earlier, interrupted upload of this origin left on the server
+   *  (the IndexedDB resume journal): not sent again. */
+  bytesResumed: number;
   files: HubFileProgress[];
   /** Requests of the upload session retried so far. */
   retries: number;

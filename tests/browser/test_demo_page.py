@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.browser.conftest import MIB, DemoPage, float_like, random_bytes, write_files
 from tests.cpython._hub_helpers import assert_ok, run_python_client, unique
+from tests.plugins.cas_server import stored_state
 
 WAIT_JS = "states => states.includes(window.demo.state)"
 #: The issue-24 round trip: a file of this many MiB of random bytes through the demo page in a
@@ -476,3 +478,40 @@ def test_demo_big_random_file_round_trip_in_a_fresh_context(
     verified = page.evaluate("() => window.demo.verified")
     assert verified == [{"path": "random.bin", "ok": True, "sha256": digest.hexdigest(),
                          "size": BIG_MIB * MIB}]
+
+
+def test_demo_resumes_an_upload_after_a_reload(open_page: Any, tmp_path: Path) -> None:
+    """Issue 23 on the demo page: reload the page mid-upload, pick the file again: the xorbs
+    the first attempt had stored are not sent again (the page's IndexedDB resume journal),
+    the page says how much was resumed, and the file downloads back verified."""
+    size = 512 * MIB  # eight full xorbs of random bytes
+    path = tmp_path / "resumable.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    page = open_page(workers=2, repo=unique("demo/resume"))
+    before = stored_state(page.server)["rows"]["xorbs"]
+    page.call(lambda p: p.set_input_files("#files", str(path)))
+    page.call(lambda p: p.click("#upload"))
+    deadline = time.monotonic() + 600
+    while stored_state(page.server)["rows"]["xorbs"] < before + 2:  # 128 MiB stored
+        assert time.monotonic() < deadline, "the first attempt stored no two xorbs in 10 min"
+        assert page.evaluate("() => window.demo.state") == "uploading"
+        time.sleep(0.2)
+    time.sleep(0.5)  # the page journals an acknowledged xorb right after the server's answer
+    assert page.evaluate("() => window.demo.state") == "uploading"  # still mid-upload
+
+    page.call(lambda p: p.reload())  # the upload dies with the page; IndexedDB stays
+    page.evaluate("() => window.demo.ready.then(() => true)")
+    page.call(lambda p: p.set_input_files("#files", str(path)))
+    page.call(lambda p: p.click("#upload"))
+    assert wait_state(page, "uploaded", "error", timeout_ms=600_000) == "uploaded", (
+        page.evaluate("() => window.demo.error"))
+    metrics = page.evaluate("() => window.demo.results.metrics")
+    assert metrics["bytesResumed"] >= 64 * MIB  # at least one whole xorb of the first attempt
+    assert metrics["xorbBytesUploaded"] <= size - metrics["bytesResumed"] + MIB
+    assert "resumed" in text_of(page, "#resume-status")
+    assert "of which resumed from an interrupted upload" in text_of(page, "#metrics")
+    page.call(lambda p: p.click("#verify"))
+    assert wait_state(page, "verified", "error", timeout_ms=600_000) == "verified"
+    assert page.evaluate("() => window.demo.verified") == [
+        {"path": "resumable.bin", "ok": True, "sha256": sha(data), "size": size}]

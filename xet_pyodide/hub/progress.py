@@ -7,6 +7,8 @@ Events (dicts; camelCase keys in JavaScript)::
      "bytes_total": int,          # bytes of the files that will be sent (Xet or inline)
      "bytes_processed": int,      # of those, chunked and deduplicated, or read for inline
      "bytes_transferred": int,    # xorb bytes sent to the CAS so far
+     "bytes_resumed": int,        # bytes found in xorbs an earlier, interrupted upload left
+                                  # on the server (xet_pyodide.session.resume): not sent again
      "files": [{"path", "size", "mode": None | "lfs" | "regular" | "unchanged" | "ignored",
                 "bytes_processed", "bytes_packed", "bytes_uploaded"}],
                                   # bytes_packed: serialized xorb bytes of the file's new
@@ -57,6 +59,7 @@ class HubProgress(ThrottledProgress):
         #: Paths in the order their Xet uploads started (the session's file order).
         self._session_paths: list[str] = []
         self.bytes_transferred = 0
+        self.bytes_resumed = 0
         self.retries = 0
         self._retry: dict[str, Any] | None = None
 
@@ -73,6 +76,7 @@ class HubProgress(ThrottledProgress):
     async def session_event(self, event: dict[str, Any]) -> None:
         """The upload session's progress callback: its counters become ours."""
         self.bytes_transferred = event["bytes_transferred"]
+        self.bytes_resumed = event.get("bytes_resumed", self.bytes_resumed)
         for path, f in zip(self._session_paths, event["files"], strict=False):
             mine = self._by_path[path]
             mine["bytes_processed"] = f["bytes_processed"]
@@ -98,6 +102,7 @@ class HubProgress(ThrottledProgress):
             "bytes_total": sum(f["size"] for f in counted),
             "bytes_processed": sum(f["bytes_processed"] for f in counted),
             "bytes_transferred": self.bytes_transferred,
+            "bytes_resumed": self.bytes_resumed,
             "files": [dict(f) for f in self.files],
             "retries": self.retries,
             **({"retry": self._retry} if self._retry is not None else {}),
