@@ -25,7 +25,7 @@ from tests.cpython._cli_helpers import REPO
 from tests.portable.upload_checks import make_data
 from xet_pyodide import SessionConfig, XetSession
 from xet_pyodide.errors import XetResumeStaleError, XetServerError
-from xet_pyodide.session.resume import journal_name, parse_journal
+from xet_pyodide.session.resume import acknowledged_bytes, journal_name, parse_journal
 
 MIB = 1 << 20
 SMALL_XORBS = SessionConfig(max_xorb_bytes=2 * MIB, global_dedup=False)
@@ -217,11 +217,7 @@ def test_resume_off_writes_nothing(cas_server_factory, tmp_path: Path) -> None:
 
 
 def _acknowledged_bytes(path: Path, endpoint: str, scope: str) -> int:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    return sum(r.xorb.num_bytes for r in parse_journal(data, endpoint, scope).records)
+    return acknowledged_bytes(path.read_bytes() if path.exists() else None, endpoint, scope)
 
 
 def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> None:
