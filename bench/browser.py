@@ -109,12 +109,16 @@ def cas_server(root: Path, name: str) -> Iterator[ServerProcess]:
 
 
 class RssSampler:
-    """Peak RSS of the renderer processes of one Chromium (polls /proc)."""
+    """Peak RSS of the renderer processes of one Chromium (polls /proc), and of its browser
+    process (``root_pid``), where Chromium keeps Blob data: its growth over the baseline is
+    the proxy for the Blob bytes held for the page."""
 
     def __init__(self, root_pid: int, interval: float = 0.05) -> None:
         self.root_pid = root_pid
         self.interval = interval
         self.peak_kib = 0
+        self.browser_kib = 0
+        self.browser_peak_kib = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -125,6 +129,7 @@ class RssSampler:
 
     def reset(self) -> None:
         self.peak_kib = 0
+        self.browser_peak_kib = self.browser_kib
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,6 +155,13 @@ class RssSampler:
                 out.append(pid)
         return out
 
+    @staticmethod
+    def _rss_kib(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
     def _run(self) -> None:
         pids: list[int] = []
         last_scan = 0.0
@@ -158,9 +170,10 @@ class RssSampler:
                 pids, last_scan = self._renderers(), time.monotonic()
             for pid in pids:
                 with contextlib.suppress(OSError, ValueError):
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+                    self.peak_kib = max(self.peak_kib, self._rss_kib(pid))
+            with contextlib.suppress(OSError, ValueError):
+                self.browser_kib = self._rss_kib(self.root_pid)
+                self.browser_peak_kib = max(self.browser_peak_kib, self.browser_kib)
             self.samples += 1
             self._stop.wait(self.interval)
 
@@ -176,7 +189,8 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
     config = {**config, "dataUrl": "/_data/" + config.get("dataName", "")}
     url = f"{server.url}/bench/browser_page.html?config={quote(json.dumps(config))}"
     memory: dict[str, float] = {}
-    with bare_chromium(url) as proc:
+    # the memory test runs in a fresh (Incognito) context: Blob data cannot spill to disk
+    with bare_chromium(url, incognito=sample_rss) as proc:
         sampler = RssSampler(proc.pid).start() if sample_rss else None
         try:
             server.wait_report("loaded", timeout=300)
@@ -184,10 +198,12 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
                 memory["loaded_mib"] = sampler.peak_kib / 1024
                 server.wait_report("memory-start", timeout=300)
                 memory["before_upload_mib"] = sampler.peak_kib / 1024
+                memory["browser_process_before_mib"] = sampler.browser_kib / 1024
                 sampler.reset()
             report = server.wait_report("browser", timeout=3600)
             if sampler is not None:
                 memory["peak_during_upload_mib"] = sampler.peak_kib / 1024
+                memory["browser_process_peak_mib"] = sampler.browser_peak_kib / 1024
         finally:
             if sampler is not None:
                 sampler.stop()
@@ -320,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                 page, memory = run_page(config, path.parent, sample_rss=True)
             out.update(
                 peak_page_memory_mib_4gib_upload=memory["peak_during_upload_mib"],
+                browser_process_peak_mib=memory["browser_process_peak_mib"],
+                browser_process_growth_mib=(memory["browser_process_peak_mib"]
+                                            - memory["browser_process_before_mib"]),
                 page_memory_before_upload_mib=memory["before_upload_mib"],
                 memory_upload_mb_s=page["size"] / 1e6 / page["upload"]["seconds"],
                 memory_upload_peak_buffered_mib=page["upload"]["metrics"]["peakBufferedBytes"]

@@ -42,6 +42,13 @@ class DetachedBody:
     def __len__(self) -> int:
         return self.size
 
+    def release(self) -> None:
+        """Free the copy now (a worker holding it is terminated) once no request will send it
+        again; a no-op for copies the garbage collector frees."""
+        release = getattr(self.handle, "release", None)
+        if release is not None:
+            release()
+
 
 Body = Buffer | DetachedBody
 
