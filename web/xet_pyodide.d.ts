@@ -155,6 +155,11 @@ export interface DownloadOptions {
   onProgress?: (event: Record<string, unknown>) => void | Promise<void>;
   /** MIME type of the resulting Blob (downloadToBlob). */
   type?: string;
+  /** downloadToBlob: the largest download (or range) it accepts, default 256 MiB; larger
+   *  ones reject with XetBlobLimitError before downloading anything (browsers cap Blob
+   *  memory near 0.5 GiB in fresh or Incognito profiles): use downloadStream, or pass
+   *  `Infinity` where the browser is known to hold it. */
+  maxBlobBytes?: number;
   /** downloadStream: bytes per stream piece (default 8 MiB; the last piece may be shorter). */
   blockSize?: number;
   /** Stops the download and its fetches: downloadToBlob rejects with `signal.reason`, a
