@@ -33,7 +33,8 @@
 //       it silently.
 //   {op: "hold", buffer, length}                    -> {op: "held", buffer} (transferred back)
 //       makes the request body of one upload a Blob of buffer[0, length) (a worker started
-//       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse.
+//       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse
+//       once the Blob is complete in the browser process.
 //   {op: "send", id, url, method, headers}          -> {op: "sent", id, status, headers, url,
 //                                                      body: ArrayBuffer} or {op: "sent", id, error}
 //       one attempt of the upload: fetch with the held Blob as its body, the (small) response
@@ -400,8 +401,11 @@ function abort({ sid }) {
 let heldBody = null;
 const sends = new Map(); // id -> AbortController
 
-function hold({ buffer, length }) {
+async function hold({ buffer, length }) {
   heldBody = new Blob([new Uint8Array(buffer, 0, length)]);
+  // A read waits until the browser process holds the whole Blob: then the renderer's copy of
+  // its bytes is gone, and the page hands over the next body.
+  if (length) await heldBody.slice(length - 1).arrayBuffer();
   postMessage({ op: "held", buffer }, [buffer]);
 }
 

@@ -85,14 +85,14 @@ class PyfetchTransport(BaseTransport):
     def __init__(self, *, read_timeout: float = READ_TIMEOUT) -> None:
         self._read_timeout = read_timeout
 
-    def detach(self, body: Buffer) -> DetachedBody | None:
+    async def detach(self, body: Buffer) -> DetachedBody | None:
         """Large bodies held by a worker of their own when the page enabled it (see
         :mod:`.body_worker`), else as a ``Blob`` (see :func:`_js_body`); made once for every
         attempt. The caller calls ``release()`` on it when the upload ended."""
         if len(body) < BLOB_BODY:
             return None
         if body_workers_enabled():
-            return DetachedBody(WorkerBody(memoryview(body).cast("B")), len(body))
+            return DetachedBody(await WorkerBody.create(memoryview(body).cast("B")), len(body))
         return DetachedBody(blob_from_memory(body), len(body))
 
     async def _fetch(self, req: Request) -> Any:

@@ -9,9 +9,12 @@ docs/browser.md, "Upload request bodies"). A worker's memory, though, is returne
 worker is terminated, collection or not.
 
 So each detached body gets a dedicated worker (``op: "hold"`` of ``web/xet_worker.mjs``):
-the bytes are copied once out of the wasm heap into a staging ``ArrayBuffer``, transferred to
-the worker (no copy), which makes them a ``Blob`` and transfers the buffer back for the next
-body. Every attempt of the upload is a ``fetch`` in that worker (``op: "send"``), and
+the bytes are copied once out of the wasm heap into the staging ``ArrayBuffer``, transferred
+to the worker (no copy), which makes them a ``Blob``, waits until the Blob is complete in the
+browser process (the renderer keeps a copy of a new Blob's bytes until then) and transfers
+the buffer back for the next body. Bodies are handed over one at a time, so the page holds
+at most the staging buffer plus one Blob in transit (2 × 64 MiB) whatever the number of
+uploads in flight. Every attempt of the upload is a ``fetch`` in that worker (``op: "send"``), and
 :meth:`WorkerBody.release` — called when the xorb's upload ended, however it ended —
 terminates the worker, which frees the Blob at once. The Blob data Chromium holds for our
 uploads is then at most the bodies in flight: ``maxConcurrentUploads`` × 64 MiB.
@@ -39,6 +42,14 @@ STAGING_BYTES = 64 * MIB
 _worker_url: str | None = None
 _spare: list[Any] = []  # at most one staging ArrayBuffer, reused
 _ids = itertools.count(1)
+_handover: asyncio.Lock | None = None  # one body copied and made a Blob at a time
+
+
+def _handover_lock() -> asyncio.Lock:
+    global _handover
+    if _handover is None:
+        _handover = asyncio.Lock()
+    return _handover
 
 
 def set_body_worker_url(url: str | None) -> None:
@@ -73,24 +84,39 @@ class WorkerBody:
     """The ``handle`` of a :class:`~xet_pyodide.io.transport.DetachedBody` whose bytes a
     dedicated worker holds (see module docstring)."""
 
-    def __init__(self, data: memoryview) -> None:
+    def __init__(self, size: int) -> None:
         import js  # type: ignore[import-not-found]
         from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
 
         assert _worker_url is not None
-        n = len(data)
-        buffer = _take_staging(n)
-        js.Uint8Array.new(buffer, 0, n).assign(data)
-        self.size = n
+        self.size = size
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._failure: str | None = None
-        self._worker = js.Worker.new(_worker_url, to_js({"type": "module"},
-                                                        dict_converter=js.Object.fromEntries))
+        self._worker: Any = js.Worker.new(
+            _worker_url, to_js({"type": "module"}, dict_converter=js.Object.fromEntries)
+        )
         self._on_message = create_proxy(self._message)
         self._on_error = create_proxy(self._error)
         self._worker.addEventListener("message", self._on_message)
         self._worker.addEventListener("error", self._on_error)
-        self._post({"op": "hold", "buffer": buffer, "length": n}, buffer)
+
+    @classmethod
+    async def create(cls, data: memoryview) -> WorkerBody:
+        """A worker holding a copy of ``data`` (which may be freed once this returned)."""
+        import js  # type: ignore[import-not-found]
+
+        async with _handover_lock():
+            body = cls(len(data))
+            try:
+                buffer = _take_staging(len(data))
+                js.Uint8Array.new(buffer, 0, len(data)).assign(data)
+                body._post({"op": "hold", "buffer": buffer, "length": len(data)}, buffer)
+                await body._held
+            except BaseException:
+                body.release()
+                raise
+        return body
 
     def _post(self, message: dict[str, Any], transfer: Any = None) -> None:
         import js  # type: ignore[import-not-found]
@@ -107,14 +133,21 @@ class WorkerBody:
         op = getattr(data, "op", None)
         if op == "held":
             _give_back(data.buffer)
+            if not self._held.done():
+                self._held.set_result(None)
         elif op == "sent":
             future = self._pending.pop(int(data.id), None)
             if future is not None and not future.done():
                 future.set_result(data)
+        elif getattr(data, "error", None) is not None and not self._held.done():
+            # "hold" failed (the browser refused the Blob): no copy to send
+            self._held.set_exception(TransportError(f"fetch failed: {data.error}"))
 
     def _error(self, event: Any) -> None:
         """The worker failed (e.g. its script could not be loaded): fail every attempt."""
         self._failure = str(getattr(event, "message", None) or "the upload worker failed")
+        if not self._held.done():
+            self._held.set_exception(TransportError(f"fetch failed: {self._failure}"))
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(TransportError(f"fetch failed: {self._failure}"))
@@ -173,9 +206,12 @@ class WorkerBody:
             worker.removeEventListener("message", self._on_message)
             worker.removeEventListener("error", self._on_error)
             worker.terminate()
+        released = TransportError("fetch failed: upload body released")
+        if not self._held.done():
+            self._held.set_exception(released)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(TransportError("fetch failed: upload body released"))
+                future.set_exception(released)
         self._pending.clear()
         self._on_message.destroy()
         self._on_error.destroy()

@@ -215,9 +215,10 @@ class BaseTransport:
     async def _stream(self, request: Request) -> StreamingResponse:
         raise NotImplementedError
 
-    def detach(self, body: Buffer) -> DetachedBody | None:
+    async def detach(self, body: Buffer) -> DetachedBody | None:
         """A copy of ``body`` outside Python memory for later requests, or None when this
-        transport sends Python buffers as they are (the default)."""
+        transport sends Python buffers as they are (the default). ``body`` may be freed once
+        this returned."""
         return None
 
     async def aclose(self) -> None:

@@ -55,7 +55,7 @@ class XorbUploader:
             async with self._semaphore:
                 if self.error is not None:
                     return  # the commit is failing anyway: do not send more
-                detached = self._cas.detach_body(body)
+                detached = await self._cas.detach_body(body)
                 if detached is not None:
                     # The transport holds its own copy (in a page: a worker's Blob): free the
                     # Python buffer and its share of the budget now, not when the upload ends.
