@@ -2,7 +2,7 @@
 @huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
 
     .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
-        [--profile] [--sha256-worker auto|on|off]
+        [--profile] [--sha256-worker auto|on|off] [--body-workers on|off]
 
 Measured:
 
@@ -322,7 +322,7 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
         config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
                   "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
                   "sha256Worker": _sha256_worker(args), "dataName": path.name,
-                  "profile": args.profile}
+                  "profile": args.profile, "bodyWorkers": args.body_workers == "on"}
         page, _ = run_page(config, path.parent)
     if page["upload"].get("profile"):
         log(f"profile of the upload ({page['upload']['seconds']:.2f} s):\n"
@@ -403,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         help="loadXet's sha256Worker (auto: on from 4 cores)",
     )
     parser.add_argument(
+        "--body-workers",
+        choices=["on", "off"],
+        default="on",
+        help="off: xorb bodies as page Blobs, as before issue 24 (docs/browser.md)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile the page's Python during the upload (slower); printed to stderr",
@@ -422,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                 "sampling renderer and browser-process RSS")
             with cas_server(root, "cas-memory") as server:
                 config = {"mode": "memory", "cas": server.url, "secret": server.dev_secret,
-                          "workers": args.workers, "sha256Worker": _sha256_worker(args)}
+                          "workers": args.workers, "sha256Worker": _sha256_worker(args),
+                          "bodyWorkers": args.body_workers == "on"}
                 cpu0 = _cpu_seconds_children()
                 page, memory = run_page(config, path.parent, sample_rss=True, upload=big)
                 server_cpu = server_cpu_seconds(server)

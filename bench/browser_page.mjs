@@ -122,6 +122,11 @@ export async function runBench(config, status) {
   status("loading xet_pyodide");
   const xet = await loadXet({ workers: config.workers ?? undefined,
                               sha256Worker: config.sha256Worker ?? undefined });
+  if (config.bodyWorkers === false) {
+    // "before" of issue 24: xorb bodies as page Blobs (freed only by a garbage collection)
+    xet.pyodide.runPython("from xet_pyodide.io.body_worker import set_body_worker_url\n" +
+                          "set_body_worker_url(None)");
+  }
   await fetch("/_report/loaded", { method: "POST", body: "{}" });
   if (config.mode === "memory") return memory(xet, config, status);
   return throughput(xet, config, status);
