@@ -10,6 +10,10 @@ more than ~0.5 GiB of them (issue 24; docs/browser.md, "Upload request bodies").
   ``downloadStream`` (verified by the download itself against the file hash, and compared with
   the source), and ``downloadToBlob`` of it fails at once with ``XetBlobLimitError``.
 
+- Xorb bodies live in workers of their own (io/body_worker.py): a body whose first two sends
+  are cut off by the server is resent from its worker, and every such worker is terminated
+  once its upload ended.
+
 The page is a bare page of the test's own (``/_fixtures/fresh.html``) that loads
 ``/xet_pyodide.js``: not the demo page.
 """
@@ -36,6 +40,14 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>fresh context</title></head>
 <body><input type="file" id="file">
+<script>
+// Count the workers the page starts and terminates (body workers, the pool's).
+window.workerCounts = { created: 0, terminated: 0 };
+window.Worker = class extends Worker {
+  constructor(url, options) { super(url, options); window.workerCounts.created += 1; }
+  terminate() { window.workerCounts.terminated += 1; super.terminate(); }
+};
+</script>
 <script type="module">
 import * as m from "/xet_pyodide.js";
 window.session = async (repo) => {
@@ -122,9 +134,8 @@ def random_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 
 @pytest.fixture(scope="module")
-def fresh_page(chromium: BrowserThread, web_cas: CasServer,
-               random_file: tuple[Path, str]) -> Iterator[Any]:
-    """The test page in a new browser context, the 1 GiB file chosen in its input."""
+def fresh_page(chromium: BrowserThread, web_cas: CasServer) -> Iterator[Any]:
+    """The test page in a new browser context."""
     (web_cas.web_root / "_fixtures" / "fresh.html").write_text(PAGE)  # type: ignore[attr-defined]
     console: list[str] = []
 
@@ -134,7 +145,6 @@ def fresh_page(chromium: BrowserThread, web_cas: CasServer,
         page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
         page.goto(f"{web_cas.url}/_fixtures/fresh.html?secret={web_cas.dev_secret}")
         page.evaluate("() => window.ready")
-        page.set_input_files("#file", str(random_file[0]))
         return context, page
 
     context, page = chromium.call(open_page)
@@ -149,9 +159,55 @@ def run(chromium: BrowserThread, page: Any, repo: str, twice: bool) -> dict[str,
     return chromium.call(lambda _b: page.evaluate(UPLOAD_JS, [repo, twice]), timeout=1200)
 
 
+RETRY_JS = """
+async () => {
+  const data = new Uint8Array(5 * 1024 * 1024 + 123);
+  for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+  const before = { ...window.workerCounts };
+  const s = await window.session("test/fresh-retry");
+  try {
+    const up = await s.uploadBytes(data, { name: "retry.bin" });
+    const { metrics } = await s.finalize();
+    const back = await s.downloadToBlob(up.fileHash, up.fileSize);
+    const got = new Uint8Array(await back.arrayBuffer());
+    const same = got.length === data.length && got.every((b, i) => b === data[i]);
+    return { metrics, same, before, after: { ...window.workerCounts },
+             workers: window.xet.workers };
+  } finally {
+    await s.close();
+  }
+}
+"""
+
+
+def test_body_resent_from_its_worker_and_workers_terminated(
+    chromium: BrowserThread, fresh_page: Any, web_cas: CasServer
+) -> None:
+    """The first two sends of the xorb body are cut off half-way (the server reads half the
+    body, then drops the connection): the worker resends the same Blob; the upload succeeds
+    and every body worker is gone afterwards (only the pool's workers remain)."""
+    cut = {"abort_rate": 1.0, "max_faults": 2}
+    web_cas.set_faults(endpoints={"grant_put": cut, "xorb_upload": cut})
+    try:
+        before = web_cas.stats().get("faults_injected", 0)
+        out = chromium.call(lambda _b: fresh_page.evaluate(RETRY_JS), timeout=300)
+        faults = web_cas.stats().get("faults_injected", 0) - before
+    finally:
+        web_cas.set_faults()
+    assert faults == 2
+    assert out["same"] is True
+    assert out["metrics"]["xorbsUploaded"] == 1 and out["metrics"]["newBytes"] == 5 * MIB + 123
+    started = out["after"]["created"] - out["before"]["created"]
+    ended = out["after"]["terminated"] - out["before"]["terminated"]
+    assert started == ended == 1, out  # one xorb: one body worker, terminated
+    live = out["after"]["created"] - out["after"]["terminated"]
+    assert live == out["workers"], out  # the pool's workers only
+
+
 def test_upload_1_gib_of_random_bytes_and_stream_it_back(
     chromium: BrowserThread, fresh_page: Any, random_file: tuple[Path, str]
 ) -> None:
+    chromium.call(lambda _b: fresh_page.set_input_files("#file", str(random_file[0])))
     out = run(chromium, fresh_page, "test/fresh-1gib", False)
     assert out["size"] == GIB
     assert out["up"]["fileSize"] == GIB
@@ -166,8 +222,9 @@ def test_upload_1_gib_of_random_bytes_and_stream_it_back(
 
 
 def test_2_gib_download_stream_and_download_to_blob_refused(
-    chromium: BrowserThread, fresh_page: Any
+    chromium: BrowserThread, fresh_page: Any, random_file: tuple[Path, str]
 ) -> None:
+    chromium.call(lambda _b: fresh_page.set_input_files("#file", str(random_file[0])))
     out = run(chromium, fresh_page, "test/fresh-2gib", True)
     size = 2 * GIB
     assert out["up"]["fileSize"] == size
