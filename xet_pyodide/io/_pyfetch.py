@@ -1,10 +1,11 @@
 """Pyodide transport over the browser's ``fetch`` (``pyodide.http.pyfetch``).
 
 Works the same in Chromium and in Node (whose global ``fetch`` is undici). Request bodies
-are copied once out of the WebAssembly heap and sent whole (Chromium refuses streamed request
-bodies over HTTP/1.1: ``ERR_H2_OR_QUIC_REQUIRED``). Large detached bodies (xorbs) are held and
-sent by a worker of their own in a page that enabled it (:mod:`.body_worker`, so their memory
-is freed when the upload ends), else they are a ``Blob`` (see :func:`_js_body`).
+are copied once out of the WebAssembly heap and sent whole (Chromium streams request bodies
+only over HTTP/2 or QUIC; to a plain-HTTP server it fails: ``ERR_ALPN_NEGOTIATION_FAILED``).
+Large detached bodies (xorbs) are held and sent by a worker of their own in a page that
+enabled it (:mod:`.body_worker`, so their memory is freed when the upload ends), else they are
+a ``Blob`` (see :func:`_js_body`).
 Response bodies are read either whole (``arrayBuffer``) or block by block through
 ``response.body.getReader()``.
 
