@@ -5,7 +5,8 @@ import type { PyodideInterface } from "./pyodide/pyodide";
 
 /** Raised by every failing call. `name` is the Python error type ("XetAuthError",
  *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetReadError" (a File/Blob
- *  could not be read, e.g. changed on disk after it was chosen), "XetKernelError", ...). */
+ *  could not be read, e.g. changed on disk after it was chosen), "XetBlobLimitError" (a
+ *  downloadToBlob over `maxBlobBytes`: use downloadStream), "XetKernelError", ...). */
 export declare class XetError extends Error {
   constructor(info: { name?: string; message: string; status?: number | null;
                       requestId?: string | null; serverMessage?: string | null;
