@@ -41,6 +41,7 @@ STAGING_BYTES = 64 * MIB
 
 _worker_url: str | None = None
 _spare: list[Any] = []  # at most one staging ArrayBuffer, reused
+_idle: list[Any] = []  # one worker started ahead (it loads while the previous body uploads)
 _ids = itertools.count(1)
 _handover: asyncio.Lock | None = None  # one body copied and made a Blob at a time
 
@@ -57,6 +58,8 @@ def set_body_worker_url(url: str | None) -> None:
     ``None`` disables them (bodies are then page ``Blob``s)."""
     global _worker_url
     _worker_url = url
+    while _idle:  # started from the previous URL
+        _idle.pop().terminate()
 
 
 def body_workers_enabled() -> bool:
@@ -65,6 +68,22 @@ def body_workers_enabled() -> bool:
     import js  # type: ignore[import-not-found]
 
     return hasattr(js, "Worker")
+
+
+def _spawn() -> Any:
+    import js  # type: ignore[import-not-found]
+    from pyodide.ffi import to_js  # type: ignore[import-not-found]
+
+    options = to_js({"type": "module"}, dict_converter=js.Object.fromEntries)
+    return js.Worker.new(_worker_url, options)
+
+
+def _take_worker() -> Any:
+    """A started worker for the next body (the one started ahead, if any), and start the next
+    one ahead: a module worker takes ~50 ms to load here, which the handover would wait for."""
+    worker = _idle.pop() if _idle else _spawn()
+    _idle.append(_spawn())
+    return worker
 
 
 def _take_staging(n: int) -> Any:
@@ -85,17 +104,14 @@ class WorkerBody:
     dedicated worker holds (see module docstring)."""
 
     def __init__(self, size: int) -> None:
-        import js  # type: ignore[import-not-found]
-        from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+        from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
         assert _worker_url is not None
         self.size = size
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._failure: str | None = None
-        self._worker: Any = js.Worker.new(
-            _worker_url, to_js({"type": "module"}, dict_converter=js.Object.fromEntries)
-        )
+        self._worker: Any = _take_worker()
         self._on_message = create_proxy(self._message)
         self._on_error = create_proxy(self._error)
         self._worker.addEventListener("message", self._on_message)
