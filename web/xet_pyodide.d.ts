@@ -84,6 +84,8 @@ export interface ProgressEvent {
   bytesTotal: number | null;
   /** Xorb bytes sent (or found already present) so far. */
   bytesTransferred: number;
+  /** Bytes found in xorbs an earlier, interrupted upload left on the server (upload resume). */
+  bytesResumed: number;
   /** While the server validates the shard (phase "validating_shard"), when it reports it. */
   shardVerified?: number;
   shardTotal?: number;
@@ -134,6 +136,8 @@ export interface UploadMetrics {
   dedupedBytes: number;
   /** Found on the server through global-dedup queries. */
   dedupedBytesGlobal: number;
+  /** Part of dedupedBytes found in xorbs of an earlier, interrupted upload (upload resume). */
+  bytesResumed: number;
   xorbBytesUploaded: number;
   shardBytesUploaded: number;
   newChunks: number;
@@ -142,7 +146,30 @@ export interface UploadMetrics {
   xorbsUploaded: number;
   shardsUploaded: number;
   globalDedupQueries: number;
+  /** Xorbs of the resume state this session could use / found missing on the server. */
+  resumedXorbs: number;
+  resumeMissingXorbs: number;
   peakBufferedBytes: number;
+}
+
+/** Where upload resume journals live (default: IndexedDbResumeStore, this origin's
+ *  IndexedDB). Every method resolves once the change is durable. */
+export interface ResumeStore {
+  read(name: string): Promise<Uint8Array | null>;
+  append(name: string, data: Uint8Array): Promise<void>;
+  replace(name: string, data: Uint8Array): Promise<void>;
+  remove(name: string): Promise<void>;
+  /** Delete journals not written for maxAge seconds; resolves to how many. */
+  sweep(maxAge: number, now: number): Promise<number>;
+}
+
+export declare class IndexedDbResumeStore implements ResumeStore {
+  constructor(dbName?: string);
+  read(name: string): Promise<Uint8Array | null>;
+  append(name: string, data: Uint8Array): Promise<void>;
+  replace(name: string, data: Uint8Array): Promise<void>;
+  remove(name: string): Promise<void>;
+  sweep(maxAge: number, now: number): Promise<number>;
 }
 
 export interface CommitResult {
@@ -180,6 +207,12 @@ export interface SessionOptions {
   /** Downloads' chunk cache: "browser" (Cache API, survives reloads; the default in a secure
    *  context), "memory", or "none" / false. */
   chunkCache?: "browser" | "memory" | "none" | false;
+  /** Upload resume: acknowledged xorbs are recorded so that uploading the same file again
+   *  after a reload or a closed tab sends only the rest. Default: this origin's IndexedDB;
+   *  false: off; or a ResumeStore. */
+  resume?: boolean | ResumeStore;
+  /** What besides the CAS endpoint keys the resume state (e.g. a repository). */
+  resumeScope?: string;
 }
 
 /** A session (from `new xet.XetSession(...)`; the class is created by loadXet()). */
@@ -263,6 +296,9 @@ export interface UploadFilesParams extends HubParams {
   commitDescription?: string;
   /** The commit is refused (XetHubConflictError, status 409) if the branch moved past it. */
   parentCommit?: string;
+  /** Upload resume (as XetSession's option; scoped to the repository). Default: this
+   *  origin's IndexedDB; false: off. */
+  resume?: boolean | ResumeStore;
   onProgress?: (event: HubProgressEvent) => void | Promise<void>;
   /** Aborting before the commit is sent leaves the repository unchanged and rejects with
    *  `signal.reason`; once the commit is sent the abort is ignored. */

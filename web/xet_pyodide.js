@@ -10,6 +10,10 @@
 // Python side). Every Python call returns an envelope {ok, value} / {ok: false, error} that
 // is turned into a value or a thrown XetError here. See docs/browser.md for the full API.
 
+import { defaultResumeStore, IndexedDbResumeStore } from "./xet_resume.mjs";
+
+export { IndexedDbResumeStore };
+
 const MODULE_DIR = new URL("./", import.meta.url);
 
 /** An error raised by xet_pyodide. `name` is the Python error type, e.g. "XetAuthError".
@@ -172,8 +176,15 @@ class SessionBase {
   #closed = false;
   constructor(core, casEndpoint, tokenInfo, tokenRefresher, options) {
     // undefined (not null) reaches Python as None
+    const pyOpts = pyOptions(options);
+    // Upload resume (docs/upload.md, "Resuming"): on by default, in this origin's IndexedDB;
+    // `resume: false` turns it off, a store object ({read, append, replace, remove, sweep})
+    // replaces it.
+    if (pyOpts.resume === undefined || pyOpts.resume === true) {
+      pyOpts.resume = defaultResumeStore() ?? false;
+    }
     const made = core.session(casEndpoint ?? undefined, tokenInfo ?? undefined,
-                              tokenRefresher ?? undefined, pyOptions(options));
+                              tokenRefresher ?? undefined, pyOpts);
     if (made && made.ok === false) throw new XetError(made.error);
     this.#py = made;
   }
@@ -271,6 +282,10 @@ function hubApi(core) {
     async uploadFiles(params) {
       const options = pyOptions(params);
       options.files = hubFiles(params?.files);
+      // upload resume, as for XetSession: this origin's IndexedDB unless `resume: false`
+      if (options.resume === undefined || options.resume === true) {
+        options.resume = defaultResumeStore() ?? false;
+      }
       return unwrapAbortable(await core().upload_files(options), params);
     },
     /** A verified Blob of the file (or `range: {start, end}` of it, end exclusive), or null

@@ -34,6 +34,7 @@ from .io.body_worker import set_body_worker_url
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
+from .io.resume_browser import JsResumeBackend
 from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
@@ -100,6 +101,7 @@ class ProgressRouter:
             "bytesProcessed": event["bytes_processed"],
             "bytesTotal": event["bytes_total"],
             "bytesTransferred": event["bytes_transferred"],
+            "bytesResumed": event.get("bytes_resumed", 0),
         }
         if "shard_verified" in event:
             common["shardVerified"] = event["shard_verified"]
@@ -123,6 +125,14 @@ class ProgressRouter:
         for listener in (self.session_listener, self.finalize_listener):
             if listener is not None:
                 await notify(listener, full)
+
+
+def resume_option(value: Any) -> Any:
+    """JS ``resume`` option → ``XetSession(resume=…)``: false/absent → off (the JS glue puts
+    the page's IndexedDB store here by default), a JS store object → its adapter."""
+    if value is None or value is False:
+        return False
+    return JsResumeBackend(value)
 
 
 class BrowserSession:
@@ -150,6 +160,8 @@ class BrowserSession:
             chunk_hasher_factory=xet.hasher_factory,
             # downloads: "browser" (Cache API, the default), "memory" or "none"/false
             chunk_cache=option(options, "chunkCache"),
+            resume=resume_option(option(options, "resume")),
+            resume_scope=str(option(options, "resumeScope", "") or ""),
         )
 
     async def _upload_blob(self, blob: Any, options: Any) -> dict[str, Any]:

@@ -102,7 +102,7 @@ class BrowserHub:
         self._memory = UploadMemory()
 
     async def _client(self, params: Any, *, downloads: bool = False) -> HubClient:
-        from .browser import BROWSER_BUFFERED_BYTES, BROWSER_CONCURRENT_UPLOADS
+        from .browser import BROWSER_BUFFERED_BYTES, BROWSER_CONCURRENT_UPLOADS, resume_option
 
         config = SessionConfig(
             block_size=int(option(params, "blockSize", BLOB_BLOCK)),
@@ -121,6 +121,7 @@ class BrowserHub:
             chunk_hasher_factory=self._xet.hasher_factory,
             chunk_cache=cache,
             memory=self._memory,
+            resume=resume_option(option(params, "resume")),
         )
 
     async def _run(self, params: Any, work: Any, *, downloads: bool = False) -> Any:

@@ -142,6 +142,16 @@ class XetServerError(_HttpError):
     or it refused the request with a status we cannot recover from."""
 
 
+class XetResumeStaleError(XetServerError):
+    """The server refused the shard because xorbs recorded by an earlier, interrupted upload
+    (upload resume) are not stored any more. Those xorbs were dropped from the resume state:
+    uploading the same files again sends their chunks anew. ``xorbs``: their xet hex hashes."""
+
+    def __init__(self, message: str, *, xorbs: list[str], **details: object) -> None:
+        super().__init__(message, **details)  # type: ignore[arg-type]
+        self.xorbs = xorbs
+
+
 class XetNotFoundError(_HttpError):
     """The requested object (file, xorb) does not exist on the server."""
 
@@ -200,6 +210,7 @@ __all__ = [
     "XetRangeError",
     "XetReadError",
     "XetResponseError",
+    "XetResumeStaleError",
     "XetServerError",
     "redact_text",
     "redact_url",

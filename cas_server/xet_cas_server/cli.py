@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dedup-key-ttl", type=int, default=7 * 24 * 3600, help="dedup HMAC key expiry, seconds"
     )
     p.add_argument(
+        "--orphan-xorb-grace",
+        type=float,
+        default=7 * 24 * 3600,
+        help="seconds an accepted xorb no shard references is kept (resumable uploads); "
+        "older ones are removed at start-up",
+    )
+    p.add_argument(
         "--signed-url-ttl", type=int, default=900, help="signed xorb URL lifetime, seconds"
     )
     p.add_argument("--grant-ttl", type=int, default=900, help="upload grant lifetime, seconds")
@@ -146,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         dedup_key_ttl=args.dedup_key_ttl,
         signed_url_ttl=args.signed_url_ttl,
         grant_ttl=args.grant_ttl,
+        orphan_xorb_grace=args.orphan_xorb_grace,
         disabled=frozenset(args.disable),
         max_xorb_bytes=args.max_xorb_bytes,
         max_shard_bytes=args.max_shard_bytes,

@@ -43,6 +43,10 @@ class ServerConfig:
     signed_url_ttl: int = 900
     #: Lifetime of an upload grant (its PUT URL and its pending state).
     grant_ttl: int = 900
+    #: Accepted xorbs that no stored shard references are kept this long (seconds), so an
+    #: interrupted upload can resume from them; older ones are removed at start-up (and by
+    #: ``POST /_admin/gc``).
+    orphan_xorb_grace: float = 7 * 24 * 3600.0
     disabled: frozenset[str] = frozenset()
     max_xorb_bytes: int = DEFAULT_MAX_XORB_BYTES
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES

@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS files (
     shard_hash TEXT NOT NULL REFERENCES shards(hash),
     created    REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS xorb_refs (  -- xorbs some stored shard lists or uses in a term
+    xorb_hash  TEXT PRIMARY KEY
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_repos (  -- the repositories a file is registered in
     file       TEXT NOT NULL REFERENCES files(hash),
     repo       TEXT NOT NULL,        -- auth.repo_key() of the write token that registered it
@@ -110,7 +113,16 @@ class Index:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        had_refs = bool(
+            self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='xorb_refs'"
+            ).fetchall()
+        )
         self._db.executescript(SCHEMA)
+        if not had_refs:
+            # A data dir from before xorb_refs: count every stored xorb as referenced (never
+            # collect what an older server accepted; only new orphans age out).
+            self._db.execute("INSERT OR IGNORE INTO xorb_refs SELECT hash FROM xorbs")
 
     def close(self) -> None:
         with self._lock:
@@ -164,6 +176,27 @@ class Index:
             )
             return True
 
+    def orphan_xorbs(self, accepted_before: float) -> list[str]:
+        """Xorbs accepted before that time that no stored shard references."""
+        rows = self._query(
+            "SELECT hash FROM xorbs WHERE created < ?"
+            " AND hash NOT IN (SELECT xorb_hash FROM xorb_refs)",
+            (accepted_before,),
+        )
+        return [r[0] for r in rows]
+
+    def remove_orphan_xorbs(self, hex_hashes: Sequence[str]) -> list[str]:
+        """Delete the rows of these xorbs if still unreferenced; returns those deleted."""
+        removed = []
+        with self.transaction() as db:
+            for h in hex_hashes:
+                if db.execute("SELECT 1 FROM xorb_refs WHERE xorb_hash=?", (h,)).fetchall():
+                    continue  # a shard referenced it meanwhile
+                db.execute("DELETE FROM dedup_chunks WHERE xorb_hash=?", (h,))
+                if db.execute("DELETE FROM xorbs WHERE hash=?", (h,)).rowcount:
+                    removed.append(h)
+        return removed
+
     # ------------------------------------------------------------------- shards and files
     def has_shard(self, hex_hash: str) -> bool:
         return bool(self._query("SELECT 1 FROM shards WHERE hash=?", (hex_hash,)))
@@ -174,6 +207,7 @@ class Index:
         files: Sequence[FileRow],
         dedup_chunks: Sequence[tuple[str, str, int]],
         repo: str,
+        xorb_refs: Sequence[str] = (),
     ) -> tuple[bool, int]:
         """Commit a shard, its files (registered in ``repo``) and its dedup entries in one
         transaction.
@@ -205,6 +239,7 @@ class Index:
                 "INSERT OR IGNORE INTO file_repos VALUES (?,?)", [(f.hash, repo) for f in files]
             )
             db.executemany("INSERT OR IGNORE INTO dedup_chunks VALUES (?,?,?)", dedup_chunks)
+            db.executemany("INSERT OR IGNORE INTO xorb_refs VALUES (?)", [(h,) for h in xorb_refs])
             return True, new_files
 
     def register_files(self, hex_hashes: Sequence[str], repo: str) -> None:

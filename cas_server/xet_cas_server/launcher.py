@@ -33,6 +33,7 @@ _OPTION_FLAGS = {
     "dedup_key_ttl": "--dedup-key-ttl",
     "signed_url_ttl": "--signed-url-ttl",
     "grant_ttl": "--grant-ttl",
+    "orphan_xorb_grace": "--orphan-xorb-grace",
     "max_xorb_bytes": "--max-xorb-bytes",
     "max_shard_bytes": "--max-shard-bytes",
     "max_json_bytes": "--max-json-bytes",
@@ -206,6 +207,12 @@ class ServerProcess:
 
     def set_faults(self, **config: Any) -> dict[str, Any]:
         return self._call("POST", "/_admin/faults", config)
+
+    def gc(self, grace: float | None = None) -> int:
+        """Remove orphan xorbs older than ``grace`` seconds now; returns how many."""
+        return self._call("POST", "/_admin/gc", {} if grace is None else {"grace": grace})[
+            "removed"
+        ]
 
     def request_log(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._call("GET", f"/_admin/requests?limit={limit or 0}")["requests"]

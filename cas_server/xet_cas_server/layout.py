@@ -92,3 +92,8 @@ class LayoutCache:
     def put(self, hex_hash: str, layout: XorbLayout) -> None:
         with self._lock:
             self._items[hex_hash] = layout
+
+    def forget(self, hex_hash: str) -> None:
+        """Drop an entry (its xorb was removed by the orphan collection)."""
+        with self._lock:
+            self._items.pop(hex_hash, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -80,6 +81,20 @@ async def faults(request: Request) -> Response:
 
 
 @endpoint("admin")
+async def gc(request: Request) -> Response:
+    """Remove orphan xorbs now: accepted more than ``grace`` seconds ago (JSON body, default
+    the server's ``--orphan-xorb-grace``) and referenced by no stored shard. For tests."""
+    require_dev_secret(request)
+    state = state_of(request)
+    body = await read_json(request) if int(request.headers.get("content-length") or 0) else {}
+    grace = body.get("grace") if isinstance(body, dict) else None
+    if grace is not None and (not isinstance(grace, (int, float)) or grace < 0):
+        raise BadRequest("grace must be a non-negative number of seconds")
+    removed = await run_in_threadpool(state.store.collect_orphans, grace)
+    return JSONResponse({"removed": removed})
+
+
+@endpoint("admin")
 async def requests(request: Request) -> Response:
     require_dev_secret(request)
     try:
@@ -96,4 +111,5 @@ ROUTES = [
     Route("/_admin/reset-stats", reset_stats, methods=["POST"]),
     Route("/_admin/faults", faults, methods=["GET", "POST"]),
     Route("/_admin/requests", requests, methods=["GET"]),
+    Route("/_admin/gc", gc, methods=["POST"]),
 ]

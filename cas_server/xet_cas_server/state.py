@@ -126,7 +126,7 @@ class CasState:
         self.dedup_keys = DedupKeys(self.keys.dedup, config.dedup_key_ttl)
         self.faults = FaultInjector(config.faults)
         self.stats = Stats(config.request_log_size)
-        self.store = Store(config.data_dir, config.max_shard_bytes)
+        self.store = Store(config.data_dir, config.max_shard_bytes, config.orphan_xorb_grace)
         self.grants = GrantRegistry(
             lambda gid: self.store.objects.staging_path(gid).unlink(missing_ok=True),
             config.max_staging_bytes,

@@ -7,6 +7,7 @@ index transaction → acknowledge.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,20 @@ class ShardResult:
     new_files: int
 
 
+#: Default grace period of accepted xorbs that no shard references (seconds): 7 days.
+DEFAULT_ORPHAN_XORB_GRACE = 7 * 24 * 3600.0
+
+
 class Store:
-    def __init__(self, data_dir: Path, max_shard_bytes: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        max_shard_bytes: int,
+        orphan_xorb_grace: float = DEFAULT_ORPHAN_XORB_GRACE,
+    ) -> None:
+        #: An accepted xorb no shard references is kept this long (an interrupted upload
+        #: resumes from it), then removed by :meth:`collect_orphans`.
+        self.orphan_xorb_grace = orphan_xorb_grace
         self.objects = ObjectFiles(data_dir)
         self.index = Index(data_dir / "index.sqlite3")
         self.max_shard_bytes = max_shard_bytes
@@ -62,8 +75,23 @@ class Store:
         if problems:
             log.error("index integrity problems", extra={"problems": problems[:20]})
         report["index_problems"] = len(problems)
+        report["expired_orphan_xorbs_removed"] = self.collect_orphans()
         report.update(self.index.counts())
         return report
+
+    def collect_orphans(self, grace: float | None = None) -> int:
+        """Remove xorbs accepted more than ``grace`` seconds ago (default: the store's grace
+        period) that no stored shard references. Index row first, then the file: a crash in
+        between leaves a file without a row, which :meth:`recover` removes."""
+        grace = self.orphan_xorb_grace if grace is None else grace
+        candidates = self.index.orphan_xorbs(time.time() - grace)
+        removed = self.index.remove_orphan_xorbs(candidates) if candidates else []
+        for h in removed:
+            self._layouts.forget(h)
+            self.objects.remove("xorb", h)
+        if removed:
+            log.info("orphan xorbs removed", extra={"count": len(removed), "grace": grace})
+        return len(removed)
 
     # ------------------------------------------------------------------ xorbs
     def layout(self, hex_hash: str) -> XorbLayout | None:
@@ -135,11 +163,14 @@ class Store:
             committing("syncing")
         if before_commit:
             before_commit()
+        refs = {x.xorb_hash.hex() for x in shard.xorbs}
+        refs.update(t.xorb_hash.hex() for f in shard.files for t in f.terms)
         inserted, new_files = self.index.insert_shard(
             ShardRow(name, len(body), len(valid.files), valid.num_xorbs),
             valid.files,
             valid.dedup_chunks,
             repo,
+            sorted(refs),
         )
         if not inserted:  # stored meanwhile by a concurrent upload of the same bytes
             self.index.register_files([f.hash for f in valid.files], repo)

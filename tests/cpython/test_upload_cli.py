@@ -41,7 +41,7 @@ def test_cli_upload_with_token_url_then_token(cas_server_factory, tmp_path: Path
     assert [f["size"] for f in out["files"]] == [len(d) for d in datas]
     assert [f["sha256"] for f in out["files"]] == [hashlib.sha256(d).hexdigest() for d in datas]
     assert set(out["metrics"]) == {
-        "total_bytes", "new_bytes", "deduped_bytes", "deduped_bytes_global",
+        "total_bytes", "new_bytes", "deduped_bytes", "deduped_bytes_global", "bytes_resumed",
         "xorb_bytes_uploaded", "shard_bytes_uploaded",
     }  # fmt: skip
     assert out["metrics"]["xorb_bytes_uploaded"] == server.stats()["xorb_bytes_received"] > 0

@@ -116,7 +116,9 @@ class HubClient:
     :class:`~xet_pyodide.SessionConfig`), ``chunk_hasher_factory`` (e.g. a browser's worker
     pool), ``chunk_cache`` (downloads: a :class:`~xet_pyodide.io.cache.ChunkCache`, a kind
     such as ``"memory"``/``"disk"``, or ``False``; default ``config.chunk_cache``), ``retry``,
-    ``memory`` (an :class:`UploadMemory` to share between clients; default: one per client).
+    ``memory`` (an :class:`UploadMemory` to share between clients; default: one per client),
+    ``resume`` (upload resume store of the upload sessions, as ``XetSession(resume=…)``; each
+    repository's Xet token URL is its scope, so repositories never share resume state).
     """
 
     def __init__(
@@ -130,7 +132,9 @@ class HubClient:
         chunk_cache: Any = None,
         retry: RetryPolicy | None = None,
         memory: UploadMemory | None = None,
+        resume: Any = None,
     ) -> None:
+        self._resume = resume
         self.transport = transport or default_transport()
         self.memory = memory if memory is not None else UploadMemory()
         self.api = HubApi(
@@ -217,7 +221,14 @@ class HubClient:
         refresher = HubTokenRefresher(self.api, token_url)
         token = await refresher()
         known = self.memory.index_for(token.cas_url or "")
-        return self._session(token, refresher, progress=progress, session_index=known)
+        return self._session(
+            token,
+            refresher,
+            progress=progress,
+            session_index=known,
+            resume=self._resume,
+            resume_scope=token_url,
+        )
 
     def _session(self, token: TokenInfo, refresher: Any, **kwargs: Any) -> XetSession:
         if not token.cas_url:

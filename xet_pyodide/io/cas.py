@@ -192,6 +192,20 @@ class CasClient:
         raise_for_status(resp, what)
         return True  # unreachable: raise_for_status raised
 
+    async def xorb_exists(self, xorb_hash: MerkleHash) -> bool | None:
+        """``HEAD /v1/xorbs/default/{hash}``: True (200), False (404), None for any other
+        answer (a server without the route cannot vouch for the xorb either way)."""
+        resp = await self.http.send(
+            "HEAD",
+            self.url(f"/v1/xorbs/default/{xorb_hash.hex()}"),
+            what=f"xorb check {xorb_hash.hex()[:16]}",
+        )
+        if resp.status == 200:
+            return True
+        if resp.status == 404:
+            return False
+        return None
+
     # ------------------------------------------------------------------ shards
 
     async def upload_shard(

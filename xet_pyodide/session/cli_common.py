@@ -57,10 +57,10 @@ def add_auth_arguments(parser: argparse.ArgumentParser, *, token_help: str) -> N
 
 @contextlib.asynccontextmanager
 async def open_session(
-    args: argparse.Namespace, config: SessionConfig | None = None
+    args: argparse.Namespace, config: SessionConfig | None = None, **options: Any
 ) -> AsyncIterator[XetSession]:
     """A :class:`~xet_pyodide.session.XetSession` for the parsed auth options, closed (with
-    its token refresher) on exit."""
+    its token refresher) on exit. ``options`` go to the session (e.g. ``resume=``)."""
     from ..errors import XetAuthError
     from ..io.token_url import TokenUrlRefresher
     from .session import XetSession
@@ -75,7 +75,7 @@ async def open_session(
         endpoint = args.endpoint
     if not endpoint:
         raise XetAuthError("no --endpoint given and the token endpoint named no casUrl")
-    session = XetSession(endpoint, token_info, refresher, config=config)
+    session = XetSession(endpoint, token_info, refresher, config=config, **options)
     try:
         yield session
     finally:

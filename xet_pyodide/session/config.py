@@ -53,6 +53,11 @@ class SessionConfig:
     #: is a browser's fetch, where it keeps the page's loader busy; httpx reads whole bodies
     #: on its own thread instead).
     download_streamed: bool | None = None
+    #: Upload resume (see :mod:`~xet_pyodide.session.resume`): records older than this
+    #: (seconds) are dropped, journals untouched this long deleted.
+    resume_max_age: float = 7 * 24 * 3600.0
+    #: Check (``HEAD``) that the server still has each recorded xorb before relying on it.
+    resume_verify: bool = True
 
     def __post_init__(self) -> None:
         if self.max_buffered_bytes < 2 * self.dedup_window_bytes + self.block_size:

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import XetAbortedError
+from ..core.hashes import MerkleHash
+from ..errors import XetAbortedError, XetResumeStaleError, XetServerError
 from ..io.cas import CasClient
 from ..kernels import load_kernels
 from .budget import ByteBudget
@@ -26,7 +27,8 @@ from .hasher import ChunkHasher, InProcessChunkHasher
 from .packing import Location, Packer, SealedXorb, XorbDraft, resolve
 from .progress import ProgressReporter
 from .results import CommitResult, UploadMetrics
-from .shards import build_shards, file_entry
+from .resume import ResumedXorb, UploadResume, exists_all, xorbs_named_in
+from .shards import FileRecord, build_shards, file_entry
 from .upload import FileUpload
 from .xorb_uploads import XorbUploader
 
@@ -44,8 +46,11 @@ class UploadPipeline:
         progress: ProgressReporter,
         hasher_factory: Callable[[], ChunkHasher] = InProcessChunkHasher,
         clock: Callable[[], float] = time.time,
+        resume: UploadResume | None = None,
     ) -> None:
         self.cas = cas
+        #: The session's upload resume journal (None: resuming is off).
+        self.resume = resume
         self.config = config
         self.session_index = session_index
         self.global_index = global_index
@@ -98,6 +103,10 @@ class UploadPipeline:
         synchronous compilation that ``get_kernels()`` would otherwise do)."""
         if not self._kernels_ready:
             await load_kernels()
+            if self.resume is not None:
+                # Before any chunk is placed: chunks of xorbs an interrupted upload left on
+                # the server are then found like this session's own.
+                await self.resume.load_into(self.cas, self.session_index)
             self._kernels_ready = True
 
     def check_failed(self) -> None:
@@ -125,6 +134,8 @@ class UploadPipeline:
         budget.take(n)
 
     def _on_xorb_uploaded(self, xorb: SealedXorb) -> None:
+        if self.resume is not None:
+            self.resume.acknowledged(xorb)
         body = xorb.body
         self.progress.bytes_transferred += len(body) if body is not None else 0
         files = self.progress.files
@@ -150,9 +161,15 @@ class UploadPipeline:
             await progress.set_phase("uploading_xorbs")
             await self.uploader.wait_all()
             records = [f.record for f in self.files if f.record is not None]
+            # Xorbs of an interrupted upload that our terms use are listed like our own: the
+            # shard is what registers them (they may never have been registered).
+            resumed = _resumed_xorbs(records)
             shards = build_shards(
-                [file_entry(r) for r in records], [x.shard_entry() for x in self.packer.sealed]
+                [file_entry(r) for r in records],
+                [x.shard_entry() for x in self.packer.sealed] + [x.shard_entry() for x in resumed],
             )
+            if self.resume is not None:
+                await self.resume.flush()
             # A cancellation requested while this task ran (an abort listener called from a
             # progress event) is only delivered at a suspension point: take one now, so that it
             # cannot land after the point of no return below.
@@ -161,10 +178,18 @@ class UploadPipeline:
             if records:
                 await progress.set_phase("uploading_shard")
             for body in shards:
-                result = await self.cas.upload_shard(body, self._on_shard_event)
+                try:
+                    result = await self.cas.upload_shard(body, self._on_shard_event)
+                except XetServerError as exc:
+                    await self._check_resumed_refused(exc, resumed)
+                    raise
                 self.metrics.shard_bytes_uploaded += result.bytes_sent
                 self.metrics.shards_uploaded += 1
             succeeded = True
+            if self.resume is not None:
+                # Registered now: the journal only keeps what a later upload could not find.
+                registered = [x.hash for x in self.packer.sealed]
+                await self.resume.forget(registered + [x.hash for x in resumed if x.hash])
         finally:
             await self.queries.aclose()
             await self.uploader.aclose()
@@ -174,9 +199,43 @@ class UploadPipeline:
         metrics.xorb_bytes_uploaded = self.uploader.bytes_sent
         metrics.xorbs_uploaded = len(self.uploader.uploaded)
         metrics.global_dedup_queries = self.queries.issued
+        if self.resume is not None:
+            metrics.resumed_xorbs = self.resume.loaded_xorbs
+            metrics.resume_missing_xorbs = self.resume.missing_xorbs
         metrics.peak_buffered_bytes = self.budget.peak
         await progress.set_phase("done")
         return CommitResult([f.result for f in self.files if f.result is not None], metrics)
+
+    async def _check_resumed_refused(self, exc: XetServerError, resumed: list[ResumedXorb]) -> None:
+        """A shard refused because it names resumed xorbs the server lost (it answered the
+        existence check, then lost them; or the check was off): forget them — journal and
+        session index — and raise :class:`XetResumeStaleError` (uploading again works)."""
+        named = xorbs_named_in(str(exc))
+        if not any(x.hash is not None and x.hash.hex() in named for x in resumed):
+            return
+        # The server names the first missing xorb only: check the other resumed ones too.
+        found = await exists_all(self.cas, resumed)
+        missing = [
+            x
+            for x, exists in zip(resumed, found, strict=True)
+            if exists is not True or (x.hash is not None and x.hash.hex() in named)
+        ]
+        hashes: list[MerkleHash] = [x.hash for x in missing if x.hash is not None]
+        if self.resume is not None:
+            await self.resume.forget(hashes)
+        gone = {id(x) for x in missing}
+        index = self.session_index
+        for key in [k for k, loc in index.items() if id(loc[0]) in gone]:
+            del index[key]
+        raise XetResumeStaleError(
+            f"the shard was refused: {len(missing)} xorb(s) recorded by an earlier upload "
+            "are not on the server any more; they were dropped from the resume state, "
+            f"upload again ({exc})",
+            xorbs=[h.hex() for h in hashes],
+            status=exc.status,
+            request_id=exc.request_id,
+            server_message=exc.server_message,
+        ) from exc
 
     async def _on_shard_event(self, frame: dict[str, Any]) -> None:
         if frame.get("type") != "validating":
@@ -207,6 +266,16 @@ class UploadPipeline:
         index = self.session_index
         for key in [k for k, loc in index.items() if _unregistered(loc)]:
             del index[key]
+
+
+def _resumed_xorbs(records: list[FileRecord]) -> list[ResumedXorb]:
+    """The resumed xorbs the files' terms use, once each."""
+    seen: dict[int, ResumedXorb] = {}
+    for record in records:
+        for term in record.terms:
+            if isinstance(term.ref, ResumedXorb):
+                seen.setdefault(id(term.ref), term.ref)
+    return list(seen.values())
 
 
 def _unregistered(location: Location) -> bool:

@@ -7,6 +7,7 @@ function (it then receives a JS object). Events look like::
      "bytes_processed": int,        # bytes of file data chunked and deduplicated so far
      "bytes_total": int | None,     # sum of the files' sizes when all are known
      "bytes_transferred": int,      # xorb bytes sent so far
+     "bytes_resumed": int,          # bytes found in xorbs of an earlier, interrupted upload
      "files": [{"name": str | None, "bytes_processed": int, "size": int | None,
                 "bytes_packed": int, "bytes_uploaded": int,
                 # only for a file whose upload failed or was cancelled (left out of the
@@ -52,6 +53,7 @@ class ProgressReporter(ThrottledProgress):
     def __init__(self, callback: Any = None, **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
         self.bytes_transferred = 0
+        self.bytes_resumed = 0
         self.files: list[FileProgress] = []
         self.shard_progress: tuple[int, int] | None = None
 
@@ -83,6 +85,7 @@ class ProgressReporter(ThrottledProgress):
             "bytes_processed": sum(f.bytes_processed for f in live),
             "bytes_total": total,
             "bytes_transferred": self.bytes_transferred,
+            "bytes_resumed": self.bytes_resumed,
             "files": files,
         }
         if self.phase == "validating_shard" and self.shard_progress is not None:

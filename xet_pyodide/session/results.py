@@ -28,13 +28,16 @@ class UploadMetrics:
     is either stored in a new xorb, found earlier in this session (``deduped_bytes``) or found
     on the server through a global-dedup query (``deduped_bytes_global``).
     ``xorb_bytes_uploaded``/``shard_bytes_uploaded`` count request bodies actually sent
-    (a xorb the server already had costs nothing).
+    (a xorb the server already had costs nothing). ``bytes_resumed`` (part of
+    ``deduped_bytes``): bytes found in xorbs an earlier, interrupted upload left on the server
+    (upload resume).
     """
 
     total_bytes: int = 0
     new_bytes: int = 0
     deduped_bytes: int = 0
     deduped_bytes_global: int = 0
+    bytes_resumed: int = 0
     xorb_bytes_uploaded: int = 0
     shard_bytes_uploaded: int = 0
     new_chunks: int = 0
@@ -43,6 +46,9 @@ class UploadMetrics:
     xorbs_uploaded: int = 0
     shards_uploaded: int = 0
     global_dedup_queries: int = 0
+    #: Xorbs of the resume state this session could use, and those found missing.
+    resumed_xorbs: int = 0
+    resume_missing_xorbs: int = 0
     #: Highest number of bytes the upload pipeline held at once (see SessionConfig).
     peak_buffered_bytes: int = 0
 

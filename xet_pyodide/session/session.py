@@ -14,6 +14,7 @@ from :class:`~xet_pyodide.session.download.DownloadMixin`.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from typing import Any
 from ..io.cas import CasClient
 from ..io.digest import sha256_in_background
 from ..io.http import HttpClient
+from ..io.resume_dir import DirectoryResumeBackend, default_resume_backend
 from ..io.retry import RetryPolicy
 from ..io.tokens import TokenSource, coerce_token_info
 from ..io.transport import Transport, default_transport
@@ -33,6 +35,7 @@ from .packing import Location
 from .pipeline import UploadPipeline
 from .progress import ProgressReporter
 from .results import CommitResult, FileResult
+from .resume import ResumeBackend, UploadResume
 from .upload import COMPUTE, FileUpload
 
 Buffer = bytes | bytearray | memoryview
@@ -56,6 +59,21 @@ def _check_endpoint(endpoint: Any) -> str:
     return text
 
 
+def _resume_backend(option: Any) -> ResumeBackend | None:
+    if option is False:
+        return None
+    if option is None or option is True:
+        backend = default_resume_backend()
+        if backend is None and option is True:
+            raise ValueError("no default upload resume store here: pass a ResumeBackend")
+        return backend
+    if isinstance(option, (str, os.PathLike)):
+        return DirectoryResumeBackend(option)
+    if isinstance(option, ResumeBackend):
+        return option
+    raise TypeError(f"resume= must be None, a bool, a directory or a ResumeBackend, not {option!r}")
+
+
 class XetSession(DownloadMixin):
     """Upload files to a Xet CAS server, exactly as hf_xet does, and download them.
 
@@ -74,7 +92,11 @@ class XetSession(DownloadMixin):
     none; default: ``config.chunk_cache``), ``session_index`` (the chunks this session knows
     where to find, by raw hash: a copy of an earlier session's :attr:`session_index` on the
     same CAS makes this one deduplicate against what that one registered, without asking the
-    server; default: empty).
+    server; default: empty), ``resume`` (upload resume, :mod:`~xet_pyodide.session.resume`:
+    ``None`` = the default store — a directory under the user's cache dir in CPython, none
+    under Pyodide —, ``False`` = off, a directory path, or a
+    :class:`~xet_pyodide.session.resume.ResumeBackend`), ``resume_scope`` (what besides the
+    endpoint keys the resume state, e.g. the repository; default ``""``).
     """
 
     def __init__(
@@ -93,6 +115,8 @@ class XetSession(DownloadMixin):
         clock: Callable[[], float] = time.time,
         chunk_cache: Any = None,
         session_index: dict[bytes, Location] | None = None,
+        resume: Any = None,
+        resume_scope: str = "",
     ) -> None:
         info = coerce_token_info(token_info) if token_info is not None else None
         endpoint = endpoint or (info.cas_url if info is not None else None)
@@ -119,6 +143,18 @@ class XetSession(DownloadMixin):
         self._finalizing: UploadPipeline | None = None  # the finalize() running, if any
         self.commits: list[CommitResult] = []
         self._chunk_cache_option = chunk_cache
+        backend = _resume_backend(resume)
+        #: The upload resume journal of this session (None when resuming is off).
+        self.resume: UploadResume | None = None
+        if backend is not None:
+            self.resume = UploadResume(
+                backend,
+                endpoint,
+                resume_scope,
+                max_age=self.config.resume_max_age,
+                verify=self.config.resume_verify,
+                clock=clock,
+            )
 
     @property
     def endpoint(self) -> str:
@@ -147,6 +183,7 @@ class XetSession(DownloadMixin):
                 progress=progress,
                 hasher_factory=self._hasher_factory,
                 clock=self.clock,
+                resume=self.resume,
             )
         return self._pipeline
 
@@ -244,6 +281,8 @@ class XetSession(DownloadMixin):
 
     async def aclose(self) -> None:
         await self.abort()
+        if self.resume is not None:
+            await self.resume.flush()  # xorbs acknowledged before the abort stay recorded
         await self.http.aclose()
 
     async def __aenter__(self) -> XetSession:

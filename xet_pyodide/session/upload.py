@@ -19,6 +19,7 @@ from .dedup import FileQueries, GlobalXorb
 from .hasher import ChunkBatch, ChunkHasher
 from .packing import Location, resolve
 from .results import FileResult
+from .resume import ResumedXorb
 from .sha256 import COMPUTE, SKIP, Sha256Mode, Sha256Tracker, parse_sha256
 from .shards import FileRecord, PendingTerm
 
@@ -258,6 +259,9 @@ class FileUpload:
             else:
                 metrics.deduped_bytes += size
                 metrics.deduped_chunks += 1
+                if isinstance(location[0], ResumedXorb):
+                    metrics.bytes_resumed += size
+                    pipeline.progress.bytes_resumed += size
             session_index.setdefault(raw, location)
             pipeline.budget.release(size)
             self._placed += size
