@@ -17,7 +17,8 @@ at most the staging buffer plus one Blob in transit (2 × 64 MiB) whatever the n
 uploads in flight. Every attempt of the upload is a ``fetch`` in that worker (``op: "send"``), and
 :meth:`WorkerBody.release` — called when the xorb's upload ended, however it ended —
 terminates the worker, which frees the Blob at once. The Blob data Chromium holds for our
-uploads is then at most the bodies in flight: ``maxConcurrentUploads`` × 64 MiB.
+uploads is then at most the bodies in flight, and at most :data:`MAX_HELD_BODIES` bodies are
+held at once in the page, whatever ``maxConcurrentUploads`` says: at most 4 × 64 MiB.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ _worker_url: str | None = None
 _spare: list[Any] = []  # at most one staging ArrayBuffer, reused
 _idle: list[Any] = []  # one worker started ahead (it loads while the previous body uploads)
 _ids = itertools.count(1)
+#: Bodies held by workers at once, in this page (each at most a 64 MiB xorb): the bound on
+#: the Blob data our uploads make Chromium hold (docs/browser.md, "Upload request bodies").
+MAX_HELD_BODIES = 4
 _handover: asyncio.Lock | None = None  # one body copied and made a Blob at a time
+_held_slots: asyncio.Semaphore | None = None
 
 
 def _handover_lock() -> asyncio.Lock:
@@ -51,6 +56,13 @@ def _handover_lock() -> asyncio.Lock:
     if _handover is None:
         _handover = asyncio.Lock()
     return _handover
+
+
+def _slots() -> asyncio.Semaphore:
+    global _held_slots
+    if _held_slots is None:
+        _held_slots = asyncio.Semaphore(MAX_HELD_BODIES)
+    return _held_slots
 
 
 def set_body_worker_url(url: str | None) -> None:
@@ -122,16 +134,22 @@ class WorkerBody:
         """A worker holding a copy of ``data`` (which may be freed once this returned)."""
         import js  # type: ignore[import-not-found]
 
-        async with _handover_lock():
+        slots = _slots()
+        await slots.acquire()  # given back by release()
+        try:
             body = cls(len(data))
-            try:
+        except BaseException:
+            slots.release()
+            raise
+        try:
+            async with _handover_lock():
                 buffer = _take_staging(len(data))
                 js.Uint8Array.new(buffer, 0, len(data)).assign(data)
                 body._post({"op": "hold", "buffer": buffer, "length": len(data)}, buffer)
                 await body._held
-            except BaseException:
-                body.release()
-                raise
+        except BaseException:
+            body.release()
+            raise
         return body
 
     def _post(self, message: dict[str, Any], transfer: Any = None) -> None:
@@ -218,6 +236,7 @@ class WorkerBody:
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        _slots().release()
         with contextlib.suppress(Exception):
             worker.removeEventListener("message", self._on_message)
             worker.removeEventListener("error", self._on_error)
@@ -233,4 +252,10 @@ class WorkerBody:
         self._on_error.destroy()
 
 
-__all__ = ["STAGING_BYTES", "WorkerBody", "body_workers_enabled", "set_body_worker_url"]
+__all__ = [
+    "MAX_HELD_BODIES",
+    "STAGING_BYTES",
+    "WorkerBody",
+    "body_workers_enabled",
+    "set_body_worker_url",
+]
