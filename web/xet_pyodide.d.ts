@@ -5,7 +5,8 @@ import type { PyodideInterface } from "./pyodide/pyodide";
 
 /** Raised by every failing call. `name` is the Python error type ("XetAuthError",
  *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetReadError" (a File/Blob
- *  could not be read, e.g. changed on disk after it was chosen), "XetKernelError", ...). */
+ *  could not be read, e.g. changed on disk after it was chosen), "XetBlobLimitError" (a
+ *  downloadToBlob over `maxBlobBytes`: use downloadStream), "XetKernelError", ...). */
 export declare class XetError extends Error {
   constructor(info: { name?: string; message: string; status?: number | null;
                       requestId?: string | null; serverMessage?: string | null;
@@ -204,6 +205,11 @@ export interface DownloadOptions {
   onProgress?: (event: Record<string, unknown>) => void | Promise<void>;
   /** MIME type of the resulting Blob (downloadToBlob). */
   type?: string;
+  /** downloadToBlob: the largest download (or range) it accepts, default 256 MiB; larger
+   *  ones reject with XetBlobLimitError before downloading anything (browsers cap Blob
+   *  memory near 0.5 GiB in fresh or Incognito profiles): use downloadStream, or pass
+   *  `Infinity` where the browser is known to hold it. */
+  maxBlobBytes?: number;
   /** downloadStream: bytes per stream piece (default 8 MiB; the last piece may be shorter). */
   blockSize?: number;
   /** Stops the download and its fetches: downloadToBlob rejects with `signal.reason`, a

@@ -291,8 +291,10 @@ class SessionBase {
 
   /** Download a file (or `range: {start, end}` of it, end exclusive) into a Blob.
    *  Options: `range`, `onProgress` ({phase, bytesDone, bytesTotal, bytesFetched}), `type`
-   *  (the Blob's MIME type). A full download is verified against the file hash (a mismatch
-   *  rejects with XetIntegrityError); see docs/download.md for ranges. */
+   *  (the Blob's MIME type), `maxBlobBytes` (default 256 MiB: a larger download rejects with
+   *  XetBlobLimitError before it starts; use downloadStream). A full download is verified
+   *  against the file hash (a mismatch rejects with XetIntegrityError); see docs/download.md
+   *  for ranges. */
   async downloadToBlob(fileHash, size, options = {}) {
     return unwrapAbortable(await this.#live().download_to_blob(fileHash, size, pyOptions(options)),
                            options);

@@ -42,6 +42,13 @@ class DetachedBody:
     def __len__(self) -> int:
         return self.size
 
+    def release(self) -> None:
+        """Free the copy now (a worker holding it is terminated) once no request will send it
+        again; a no-op for copies the garbage collector frees."""
+        release = getattr(self.handle, "release", None)
+        if release is not None:
+            release()
+
 
 Body = Buffer | DetachedBody
 
@@ -216,9 +223,10 @@ class BaseTransport:
     async def _stream(self, request: Request) -> StreamingResponse:
         raise NotImplementedError
 
-    def detach(self, body: Buffer) -> DetachedBody | None:
+    async def detach(self, body: Buffer) -> DetachedBody | None:
         """A copy of ``body`` outside Python memory for later requests, or None when this
-        transport sends Python buffers as they are (the default)."""
+        transport sends Python buffers as they are (the default). ``body`` may be freed once
+        this returned."""
         return None
 
     async def aclose(self) -> None:
