@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
@@ -36,14 +36,12 @@ from .transport import (
     Response,
     StreamingResponse,
     TransportError,
+    fetch_headers,
     lower_headers,
     request_id_of,
 )
 
 T = TypeVar("T")
-
-_FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
-
 
 #: Request bodies of at least this size are sent as a ``Blob``.
 BLOB_BODY = 1 << 20
@@ -66,11 +64,6 @@ def _js_body(body: Body) -> Any:
     if len(view) >= BLOB_BODY:
         return blob_from_memory(view)
     return js_uint8array_copy(view)
-
-
-def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` without those a page may not set (fetch would refuse or ignore them)."""
-    return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
 
 
 def response_limit(req: Request, read_timeout: float) -> float:
@@ -200,4 +193,4 @@ def _headers(resp: Any) -> dict[str, str]:
     return lower_headers(resp.headers.items())
 
 
-__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]
+__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]  # fetch_headers: re-export

@@ -33,6 +33,7 @@ from .transport import (
     Response,
     StreamingResponse,
     TransportError,
+    fetch_headers,
     lower_headers,
 )
 
@@ -189,8 +190,6 @@ class WorkerBody:
 
     async def send(self, req: Request, limit: float) -> Response:
         """One attempt: ``req`` (whose body is this one) sent by the worker."""
-        from ._pyfetch import fetch_headers
-
         if self._worker is None:
             raise TransportError("fetch failed: the upload body was already released",
                                  url=req.url)

@@ -80,6 +80,16 @@ class Request:
     timeout: float | None = None
 
 
+#: Request headers a page may not set: ``fetch`` refuses or ignores them (browsers own them).
+_FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
+
+
+def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` without those a page may not set (for every ``fetch`` a page or worker
+    makes: :mod:`._pyfetch`, the pool's and the body workers' requests)."""
+    return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
+
+
 def lower_headers(items: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     """Response headers as a ``dict`` with lower-case names."""
     return {str(k).lower(): str(v) for k, v in items}
@@ -251,6 +261,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "default_download_buffer_bytes",
+    "fetch_headers",
     "lower_headers",
     "request_id_of",
 ]
