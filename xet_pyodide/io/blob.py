@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..errors import XetReadError
-from .jsinterop import js_uint8array_copy
+from .jsinterop import js_copy_into, js_uint8array_copy
 
 MIB = 1 << 20
 #: Default block size of Blob reads.
@@ -274,7 +274,7 @@ class _BlobBuilder:
 
                 self._staging = js.Uint8Array.new(BLOB_PART)
             n = min(len(view), BLOB_PART - self._fill)
-            self._staging.subarray(self._fill, self._fill + n).assign(view[:n])
+            js_copy_into(self._staging.buffer, self._fill, view[:n])
             self._fill += n
             view = view[n:]
             if self._fill == BLOB_PART:

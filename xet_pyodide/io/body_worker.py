@@ -28,6 +28,7 @@ import contextlib
 import itertools
 from typing import Any
 
+from .jsinterop import js_copy_into, to_js_value
 from .transport import (
     Request,
     Response,
@@ -85,10 +86,8 @@ def body_workers_enabled() -> bool:
 
 def _spawn() -> Any:
     import js  # type: ignore[import-not-found]
-    from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
-    options = to_js({"type": "module"}, dict_converter=js.Object.fromEntries)
-    return js.Worker.new(_worker_url, options)
+    return js.Worker.new(_worker_url, to_js_value({"type": "module"}))
 
 
 def _take_worker() -> Any:
@@ -133,8 +132,6 @@ class WorkerBody:
     @classmethod
     async def create(cls, data: memoryview) -> WorkerBody:
         """A worker holding a copy of ``data`` (which may be freed once this returned)."""
-        import js  # type: ignore[import-not-found]
-
         slots = _slots()
         await slots.acquire()  # given back by release()
         try:
@@ -145,7 +142,7 @@ class WorkerBody:
         try:
             async with _handover_lock():
                 buffer = _take_staging(len(data))
-                js.Uint8Array.new(buffer, 0, len(data)).assign(data)
+                js_copy_into(buffer, 0, data)
                 body._post({"op": "hold", "buffer": buffer, "length": len(data)}, buffer)
                 await body._held
         except BaseException:
@@ -155,9 +152,8 @@ class WorkerBody:
 
     def _post(self, message: dict[str, Any], transfer: Any = None) -> None:
         import js  # type: ignore[import-not-found]
-        from pyodide.ffi import to_js  # type: ignore[import-not-found]
 
-        msg = to_js(message, dict_converter=js.Object.fromEntries)
+        msg = to_js_value(message)
         if transfer is None:
             self._worker.postMessage(msg)
         else:
@@ -191,15 +187,21 @@ class WorkerBody:
     async def send(self, req: Request, limit: float) -> Response:
         """One attempt: ``req`` (whose body is this one) sent by the worker."""
         if self._worker is None:
-            raise TransportError("fetch failed: the upload body was already released",
-                                 url=req.url)
+            raise TransportError("fetch failed: the upload body was already released", url=req.url)
         if self._failure is not None:
             raise TransportError(f"fetch failed: {self._failure}", url=req.url)
         rid = next(_ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self._post({"op": "send", "id": rid, "url": req.url, "method": req.method,
-                    "headers": fetch_headers(req.headers)})
+        self._post(
+            {
+                "op": "send",
+                "id": rid,
+                "url": req.url,
+                "method": req.method,
+                "headers": fetch_headers(req.headers),
+            }
+        )
         try:
             data = await asyncio.wait_for(future, limit)
         except BaseException as exc:

@@ -5,8 +5,9 @@ like an object (and that leaks unless destroyed). When the callback is a ``JsPro
 the payload to a JS object first; Python callables get the dict unchanged.
 
 Byte buffers are copied instead: :func:`js_uint8array_copy` gives JS its own ``Uint8Array``,
-which stays valid whatever later happens to the Python buffer (or to the wasm heap under it);
-its home is :mod:`xet_pyodide.kernels.jsbytes` (the kernel loader needs it too).
+which stays valid whatever later happens to the Python buffer (or to the wasm heap under it),
+and :func:`js_copy_into` fills a span of a JS buffer JS already has; their home is
+:mod:`xet_pyodide.kernels.jsbytes` (the kernel loader needs them too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import inspect
 import sys
 from typing import Any
 
-from ..kernels.jsbytes import js_uint8array_copy
+from ..kernels.jsbytes import js_copy_into, js_uint8array_copy
 
 
 def is_js_object(obj: Any) -> bool:
@@ -44,4 +45,10 @@ async def invoke_callback(callback: Any, payload: Any) -> None:
         await result
 
 
-__all__ = ["invoke_callback", "is_js_object", "js_uint8array_copy", "to_js_value"]
+__all__ = [
+    "invoke_callback",
+    "is_js_object",
+    "js_copy_into",
+    "js_uint8array_copy",
+    "to_js_value",
+]

@@ -32,7 +32,7 @@ from ..core.chunking import GEAR_WINDOW_PREFIX
 from ..errors import XetKernelError
 from ..kernels._wasm import read_wasm_bytes
 from .blob import blob_read_error
-from .jsinterop import to_js_value
+from .jsinterop import js_copy_into, js_uint8array_copy, to_js_value
 
 MIB = 1 << 20
 #: Bytes of one block slot in the shared buffer.
@@ -179,8 +179,7 @@ class WorkerPool:
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Copy a Python buffer into the shared buffer."""
-        if len(data):
-            js.Uint8Array.new(self.sab, offset, len(data)).assign(data)
+        js_copy_into(self.sab, offset, data)
 
     def read(self, offset: int, n: int) -> bytes:
         return bytes(js.Uint8Array.new(self.sab, offset, n).to_bytes()) if n > 0 else b""
@@ -462,9 +461,7 @@ async def start_pool(
         js.console.warn(NOT_ISOLATED_WARNING)
         return None
     wasm = read_wasm_bytes()
-    code = js.Uint8Array.new(len(wasm))
-    code.assign(wasm)
-    module = await js.WebAssembly.compile(code)
+    module = await js.WebAssembly.compile(js_uint8array_copy(wasm))
     slot_size = Slot.size(SLOT_BYTES)
     slots = [Slot(i * slot_size, SLOT_BYTES) for i in range(SLOTS)]
     sab = js.SharedArrayBuffer.new(SLOTS * slot_size)
