@@ -1,12 +1,13 @@
 """A Web Worker pool for the chunk-and-hash stage (Pyodide on a browser page).
 
 The page's Python drives N module workers (``web/xet_worker.mjs``), each running its own
-instance of ``xet_kernels.wasm`` (compiled once here; the ``WebAssembly.Module`` is posted to
-every worker, which warms it up before reporting ready). Data travels through one
-``SharedArrayBuffer`` cut into block *slots*: a block is copied into a slot once, workers read
-their slices from it and write chunk hashes back into it, so only small messages (offsets)
-cross threads. Tasks go to whichever worker is idle (a queue, not a fixed split), so a slow
-core does not hold a whole block back.
+instance of ``xet_kernels.wasm``: the ``WebAssembly.Module`` the page's own kernels were made
+from (:func:`~xet_pyodide.kernels._load_pyodide.compiled_module`, compiled once per page) is
+posted to every worker, which instantiates and warms it up before reporting ready. Data travels
+through one ``SharedArrayBuffer`` cut into block *slots*: a block is copied into a slot once,
+workers read their slices from it and write chunk hashes back into it, so only small messages
+(offsets) cross threads. Tasks go to whichever worker is idle (a queue, not a fixed split), so a
+slow core does not hold a whole block back.
 
 :mod:`xet_pyodide.io.pool_hasher` builds the session's chunk hasher on top of this pool;
 :mod:`xet_pyodide.io.pool_fetch` has the workers read download bodies (their messages carry a
@@ -30,9 +31,9 @@ from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
 
 from ..core.chunking import GEAR_WINDOW_PREFIX
 from ..errors import XetKernelError
-from ..kernels._wasm import read_wasm_bytes
+from ..kernels._load_pyodide import compiled_module
 from .blob import blob_read_error
-from .jsinterop import js_copy_into, js_uint8array_copy, to_js_value
+from .jsinterop import js_copy_into, to_js_value
 
 MIB = 1 << 20
 #: Bytes of one block slot in the shared buffer.
@@ -460,8 +461,7 @@ async def start_pool(
     if not isolation_available():
         js.console.warn(NOT_ISOLATED_WARNING)
         return None
-    wasm = read_wasm_bytes()
-    module = await js.WebAssembly.compile(js_uint8array_copy(wasm))
+    module = await compiled_module()  # the page's own, when its kernels are loaded already
     slot_size = Slot.size(SLOT_BYTES)
     slots = [Slot(i * slot_size, SLOT_BYTES) for i in range(SLOTS)]
     sab = js.SharedArrayBuffer.new(SLOTS * slot_size)

@@ -15,6 +15,10 @@ Chromium refuses *synchronous* ``WebAssembly.Module`` compilation of non-trivial
 main thread; :func:`load_sync` then raises :class:`~xet_pyodide.errors.XetKernelError` telling the
 caller to ``await xet_pyodide.kernels.load_kernels()``, which uses :func:`load_async`
 (``WebAssembly.instantiate``). Workers and Node compile synchronously without complaint.
+
+The compiled ``WebAssembly.Module`` is kept (:func:`compiled_module`) and shared: the hashing
+pool (:mod:`xet_pyodide.io.workers`) posts the same module to its workers, so a page compiles
+the ``.wasm`` once at start-up.
 """
 
 from __future__ import annotations
@@ -104,13 +108,33 @@ class JsInstance:
             self._subarray = self._heap.subarray
 
 
+#: The kernels' compiled ``WebAssembly.Module``: compiled once per interpreter and shared — the
+#: page's instance is made from it and the hashing pool posts it to its workers (a ``Module``
+#: is structured-cloneable), so start-up compiles the ``.wasm`` once, not once for the page and
+#: again for the pool.
+_module: Any = None
+
+
+async def compiled_module() -> Any:
+    """The kernels' ``WebAssembly.Module``, compiled asynchronously on first use (Chromium's
+    main thread refuses synchronous compilation of non-trivial modules)."""
+    global _module
+    if _module is None:
+        try:
+            _module = await js.WebAssembly.compile(js_uint8array_copy(read_wasm_bytes()))
+        except JsException as exc:
+            raise XetKernelError(f"cannot compile xet_kernels.wasm: {exc}") from exc
+    return _module
+
+
 def load_sync() -> WasmKernels:
-    """Compile and instantiate synchronously (fine in workers and Node, may be refused by
-    Chromium's main thread)."""
-    code = js_uint8array_copy(read_wasm_bytes())
+    """Instantiate synchronously, compiling first unless :func:`compiled_module` already did
+    (fine in workers and Node, may be refused by Chromium's main thread)."""
+    global _module
     try:
-        module = js.WebAssembly.Module.new(code)
-        instance = js.WebAssembly.Instance.new(module, js.Object.new())
+        if _module is None:
+            _module = js.WebAssembly.Module.new(js_uint8array_copy(read_wasm_bytes()))
+        instance = js.WebAssembly.Instance.new(_module, js.Object.new())
     except JsException as exc:
         raise XetKernelError(
             "synchronous WebAssembly compilation was refused by this runtime "
@@ -121,10 +145,11 @@ def load_sync() -> WasmKernels:
 
 
 async def load_async() -> WasmKernels:
-    """Compile and instantiate with ``await WebAssembly.instantiate`` (works everywhere)."""
-    code = js_uint8array_copy(read_wasm_bytes())
+    """Instantiate with ``await WebAssembly.instantiate`` over :func:`compiled_module` (works
+    everywhere)."""
+    module = await compiled_module()
     try:
-        result = await js.WebAssembly.instantiate(code, js.Object.new())
+        instance = await js.WebAssembly.instantiate(module, js.Object.new())
     except JsException as exc:
         raise XetKernelError(f"cannot instantiate xet_kernels.wasm: {exc}") from exc
-    return WasmKernels(JsInstance(result.instance), warm_up=True)
+    return WasmKernels(JsInstance(instance), warm_up=True)
