@@ -1,5 +1,5 @@
 """Download internals without a server: reconstruction parsing and planning, the streaming
-record decoder, multipart/byteranges parsing, the chunk cache, and the whole pipeline against
+record decoder, the chunk cache, and the whole pipeline against
 a scripted CAS (``FakeCas``) that can expire URLs, fail, and corrupt bytes on demand."""
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from xet_pyodide.errors import (
     XetIntegrityError,
     XetProtocolError,
     XetRangeError,
-    XetResponseError,
 )
 from xet_pyodide.io.cache import ChunkCache, DiskStore, MemoryStore, slice_records
-from xet_pyodide.io.cas import parse_multipart_byteranges
 from xet_pyodide.io.retry import RetryPolicy
 from xet_pyodide.io.testing import MockRequest, MockTransport, json_response
 from xet_pyodide.io.transport import Response
@@ -188,28 +186,6 @@ def test_bg4_records_decode() -> None:
     floats = struct.pack("<4096f", *[i * 0.25 for i in range(4096)])
     xorb = build_xorb([floats, floats[:9000]], Scheme.BG4_LZ4)
     assert bytes(decode_records(xorb.body, 2).data) == floats + floats[:9000]
-
-
-# --------------------------------------------------------------------------- multipart
-
-
-def test_multipart_byteranges_by_content_range() -> None:
-    a, b = b"A" * 10 + b"\r\n--XB", b"second part"
-    body = (
-        b"--XB\r\nContent-Type: application/octet-stream\r\n"
-        b"Content-Range: bytes 100-115/999\r\n\r\n"
-        + a
-        + b"\r\n--XB\r\nContent-Range: bytes 5-15/999\r\n\r\n"
-        + b
-        + b"\r\n--XB--\r\n"
-    )
-    resp = Response(206, {"content-type": 'multipart/byteranges; boundary="XB"'}, body, "http://u")
-    assert parse_multipart_byteranges(resp, [(5, 15), (100, 115)]) == [b, a]
-    with pytest.raises(XetResponseError, match="lacks range"):
-        parse_multipart_byteranges(resp, [(5, 15), (200, 210)])
-    plain = Response(206, {"content-type": "application/octet-stream"}, b"x", "http://u")
-    with pytest.raises(XetResponseError, match="multipart"):
-        parse_multipart_byteranges(plain, [(0, 0), (2, 2)])
 
 
 # --------------------------------------------------------------------------- cache

@@ -13,8 +13,8 @@ Each method speaks exactly what hf_xet 1.8.0 speaks, including its fallbacks:
   ``/v1/reconstructions/{id}`` when v2 answers 404/501 (a 404 on v1 too means the file is
   unknown: :class:`XetNotFoundError`; 416: :class:`XetRangeError`);
 * xorb bytes (§7.8): ``GET`` of a presigned URL with ``Range`` and without our bearer token,
-  one range per request (:meth:`CasClient.fetch_xorb_range`) or several in one
-  ``multipart/byteranges`` answer (:meth:`CasClient.fetch_xorb_ranges`). A 403 raises
+  one range per request (:meth:`CasClient.fetch_xorb_range`, or streamed:
+  :meth:`CasClient.open_xorb_range`), like hf_xet's default. A 403 raises
   :class:`PresignedUrlRejected` so the caller can get fresh URLs.
 """
 
@@ -344,13 +344,6 @@ class CasClient:
                 request_id=resp.request_id,
             )
 
-    async def fetch_xorb_ranges(self, url: str, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """Several inclusive byte ranges of one presigned URL in one request (multi-range)."""
-        if len(ranges) == 1:
-            return [await self.fetch_xorb_range(url, *ranges[0])]
-        resp = await self._fetch(url, "bytes=" + ",".join(f"{a}-{b}" for a, b in ranges))
-        return parse_multipart_byteranges(resp, ranges)
-
     async def _fetch(self, url: str, range_header: str) -> Response:
         what = "xorb fetch"
         resp = await self.http.send(
@@ -369,56 +362,6 @@ def _check_fetch_status(resp: Response, what: str, url: str) -> None:
             url=url,
         )
     raise_for_status(resp, what, ok=(200, 206))
-
-
-def parse_multipart_byteranges(resp: Response, ranges: list[tuple[int, int]]) -> list[bytes]:
-    """The parts of a ``multipart/byteranges`` body, matched to ``ranges`` by their
-    ``Content-Range`` (each part is read by its declared length, never by boundary search)."""
-    content_type = resp.headers.get("content-type", "")
-    boundary = ""
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "boundary":
-            boundary = value.strip('"')
-    if not content_type.lower().startswith("multipart/byteranges") or not boundary:
-        raise _short_body(resp, f"expected multipart/byteranges, got {content_type!r}")
-    body = memoryview(resp.body)
-    delimiter = f"--{boundary}".encode()
-    found: dict[tuple[int, int], bytes] = {}
-    pos = 0
-    while True:
-        start = resp.body.find(delimiter, pos)
-        if start < 0 or resp.body.startswith(b"--", start + len(delimiter)):
-            break
-        head_end = resp.body.find(b"\r\n\r\n", start)
-        if head_end < 0:
-            raise _short_body(resp, "multipart part without a header end")
-        first, last = _content_range(resp, bytes(body[start:head_end]))
-        data_start = head_end + 4
-        data_end = data_start + last - first + 1
-        if data_end > len(body):
-            raise _short_body(resp, "multipart part is truncated")
-        found[(first, last)] = bytes(body[data_start:data_end])
-        pos = data_end
-    try:
-        return [found[r] for r in ranges]
-    except KeyError as missing:
-        raise _short_body(resp, f"multipart answer lacks range {missing}") from None
-
-
-def _content_range(resp: Response, head: bytes) -> tuple[int, int]:
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-range":
-            spec = value.strip().removeprefix(b"bytes").strip().split(b"/")[0]
-            a, _, b = spec.partition(b"-")
-            try:
-                first, last = int(a), int(b)
-            except ValueError:
-                break
-            if 0 <= first <= last:
-                return first, last
-    raise _short_body(resp, "multipart part without a valid Content-Range")
 
 
 def _short_body(resp: Response, detail: str) -> XetResponseError:
@@ -528,5 +471,4 @@ __all__ = [
     "ShardUploadResult",
     "XorbBodyInterrupted",
     "XorbUploadResult",
-    "parse_multipart_byteranges",
 ]
