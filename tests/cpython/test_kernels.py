@@ -108,9 +108,9 @@ def test_default_backend_is_wasm(monkeypatch):
 
 
 def test_missing_wasm_says_how_to_build(monkeypatch):
-    from xet_pyodide.kernels import _wasm
+    from xet_pyodide.kernels import _instance
 
-    monkeypatch.setattr(_wasm, "WASM_FILE", "no_such_kernels.wasm")
+    monkeypatch.setattr(_instance, "WASM_FILE", "no_such_kernels.wasm")
     with pytest.raises(XetKernelError, match=r"bash scripts/build_kernels\.sh"):
         load()
 
@@ -120,8 +120,8 @@ def test_wasmtime_fast_calls_match_public_calls():
     and a wrong argument count still raise."""
     import wasmtime
 
+    from xet_pyodide.kernels._instance import read_wasm_bytes
     from xet_pyodide.kernels._load_wasmtime import WasmtimeInstance, _unchecked_caller
-    from xet_pyodide.kernels._wasm import read_wasm_bytes
 
     inst = WasmtimeInstance(read_wasm_bytes())
     export = inst._exports["xk_xxh32"]

@@ -32,7 +32,8 @@ from pyodide.code import run_js  # type: ignore[import-not-found]
 from pyodide.ffi import JsException  # type: ignore[import-not-found]
 
 from ..errors import XetKernelError
-from ._wasm import WasmKernels, read_wasm_bytes
+from ._instance import read_wasm_bytes
+from ._wasm import WasmKernels
 from .api import Buffer
 from .jsbytes import js_uint8array_copy
 
@@ -59,7 +60,7 @@ _COPY_AND_CALL_JS = """
 
 
 class JsInstance:
-    """:class:`~xet_pyodide.kernels._wasm.Instance` over a ``WebAssembly.Instance``."""
+    """:class:`~xet_pyodide.kernels._instance.Instance` over a ``WebAssembly.Instance``."""
 
     name = "js"
 

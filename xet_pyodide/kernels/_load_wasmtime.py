@@ -17,12 +17,13 @@ from typing import Any
 import wasmtime
 
 from ..errors import XetKernelError
-from ._wasm import WasmKernels, read_wasm_bytes
+from ._instance import read_wasm_bytes
+from ._wasm import WasmKernels
 from .api import Buffer
 
 
 class WasmtimeInstance:
-    """:class:`~xet_pyodide.kernels._wasm.Instance` over a wasmtime instance."""
+    """:class:`~xet_pyodide.kernels._instance.Instance` over a wasmtime instance."""
 
     name = "wasmtime"
 

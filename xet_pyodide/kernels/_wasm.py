@@ -2,8 +2,9 @@
 
 :class:`WasmKernels` implements :class:`~xet_pyodide.kernels.api.Kernels` over an
 :class:`Instance` adapter: an instantiated ``xet_kernels.wasm`` plus "copy bytes in", "copy bytes
-out" and "call export". The adapters live in ``_load_wasmtime.py`` (CPython) and
-``_load_pyodide.py`` (``js.WebAssembly``); nothing here knows which one it runs on.
+out" and "call export" (the contract, and the packaged ``.wasm``, are in ``_instance.py``). The
+adapters live in ``_load_wasmtime.py`` (CPython) and ``_load_pyodide.py``
+(``js.WebAssembly``); nothing here knows which one it runs on.
 
 Every call follows the same pattern: ``xk_reserve(n)`` makes sure the module's scratch arena
 holds ``n`` bytes and returns its base; we lay out inputs and outputs at fixed offsets from that
@@ -21,11 +22,10 @@ import threading
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from importlib import resources
 from itertools import accumulate
-from typing import Protocol
 
 from ..errors import XetFormatError, XetKernelError
+from ._instance import Instance
 from .api import Buffer, RecordBatch
 from .records import MAX_CHUNK_UNCOMPRESSED, check_header
 
@@ -46,7 +46,6 @@ COPY_BATCH_BYTES = 1 << 30
 #: bigger batches: each costs ~0.15 ms in Pyodide (8 MiB batches were 3-5 % slower than one
 #: 64 MiB batch).
 B3_BATCH_MESSAGES = 8192
-WASM_FILE = "xet_kernels.wasm"
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 _LZ4_ERRORS = {
@@ -79,58 +78,6 @@ _FRAME_ERRORS = {
 _RECORDS_PER_CALL = 8192
 _RECORDS_OUT_PIECE = 16 << 20
 _RECORD_SCRATCH = MAX_CHUNK_UNCOMPRESSED  # a byte-grouped chunk before regrouping
-
-
-class Instance(Protocol):
-    """What :class:`WasmKernels` needs from a runtime: one instance of ``xet_kernels.wasm``."""
-
-    #: Short runtime name, e.g. ``"wasmtime"`` or ``"js"``.
-    name: str
-
-    def func(self, name: str) -> Callable[..., int]:
-        """The export ``name`` as a Python callable taking and returning ints (i32 results
-        come back signed)."""
-        ...
-
-    def write(self, ptr: int, data: Buffer) -> None:
-        """Copy ``data`` (a 1-D byte buffer) to linear memory at ``ptr``."""
-        ...
-
-    def read(self, ptr: int, n: int) -> bytes:
-        """Copy ``n`` bytes of linear memory starting at ``ptr``."""
-        ...
-
-    def read_into(self, ptr: int, out: memoryview) -> None:
-        """Copy ``len(out)`` bytes of linear memory starting at ``ptr`` into ``out`` (a
-        writable 1-D byte buffer): no intermediate ``bytes``."""
-        ...
-
-    def memory_size(self) -> int:
-        """Current size of linear memory in bytes."""
-        ...
-
-    def refresh(self) -> None:
-        """Linear memory may have grown (and moved): rebuild any cached view of it."""
-        ...
-
-    def copy_and_call(self, name: str, src: memoryview, dst: int, steps: array, nargs: int) -> None:
-        """Many copies and calls in one: ``steps`` (``array('i')``) holds records of
-        ``2 + nargs`` ints ``(offset, length, arg_1 .. arg_nargs)``; for each record, copy
-        ``src[offset:offset + length]`` to ``dst``, then call the export ``name`` with the
-        args. The export must not grow memory. (Pyodide does the loop in JavaScript: one
-        crossing instead of three per record.)"""
-        ...
-
-
-def read_wasm_bytes() -> bytes:
-    """The packaged ``xet_kernels.wasm`` (package data of ``xet_pyodide.kernels``)."""
-    try:
-        return resources.files(__package__).joinpath(WASM_FILE).read_bytes()
-    except (FileNotFoundError, OSError) as exc:
-        raise XetKernelError(
-            f"{WASM_FILE} is missing from xet_pyodide/kernels: run `bash scripts/build_kernels.sh` "
-            "(or set XET_PYODIDE_KERNELS=reference for the slow pure-Python backend)"
-        ) from exc
 
 
 def _bytes_view(data: Buffer) -> memoryview:
