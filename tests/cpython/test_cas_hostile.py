@@ -196,7 +196,10 @@ def test_costliest_valid_looking_xorb_is_bounded(cas_server_factory) -> None:
         grew = growth_mib(server, lambda: answers.append(client.post(url, content=body)))
         cpu = cpu_seconds(pid) - cpu
     assert answers[0].status_code == 400 and "does not match its hash" in answers[0].text
-    assert grew < 24
+    # ~24 MiB measured: the 4.3 MB body is held a few times over while it is received and
+    # validated (12 MiB for the same attack with 1,024 chunks); a decode that followed the
+    # unpacked size would add 1 GiB.
+    assert grew < 64
     assert cpu < 5
 
 

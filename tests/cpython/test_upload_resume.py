@@ -239,6 +239,10 @@ def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> No
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     journal = resume_dir / f"{journal_name(server.url, token_url)}.xrs"
 
+    # The first run's shard waits at the server, so the run cannot finish before it is killed:
+    # its four xorbs upload concurrently and their last acknowledgements can land within a
+    # poll of each other (under load the whole upload once completed between two polls).
+    server.set_faults(endpoints={"shard_v2": {"latency_ms": 120_000, "max_faults": 1}})
     started = time.monotonic()
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -257,6 +261,7 @@ def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> No
     sent_first = server.stats()["xorb_bytes_received"]
     assert server.stats()["store"]["files"] == 0
 
+    server.set_faults()
     server.reset_stats()
     started = time.monotonic()
     second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
