@@ -470,3 +470,40 @@ def test_closed_instance_and_closed_session_fail_instead_of_hanging(page: DemoPa
     assert closed != "resolved", "the upload outlived its session"
     assert closed["name"] == "XetAbortedError", closed
     assert "its session was closed or aborted" in closed["message"], closed
+
+
+def test_kernels_compiled_once_and_shared_with_the_pool(page: DemoPage) -> None:
+    """The page compiled xet_kernels.wasm when it loaded; a pool started afterwards compiles
+    nothing and posts that same WebAssembly.Module to its workers (issue 19)."""
+    state = page.evaluate("""async () => {
+  const py = window.demo.xet.pyodide;
+  py.globals.set('worker_url', new URL('/xet_worker.mjs', location.href).href);
+  const compile = WebAssembly.compile, instantiate = WebAssembly.instantiate;
+  let compiles = 0;
+  WebAssembly.compile = (...a) => { compiles++; return compile(...a); };
+  WebAssembly.instantiate = (b, ...a) => {
+    if (!(b instanceof WebAssembly.Module)) compiles++;
+    return instantiate(b, ...a);
+  };
+  try {
+    const r = await py.runPythonAsync(`
+from js import WebAssembly
+from xet_pyodide.kernels import _load_pyodide
+from xet_pyodide.io.workers import start_pool
+
+page_module = _load_pyodide._module
+pool = await start_pool(worker_url, 2)
+try:
+    shared = pool._module is page_module and await _load_pyodide.compiled_module() is page_module
+finally:
+    pool.close()
+[page_module is not None and WebAssembly.Module.prototype.isPrototypeOf(page_module),
+ shared, pool.size]
+`);
+    return [...r.toJs(), compiles];
+  } finally {
+    WebAssembly.compile = compile;
+    WebAssembly.instantiate = instantiate;
+  }
+}""")
+    assert state == [True, True, 2, 0]
