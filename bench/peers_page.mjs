@@ -4,6 +4,9 @@ import { loadXet } from "/xet_pyodide.js";
 import * as hfjs from "/_hfjs/hub.mjs";
 
 const now = () => performance.now() / 1000;
+/** Wall-clock seconds (as Python's time.time()): bench/peers.py finds each process's CPU
+ *  between these (bench/_procs.py). */
+const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
 
 /** Read a Blob to its end (bytes discarded): what "downloaded" means for both clients. */
 async function drain(blob) {
@@ -63,15 +66,19 @@ async function throughput(config, xet, status) {
       await ops[name].create(p);
       status(`${name} run ${i}: upload`);
       const phases = {};
+      const uploadSpan = [epoch()];
       let t = now();
       const oid = await ops[name].upload(p, file, phases);
       const upload = now() - t;
+      uploadSpan.push(epoch());
       status(`${name} run ${i}: download`);
+      const downloadSpan = [epoch()];
       t = now();
       const bytes = await ops[name].download(p, "model.bin");
       const download = now() - t;
+      downloadSpan.push(epoch());
       if (bytes !== file.size) throw new Error(`${name} downloaded ${bytes} of ${file.size} bytes`);
-      runs.push({ client: name, run: i, upload, download, oid, phases });
+      runs.push({ client: name, run: i, upload, download, oid, phases, uploadSpan, downloadSpan });
     }
   }
   return { size: file.size, runs };
