@@ -137,7 +137,7 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def throughput(
-    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str
+    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str, sha256_hasher: str
 ) -> dict[str, Any]:
     path = bench_file(size_mib)
     names = [f"{c}-{size_mib}-{i}" for c in ("hfjs", "xet", "native") for i in range(repeat)]
@@ -148,6 +148,7 @@ def throughput(
                 sampler.watch(server.pid, f"server:{name}")
         config = {
             "mode": "throughput", "repeat": repeat, "secret": SECRET, "cache": cache,
+            "sha256Hasher": sha256_hasher,
             "dataUrl": "/_data/" + path.name,
             "servers": {c: [servers[f"{c}-{size_mib}-{i}"].url for i in range(repeat)]
                         for c in ("hfjs", "xet")},
@@ -299,13 +300,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-mib", type=int, default=1024, help="0 skips the dedup scenario")
     parser.add_argument("--cache", choices=("none", "memory"), default="none",
                         help="xet.hub's chunk cache during the downloads")  # fmt: skip
+    parser.add_argument("--sha256-hasher", choices=("hashlib", "kernel"), default="hashlib",
+                        help="what computes xet.hub's upload SHA-256 on the page")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     build_quietly()
     load = os.getloadavg()[0]
     log(f"load average {load:.2f} ({os.cpu_count()} cores)")
     out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load,
-                           "cache": args.cache, "sizes": []}  # fmt: skip
+                           "cache": args.cache, "sha256_hasher": args.sha256_hasher,
+                           "sizes": []}  # fmt: skip
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp)
@@ -313,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         hfjs_dir.mkdir()
         bundle_hfjs(hfjs_dir)
         for size in (int(s) for s in args.sizes_mib.split(",") if s):
-            out["sizes"].append(throughput(size, args.repeat, root, hfjs_dir, args.cache))
+            out["sizes"].append(
+                throughput(size, args.repeat, root, hfjs_dir, args.cache, args.sha256_hasher)
+            )
         if args.dedup_mib:
             out["dedup"] = dedup(args.dedup_mib, root, hfjs_dir)
     out["load_average_at_end"] = os.getloadavg()[0]

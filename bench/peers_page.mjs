@@ -111,6 +111,9 @@ async function dedup(config, xet, status) {
 
 export async function runBench(config, status, report) {
   const xet = await loadXet({ baseUrl: "/" });
+  if (config.sha256Hasher) {  // what computes the upload's SHA-256 on the page (CPU lever)
+    xet.pyodide.runPython(`import xet_pyodide.session.sha256 as m; m.HASHER = "${config.sha256Hasher}"`);
+  }
   await report("loaded", { workers: xet.workers });
   const work = config.mode === "dedup" ? dedup : throughput;
   const result = await work(config, xet, status);
