@@ -55,7 +55,8 @@ def _stat(path: str) -> tuple[str, int, int] | None:
 def chromium_role(pid: int) -> str:
     """The role of one Chromium process from its command line."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        # Chromium's children rewrite their title: one NUL-terminated string, space-separated
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
     except OSError:
         return "gone"
     kind = next((a[7:] for a in argv if a.startswith(b"--type=")), b"")
