@@ -110,8 +110,10 @@ async function dedup(config, xet, status) {
 }
 
 export async function runBench(config, status, report) {
-  const xet = await loadXet({ baseUrl: "/" });
-  if (config.sha256Hasher) {  // what computes the upload's SHA-256 on the page (CPU lever)
+  // sha256Hasher "worker": the pool's side worker digests the File (reading it a second time)
+  const xet = await loadXet({ baseUrl: "/",
+                             sha256Worker: config.sha256Hasher === "worker" ? true : undefined });
+  if (config.sha256Hasher && config.sha256Hasher !== "worker") {  // on the page (CPU lever)
     xet.pyodide.runPython(`import xet_pyodide.session.sha256 as m; m.HASHER = "${config.sha256Hasher}"`);
   }
   await report("loaded", { workers: xet.workers });
