@@ -21,12 +21,15 @@ from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 @contextmanager
-def bare_chromium(url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Open ``url`` in a fresh headless Chromium profile; the browser is stopped on exit."""
+def bare_chromium(url: str, *, incognito: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """Open ``url`` in a fresh headless Chromium profile; the browser is stopped on exit.
+    ``incognito``: in an off-the-record context, as a Playwright ``new_page()`` or an
+    Incognito window (Blob data cannot spill to the profile's disk)."""
     # a child process may still be writing to the profile as the browser exits
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
-            [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={profile}", url],
+            [CHROMIUM, "--headless", *CHROMIUM_ARGS, f"--user-data-dir={profile}",
+             *(["--incognito"] if incognito else []), url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

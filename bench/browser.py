@@ -2,7 +2,7 @@
 @huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
 
     .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
-        [--profile] [--sha256-worker auto|on|off]
+        [--profile] [--sha256-worker auto|on|off] [--body-workers on|off]
 
 Measured:
 
@@ -13,10 +13,13 @@ Measured:
     of any chunk+hash of a Blob in this browser on this machine;
 (b) full upload: ``uploadFile(blob)`` + ``finalize()`` to a fresh local CAS server vs hf_xet's
     upload of the same file to another fresh server (SHA-256 computed by both);
-(c) with ``--memory``: peak renderer RSS (from /proc, sampled every 50 ms) while uploading a
-    4 GiB Blob made of 64 MiB slices of the fetched data file, repeated (the Blob lives in the
-    browser's blob storage, not in the page; the upload reads, chunks, hashes and deduplicates
-    all of it: the file's distinct bytes once, the repeats through dedup).
+(c) with ``--memory``: a 4 GiB (``--memory-gib``) upload of NEW data — a file of random bytes
+    (``.cache/bench/random_<n>gib.bin``) chosen in the page's file input — from a fresh
+    browser context (Playwright ``new_context()``: no on-disk profile, like Incognito, so
+    Blob data cannot spill to disk; Playwright is attached during this run). Printed: the peak
+    renderer RSS (the page and its workers) and the peak RSS of the browser process, where
+    Chromium keeps Blob data — its growth over its level before the upload is our proxy for
+    the Blob bytes held for the page (from /proc, sampled every 50 ms); and the MB/s.
     ``--memory-only`` skips (a) and (b).
 
 The input is half random bytes, half float32-like values (random mantissas, narrow exponents:
@@ -79,6 +82,22 @@ def _float_like(n: int, seed: int) -> bytearray:
     return data
 
 
+def random_file(gib: float) -> Path:
+    """A file of ``gib`` GiB of seeded random bytes (new data for every upload to a fresh
+    server), cached."""
+    size = int(gib * 1024) * MIB
+    path = CACHE / f"random_{gib:g}gib.bin"
+    if not path.exists() or path.stat().st_size != size:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        log(f"generating {gib:g} GiB of random data")
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for start in range(0, size, 64 * MIB):
+                f.write(_random(min(64 * MIB, size - start), 7_000_001 + start))
+        tmp.rename(path)
+    return path
+
+
 def bench_file(size_mib: int) -> Path:
     path = CACHE / f"half_random_half_floats_{size_mib}mib.bin"
     if not path.exists() or path.stat().st_size != size_mib * MIB:
@@ -109,12 +128,16 @@ def cas_server(root: Path, name: str) -> Iterator[ServerProcess]:
 
 
 class RssSampler:
-    """Peak RSS of the renderer processes of one Chromium (polls /proc)."""
+    """Peak RSS of the renderer processes of one Chromium (polls /proc), and of its browser
+    process (``root_pid``), where Chromium keeps Blob data: its growth over the baseline is
+    the proxy for the Blob bytes held for the page."""
 
     def __init__(self, root_pid: int, interval: float = 0.05) -> None:
         self.root_pid = root_pid
         self.interval = interval
         self.peak_kib = 0
+        self.browser_kib = 0
+        self.browser_peak_kib = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -125,6 +148,7 @@ class RssSampler:
 
     def reset(self) -> None:
         self.peak_kib = 0
+        self.browser_peak_kib = self.browser_kib
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,6 +174,13 @@ class RssSampler:
                 out.append(pid)
         return out
 
+    @staticmethod
+    def _rss_kib(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
     def _run(self) -> None:
         pids: list[int] = []
         last_scan = 0.0
@@ -158,16 +189,63 @@ class RssSampler:
                 pids, last_scan = self._renderers(), time.monotonic()
             for pid in pids:
                 with contextlib.suppress(OSError, ValueError):
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+                    self.peak_kib = max(self.peak_kib, self._rss_kib(pid))
+            with contextlib.suppress(OSError, ValueError):
+                self.browser_kib = self._rss_kib(self.root_pid)
+                self.browser_peak_kib = max(self.browser_peak_kib, self.browser_kib)
             self.samples += 1
             self._stop.wait(self.interval)
 
 
-def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
-             ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Open the bench page in a bare headless Chromium; return its report (+ RSS figures)."""
+def _browser_pid() -> int:
+    """Pid of the Chromium browser process Playwright started for us (a descendant of this
+    process, with no ``--type``)."""
+    me = os.getpid()
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    for pid in sorted(parents):
+        p = pid
+        while p in parents and p not in (me, 1):
+            p = parents[p]
+        if p != me or pid == me:
+            continue
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"chrom" in cmd[0] and not any(a.startswith(b"--type=") for a in cmd):
+                return pid
+    raise RuntimeError("Chromium's browser process not found")
+
+
+@contextlib.contextmanager
+def fresh_context_page(url: str, upload: Path) -> Iterator[int]:
+    """``url`` in a fresh Playwright context of headless Chromium (same executable and
+    flags as the tests), ``upload`` chosen in its ``#file`` input once the page loaded;
+    yields the browser process's pid."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            page.goto(url)
+            page.wait_for_function("() => document.getElementById('file') !== null")
+            page.set_input_files("#file", str(upload))
+            yield _browser_pid()
+        finally:
+            browser.close()
+
+
+def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False,
+             upload: Path | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """Open the bench page in a bare headless Chromium (or, given an ``upload`` file, in a
+    fresh Playwright context that chooses it); return its report (+ RSS figures)."""
     server = StaticServer(
         REPO / "web",
         mounts={"/bench": REPO / "bench", "/node_modules": REPO / "node_modules",
@@ -176,18 +254,22 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
     config = {**config, "dataUrl": "/_data/" + config.get("dataName", "")}
     url = f"{server.url}/bench/browser_page.html?config={quote(json.dumps(config))}"
     memory: dict[str, float] = {}
-    with bare_chromium(url) as proc:
-        sampler = RssSampler(proc.pid).start() if sample_rss else None
+    opened = (fresh_context_page(url, upload) if upload is not None
+              else _bare_pid(url))
+    with opened as pid:
+        sampler = RssSampler(pid).start() if sample_rss else None
         try:
             server.wait_report("loaded", timeout=300)
             if sampler is not None:
                 memory["loaded_mib"] = sampler.peak_kib / 1024
                 server.wait_report("memory-start", timeout=300)
                 memory["before_upload_mib"] = sampler.peak_kib / 1024
+                memory["browser_process_before_mib"] = sampler.browser_kib / 1024
                 sampler.reset()
             report = server.wait_report("browser", timeout=3600)
             if sampler is not None:
                 memory["peak_during_upload_mib"] = sampler.peak_kib / 1024
+                memory["browser_process_peak_mib"] = sampler.browser_peak_kib / 1024
         finally:
             if sampler is not None:
                 sampler.stop()
@@ -197,6 +279,12 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
     if not report.get("ok"):
         raise RuntimeError(f"bench page failed: {report.get('error')}")
     return report["result"], memory
+
+
+@contextlib.contextmanager
+def _bare_pid(url: str) -> Iterator[int]:
+    with bare_chromium(url) as proc:
+        yield proc.pid
 
 
 # ------------------------------------------------------------------------------ references
@@ -234,7 +322,7 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
         config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
                   "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
                   "sha256Worker": _sha256_worker(args), "dataName": path.name,
-                  "profile": args.profile}
+                  "profile": args.profile, "bodyWorkers": args.body_workers == "on"}
         page, _ = run_page(config, path.parent)
     if page["upload"].get("profile"):
         log(f"profile of the upload ({page['upload']['seconds']:.2f} s):\n"
@@ -268,6 +356,23 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
 # ------------------------------------------------------------------------------ main
 
 
+def _cpu_seconds_children() -> float:
+    """CPU seconds of this process's waited-for children (Playwright's driver and the
+    browser it started, once closed) — taken around a run, the browser's CPU time."""
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def server_cpu_seconds(server: ServerProcess) -> float | None:
+    pid = getattr(getattr(server, "_proc", None), "pid", None)
+    if pid is None:
+        return None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 def build_quietly() -> None:
     """Rebuild the wheel if needed with the build's output on stderr (stdout is the JSON)."""
     sys.stdout.flush()
@@ -298,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         help="loadXet's sha256Worker (auto: on from 4 cores)",
     )
     parser.add_argument(
+        "--body-workers",
+        choices=["on", "off"],
+        default="on",
+        help="off: xorb bodies as page Blobs, as before issue 24 (docs/browser.md)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="cProfile the page's Python during the upload (slower); printed to stderr",
@@ -312,14 +423,21 @@ def main(argv: list[str] | None = None) -> int:
         if not args.memory_only:
             out.update(throughput(args, path, root))
         if args.memory or args.memory_only:
-            log(f"browser: {args.memory_gib} GiB upload, sampling renderer RSS")
+            big = random_file(args.memory_gib)
+            log(f"browser: {args.memory_gib} GiB upload of new data from a fresh context, "
+                "sampling renderer and browser-process RSS")
             with cas_server(root, "cas-memory") as server:
                 config = {"mode": "memory", "cas": server.url, "secret": server.dev_secret,
-                          "workers": args.workers, "memoryGib": args.memory_gib, "partMib": 64,
-                          "sha256Worker": _sha256_worker(args), "dataName": path.name}
-                page, memory = run_page(config, path.parent, sample_rss=True)
+                          "workers": args.workers, "sha256Worker": _sha256_worker(args),
+                          "bodyWorkers": args.body_workers == "on"}
+                cpu0 = _cpu_seconds_children()
+                page, memory = run_page(config, path.parent, sample_rss=True, upload=big)
+                server_cpu = server_cpu_seconds(server)
             out.update(
                 peak_page_memory_mib_4gib_upload=memory["peak_during_upload_mib"],
+                browser_process_peak_mib=memory["browser_process_peak_mib"],
+                browser_process_growth_mib=(memory["browser_process_peak_mib"]
+                                            - memory["browser_process_before_mib"]),
                 page_memory_before_upload_mib=memory["before_upload_mib"],
                 memory_upload_mb_s=page["size"] / 1e6 / page["upload"]["seconds"],
                 memory_upload_peak_buffered_mib=page["upload"]["metrics"]["peakBufferedBytes"]
@@ -327,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
                 memory_upload_distinct_mib=page["distinctBytes"] / MIB,
                 memory_pyodide_heap_mib=(page["pyodideHeapBytes"] or 0) / MIB,
                 memory_upload_xorb_bytes=page["upload"]["metrics"]["xorbBytesUploaded"],
+                memory_upload_seconds=page["upload"]["seconds"],
+                memory_run_cpu_s_chromium=_cpu_seconds_children() - cpu0,
+                memory_run_cpu_s_cas_server=server_cpu,
+                loadavg_1min=os.getloadavg()[0],
             )
     if args.json:
         print(json.dumps(out))

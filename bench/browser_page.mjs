@@ -103,25 +103,18 @@ async function throughput(xet, config, status) {
 }
 
 async function memory(xet, config, status) {
-  // A 4 GiB Blob made of 64 MiB slices of the fetched data file, repeated: the fetched Blob
-  // lives in the browser's blob storage (not in this page's memory) and slices are views, so
-  // the page itself holds none of it, while the upload reads, chunks, hashes, deduplicates and
-  // uploads every byte (the file's distinct bytes once, the repeats through dedup).
-  status("fetching the data file");
-  const source = await (await fetch(config.dataUrl)).blob();
-  const partBytes = config.partMib * MIB;
-  const parts = [];
-  for (let p = 0; p + partBytes <= source.size; p += partBytes) parts.push(source.slice(p, p + partBytes));
-  const count = Math.round((config.memoryGib * 1024) / config.partMib);
-  const seq = [];
-  for (let i = 0; i < count; i++) seq.push(parts[i % parts.length]);
-  const blob = new Blob(seq);
+  // NEW data: a disk-backed File of random bytes, chosen in the page's <input type=file> by
+  // bench/browser.py through Playwright (a fresh context: an in-memory Blob of that size could
+  // not even exist there, Chromium caps Blob memory near 0.5 GiB).
+  status("waiting for the file");
+  const input = document.getElementById("file");
+  if (!input.files.length) await new Promise((resolve) => input.addEventListener("change", resolve, { once: true }));
+  const blob = input.files[0];
   await fetch("/_report/memory-start", { method: "POST", body: "{}" });
-  status("uploading the big blob");
+  status("uploading the big file");
   const up = await upload(xet, config, blob, "big.bin");
   const heap = xet.pyodide._module?.HEAP8?.buffer?.byteLength ?? null; // Pyodide's wasm memory
-  return { size: blob.size, distinctBytes: Math.min(count, parts.length) * partBytes,
-           workers: xet.workers, pyodideHeapBytes: heap,
+  return { size: blob.size, distinctBytes: blob.size, workers: xet.workers, pyodideHeapBytes: heap,
            upload: { seconds: up.seconds, ...up.value } };
 }
 
@@ -129,6 +122,11 @@ export async function runBench(config, status) {
   status("loading xet_pyodide");
   const xet = await loadXet({ workers: config.workers ?? undefined,
                               sha256Worker: config.sha256Worker ?? undefined });
+  if (config.bodyWorkers === false) {
+    // "before" of issue 24: xorb bodies as page Blobs (freed only by a garbage collection)
+    xet.pyodide.runPython("from xet_pyodide.io.body_worker import set_body_worker_url\n" +
+                          "set_body_worker_url(None)");
+  }
   await fetch("/_report/loaded", { method: "POST", body: "{}" });
   if (config.mode === "memory") return memory(xet, config, status);
   return throughput(xet, config, status);

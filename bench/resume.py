@@ -36,7 +36,7 @@ sys.path[:0] = [str(REPO), str(REPO / "cas_server")]
 
 from xet_cas_server.launcher import ServerProcess  # noqa: E402
 
-from xet_pyodide.session.resume import journal_name, parse_journal  # noqa: E402
+from xet_pyodide.session.resume import acknowledged_bytes, journal_name  # noqa: E402
 
 MIB = 1 << 20
 
@@ -59,11 +59,7 @@ def _run(args: list[str], kill_when: Any = None) -> tuple[float, float, int, str
 
 
 def _acknowledged(journal: Path, endpoint: str, scope: str) -> int:
-    try:
-        data = journal.read_bytes()
-    except FileNotFoundError:
-        return 0
-    return sum(r.xorb.num_bytes for r in parse_journal(data, endpoint, scope).records)
+    return acknowledged_bytes(journal.read_bytes() if journal.exists() else None, endpoint, scope)
 
 
 def _command(server: ServerProcess, path: Path, *extra: str) -> list[str]:

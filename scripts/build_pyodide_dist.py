@@ -31,8 +31,9 @@ CORE_FILES = (
     "pyodide.d.ts",
     "ffi.d.ts",
 )
-#: Pure-Python wheels fetched from PyPI: (distribution, version, import names).
-EXTRA_WHEELS = (("micropip", "0.11.1", ("micropip",)),)
+#: Pure-Python wheels fetched from PyPI: (distribution, version, import names). tblib lets
+#: pytest-pyodide's ``run_in_pyodide`` send an exception's traceback from Pyodide to the host.
+EXTRA_WHEELS = (("micropip", "0.11.1", ("micropip",)), ("tblib", "3.2.2", ("tblib",)))
 WHEEL_CACHE = REPO / ".cache" / "wheels"
 
 

@@ -15,17 +15,19 @@ run_pip() {
     fi
 }
 
-# --- system packages: Chromium for browser tests, clang + lld for wasm32 kernels ------------
+# --- system packages: Chromium (+ its WebDriver, for pytest-pyodide) for browser tests, ------
+# --- clang + lld for wasm32 kernels ----------------------------------------------------------
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || need_apt+=(lld)
 if [ ${#need_apt[@]} -gt 0 ]; then
     log "apt-get install ${need_apt[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium clang lld >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 # libFuzzer and the sanitizer runtimes, for the records fuzzer the test suite runs
 # (scripts/fuzz_records.sh); Debian ships them in libclang-rt-dev, which clang only recommends.

@@ -9,6 +9,7 @@ os.environ["XET_PYODIDE_RESUME_DIR"] = "off"
 
 pytest_plugins = [
     "tests.plugins.runtimes",
+    "tests.plugins.pyodide",
     "tests.plugins.cas_server",
     "tests.plugins.download_corpus",
 ]

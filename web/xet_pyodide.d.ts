@@ -5,7 +5,8 @@ import type { PyodideInterface } from "./pyodide/pyodide";
 
 /** Raised by every failing call. `name` is the Python error type ("XetAuthError",
  *  "XetServerError", "XetResponseError", "XetNotFoundError", "XetReadError" (a File/Blob
- *  could not be read, e.g. changed on disk after it was chosen), "XetKernelError", ...). */
+ *  could not be read, e.g. changed on disk after it was chosen), "XetBlobLimitError" (a
+ *  downloadToBlob over `maxBlobBytes`: use downloadStream), "XetKernelError", ...). */
 export declare class XetError extends Error {
   constructor(info: { name?: string; message: string; status?: number | null;
                       requestId?: string | null; serverMessage?: string | null;
@@ -49,16 +50,33 @@ export declare class TokenInfo implements TokenInfoLike {
 }
 
 /** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`),
- *  answering `{accessToken, exp, casUrl}`. Throws XetError (name "XetAuthError") on HTTP errors. */
+ *  answering `{accessToken, exp, casUrl}`. Throws XetError with the server's message in the
+ *  text and in `serverMessage`, `url` without its query: "XetAuthError" for 401/403 (the
+ *  credentials), "XetNotFoundError" for 404 (wrong server URL, repository or repository type),
+ *  "XetServerError" for other statuses and when the endpoint could not be reached (no HTTP
+ *  answer: server down, wrong host or port, or — fetch() cannot tell them apart — a CORS or
+ *  mixed-content refusal). */
 export declare function fetchToken(url: string | URL, headers?: Record<string, string>): Promise<TokenInfo>;
 
-/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. */
+/** A TokenRefresher that fetches a token endpoint; `calls` counts refreshes. The headers (the
+ *  Hub token) are private fields: `console.log(refresher)` and `JSON.stringify` leave them out. */
 export declare class TokenEndpointRefresher implements TokenRefresher {
   constructor(url: string | URL, headers?: Record<string, string>);
-  readonly url: string | URL;
-  readonly headers: Record<string, string>;
+  /** The endpoint without its query. */
+  readonly url: string;
   calls: number;
   refreshToken(): Promise<TokenInfo>;
+}
+
+/** A retry being waited for: attempt `attempt` of `maxAttempts` of `what` ("xorb upload …",
+ *  "shard upload", "global dedup query", …) failed because of `reason` ("HTTP 503", "server
+ *  unreachable (…)"; never a URL), and the next attempt starts in `delay` seconds. */
+export interface RetryAnnouncement {
+  what: string;
+  attempt: number;
+  maxAttempts: number;
+  delay: number;
+  reason: string;
 }
 
 export type UploadPhase = "processing" | "uploading_xorbs" | "uploading_shard" | "validating_shard" | "done";
@@ -88,6 +106,11 @@ export interface ProgressEvent {
   /** While the server validates the shard (phase "validating_shard"), when it reports it. */
   shardVerified?: number;
   shardTotal?: number;
+  /** Requests of this batch retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry, emitted before its wait (a dead server would
+   *  otherwise look like an upload stuck at 0 % for the whole backoff, ~20 s by default). */
+  retry?: RetryAnnouncement;
 }
 
 /** Session-wide and finalize() listeners get every file. */
@@ -182,6 +205,11 @@ export interface DownloadOptions {
   onProgress?: (event: Record<string, unknown>) => void | Promise<void>;
   /** MIME type of the resulting Blob (downloadToBlob). */
   type?: string;
+  /** downloadToBlob: the largest download (or range) it accepts, default 256 MiB; larger
+   *  ones reject with XetBlobLimitError before downloading anything (browsers cap Blob
+   *  memory near 0.5 GiB in fresh or Incognito profiles): use downloadStream, or pass
+   *  `Infinity` where the browser is known to hold it. */
+  maxBlobBytes?: number;
   /** downloadStream: bytes per stream piece (default 8 MiB; the last piece may be shorter). */
   blockSize?: number;
   /** Stops the download and its fetches: downloadToBlob rejects with `signal.reason`, a
@@ -264,7 +292,9 @@ export interface HubFileProgress {
    *  "ignored" (not sent); null before. */
   mode: "lfs" | "regular" | "unchanged" | "ignored" | null;
   bytesProcessed: number;
-  /** Xorb bytes of this file the server has stored. */
+  /** Serialized xorb bytes of this file's new (not deduplicated) chunks so far. */
+  bytesPacked: number;
+  /** Of those, bytes the server has stored. */
   bytesUploaded: number;
 }
 
@@ -277,7 +307,14 @@ export interface HubProgressEvent {
   bytesProcessed: number;
   /** Xorb bytes sent to the CAS. */
   bytesTransferred: number;
+  /** Bytes found in xorbs an earlier, interrupted upload of this origin left on the server
+   *  (the IndexedDB resume journal): not sent again. */
+  bytesResumed: number;
   files: HubFileProgress[];
+  /** Requests of the upload session retried so far. */
+  retries: number;
+  /** Only in the event announcing a retry of the upload session (see ProgressEvent). */
+  retry?: RetryAnnouncement;
 }
 
 export interface UploadFilesParams extends HubParams {

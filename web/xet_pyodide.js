@@ -70,30 +70,101 @@ export class TokenInfo {
   casUrl() { return this.#casUrl ?? undefined; }
 }
 
+/** `url` as errors show it: without its query and fragment (a `?ttl=`, or a signature) and
+ *  without `user:password@`. */
+function redactUrl(url) {
+  const text = String(url);
+  try {
+    const u = new URL(text, globalThis.location?.href);
+    u.search = "";
+    u.hash = "";
+    u.username = "";
+    u.password = "";
+    return u.href;
+  } catch {
+    return text.split(/[?#]/, 1)[0];
+  }
+}
+
+/** What a server said about a failure: the `message` / `error` / `detail` of a JSON body, or a
+ *  short excerpt of the text (never more than 200 characters). */
+async function serverMessageOf(resp) {
+  let text = "";
+  try { text = (await resp.text()).trim(); } catch { return null; }
+  if (!text) return null;
+  try {
+    const body = JSON.parse(text);
+    for (const key of ["message", "error", "detail"]) {
+      if (typeof body?.[key] === "string" && body[key]) return body[key].slice(0, 200);
+    }
+  } catch { /* not JSON */ }
+  return text.replace(/\s+/g, " ").slice(0, 200);
+}
+
+const REQUEST_ID_HEADERS = ["x-request-id", "x-amzn-trace-id", "x-amz-cf-id"];
+
 /** GET a Hub-shaped token endpoint (`/api/{models|datasets|spaces}/{repo}/xet-{read|write}-token/{rev}`)
- *  and return a TokenInfo. `headers` usually carry `Authorization: Bearer <hub token>`. */
+ *  and return a TokenInfo. `headers` usually carry `Authorization: Bearer <hub token>`.
+ *  Failures throw XetError: "XetServerError" when the endpoint could not be reached (no
+ *  HTTP answer: server down, wrong host or port, or a CORS / mixed-content refusal, which
+ *  fetch() cannot tell apart) or answered 5xx; "XetAuthError" for 401/403 (the credentials);
+ *  "XetNotFoundError" for 404 (wrong endpoint URL, repository or repository type); with
+ *  the server's message in the text and in `serverMessage`. `url` never has the query. */
 export async function fetchToken(url, headers = {}) {
-  const resp = await fetch(url, { headers });
+  const shown = redactUrl(url);
+  let resp;
+  try {
+    resp = await fetch(url, { headers });
+  } catch (err) {
+    if (err?.name === "AbortError") throw err;
+    throw new XetError({
+      name: "XetServerError", url: shown,
+      message: `the token endpoint could not be reached (${err?.message ?? err}) (${shown}). ` +
+        "Check the URL and that the server runs; in a web page, a server that refuses this " +
+        "page's origin (CORS) or an http:// URL called from an https:// page (mixed content) " +
+        "fails the same way: see the browser console",
+    });
+  }
   if (!resp.ok) {
-    let detail = "";
-    try { detail = (await resp.text()).slice(0, 200); } catch { /* ignore */ }
-    throw new XetError({ name: "XetAuthError", status: resp.status, url: String(url),
-                         message: `token endpoint answered HTTP ${resp.status} ${detail}`.trim() });
+    const status = resp.status;
+    const serverMessage = await serverMessageOf(resp);
+    const requestId = REQUEST_ID_HEADERS.map((h) => resp.headers.get(h)).find(Boolean) ?? null;
+    let name = "XetServerError";
+    let what = `the token endpoint failed`;
+    if (status === 401 || status === 403) {
+      name = "XetAuthError";
+      what = status === 401 ? "the token endpoint refused the credentials (missing or wrong token)"
+                            : "the token endpoint refused access to this repository";
+    } else if (status === 404) {
+      name = "XetNotFoundError";
+      what = "no token endpoint at this URL: wrong server URL, repository or repository type";
+    } else if (status < 500) {
+      what = "the token endpoint refused the request";
+    }
+    const said = serverMessage ? `: ${serverMessage}` : "";
+    throw new XetError({ name, status, url: shown, serverMessage, requestId,
+                         message: `${what}${said} (HTTP ${status}, ${shown})` });
   }
   const body = await resp.json();
   return new TokenInfo(body.accessToken, body.exp, body.casUrl ?? null);
 }
 
-/** A TokenRefresher whose `refreshToken()` fetches a token endpoint (see fetchToken). */
+/** A TokenRefresher whose `refreshToken()` fetches a token endpoint (see fetchToken). The
+ *  headers (they hold the Hub token) are private: `console.log(refresher)` and
+ *  `JSON.stringify` do not show them; `url` is shown without its query. */
 export class TokenEndpointRefresher {
+  #url;
+  #headers;
   constructor(url, headers = {}) {
-    this.url = url;
-    this.headers = headers;
+    this.#url = url;
+    this.#headers = { ...headers };
     this.calls = 0;
   }
+  /** The endpoint, without its query. */
+  get url() { return redactUrl(this.#url); }
   async refreshToken() {
     this.calls += 1;
-    return fetchToken(this.url, this.headers);
+    return fetchToken(this.#url, this.#headers);
   }
 }
 
@@ -220,8 +291,10 @@ class SessionBase {
 
   /** Download a file (or `range: {start, end}` of it, end exclusive) into a Blob.
    *  Options: `range`, `onProgress` ({phase, bytesDone, bytesTotal, bytesFetched}), `type`
-   *  (the Blob's MIME type). A full download is verified against the file hash (a mismatch
-   *  rejects with XetIntegrityError); see docs/download.md for ranges. */
+   *  (the Blob's MIME type), `maxBlobBytes` (default 256 MiB: a larger download rejects with
+   *  XetBlobLimitError before it starts; use downloadStream). A full download is verified
+   *  against the file hash (a mismatch rejects with XetIntegrityError); see docs/download.md
+   *  for ranges. */
   async downloadToBlob(fileHash, size, options = {}) {
     return unwrapAbortable(await this.#live().download_to_blob(fileHash, size, pyOptions(options)),
                            options);

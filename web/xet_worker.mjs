@@ -31,6 +31,15 @@
 //       off the page's thread. At most STREAM_WINDOW bytes are sent ahead of the page's
 //       {op: "ack", sid, bytes}; a failure is {stream: sid, error}; {op: "abort", sid} stops
 //       it silently.
+//   {op: "hold", buffer, length}                    -> {op: "held", buffer} (transferred back)
+//       makes the request body of one upload a Blob of buffer[0, length) (a worker started
+//       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse
+//       once the Blob is complete in the browser process.
+//   {op: "send", id, url, method, headers}          -> {op: "sent", id, status, headers, url,
+//                                                      body: ArrayBuffer} or {op: "sent", id, error}
+//       one attempt of the upload: fetch with the held Blob as its body, the (small) response
+//       read whole. {op: "cancelsend", id} aborts it silently. The page terminates the worker
+//       when the upload ended, which frees the Blob at once (no garbage collection needed).
 //
 // Errors come back as {id, error: "message", kind}: kind "read" when a Blob could not be read
 // (the caller's input: XetReadError in Python), otherwise absent. Only "fetch" touches the
@@ -389,7 +398,38 @@ function abort({ sid }) {
   }
 }
 
+let heldBody = null;
+const sends = new Map(); // id -> AbortController
+
+async function hold({ buffer, length }) {
+  heldBody = new Blob([new Uint8Array(buffer, 0, length)]);
+  // A read waits until the browser process holds the whole Blob: then the renderer's copy of
+  // its bytes is gone, and the page hands over the next body.
+  if (length) await heldBody.slice(length - 1).arrayBuffer();
+  postMessage({ op: "held", buffer }, [buffer]);
+}
+
+async function send({ id, url, method, headers }) {
+  const controller = new AbortController();
+  sends.set(id, controller);
+  try {
+    const resp = await fetch(url, { method, headers, body: heldBody, signal: controller.signal });
+    const body = await resp.arrayBuffer();
+    postMessage({ op: "sent", id, status: resp.status, headers: [...resp.headers], url: resp.url,
+                  body }, [body]);
+  } catch (err) {
+    if (!controller.signal.aborted) postMessage({ op: "sent", id, error: errorText(err) });
+  } finally {
+    sends.delete(id);
+  }
+}
+
+function cancelSend({ id }) {
+  sends.get(id)?.abort();
+}
+
 const HANDLERS = {
+  hold, send, cancelsend: cancelSend,
   init, gear, hash, readscan: readAndScan, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort,
 };
 

@@ -31,6 +31,7 @@ from .io.blob import (
     read_blob,
     require_blob,
 )
+from .io.body_worker import set_body_worker_url
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
@@ -107,6 +108,9 @@ class ProgressRouter:
         if "shard_verified" in event:
             common["shardVerified"] = event["shard_verified"]
             common["shardTotal"] = event["shard_total"]
+        common["retries"] = event.get("retries", 0)
+        if "retry" in event:
+            common["retry"] = camel_keys(event["retry"])
         files = event["files"]
         for index, listener in list(self.file_listeners.items()):
             if index < len(files):
@@ -365,6 +369,7 @@ async def start(worker_url: str, workers: Any = None, sha256_worker: Any = None)
     ``navigator.hardwareConcurrency``; 0 disables the pool). ``sha256_worker``: see
     :class:`BrowserXet`."""
     await load_kernels()
+    set_body_worker_url(worker_url)  # xorb bodies held and sent by workers of their own
     pool = await start_pool(worker_url, None if workers is None else int(workers))
     return BrowserXet(pool, None if sha256_worker is None else bool(sha256_worker))
 

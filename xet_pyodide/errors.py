@@ -88,6 +88,12 @@ class XetReadError(XetError):
     afterwards), or it came out shorter than its size said."""
 
 
+class XetBlobLimitError(XetError, ValueError):
+    """A ``downloadToBlob`` larger than the browser can be relied on to hold in Blob storage
+    (``maxBlobBytes``): raised before anything is downloaded; ``downloadStream`` has no
+    such limit (see docs/browser.md, "Blob storage")."""
+
+
 class XetKernelError(XetError):
     """The WebAssembly kernels could not be loaded or reported an internal error."""
 
@@ -190,6 +196,7 @@ class XetHubConflictError(XetHubError):
 __all__ = [
     "XetAbortedError",
     "XetAuthError",
+    "XetBlobLimitError",
     "XetError",
     "XetFormatError",
     "XetHubAuthError",

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import urllib.request
 
+from tests.plugins.runtimes import evaluate_steps
 
-def test_harness_page_is_cross_origin_isolated(browser_runtime):
-    assert browser_runtime.cross_origin_isolated is True
-    assert browser_runtime.evaluate("() => typeof SharedArrayBuffer") == "function"
+from .conftest import requires_browser
+
+
+@requires_browser
+def test_harness_page_is_cross_origin_isolated(chromium, static_server):
+    """The page's own isolation (its headers); loading Pyodide there is the page tests' job."""
+    script = "() => [crossOriginIsolated, typeof SharedArrayBuffer]"
+    got = evaluate_steps(chromium, f"{static_server.url}/harness.html", script, [{}])
+    assert got == [[True, "function"]]
 
 
 def test_static_server_headers_and_mime_types(static_server):

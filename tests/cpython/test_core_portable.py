@@ -1,6 +1,7 @@
 """The protocol core inside every runtime (CPython, Pyodide/Node, Pyodide/Chromium) via
 ``tests/portable/core_checks.py``; expected values come from tests/vectors, hashlib and
-python-lz4 on the CPython side."""
+python-lz4 on the CPython side. Pyodide runs the checks through pytest-pyodide's
+``run_in_pyodide`` (``in_pyodide`` below, the ``rt`` fixture: tests/plugins/pyodide.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import random
 
 import lz4.frame as lz4f
 import pytest
+from pytest_pyodide import run_in_pyodide
 
 from tests.cpython._core_helpers import vector_input, vectors
 
@@ -27,12 +29,22 @@ PORTABLE_CASES = [
 ]
 
 
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
+
+
 @pytest.fixture
-def rt(pyrt):
-    """``pyrt`` with the kernels loaded (Pyodide runtimes load them asynchronously, once)."""
-    if pyrt.name != "cpython":
-        assert pyrt.call("core_checks", "prepare").startswith(("wasm", "reference"))
-    return pyrt
+def krt(rt):
+    """``rt`` with the kernels loaded (Pyodide runtimes load them asynchronously, once)."""
+    if rt.name != "cpython":
+        assert rt.call("core_checks", "prepare").startswith(("wasm", "reference"))
+    return rt
 
 
 def _expected(name: str) -> dict:
@@ -41,8 +53,8 @@ def _expected(name: str) -> dict:
     return case
 
 
-def test_single_values(rt):
-    got = rt.call("core_checks", "single_values")
+def test_single_values(krt):
+    got = krt.call("core_checks", "single_values")
     single = vectors()["single_values"]
     for key, value in single.items():
         assert got[key] == value, key
@@ -52,21 +64,21 @@ def test_single_values(rt):
 
 
 @pytest.mark.parametrize("name", PORTABLE_CASES)
-def test_vector_case(rt, name):
-    assert rt.call("core_checks", "vector_case", name) == _expected(name)
+def test_vector_case(krt, name):
+    assert krt.call("core_checks", "vector_case", name) == _expected(name)
 
 
 @pytest.mark.parametrize("feeds", [[1, 7, 8191], [65536], [100_003, 3, 250_000]])
-def test_streamed_chunking(rt, feeds):
+def test_streamed_chunking(krt, feeds):
     name = "spec_counter_1MB" if feeds != [1, 7, 8191] else "rand_131073"
     assert (
-        rt.call("core_checks", "streamed_chunk_ends", name, feeds) == _expected(name)["chunk_ends"]
+        krt.call("core_checks", "streamed_chunk_ends", name, feeds) == _expected(name)["chunk_ends"]
     )
 
 
 @pytest.mark.parametrize("name", ["spec_counter_1MB", "floats_3MB", "repeats_900KB"])
-def test_xorb_round_trip(rt, name):
-    got = rt.call("core_checks", "xorb_round_trip", name)
+def test_xorb_round_trip(krt, name):
+    got = krt.call("core_checks", "xorb_round_trip", name)
     case = _expected(name)
     n = len(case["chunk_ends"])
     # Every chunk goes in, repeated ones too (repeats_900KB has 16 chunks, 9 distinct): a
@@ -83,9 +95,9 @@ def test_xorb_round_trip(rt, name):
         assert got["schemes"] == {"0": n}  # SHA-256 output does not compress
 
 
-def test_shard_round_trip(rt):
+def test_shard_round_trip(krt):
     names = ["abc", "repeats_900KB", "empty", "rand_262145", "abc"]
-    got = rt.call("core_checks", "shard_round_trip", names)
+    got = krt.call("core_checks", "shard_round_trip", names)
     assert got["file_hashes"] == [_expected(n)["file_hash"] for n in names]
     sha = [
         hashlib.sha256(vector_input(n)).hexdigest() if n != "empty" else "00" * 32 for n in names
@@ -105,16 +117,16 @@ def test_shard_round_trip(rt):
     assert got["footer_key_hex"] == bytes(range(32)).hex()
 
 
-def test_lz4_interop(rt):
+def test_lz4_interop(krt):
     rng = random.Random(9)
     data = bytes(b % 5 for b in rng.randbytes(300_000))
     frame = lz4f.compress(data, block_size=lz4f.BLOCKSIZE_MAX64KB, block_linked=True)
-    got = rt.call("core_checks", "lz4_decode", frame.hex(), len(data))
+    got = krt.call("core_checks", "lz4_decode", frame.hex(), len(data))
     assert got == hashlib.sha256(data).hexdigest()
-    ours = bytes.fromhex(rt.call("core_checks", "lz4_encode", 3, 100_000))
+    ours = bytes.fromhex(krt.call("core_checks", "lz4_encode", 3, 100_000))
     assert ours[4:6] == b"\x60\x50"
     assert lz4f.decompress(ours) == bytes(b % 7 for b in random.Random(3).randbytes(100_000))
 
 
-def test_hostile_inputs(rt):
-    assert rt.call("core_checks", "hostile_inputs") == ["XetFormatError"] * 8
+def test_hostile_inputs(krt):
+    assert krt.call("core_checks", "hostile_inputs") == ["XetFormatError"] * 8

@@ -2,12 +2,15 @@
 local CAS server, of files uploaded by hf_xet: 0 B, 1 B, text, random, float32 (BG4), a file
 whose terms reuse chunks, a 70 MB file spanning two xorbs, and a deduplicated file whose terms
 point into other files' xorbs. Full downloads, streams and ranges must equal the originals; see
-tests/portable/download_checks.py."""
+tests/portable/download_checks.py.
+Pyodide runs them through pytest-pyodide's ``run_in_pyodide`` (``in_pyodide`` below, the ``rt``
+fixture: tests/plugins/pyodide.py)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from pytest_pyodide import run_in_pyodide
 
 from tests.plugins.download_corpus import Corpus, sha
 
@@ -23,27 +26,33 @@ RANGES = {
 STREAM_BLOCK = {"random": 1 << 20, "dedup": 999_999, "text": 4096}
 
 
-def call(pyrt: Any, func: str, *args: Any) -> Any:
-    """Run ``download_checks.func`` in the runtime (CPython: in a fresh thread, since
-    Playwright's sync API may own this thread's event loop)."""
-    if pyrt.name != "cpython":
-        return pyrt.call("download_checks", func, *args)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(pyrt.call, "download_checks", func, *args).result()
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
 
 
-def test_download_corpus_in_runtime(pyrt, corpus: Corpus) -> None:
+def call(rt: Any, func: str, *args: Any) -> Any:
+    """Run ``download_checks.func`` in the runtime."""
+    return rt.call("download_checks", func, *args)
+
+
+def test_download_corpus_in_runtime(rt, corpus: Corpus) -> None:
     names = ["empty", "one", "text", "random", "floats", "repetitive", "big", "dedup"]
     items = [
         corpus.item(n, ranges=RANGES.get(n, []), stream_block=STREAM_BLOCK.get(n)) for n in names
     ]
     token, exp = corpus.read_token()
     corpus.server.reset_stats()
-    result = call(pyrt, "download_files", corpus.server.url, token, exp, items)
-    if pyrt.name != "cpython":
+    result = call(rt, "download_files", corpus.server.url, token, exp, items)
+    if rt.name != "cpython":
         assert result["platform"] == "emscripten"
-    expected_cache = {"cpython": "MemoryStore", "node": "MemoryStore", "browser": "CacheApiStore"}
-    assert result["cache"] == expected_cache[pyrt.name]
+    expected_cache = {"cpython": "MemoryStore", "node": "MemoryStore", "chrome": "CacheApiStore"}
+    assert result["cache"] == expected_cache[rt.name]
     assert result["phases"] == ["downloading", "verifying", "done"]
     for name, got in zip(names, result["files"], strict=True):
         data = corpus.data[name]
@@ -68,10 +77,10 @@ def test_download_corpus_in_runtime(pyrt, corpus: Corpus) -> None:
     assert stats["statuses"]["xorb_fetch"] == {"206": stats["requests"]["xorb_fetch"]}
 
 
-def test_repeat_download_is_served_by_the_cache(pyrt, corpus: Corpus) -> None:
+def test_repeat_download_is_served_by_the_cache(rt, corpus: Corpus) -> None:
     token, exp = corpus.read_token()
     corpus.server.reset_stats()
-    out = call(pyrt, "cached_download", corpus.server.url, token, exp, corpus.item("dedup"))
+    out = call(rt, "cached_download", corpus.server.url, token, exp, corpus.item("dedup"))
     first, second = out["runs"]
     assert first["sha256"] == second["sha256"] == sha(corpus.data["dedup"])
     assert first["bytes_fetched"] > 0 and first["cache_hits"] == 0
@@ -81,13 +90,13 @@ def test_repeat_download_is_served_by_the_cache(pyrt, corpus: Corpus) -> None:
     assert corpus.server.stats()["xorb_bytes_served"] == first["bytes_fetched"]
 
 
-def test_corrupted_xorb_bytes_never_yield_wrong_data(pyrt, corpus: Corpus) -> None:
+def test_corrupted_xorb_bytes_never_yield_wrong_data(rt, corpus: Corpus) -> None:
     """Raw (incompressible) chunks with a flipped byte decode fine: only the hashes catch it."""
     token, exp = corpus.read_token()
     corpus.server.set_faults(endpoints={"xorb_fetch": {"corrupt_rate": 1.0}})
     try:
         out = call(
-            pyrt,
+            rt,
             "download_error",
             corpus.server.url,
             token,

@@ -253,8 +253,8 @@ async def test_http_errors_redact_whatever_url_they_are_given() -> None:
         assert exc.url == "https://bucket.s3.example/xorbs/ab"
         assert_no_query(error_texts(exc), {"f00dfeed1234", "X-Amz-Date=2025"})
     assert str(dropped.value) == (
-        "upload failed: connect failed for https://bucket.s3.example/xorbs/ab "
-        "(after 2 attempts) (https://bucket.s3.example/xorbs/ab)"
+        "upload failed: connect failed for (after 2 attempts) "
+        "(https://bucket.s3.example/xorbs/ab)"  # the URL once, not also inside the cause
     )
     assert answered.value.server_message == (
         "bad signature [redacted] for https://bucket.s3.example/xorbs/ab"

@@ -1,6 +1,8 @@
 """``xet_pyodide.hub.HubClient`` in every runtime (CPython, Pyodide in Node, Pyodide in
 Chromium) against the local Hub: one commit of an inline file and two Xet files, read back
-verified; the Xet file hashes equal hf_xet's. See tests/portable/hub_checks.py."""
+verified; the Xet file hashes equal hf_xet's. See tests/portable/hub_checks.py.
+Pyodide runs them through pytest-pyodide's ``run_in_pyodide`` (``in_pyodide`` below, the ``rt``
+fixture: tests/plugins/pyodide.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import hf_xet
+from pytest_pyodide import run_in_pyodide
 
 from tests.cpython._hub_helpers import mint_token, unique
 from tests.plugins.cas_server import CasServer
@@ -20,11 +23,21 @@ SPECS = [
 ]
 
 
-def test_hub_client_in_runtime(pyrt, cas_server: CasServer, tmp_path: Path) -> None:
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
+
+
+def test_hub_client_in_runtime(rt, cas_server: CasServer, tmp_path: Path) -> None:
     token = mint_token(cas_server, "lena")
-    repo = f"lena/{unique(pyrt.name)}"
-    out = pyrt.call("hub_checks", "hub_roundtrip", cas_server.url, token, repo, SPECS)
-    if pyrt.name != "cpython":
+    repo = f"lena/{unique(rt.name)}"
+    out = rt.call("hub_checks", "hub_roundtrip", cas_server.url, token, repo, SPECS)
+    if rt.name != "cpython":
         assert out["platform"] == "emscripten"
     datas = {s["path"]: spec_data(s) for s in SPECS}
     for path, data in datas.items():

@@ -163,3 +163,71 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None, 0) is None
     assert parse_retry_after("garbage", 0) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", 1445412480.0) == 10.0
+
+
+async def test_unreachable_server_is_named_and_the_url_shown_once() -> None:
+    """Nothing listens: the error says the server could not be reached, with the URL once
+    (the transport's own text quoted it too); in a page it adds the CORS / mixed-content
+    hint, since fetch() fails the same way for those."""
+    url = "http://127.0.0.1:9/v1/xorbs/default/ab?sig=0123456789abcdef"
+
+    def handler(req: MockRequest) -> Response:
+        raise TransportError(f"Failed to fetch ({req.url})", url=req.url, unreachable=True)
+
+    for browser in (False, True):
+        fc = FakeClock()
+        http, transport = client(handler, fc, max_attempts=2)
+        transport.browser = browser
+        with pytest.raises(XetServerError) as info:
+            await http.send("POST", url, what="xorb upload")
+        text = str(info.value)
+        assert text.startswith("xorb upload failed: the server could not be reached"), text
+        assert "(after 2 attempts; Failed to fetch)" in text
+        assert text.count("127.0.0.1:9") == 1 and "0123456789abcdef" not in text
+        assert text.endswith("(http://127.0.0.1:9/v1/xorbs/default/ab)")
+        assert ("CORS" in text and "mixed content" in text) is browser
+        assert info.value.status is None
+
+
+async def test_httpx_connect_error_is_unreachable() -> None:
+    """The real CPython transport against a closed port: the typed error says so."""
+    from xet_pyodide.io.runtime import default_transport
+
+    http = HttpClient(default_transport(), None, retry=RetryPolicy(max_attempts=1))
+    try:
+        with pytest.raises(XetServerError) as info:
+            await http.send("GET", "http://127.0.0.1:9/x", what="token refresh", auth=False)
+    finally:
+        await http.aclose()
+    assert str(info.value).startswith(
+        "token refresh failed: the server could not be reached (1 attempt; ConnectError: ")
+    assert str(info.value).count("http://127.0.0.1:9/x") == 1
+
+
+async def test_retries_are_announced_before_their_wait() -> None:
+    """on_retry hears of each retry, before the wait: what, attempt, delay and why (no URL)."""
+    fc = FakeClock()
+    heard: list[tuple[float, object]] = []
+
+    async def listener(notice: object) -> None:
+        heard.append((fc.now, notice))
+
+    def handler(req: MockRequest) -> Response:
+        if len(heard) == 0:
+            raise TransportError(f"Failed to fetch ({req.url})", url=req.url, unreachable=True)
+        if len(heard) == 1:
+            return Response(503, {}, b"")
+        return Response(200, {}, b"")
+
+    http, _ = client(handler, fc, max_attempts=4, on_retry=listener)
+    assert (await http.send("POST", "http://cas/v1/xorbs/x?sig=secretsecret",
+                            what="xorb upload")).status == 200
+    (t1, n1), (t2, n2) = heard
+    assert (n1.what, n1.attempt, n1.max_attempts) == ("xorb upload", 1, 4)
+    assert n1.reason == "server unreachable (Failed to fetch)"
+    assert (n2.attempt, n2.reason) == (2, "HTTP 503")
+    assert t1 == 0.0 and t2 == pytest.approx(fc.sleeps[0])  # announced before each sleep
+    assert [n1.delay, n2.delay] == fc.sleeps
+    assert n1.to_dict() == {"what": "xorb upload", "attempt": 1, "max_attempts": 4,
+                            "delay": round(fc.sleeps[0], 3),
+                            "reason": "server unreachable (Failed to fetch)"}

@@ -1,5 +1,7 @@
 """The wasm kernels inside every runtime (CPython/wasmtime, Pyodide in Node, Pyodide in Chromium),
 checked against native references computed here in CPython. See tests/portable/kernel_checks.py.
+Pyodide runs the checks through pytest-pyodide's ``run_in_pyodide`` (``in_pyodide`` below, the
+``rt`` fixture: tests/plugins/pyodide.py).
 """
 
 from __future__ import annotations
@@ -7,12 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import blake3
 import lz4.block
 import xxhash
+from pytest_pyodide import run_in_pyodide
 
 from tests.portable.kernel_checks import make_bytes
 from xet_pyodide.kernels import ReferenceKernels
@@ -21,22 +23,27 @@ REF = ReferenceKernels()
 KINDS = ["random", "text", "zeros", "runs", "periodic"]
 
 
-def call(pyrt: Any, func: str, *args: Any) -> Any:
-    """``pyrt.call("kernel_checks", func, *args)``. The CPython runtime drives our async
-    functions with ``asyncio.run``, which fails while Playwright's sync API keeps an event loop
-    running in this thread (once the browser runtime has started), so run it in a fresh thread."""
-    if pyrt.name != "cpython":
-        return pyrt.call("kernel_checks", func, *args)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(pyrt.call, "kernel_checks", func, *args).result()
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
 
 
-def test_backend_is_wasm(pyrt):
-    name = call(pyrt, "backend_name")
-    assert name == ("wasm/wasmtime" if pyrt.name == "cpython" else "wasm/js")
+def call(rt: Any, func: str, *args: Any) -> Any:
+    """``rt.call("kernel_checks", func, *args)``."""
+    return rt.call("kernel_checks", func, *args)
 
 
-def test_blake3(pyrt):
+def test_backend_is_wasm(rt):
+    name = call(rt, "backend_name")
+    assert name == ("wasm/wasmtime" if rt.name == "cpython" else "wasm/js")
+
+
+def test_blake3(rt):
     rnd = random.Random(20)
     key = rnd.randbytes(32)
     special = [
@@ -68,7 +75,7 @@ def test_blake3(pyrt):
             for _ in range(rnd.randrange(1, 12))
         ]
         cases.append([100 + i, rnd.choice(KINDS), lengths])
-    got = call(pyrt, "blake3_batches", cases, key.hex())
+    got = call(rt, "blake3_batches", cases, key.hex())
     assert len(got) == len(cases)
     for (seed, kind, lengths), result in zip(cases, got, strict=True):
         data = make_bytes(seed, sum(lengths), kind)
@@ -80,7 +87,7 @@ def test_blake3(pyrt):
         assert result["single"] == expect, (seed, lengths)
 
 
-def test_gear(pyrt):
+def test_gear(rt):
     rnd = random.Random(21)
     cases = [
         [1, "random", 0, 0, 0],
@@ -91,7 +98,7 @@ def test_gear(pyrt):
         [6, "periodic", 100_000, 1, 33_333],
         [7, "runs", 70_000, 2**64 - 1, 69_999],
     ]
-    got = call(pyrt, "gear_scans", cases)
+    got = call(rt, "gear_scans", cases)
     found = 0
     for (seed, kind, n, state, _split), (cands, final) in zip(cases, got, strict=True):
         want_cands, want_state = REF.gear_scan(make_bytes(seed, n, kind), state)
@@ -101,14 +108,14 @@ def test_gear(pyrt):
     assert found > 0
 
 
-def test_lz4_our_blocks_decode_natively(pyrt):
+def test_lz4_our_blocks_decode_natively(rt):
     cases = [
         [i, kind, n]
         for i, (kind, n) in enumerate(
             (k, n) for k in KINDS for n in [0, 1, 12, 13, 100, 4096, 65536, 131072]
         )
     ]
-    blocks = call(pyrt, "lz4_compress_blocks", cases)
+    blocks = call(rt, "lz4_compress_blocks", cases)
     for (seed, kind, n), b64 in zip(cases, blocks, strict=True):
         data = make_bytes(seed, n, kind)
         block = base64.b64decode(b64)
@@ -117,7 +124,7 @@ def test_lz4_our_blocks_decode_natively(pyrt):
             assert len(block) < n // 4
 
 
-def test_lz4_native_blocks_decode_with_ours(pyrt):
+def test_lz4_native_blocks_decode_with_ours(rt):
     specs = [
         (i, kind, n)
         for i, (kind, n) in enumerate((k, n) for k in KINDS for n in [0, 1, 100, 65536, 131072])
@@ -129,22 +136,22 @@ def test_lz4_native_blocks_decode_with_ours(pyrt):
         block = lz4.block.compress(data, mode=mode, store_size=False)
         blocks.append([base64.b64encode(block).decode(), n])
         expect.append(hashlib.sha256(data).hexdigest())
-    assert call(pyrt, "lz4_decompress_blocks", blocks) == expect
+    assert call(rt, "lz4_decompress_blocks", blocks) == expect
 
 
-def test_lz4_malformed_agrees_with_reference(pyrt):
-    assert call(pyrt, "lz4_malformed", 7, 12) == []
+def test_lz4_malformed_agrees_with_reference(rt):
+    assert call(rt, "lz4_malformed", 7, 12) == []
 
 
-def test_decode_records_agrees_with_reference(pyrt):
-    assert call(pyrt, "records_vs_reference", 11, 12) == []
+def test_decode_records_agrees_with_reference(rt):
+    assert call(rt, "records_vs_reference", 11, 12) == []
 
 
-def test_encode_record_agrees_with_python(pyrt):
-    assert call(pyrt, "records_encode_vs_python", 12, 16) == []
+def test_encode_record_agrees_with_python(rt):
+    assert call(rt, "records_encode_vs_python", 12, 16) == []
 
 
-def test_checksums(pyrt):
+def test_checksums(rt):
     cases = [
         [i, kind, n, seed32]
         for i, (kind, n, seed32) in enumerate(
@@ -160,7 +167,7 @@ def test_checksums(pyrt):
             ]
         )
     ]
-    got = call(pyrt, "checksums", cases)
+    got = call(rt, "checksums", cases)
     for (seed, kind, n, seed32), (crc, streamed, xxh) in zip(cases, got, strict=True):
         data = make_bytes(seed, n, kind)
         want = REF.crc64_nvme(data) if n <= 65536 else None
@@ -172,49 +179,46 @@ def test_checksums(pyrt):
     assert got[6][0] == REF.crc64_nvme(make_bytes(6, 1 << 20, "random"))
 
 
-def test_sha256(pyrt):
+def test_sha256(rt):
     """The SHA-256 compression kernel, padded by KernelSha256, against OpenSSL: padding edges
     (55/56/63/64/65 bytes), multi-block, odd write sizes, and one input over a kernel piece."""
     sizes = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65536, 65537]
     cases = [[i, "random", n, [1, 7, 64, 100][i % 4]] for i, n in enumerate(sizes)]
     cases += [[90, "text", 100_003, 4097], [91, "zeros", 8 << 20 | 13, 3 << 20]]
-    got = call(pyrt, "sha256_digests", cases)
+    got = call(rt, "sha256_digests", cases)
     for (seed, kind, n, _), digests in zip(cases, got, strict=True):
         want = hashlib.sha256(make_bytes(seed, n, kind)).hexdigest()
         assert digests == [want, want, want], (seed, n)
 
 
-def test_bg4(pyrt):
+def test_bg4(rt):
     sizes = [0, 1, 2, 3, 4, 5, 63, 64, 65, 127, 128, 129, 1023, 4097, 65536, 131071]
-    assert call(pyrt, "bg4_roundtrips", sizes) == []
+    assert call(rt, "bg4_roundtrips", sizes) == []
 
 
-def test_memory_is_reused(pyrt):
-    first, after = call(pyrt, "memory_after", 40)
+def test_memory_is_reused(rt):
+    first, after = call(rt, "memory_after", 40)
     assert first == after
     assert 4 << 20 < first < 32 << 20
 
 
-def test_sync_loading_in_browser_main_thread(request):
-    """get_kernels() on Chromium's main thread either works or says to await load_kernels()."""
-    from tests.plugins.runtimes import selected_runtimes
+@run_in_pyodide(packages=["xet-pyodide"])
+def load_sync_in_pyodide(selenium):
+    """``load_sync()`` on Pyodide's main thread: the backend and a hash, or the refusal."""
+    from xet_pyodide.errors import XetKernelError
+    from xet_pyodide.kernels._load_pyodide import load_sync
 
-    if "browser" not in selected_runtimes():
-        import pytest
+    try:
+        k = load_sync()
+        return k.name + " " + k.blake3_keyed(b"abc", bytes(32)).hex()
+    except XetKernelError as e:
+        return "refused " + str(e)
 
-        pytest.skip("browser runtime deselected by XET_TEST_RUNTIMES")
-    browser = request.getfixturevalue("browser_runtime")
-    code = (
-        "from xet_pyodide.errors import XetKernelError\n"
-        "from xet_pyodide.kernels._load_pyodide import load_sync\n"
-        "try:\n"
-        "    k = load_sync()\n"
-        "    r = k.name + ' ' + k.blake3_keyed(b'abc', bytes(32)).hex()\n"
-        "except XetKernelError as e:\n"
-        "    r = 'refused ' + str(e)\n"
-        "r\n"
-    )
-    result = browser.run(code)
+
+def test_sync_loading_in_pyodide_main_thread(selenium):
+    """get_kernels() on the main thread (Chromium's page, Node) either works or says to await
+    load_kernels()."""
+    result = load_sync_in_pyodide(selenium)
     want = blake3.blake3(b"abc", key=bytes(32)).hexdigest()
     assert result == f"wasm/js {want}" or (
         result.startswith("refused") and "await xet_pyodide.kernels.load_kernels()" in result

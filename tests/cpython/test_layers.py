@@ -42,6 +42,7 @@ KNOW_PYODIDE = {
     "xet_pyodide.kernels.jsbytes",
     "xet_pyodide.io._pyfetch",
     "xet_pyodide.io.blob",
+    "xet_pyodide.io.body_worker",  # xorb bodies held and sent by Web Workers
     "xet_pyodide.io.cache",  # the Cache API store exists only in a page
     "xet_pyodide.io.cache_browser",
     "xet_pyodide.io.digest",

@@ -585,3 +585,37 @@ async def test_cancel_requested_before_the_shard_is_delivered_before_it() -> Non
         await commit_task
     assert requested == [True]
     assert len(cas.shards) == shards  # the second shard was never sent
+
+
+async def test_retries_are_announced_in_progress_events() -> None:
+    """A xorb upload answered 503 twice: two progress events carry ``retry`` (what, attempt,
+    delay, reason), every event counts ``retries``, and the caller's own on_retry still hears
+    of them; the upload then completes."""
+    cas = FakeCas()
+    answers = [503, 503]
+    handle = cas.handle
+
+    def flaky(req: MockRequest):
+        if req.path.startswith("/v1/xorbs/") and answers:
+            from xet_pyodide.io.testing import json_response
+
+            return json_response(answers.pop(0), {"error": "busy"})
+        return handle(req)
+
+    cas.transport.handler = flaky
+    events: list[dict] = []
+    mine: list[object] = []
+    s = session(cas, progress=events.append,
+                retry=RetryPolicy(max_attempts=4, sleep=_no_sleep, on_retry=mine.append))
+    await s.upload_bytes(rand(200_000, 7), name="a.bin")
+    await s.finalize()
+    retry_events = [e for e in events if "retry" in e]
+    assert [e["retry"]["attempt"] for e in retry_events] == [1, 2]
+    assert [e["retry"]["reason"] for e in retry_events] == ["HTTP 503", "HTTP 503"]
+    assert all(e["retry"]["what"].startswith("xorb upload ") for e in retry_events)
+    assert all(e["retry"]["max_attempts"] == 4 and e["retry"]["delay"] >= 0
+               for e in retry_events)
+    assert [e["retries"] for e in retry_events] == [1, 2]
+    assert events[-1]["phase"] == "done" and events[-1]["retries"] == 2
+    assert "retry" not in events[-1]
+    assert len(mine) == 2

@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from pytest_pyodide import run_in_pyodide
+
 from tests.plugins.runtimes import REPO, ensure_wheel_fresh
 
 DATA_KEY_HEX = "6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229"
@@ -14,10 +16,20 @@ DATA_KEY_HEX = "6697f5775b9550de3135cbaca597181c9de421109beb2b58b4d0b04b93adf229
 ABC_CHUNK_HASH_RAW = "14f0aff7063580a845c69db7e9a99af15661f9702567495c4e28d08d69291307"
 
 
-def test_runtime_environment(pyrt):
-    env = pyrt.call("smoke", "environment")
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
+
+
+def test_runtime_environment(rt):
+    env = rt.call("smoke", "environment")
     assert env["version"] == "0.1.0"
-    if pyrt.name == "cpython":
+    if rt.name == "cpython":
         assert env["platform"] == sys.platform
         assert tuple(env["python"]) >= (3, 11)
     else:
@@ -25,8 +37,25 @@ def test_runtime_environment(pyrt):
         assert env["python"] == [3, 14]
 
 
-def test_kernel_blake3_known_value(pyrt):
-    assert pyrt.call("smoke", "blake3_of", "abc", DATA_KEY_HEX) == ABC_CHUNK_HASH_RAW
+def test_kernel_blake3_known_value(rt):
+    assert rt.call("smoke", "blake3_of", "abc", DATA_KEY_HEX) == ABC_CHUNK_HASH_RAW
+
+
+@run_in_pyodide(packages=["xet-pyodide"])
+def runtime_facts(selenium):
+    import sys
+
+    import js
+
+    import xet_pyodide
+
+    return [sys.platform, xet_pyodide.__version__, bool(getattr(js, "crossOriginIsolated", False))]
+
+
+def test_pytest_pyodide_runtime(selenium, runtime):
+    """pytest-pyodide's runtimes load our wheel from web/pyodide; its Chromium page is
+    cross-origin isolated (tests/plugins/pyodide.py serves it with COOP/COEP)."""
+    assert runtime_facts(selenium) == ["emscripten", "0.1.0", runtime == "chrome"]
 
 
 def test_wheel_is_pure_and_carries_the_kernels():

@@ -1,12 +1,16 @@
 """Our upload session in every runtime (CPython, Pyodide in Node, Pyodide in Chromium) against
 the local CAS server, verified with hf_xet: file hashes equal ``hf_xet.hash_files`` and
-hf_xet downloads every file byte-identical. See tests/portable/upload_checks.py."""
+hf_xet downloads every file byte-identical. See tests/portable/upload_checks.py.
+Pyodide runs them through pytest-pyodide's ``run_in_pyodide`` (``in_pyodide`` below, the ``rt``
+fixture: tests/plugins/pyodide.py)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pytest_pyodide import run_in_pyodide
 
 from tests.portable.upload_checks import make_data
 
@@ -45,6 +49,16 @@ def verify_with_hf_xet(
     return datas
 
 
+@run_in_pyodide(packages=["xet-pyodide"])
+async def in_pyodide(selenium, module, func, args):
+    """``tests/portable/<module>.<func>(*args)`` inside Pyodide (the ``rt`` fixture calls it)."""
+    import importlib
+    import inspect
+
+    result = getattr(importlib.import_module(f"tests.portable.{module}"), func)(*args)
+    return (await result) if inspect.isawaitable(result) else result
+
+
 SPECS = [
     {"name": "empty", "kind": "random", "size": 0, "seed": 1},
     {"name": "one", "kind": "random", "size": 1, "seed": 2},
@@ -56,11 +70,11 @@ SPECS = [
 ]
 
 
-def test_upload_in_runtime_then_hf_xet_download(pyrt, cas_server_factory, tmp_path: Path) -> None:
+def test_upload_in_runtime_then_hf_xet_download(rt, cas_server_factory, tmp_path: Path) -> None:
     server = cas_server_factory()
     token, exp = server.token("write")
-    result = pyrt.call("upload_checks", "upload_files", server.url, token, exp, SPECS)
-    if pyrt.name != "cpython":
+    result = rt.call("upload_checks", "upload_files", server.url, token, exp, SPECS)
+    if rt.name != "cpython":
         assert result["platform"] == "emscripten" and result["kernels"] == "wasm/js"
     assert result["phases"][0] == "processing" and result["phases"][-1] == "done"
     m = result["metrics"]
@@ -73,10 +87,10 @@ def test_upload_in_runtime_then_hf_xet_download(pyrt, cas_server_factory, tmp_pa
     verify_with_hf_xet(server, SPECS, result, tmp_path)
 
 
-def test_larger_upload_with_token_refresh(pyrt, cas_server_factory, tmp_path: Path) -> None:
+def test_larger_upload_with_token_refresh(rt, cas_server_factory, tmp_path: Path) -> None:
     """~20 MB (Node/CPython; 8 MB in Chromium), tokens from the token endpoint that expire
     within the refresh margin, so the refresher is used during the upload."""
-    size = 8 * MB if pyrt.name == "browser" else 20 * MB
+    size = 8 * MB if rt.name == "chrome" else 20 * MB
     specs = [
         {"name": "big", "kind": "random", "size": size, "seed": 11, "stream": 3 * MB},
         {"name": "big-floats", "kind": "floats", "size": size // 4, "seed": 12},
@@ -87,24 +101,24 @@ def test_larger_upload_with_token_refresh(pyrt, cas_server_factory, tmp_path: Pa
         "refresh_url": server.token_url("write", ttl=3600),
         "refresh_headers": server.token_headers,
     }
-    result = pyrt.call("upload_checks", "upload_files", server.url, token, exp, specs, options)
+    result = rt.call("upload_checks", "upload_files", server.url, token, exp, specs, options)
     assert result["refreshes"] >= 1
     assert server.stats()["requests"]["token"] >= 2  # ours (fixture) + the refresher's
     verify_with_hf_xet(server, specs, result, tmp_path)
 
 
-def test_default_transport(pyrt, cas_server) -> None:
-    info = pyrt.call(
+def test_default_transport(rt, cas_server) -> None:
+    info = rt.call(
         "upload_checks", "transport_roundtrip", f"{cas_server.url}/v1/chunks/default/{'0' * 64}"
     )
-    expected = "HttpxTransport" if pyrt.name == "cpython" else "PyfetchTransport"
-    assert info["transport"] == expected and info["browser"] == (pyrt.name != "cpython")
+    expected = "HttpxTransport" if rt.name == "cpython" else "PyfetchTransport"
+    assert info["transport"] == expected and info["browser"] == (rt.name != "cpython")
     assert info["status"] == 401  # no token: the server refuses, the transport just reports
     assert info["same_body"] and info["refused"] == "TransportError"
 
 
-def test_js_token_shapes(node_runtime) -> None:
-    result = node_runtime.call("upload_checks", "js_token_shapes")
+def test_js_token_shapes(selenium) -> None:
+    result = in_pyodide(selenium, "upload_checks", "js_token_shapes", [])
     assert result == {
         "method": ["m-token", 1900000000, "int"],
         "getter": ["g-token", 1900000001],
@@ -113,7 +127,7 @@ def test_js_token_shapes(node_runtime) -> None:
     }
 
 
-def test_js_progress_callback(node_runtime) -> None:
-    assert node_runtime.call("upload_checks", "js_progress_callback") == {
+def test_js_progress_callback(selenium) -> None:
+    assert in_pyodide(selenium, "upload_checks", "js_progress_callback", []) == {
         "seen": ["processing:1:a"]
     }

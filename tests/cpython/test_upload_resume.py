@@ -25,7 +25,7 @@ from tests.cpython._cli_helpers import REPO
 from tests.portable.upload_checks import make_data
 from xet_pyodide import SessionConfig, XetSession
 from xet_pyodide.errors import XetResumeStaleError, XetServerError
-from xet_pyodide.session.resume import journal_name, parse_journal
+from xet_pyodide.session.resume import acknowledged_bytes, journal_name, parse_journal
 
 MIB = 1 << 20
 SMALL_XORBS = SessionConfig(max_xorb_bytes=2 * MIB, global_dedup=False)
@@ -217,11 +217,7 @@ def test_resume_off_writes_nothing(cas_server_factory, tmp_path: Path) -> None:
 
 
 def _acknowledged_bytes(path: Path, endpoint: str, scope: str) -> int:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    return sum(r.xorb.num_bytes for r in parse_journal(data, endpoint, scope).records)
+    return acknowledged_bytes(path.read_bytes() if path.exists() else None, endpoint, scope)
 
 
 def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> None:
@@ -243,6 +239,10 @@ def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> No
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     journal = resume_dir / f"{journal_name(server.url, token_url)}.xrs"
 
+    # The first run's shard waits at the server, so the run cannot finish before it is killed:
+    # its four xorbs upload concurrently and their last acknowledgements can land within a
+    # poll of each other (under load the whole upload once completed between two polls).
+    server.set_faults(endpoints={"shard_v2": {"latency_ms": 120_000, "max_faults": 1}})
     started = time.monotonic()
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -261,6 +261,7 @@ def test_cli_killed_mid_upload_resumes(cas_server_factory, tmp_path: Path) -> No
     sent_first = server.stats()["xorb_bytes_received"]
     assert server.stats()["store"]["files"] == 0
 
+    server.set_faults()
     server.reset_stats()
     started = time.monotonic()
     second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)

@@ -1,16 +1,10 @@
-"""Three Python runtimes under one pytest run: CPython, Pyodide in Node, Pyodide in Chromium.
+"""Browsers and pages for the tests that drive web pages (the demo, the JS API, the worker pool).
+
+Python code inside Pyodide is tested through pytest-pyodide's ``run_in_pyodide`` instead
+(tests/plugins/pyodide.py, docs/testing.md).
 
 Fixtures
 --------
-``pyrt``
-    Parametrized over ``cpython``, ``node`` and ``browser``. ``pyrt.call(module, func, *args)``
-    imports ``tests/portable/<module>.py`` in that runtime, calls ``func(*args)`` (awaiting it
-    if it is a coroutine) and returns its result. Arguments and results travel as JSON, so keep
-    them JSON-serializable. Portable modules may import only the standard library and
-    ``xet_pyodide``. ``pyrt.name`` tells which runtime a test got.
-``node_runtime`` / ``browser_runtime``
-    The session-wide Pyodide runtimes themselves (``.run(code) -> str`` evaluates Python with
-    top-level await and returns the string value of its last expression).
 ``chromium``
     The session's :class:`BrowserThread`: Debian ``/usr/bin/chromium`` driven by Playwright on a
     dedicated thread. Browser tests drive their own pages with ``chromium.call(fn)``, where
@@ -18,20 +12,17 @@ Fixtures
 ``static_server``
     A cross-origin-isolated static server for ``web/`` (:mod:`scripts.static_server`).
 
-``XET_TEST_RUNTIMES=cpython,node`` limits the parametrization (the default is all three).
-The wheel and ``web/pyodide`` are rebuilt once per session if any source file under
-``xet_pyodide/`` is newer than the wheel, so in-Pyodide tests always see the current code.
+``XET_TEST_RUNTIMES=cpython,node`` limits the runtimes (the default is all three:
+``cpython,node,browser``); :func:`selected_runtimes` reads it. The wheel and ``web/pyodide`` are
+rebuilt once per session if any source file under ``xet_pyodide/`` is newer than the wheel, so
+in-Pyodide tests and pages always see the current code.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import threading
@@ -44,7 +35,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "web" / "pyodide"
-PORTABLE = REPO / "tests" / "portable"
 CHROMIUM = os.environ.get("XET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -105,110 +95,6 @@ def ensure_wheel_fresh() -> Path:
         return wheel
 
 
-def _call_code(module: str, func: str, args: tuple[Any, ...]) -> str:
-    return (
-        "import importlib, inspect, json, sys\n"
-        "sys.path.insert(0, '/tmp/portable') if '/tmp/portable' not in sys.path else None\n"
-        f"_mod = importlib.import_module({module!r})\n"
-        f"_res = _mod.{func}(*json.loads({json.dumps(args)!r}))\n"
-        "if inspect.isawaitable(_res):\n"
-        "    _res = await _res\n"
-        "json.dumps(_res)\n"
-    )
-
-
-#: Modules from elsewhere in the repository that portable modules import; a Pyodide runtime
-#: gets them in /tmp/portable too.
-EXTRA_MODULES = {"make_inputs": REPO / "tests" / "vectors" / "make_inputs.py"}
-
-
-def _install_code(module: str) -> str:
-    source = EXTRA_MODULES.get(module, PORTABLE / f"{module}.py").read_text()
-    return (
-        "import importlib, os, sys\n"
-        "os.makedirs('/tmp/portable', exist_ok=True)\n"
-        f"open('/tmp/portable/{module}.py', 'w').write({source!r})\n"
-        f"sys.modules.pop({module!r}, None)\n"
-        "importlib.invalidate_caches()\n"
-        "'ok'\n"
-    )
-
-
-class _PyodideRuntime:
-    """Shared behaviour of the two Pyodide runtimes: module installation and calls."""
-
-    name = "pyodide"
-
-    def __init__(self) -> None:
-        self._installed: set[str] = set()
-
-    def run(self, code: str, timeout: float = 600.0) -> str:
-        raise NotImplementedError
-
-    def call(self, module: str, func: str, *args: Any, timeout: float = 600.0) -> Any:
-        for name in [*EXTRA_MODULES, module]:
-            if name not in self._installed:
-                self.run(_install_code(name))
-                self._installed.add(name)
-        return json.loads(self.run(_call_code(module, func, args), timeout=timeout))
-
-
-class NodeRuntime(_PyodideRuntime):
-    """Pyodide in a Node.js child process speaking JSON lines (tests/node/pyodide_host.mjs)."""
-
-    name = "node"
-
-    def __init__(self) -> None:
-        super().__init__()
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node is not installed (scripts/setup.sh installs it)")
-        self._proc = subprocess.Popen(
-            [node, str(REPO / "tests" / "node" / "pyodide_host.mjs"), str(DIST)],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self._next_id = 0
-        ready = self._read_line(timeout=180)
-        if not ready.get("ready"):
-            raise RuntimeError(f"Pyodide in Node did not start: {ready}")
-        self.python_version = ready.get("python", "")
-
-    def _read_line(self, timeout: float) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        if reader.is_alive():
-            self.close()
-            raise TimeoutError(f"Pyodide in Node gave no answer within {timeout} s")
-        if not result or not result[0]:
-            raise RuntimeError(f"Pyodide in Node exited (code {self._proc.poll()})")
-        return json.loads(result[0])
-
-    def run(self, code: str, timeout: float = 600.0) -> str:
-        assert self._proc.stdin is not None
-        self._next_id += 1
-        self._proc.stdin.write(json.dumps({"id": self._next_id, "code": code}) + "\n")
-        self._proc.stdin.flush()
-        reply = self._read_line(timeout)
-        if reply.get("id") != self._next_id:
-            raise RuntimeError(f"out-of-order reply from the Node host: {reply}")
-        if not reply["ok"]:
-            raise AssertionError(f"Python in Pyodide/Node raised:\n{reply['error']}")
-        return reply["result"]
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-
-
 class BrowserThread:
     """Headless Chromium (Playwright's sync API) confined to one dedicated thread.
 
@@ -261,57 +147,6 @@ class BrowserThread:
         self._thread.join(timeout=60)
 
 
-class BrowserRuntime(_PyodideRuntime):
-    """Pyodide in headless Chromium on the cross-origin-isolated harness page (web/harness.html)."""
-
-    name = "browser"
-
-    def __init__(self, browser: BrowserThread, base_url: str) -> None:
-        super().__init__()
-        self._browser = browser
-        self.console: list[str] = []
-
-        def open_page(b: Any) -> Any:
-            context = b.new_context()
-            page = context.new_page()
-            page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
-            page.goto(f"{base_url}/harness.html")
-            page.evaluate("() => window.harness.ready", [])
-            return context, page
-
-        self._context, self._page = browser.call(open_page)
-        self.cross_origin_isolated = bool(self.evaluate("() => crossOriginIsolated"))
-
-    def evaluate(self, expression: str, arg: Any = None) -> Any:
-        """``page.evaluate(expression, arg)`` on the harness page (run on the browser thread)."""
-        return self._browser.call(lambda _b: self._page.evaluate(expression, arg))
-
-    def run(self, code: str, timeout: float = 600.0) -> str:
-        try:
-            return self._browser.call(
-                lambda _b: self._page.evaluate("code => window.harness.run(code)", code),
-                timeout=timeout,
-            )
-        except Exception as exc:  # Playwright wraps the Python traceback in its Error
-            raise AssertionError(f"Python in Pyodide/Chromium raised:\n{exc}") from None
-
-    def close(self) -> None:
-        self._browser.call(lambda _b: self._context.close())
-
-
-class CPythonRuntime:
-    """The test process itself: imports ``tests.portable.<module>`` directly."""
-
-    name = "cpython"
-
-    def call(self, module: str, func: str, *args: Any, timeout: float = 600.0) -> Any:
-        mod = importlib.import_module(f"tests.portable.{module}")
-        res = getattr(mod, func)(*json.loads(json.dumps(args)))
-        if inspect.isawaitable(res):
-            res = asyncio.run(_await(res))
-        return json.loads(json.dumps(res))
-
-
 def evaluate_steps(
     chromium: BrowserThread,
     url: str,
@@ -345,10 +180,6 @@ def evaluate_steps(
     return chromium.call(go, timeout=timeout)
 
 
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
 @pytest.fixture(scope="session")
 def static_server() -> Iterator[Any]:
     from scripts.static_server import StaticServer
@@ -365,28 +196,3 @@ def chromium() -> Iterator[BrowserThread]:
     browser = BrowserThread()
     yield browser
     browser.close()
-
-
-@pytest.fixture(scope="session")
-def node_runtime() -> Iterator[NodeRuntime]:
-    ensure_wheel_fresh()
-    runtime = NodeRuntime()
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture(scope="session")
-def browser_runtime(chromium: Any, static_server: Any) -> Iterator[BrowserRuntime]:
-    runtime = BrowserRuntime(chromium, static_server.url)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture(params=ALL_RUNTIMES)
-def pyrt(request: pytest.FixtureRequest) -> Any:
-    name = request.param
-    if name not in selected_runtimes():
-        pytest.skip(f"runtime {name} deselected by XET_TEST_RUNTIMES")
-    if name == "cpython":
-        return CPythonRuntime()
-    return request.getfixturevalue(f"{name}_runtime")

@@ -16,7 +16,7 @@ import random
 
 try:  # CPython: the repository's copy
     from tests.vectors.make_inputs import CASES
-except ImportError:  # Pyodide: copied beside this module by tests/plugins/runtimes.py
+except ImportError:  # Pyodide: copied to sys.path by tests/plugins/pyodide.py
     from make_inputs import CASES  # type: ignore[import-not-found,no-redef]
 
 

@@ -7,8 +7,16 @@ Events (dicts; camelCase keys in JavaScript)::
      "bytes_total": int,          # bytes of the files that will be sent (Xet or inline)
      "bytes_processed": int,      # of those, chunked and deduplicated, or read for inline
      "bytes_transferred": int,    # xorb bytes sent to the CAS so far
+     "bytes_resumed": int,        # bytes found in xorbs an earlier, interrupted upload left
+                                  # on the server (xet_pyodide.session.resume): not sent again
      "files": [{"path", "size", "mode": None | "lfs" | "regular" | "unchanged" | "ignored",
-                "bytes_processed", "bytes_uploaded"}]}
+                "bytes_processed", "bytes_packed", "bytes_uploaded"}],
+                                  # bytes_packed: serialized xorb bytes of the file's new
+                                  # chunks; bytes_uploaded: of those, stored by the CAS
+     "retries": int,              # the upload session's retried requests so far
+     "retry": {...}}              # only in an event announcing a retry of the upload session
+                                  # (see xet_pyodide.session.progress: what, attempt,
+                                  # max_attempts, delay, reason)
 
 ``hashing`` only appears when the repository already holds a large file at a path being
 uploaded: its SHA-256 is read first, and an unchanged file is not uploaded at all. The
@@ -43,13 +51,17 @@ class HubProgress(ThrottledProgress):
     def __init__(self, callback: Any, files: list[tuple[str, int]], **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
         self.files = [
-            {"path": p, "size": n, "mode": None, "bytes_processed": 0, "bytes_uploaded": 0}
+            {"path": p, "size": n, "mode": None, "bytes_processed": 0, "bytes_packed": 0,
+             "bytes_uploaded": 0}
             for p, n in files
         ]
         self._by_path = {f["path"]: f for f in self.files}
         #: Paths in the order their Xet uploads started (the session's file order).
         self._session_paths: list[str] = []
         self.bytes_transferred = 0
+        self.bytes_resumed = 0
+        self.retries = 0
+        self._retry: dict[str, Any] | None = None
 
     def set_mode(self, path: str, mode: str) -> None:
         self._by_path[path]["mode"] = mode
@@ -64,12 +76,21 @@ class HubProgress(ThrottledProgress):
     async def session_event(self, event: dict[str, Any]) -> None:
         """The upload session's progress callback: its counters become ours."""
         self.bytes_transferred = event["bytes_transferred"]
+        self.bytes_resumed = event.get("bytes_resumed", self.bytes_resumed)
         for path, f in zip(self._session_paths, event["files"], strict=False):
             mine = self._by_path[path]
             mine["bytes_processed"] = f["bytes_processed"]
+            mine["bytes_packed"] = f.get("bytes_packed", 0)
             mine["bytes_uploaded"] = f["bytes_uploaded"]
+        self.retries = event.get("retries", self.retries)
         phase = event["phase"]
-        if phase in PHASES and phase not in ("done", self.phase):
+        if "retry" in event:
+            self._retry = event["retry"]
+            try:
+                await self.emit_now()
+            finally:
+                self._retry = None
+        elif phase in PHASES and phase not in ("done", self.phase):
             await self.set_phase(phase)
         else:
             await self.tick()
@@ -81,7 +102,10 @@ class HubProgress(ThrottledProgress):
             "bytes_total": sum(f["size"] for f in counted),
             "bytes_processed": sum(f["bytes_processed"] for f in counted),
             "bytes_transferred": self.bytes_transferred,
+            "bytes_resumed": self.bytes_resumed,
             "files": [dict(f) for f in self.files],
+            "retries": self.retries,
+            **({"retry": self._retry} if self._retry is not None else {}),
         }
 
 

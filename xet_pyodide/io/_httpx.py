@@ -77,7 +77,8 @@ def _body(body: Buffer | None) -> bytes | AsyncIterator[bytes] | None:
 def _error(exc: httpx.HTTPError, url: str, resp: httpx.Response | None = None) -> TransportError:
     """``exc`` as a :class:`TransportError`; ``resp``: the response whose body broke off."""
     rid = request_id_of(_headers(resp)) if resp is not None else None
-    return TransportError(f"{type(exc).__name__}: {exc}", url=url, request_id=rid)
+    return TransportError(f"{type(exc).__name__}: {exc}", url=url, request_id=rid,
+                          unreachable=isinstance(exc, httpx.ConnectError))
 
 
 class HttpxTransport(BaseTransport):

@@ -1,8 +1,11 @@
 """Pyodide transport over the browser's ``fetch`` (``pyodide.http.pyfetch``).
 
 Works the same in Chromium and in Node (whose global ``fetch`` is undici). Request bodies
-are copied once out of the WebAssembly heap, into a ``Blob`` when large (see
-:func:`_js_body`), and sent whole (browsers refuse streamed request bodies over HTTP/1.1).
+are copied once out of the WebAssembly heap and sent whole (Chromium streams request bodies
+only over HTTP/2 or QUIC; to a plain-HTTP server it fails: ``ERR_ALPN_NEGOTIATION_FAILED``).
+Large detached bodies (xorbs) are held and sent by a worker of their own in a page that
+enabled it (:mod:`.body_worker`, so their memory is freed when the upload ends), else they are
+a ``Blob`` (see :func:`_js_body`).
 Response bodies are read either whole (``arrayBuffer``) or block by block through
 ``response.body.getReader()``.
 
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from pyodide.http import pyfetch  # type: ignore[import-not-found]
 
 from .blob import blob_from_memory
+from .body_worker import WorkerBody, body_workers_enabled
 from .jsinterop import js_uint8array_copy
 from .transport import (
     CONNECT_TIMEOUT,
@@ -32,14 +36,12 @@ from .transport import (
     Response,
     StreamingResponse,
     TransportError,
+    fetch_headers,
     lower_headers,
     request_id_of,
 )
 
 T = TypeVar("T")
-
-_FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
-
 
 #: Request bodies of at least this size are sent as a ``Blob``.
 BLOB_BODY = 1 << 20
@@ -53,19 +55,15 @@ def _js_body(body: Body) -> Any:
     only when a garbage collection collects the finished request, and the collector does not
     see that memory: measured in Chromium, the page grew by every xorb sent (up to 1 GiB for a
     1 GiB upload) until some unrelated allocation triggered a collection. A Blob's bytes are
-    also released only when its (tiny) JS object is collected, but in the browser process:
-    the page's memory stays bounded (see docs/browser.md for the browser process)."""
+    also released only when its (tiny) JS object is collected, but in the browser process,
+    where Chromium caps them (a fresh profile fails at ~0.5 GiB): hence
+    :class:`~.body_worker.WorkerBody` in pages (docs/browser.md, "Upload request bodies")."""
     if isinstance(body, DetachedBody):
         return body.handle
     view = memoryview(body).cast("B")
     if len(view) >= BLOB_BODY:
         return blob_from_memory(view)
     return js_uint8array_copy(view)
-
-
-def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` without those a page may not set (fetch would refuse or ignore them)."""
-    return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
 
 
 def response_limit(req: Request, read_timeout: float) -> float:
@@ -81,10 +79,14 @@ class PyfetchTransport(BaseTransport):
     def __init__(self, *, read_timeout: float = READ_TIMEOUT) -> None:
         self._read_timeout = read_timeout
 
-    def detach(self, body: Buffer) -> DetachedBody | None:
-        """Large bodies as a ``Blob`` (see :func:`_js_body`), made once for every attempt."""
+    async def detach(self, body: Buffer) -> DetachedBody | None:
+        """Large bodies held by a worker of their own when the page enabled it (see
+        :mod:`.body_worker`), else as a ``Blob`` (see :func:`_js_body`); made once for every
+        attempt. The caller calls ``release()`` on it when the upload ended."""
         if len(body) < BLOB_BODY:
             return None
+        if body_workers_enabled():
+            return DetachedBody(await WorkerBody.create(memoryview(body).cast("B")), len(body))
         return DetachedBody(blob_from_memory(body), len(body))
 
     async def _fetch(self, req: Request) -> Any:
@@ -98,22 +100,28 @@ class PyfetchTransport(BaseTransport):
         except TimeoutError as exc:
             raise TransportError(f"no response within {limit:.0f} s", url=url) from exc
         except OSError as exc:  # pyodide.http.AbortError: "fetch failed", reset, refused, ...
-            raise TransportError(f"fetch failed: {exc}", url=url) from exc
+            raise TransportError(f"fetch failed: {exc}", url=url, unreachable=True) from exc
 
     async def _request(self, req: Request) -> Response:
+        worker = _worker_body(req)
+        if worker is not None:
+            return await worker.send(req, response_limit(req, self._read_timeout))
         resp = await self._fetch(req)
         headers = _headers(resp)
         data = await _read_body(
             resp.bytes(),
             req.url,
             self._read_timeout,
-            OSError,
+            Exception,  # AbortError (an OSError), or what Pyodide raises instead (below)
             lambda: resp.abort("read timeout"),
             request_id=request_id_of(headers),
         )
         return Response(resp.status, headers, data, resp.url or req.url)
 
     async def _stream(self, req: Request) -> StreamingResponse:
+        worker = _worker_body(req)
+        if worker is not None:
+            return await worker.send_streaming(req, response_limit(req, self._read_timeout))
         url = req.url
         resp = await self._fetch(req)
         headers = _headers(resp)
@@ -165,13 +173,24 @@ async def _read_body(
             on_timeout()
         raise TransportError("response body timed out", url=url, request_id=request_id) from exc
     except failures as exc:
+        # Pyodide (314.0)'s pyfetch turns a body that broke off into AbortError(signal.reason),
+        # which fails with AttributeError when the signal has no reason: the browser's error
+        # is then the context.
+        cause = exc.__context__ if isinstance(exc, AttributeError) and exc.__context__ else exc
         raise TransportError(
-            f"response body failed: {exc}", url=url, request_id=request_id
+            f"response body failed: {cause}", url=url, request_id=request_id
         ) from exc
+
+
+def _worker_body(req: Request) -> WorkerBody | None:
+    body = req.body
+    if isinstance(body, DetachedBody) and isinstance(body.handle, WorkerBody):
+        return body.handle
+    return None
 
 
 def _headers(resp: Any) -> dict[str, str]:
     return lower_headers(resp.headers.items())
 
 
-__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]
+__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]  # fetch_headers: re-export

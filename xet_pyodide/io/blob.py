@@ -178,10 +178,41 @@ BLOB_DIRECT = 1 * MIB
 BLOB_ITEM = 32 * MIB
 
 
+#: Default ``maxBlobBytes`` of ``downloadToBlob``: the largest download it makes into a Blob.
+#: Chromium keeps Blob data in the browser process and, measured in a fresh (Incognito-like)
+#: context on a 24 GiB machine, refuses more than 448–496 MiB of it in total (reads of a Blob
+#: past that fail with ``NotReadableError``; an on-disk profile measured the same when Blobs
+#: are made quickly); uploads in flight may hold up to 256 MiB meanwhile. Hence 256 MiB here,
+#: and ``downloadStream`` (no Blob) for anything larger.
+MAX_BLOB_DOWNLOAD = 256 * MIB
+
+
+def check_blob_size(size: int, options: Any) -> None:
+    """Raise :class:`~xet_pyodide.errors.XetBlobLimitError` when a ``downloadToBlob`` of
+    ``size`` bytes (the range's length for a range) exceeds ``maxBlobBytes``."""
+    from ..errors import XetBlobLimitError
+    from .jsbridge import option
+
+    limit = option(options, "maxBlobBytes", MAX_BLOB_DOWNLOAD)
+    limit = float(limit)  # Infinity: no limit
+    byte_range = parse_range(option(options, "range"))
+    if byte_range is not None:
+        size = max(0, min(byte_range[1], size) - byte_range[0])
+    if size > limit:
+        raise XetBlobLimitError(
+            f"downloadToBlob of {size / MIB:.0f} MiB exceeds maxBlobBytes "
+            f"({limit / MIB:.0f} MiB): the browser keeps a Blob's bytes in memory and may "
+            "refuse this much (Incognito and fresh profiles fail near 0.5 GiB); use "
+            "downloadStream (hub: downloadFileStream), or raise maxBlobBytes if this browser "
+            "is known to hold it"
+        )
+
+
 async def download_to_blob(session: Any, file_hash: str, size: int, options: Any) -> Any:
     """Download a file (or a ``range`` of it) into a JS ``Blob`` made of Blobs of at most
-    32 MiB (the browser keeps Blob data outside the page, on disk when it is large, so the
-    page holds little of it at a time).
+    32 MiB (the browser keeps Blob data outside the page, so the page holds little of it at
+    a time). A download larger than ``maxBlobBytes`` (:data:`MAX_BLOB_DOWNLOAD`) fails first
+    with :class:`~xet_pyodide.errors.XetBlobLimitError`: see :func:`check_blob_size`.
 
     Every byte is copied once, from the decoded ranges straight into Blob storage; the Blob
     is only created after the iterator finished, i.e. after a full download was verified.
@@ -191,6 +222,7 @@ async def download_to_blob(session: Any, file_hash: str, size: int, options: Any
     from .jsbridge import option
 
     _require_downloads(session)
+    check_blob_size(size, options)
     kind = option(options, "type", "application/octet-stream")
     kwargs = _download_kwargs(options)
     try:
@@ -360,11 +392,13 @@ async def open_download_stream(
 
 __all__ = [
     "BLOB_BLOCK",
+    "MAX_BLOB_DOWNLOAD",
     "READ_AHEAD",
     "DownloadReader",
     "blob_from_memory",
     "blob_name",
     "blob_size",
+    "check_blob_size",
     "describe_js_value",
     "download_to_blob",
     "open_download_stream",

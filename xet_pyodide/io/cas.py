@@ -97,12 +97,12 @@ class CasClient:
 
     # ------------------------------------------------------------------ xorbs
 
-    def detach_body(self, body: Buffer) -> DetachedBody | None:
+    async def detach_body(self, body: Buffer) -> DetachedBody | None:
         """A copy of a xorb body outside Python memory (with its CRC when upload grants are
         in use), for :meth:`upload_xorb`, when the transport makes one (a browser ``Blob``);
         otherwise None. Lets the caller free the Python buffer before the upload."""
         detach = getattr(self.http.transport, "detach", None)
-        detached = detach(body) if detach is not None else None
+        detached = await detach(body) if detach is not None else None
         if detached is not None and self.use_grants:
             # computed only for a body really detached: otherwise the grant upload does it
             detached.crc64 = get_kernels().crc64_nvme(body)

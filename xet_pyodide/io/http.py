@@ -19,6 +19,7 @@ them mean "fall back" (404/501) and turns the rest into errors with :func:`raise
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,11 +171,11 @@ class HttpClient:
             try:
                 resp = await self._once(method, url, all_headers, body, timeout, stream)
             except TransportError as exc:
-                if await state.backoff():
+                if await state.backoff(what=what, reason=_no_response_reason(exc)):
                     self.stats.retries += 1
                     continue
                 raise XetServerError(
-                    f"{what} failed: {exc.detail} (after {state.attempts} attempts)",
+                    self._no_response_message(what, exc, state.attempts),
                     url=url,
                     request_id=exc.request_id,
                 ) from exc
@@ -188,11 +189,30 @@ class HttpClient:
                     continue
             if is_retryable_status(status) and (retry_429 or status != 429):
                 wait = parse_retry_after(resp.headers.get("retry-after"), state.policy.clock())
-                if await state.backoff(wait):
+                if await state.backoff(wait, what=what, reason=f"HTTP {status}"):
                     self.stats.retries += 1
                     continue
                 raise error_for_response(resp, what, attempts=state.attempts)
             return resp
+
+    def _no_response_message(self, what: str, exc: TransportError, attempts: int) -> str:
+        """The message of the error raised when no HTTP response came. The URL is not in it:
+        the error appends it (once) to its details."""
+        tries = f"after {attempts} attempts" if attempts > 1 else "1 attempt"
+        cause = _strip_url(exc.detail, exc.url)
+        said = f"{tries}; {cause}" if cause else tries
+        if not exc.unreachable:
+            return f"{what} failed: {cause} ({tries})"
+        if not self.transport.browser:
+            return f"{what} failed: the server could not be reached ({said})"
+        # fetch() says "Failed to fetch" for all of these alike; only the console tells.
+        return (
+            f"{what} failed: the server could not be reached, or the browser refused to send "
+            f"the request ({said}). The browser console names the cause: a server that is "
+            "down or at a wrong address, a server that refuses this page's origin (CORS), an "
+            "http:// server called from an https:// page (mixed content), or a limit of the "
+            "browser (such as net::ERR_BLOB_OUT_OF_MEMORY)"
+        )
 
     async def _once(
         self,
@@ -220,6 +240,22 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def _strip_url(text: str, url: str | None) -> str:
+    """``text`` without ``url`` (already redacted) and the brackets around it: a lower layer's
+    message that quotes the URL would otherwise show it twice."""
+    if url:  # "(URL)", or "(URL" when redaction cut a query with the bracket after it
+        text = re.sub(r"\(?\s*" + re.escape(url) + r"\s*\)?", "", text)
+    return " ".join(text.split()).rstrip(" :")
+
+
+def _no_response_reason(exc: TransportError) -> str:
+    """Why an attempt got no response, for a retry announcement (no URL in it)."""
+    cause = _strip_url(exc.detail, exc.url)
+    if exc.unreachable:
+        return "server unreachable" + (f" ({cause})" if cause else "")
+    return cause or "no response"
 
 
 __all__ = [

@@ -21,7 +21,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ._pyfetch import fetch_headers, response_limit
+from ._pyfetch import response_limit
 from .jsinterop import to_js_value
 from .transport import (
     READ_TIMEOUT,
@@ -31,6 +31,7 @@ from .transport import (
     StreamingResponse,
     Transport,
     TransportError,
+    fetch_headers,
     lower_headers,
     request_id_of,
 )

@@ -30,6 +30,19 @@ def default_resume_dir() -> Path | None:
     return Path(cache) / "xet_pyodide" / "resume"
 
 
+def _write_synced(path: Path, data: bytes, mode: int) -> None:
+    """Write all of ``data`` to ``path`` (created 0600; ``mode`` is ``O_APPEND`` or
+    ``O_TRUNC``), then fsync: once this returns, the bytes survive a crash."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class DirectoryResumeBackend:
     """Journals as files in ``path`` (created on first write, mode 0700: the journal names
     which xorbs of which endpoint a user uploaded)."""
@@ -53,27 +66,13 @@ class DirectoryResumeBackend:
 
     async def append(self, name: str, data: bytes) -> None:
         self._ensure_dir()
-        fd = os.open(self._file(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(self._file(name), data, os.O_APPEND)
 
     async def replace(self, name: str, data: bytes) -> None:
         self._ensure_dir()
         target = self._file(name)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(tmp, data, os.O_TRUNC)
         os.replace(tmp, target)
 
     async def remove(self, name: str) -> None:

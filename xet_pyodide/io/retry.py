@@ -5,16 +5,22 @@ Retryable: no response at all (connection refused/reset/dropped, timeout), 5xx e
 404) to say "this endpoint does not exist", which triggers protocol fallbacks. Everything else
 is final. Clock, sleep and randomness are injectable so tests run instantly and
 deterministically.
+
+Each retry can be announced before its wait (``RetryPolicy.on_retry``, a sync or async
+callable receiving a :class:`RetryNotice`): sessions turn these into progress events, so a
+user watching a stalled upload learns that it is retrying, when, and why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import (
     XetAuthError,
@@ -49,6 +55,28 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """One announced retry: ``attempt`` (1-based) of ``max_attempts`` failed; the next starts
+    after ``delay`` seconds. ``what``: the operation ("xorb upload", "shard upload", ...);
+    ``reason``: why it failed ("HTTP 503", "server unreachable: ..."), never a URL's query."""
+
+    what: str
+    attempt: int
+    max_attempts: int
+    delay: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "delay": round(self.delay, 3),
+            "reason": self.reason,
+        }
+
+
 @dataclass
 class RetryPolicy:
     """Bounded exponential backoff.
@@ -57,6 +85,7 @@ class RetryPolicy:
     ``c = min(max_delay, base_delay * 2**k)`` (jitter spreads clients apart), or the
     server's ``Retry-After`` (capped at ``max_delay``). Gives up after ``max_attempts``
     attempts, or when the next wait would end past ``max_total`` seconds after the first try.
+    ``on_retry``: told of each retry before its wait (see the module docstring).
     """
 
     max_attempts: int = 6
@@ -66,6 +95,7 @@ class RetryPolicy:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    on_retry: Callable[[RetryNotice], Any] | None = None
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
@@ -77,15 +107,11 @@ class RetryPolicy:
         return RetryState(self, self.clock())
 
     def with_attempts(self, max_attempts: int) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts,
-            self.base_delay,
-            self.max_delay,
-            self.max_total,
-            self.clock,
-            self.sleep,
-            self.rng,
-        )
+        return replace(self, max_attempts=max_attempts)
+
+    def announcing(self, on_retry: Callable[[RetryNotice], Any] | None) -> RetryPolicy:
+        """This policy with ``on_retry`` as its listener (a copy; the same rng and clock)."""
+        return replace(self, on_retry=on_retry)
 
 
 @dataclass
@@ -96,14 +122,24 @@ class RetryState:
     started: float
     attempts: int = 0
 
-    async def backoff(self, retry_after: float | None = None) -> bool:
-        """Record a failed attempt; sleep and return True if another attempt is allowed."""
+    async def backoff(
+        self, retry_after: float | None = None, *, what: str = "request", reason: str = ""
+    ) -> bool:
+        """Record a failed attempt; announce the retry (``what`` failed because of
+        ``reason``: see :class:`RetryNotice`), sleep and return True if another attempt is
+        allowed."""
         self.attempts += 1
         if self.attempts >= self.policy.max_attempts:
             return False
         wait = self.policy.delay(self.attempts - 1, retry_after)
         if self.policy.clock() + wait - self.started > self.policy.max_total:
             return False
+        listener = self.policy.on_retry
+        if listener is not None:
+            notice = RetryNotice(what, self.attempts, self.policy.max_attempts, wait, reason)
+            result = listener(notice)
+            if inspect.isawaitable(result):
+                await result
         await self.policy.sleep(wait)
         return True
 
@@ -156,6 +192,7 @@ def _server_message(resp: Response) -> str:
 
 __all__ = [
     "RETRYABLE_STATUSES",
+    "RetryNotice",
     "RetryPolicy",
     "RetryState",
     "error_for_response",

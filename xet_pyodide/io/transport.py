@@ -42,6 +42,13 @@ class DetachedBody:
     def __len__(self) -> int:
         return self.size
 
+    def release(self) -> None:
+        """Free the copy now (a worker holding it is terminated) once no request will send it
+        again; a no-op for copies the garbage collector frees."""
+        release = getattr(self.handle, "release", None)
+        if release is not None:
+            release()
+
 
 Body = Buffer | DetachedBody
 
@@ -73,6 +80,16 @@ class Request:
     timeout: float | None = None
 
 
+#: Request headers a page may not set: ``fetch`` refuses or ignores them (browsers own them).
+_FORBIDDEN = frozenset({"user-agent", "content-length", "host", "connection", "accept-encoding"})
+
+
+def fetch_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` without those a page may not set (for every ``fetch`` a page or worker
+    makes: :mod:`._pyfetch`, the pool's and the body workers' requests)."""
+    return {k: v for k, v in (headers or {}).items() if k.lower() not in _FORBIDDEN}
+
+
 def lower_headers(items: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     """Response headers as a ``dict`` with lower-case names."""
     return {str(k).lower(): str(v) for k, v in items}
@@ -86,15 +103,23 @@ class TransportError(Exception):
     ``__cause__``, hence the redaction). ``detail``: what went wrong, redacted like ``url``
     (:func:`~xet_pyodide.errors.redact_text`: the text of a lower layer's exception may
     quote the URL); ``url``: the request's URL without its query; ``request_id``: the
-    server's id when the failure came after the response head (a body that broke off).
+    server's id when the failure came after the response head (a body that broke off);
+    ``unreachable``: no connection could be made (refused, unknown host; in a browser, where
+    ``fetch`` says only "Failed to fetch", also a CORS refusal or blocked mixed content).
     """
 
     def __init__(
-        self, message: str, *, url: str | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        request_id: str | None = None,
+        unreachable: bool = False,
     ) -> None:
         self.detail = redact_text(message, url)
         self.url = redact_url(url) if url else None
         self.request_id = request_id
+        self.unreachable = unreachable
         super().__init__(f"{self.detail} ({self.url})" if self.url else self.detail)
 
 
@@ -208,9 +233,10 @@ class BaseTransport:
     async def _stream(self, request: Request) -> StreamingResponse:
         raise NotImplementedError
 
-    def detach(self, body: Buffer) -> DetachedBody | None:
+    async def detach(self, body: Buffer) -> DetachedBody | None:
         """A copy of ``body`` outside Python memory for later requests, or None when this
-        transport sends Python buffers as they are (the default)."""
+        transport sends Python buffers as they are (the default). ``body`` may be freed once
+        this returned."""
         return None
 
     async def aclose(self) -> None:
@@ -235,6 +261,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "default_download_buffer_bytes",
+    "fetch_headers",
     "lower_headers",
     "request_id_of",
 ]

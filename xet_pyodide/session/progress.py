@@ -14,7 +14,16 @@ function (it then receives a JS object). Events look like::
                 # totals and of the commit):
                 "abandoned": True}, ...],
      # while validating the shard, when the server reports it:
-     "shard_verified": int, "shard_total": int}
+     "shard_verified": int, "shard_total": int,
+     "retries": int,                # requests retried so far in this batch
+     # only in the event announcing a retry (emitted before its wait):
+     "retry": {"what": str, "attempt": int, "max_attempts": int, "delay": float,
+               "reason": str}}
+
+``retry``: attempt ``attempt`` of ``max_attempts`` of ``what`` ("xorb upload", "shard
+upload", ...) failed because of ``reason`` ("HTTP 503", "server unreachable (...)"; never a
+URL), and the next starts in ``delay`` seconds. Without it, a dead server looks like an upload
+stuck at 0 % for the whole backoff (about 20 s with the default policy).
 
 Events are at least ``interval`` seconds apart, except phase changes, the end of each file and
 the final event.
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..io.retry import RetryNotice
 from .throttle import ThrottledProgress
 
 PHASES = ("processing", "uploading_xorbs", "uploading_shard", "validating_shard", "done")
@@ -56,6 +66,17 @@ class ProgressReporter(ThrottledProgress):
         self.bytes_resumed = 0
         self.files: list[FileProgress] = []
         self.shard_progress: tuple[int, int] | None = None
+        self.retries = 0
+        self._retry: dict[str, Any] | None = None
+
+    async def announce_retry(self, notice: RetryNotice) -> None:
+        """Emit an event carrying ``retry`` (see the module docstring), now."""
+        self.retries += 1
+        self._retry = notice.to_dict()
+        try:
+            await self.emit_now()
+        finally:
+            self._retry = None
 
     def add_file(self, name: str | None, size: int | None) -> FileProgress:
         progress = FileProgress(name, size)
@@ -90,6 +111,9 @@ class ProgressReporter(ThrottledProgress):
         }
         if self.phase == "validating_shard" and self.shard_progress is not None:
             event["shard_verified"], event["shard_total"] = self.shard_progress
+        event["retries"] = self.retries
+        if self._retry is not None:
+            event["retry"] = self._retry
         return event
 
 

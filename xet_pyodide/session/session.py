@@ -14,6 +14,7 @@ from :class:`~xet_pyodide.session.download.DownloadMixin`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -24,7 +25,7 @@ from ..io.cas import CasClient
 from ..io.digest import sha256_in_background
 from ..io.http import HttpClient
 from ..io.resume_dir import DirectoryResumeBackend
-from ..io.retry import RetryPolicy
+from ..io.retry import RetryNotice, RetryPolicy
 from ..io.runtime import default_resume_backend, default_transport
 from ..io.tokens import TokenSource, coerce_token_info
 from ..io.transport import Transport
@@ -127,10 +128,12 @@ class XetSession(DownloadMixin):
         self.config = config or SessionConfig()
         self.transport = transport or default_transport()
         self.tokens = TokenSource(info, token_refresher, clock=clock)
+        policy = retry or RetryPolicy()
+        self._retry_listener = policy.on_retry
         self.http = HttpClient(
             self.transport,
             self.tokens,
-            retry=retry,
+            retry=policy.announcing(self._announce_retry),
             session_id=session_id,
             custom_headers=custom_headers,
         )
@@ -156,6 +159,17 @@ class XetSession(DownloadMixin):
                 verify=self.config.resume_verify,
                 clock=clock,
             )
+
+    async def _announce_retry(self, notice: RetryNotice) -> None:
+        """Every retry of this session's requests: to the caller's own listener (the policy's
+        ``on_retry``), then as a progress event of the upload batch running, if any."""
+        if self._retry_listener is not None:
+            result = self._retry_listener(notice)
+            if inspect.isawaitable(result):
+                await result
+        pipeline = self._finalizing or self._pipeline
+        if pipeline is not None:
+            await pipeline.progress.announce_retry(notice)
 
     @property
     def endpoint(self) -> str:

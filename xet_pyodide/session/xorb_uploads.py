@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..io.cas import CasClient
-from ..io.transport import Body
+from ..io.transport import Body, DetachedBody
 from .budget import ByteBudget
 from .packing import SealedXorb
 
@@ -55,10 +55,10 @@ class XorbUploader:
             async with self._semaphore:
                 if self.error is not None:
                     return  # the commit is failing anyway: do not send more
-                detached = self._cas.detach_body(body)
+                detached = await self._cas.detach_body(body)
                 if detached is not None:
-                    # The transport holds its own copy (a browser Blob): free the Python
-                    # buffer and its share of the budget now, not when the upload ends.
+                    # The transport holds its own copy (in a page: a worker's Blob): free the
+                    # Python buffer and its share of the budget now, not when the upload ends.
                     xorb.body = body = detached
                     self._budget.release(held)
                     held = 0
@@ -74,6 +74,8 @@ class XorbUploader:
             if self.error is None:
                 self.error = exc
         finally:
+            if isinstance(body, DetachedBody):
+                body.release()  # a worker holding the copy ends now (io/body_worker.py)
             xorb.body = None
             self._budget.release(held)
 
