@@ -12,7 +12,8 @@ Measured:
     the same 16 MiB slices, by as many workers as the pool has, bytes discarded): the ceiling
     of any chunk+hash of a Blob in this browser on this machine;
 (b) full upload: ``uploadFile(blob)`` + ``finalize()`` to a fresh local CAS server vs hf_xet's
-    upload of the same file to another fresh server (SHA-256 computed by both);
+    upload of the same file to another fresh server (SHA-256 computed by both), with the
+    CPU-seconds per GiB of every process in ``cpu_s_per_gib`` (bench/_procs.py);
 (c) with ``--memory``: a 4 GiB (``--memory-gib``) upload of NEW data — a file of random bytes
     (``.cache/bench/random_<n>gib.bin``) chosen in the page's file input — from a fresh
     browser context (Playwright ``new_context()``: no on-disk profile, like Incognito, so
