@@ -40,8 +40,10 @@ function clients(xet, cache) {
         const onProgress = (e) => { phases[e.phase] ??= now() - t0; };
         return (await xet.hub.uploadFiles({ ...p, files: [file], onProgress })).commitOid;
       },
-      // chunkCache: "none" by default, so that no run reads what an earlier one cached
-      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache })),
+      // chunkCache: "none" by default, so that no run reads what an earlier one cached;
+      // a Blob as @huggingface/hub's (this profile is on disk: Chromium may spill it there)
+      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache,
+                                                                    maxBlobBytes: Infinity })),
     },
   };
 }
