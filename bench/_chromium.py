@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,17 +47,21 @@ def bare_chromium(url: str, *, incognito: bool = False) -> Iterator[subprocess.P
 def page_result(
     mounts: dict[str, Path], page: str, config: dict[str, Any], report: str, *,
     timeout: float, loaded_timeout: float | None = None,
+    on_browser: Callable[[int], None] | None = None,
 ) -> Any:  # fmt: skip
     """Serve ``web/`` plus ``mounts`` (cross-origin isolated), open ``page?config=<JSON>`` in
     a bare Chromium and return the ``result`` the page POSTs to ``/_report/<report>`` (as
     ``{ok, result}`` or ``{ok: false, error}``, which raises). ``loaded_timeout``: first wait
-    for ``/_report/loaded`` (a page that failed to load fails fast)."""
+    for ``/_report/loaded`` (a page that failed to load fails fast). ``on_browser``: called
+    with the browser's pid once it started (e.g. to sample its CPU, bench/_procs.py)."""
     from scripts.static_server import StaticServer
 
     server = StaticServer(REPO / "web", mounts=mounts).start_background()
     url = f"{server.url}{page}?config={quote(json.dumps(config))}"
     try:
-        with bare_chromium(url):
+        with bare_chromium(url) as proc:
+            if on_browser is not None:
+                on_browser(proc.pid)
             if loaded_timeout is not None:
                 server.wait_report("loaded", timeout=loaded_timeout)
             answer = server.wait_report(report, timeout=timeout)

@@ -12,7 +12,8 @@ Measured:
     the same 16 MiB slices, by as many workers as the pool has, bytes discarded): the ceiling
     of any chunk+hash of a Blob in this browser on this machine;
 (b) full upload: ``uploadFile(blob)`` + ``finalize()`` to a fresh local CAS server vs hf_xet's
-    upload of the same file to another fresh server (SHA-256 computed by both);
+    upload of the same file to another fresh server (SHA-256 computed by both), with the
+    CPU-seconds per GiB of every process in ``cpu_s_per_gib`` (bench/_procs.py);
 (c) with ``--memory``: a 4 GiB (``--memory-gib``) upload of NEW data — a file of random bytes
     (``.cache/bench/random_<n>gib.bin``) chosen in the page's file input — from a fresh
     browser context (Playwright ``new_context()``: no on-disk profile, like Incognito, so
@@ -34,6 +35,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -49,6 +51,7 @@ sys.path.insert(0, str(REPO / "cas_server"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _chromium import bare_chromium  # noqa: E402
+from _procs import CpuSampler, chromium_summary, per_gib  # noqa: E402
 from xet_cas_server.launcher import ServerProcess  # noqa: E402
 
 from scripts.static_server import StaticServer  # noqa: E402
@@ -243,7 +246,8 @@ def fresh_context_page(url: str, upload: Path) -> Iterator[int]:
 
 
 def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False,
-             upload: Path | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+             upload: Path | None = None, cpu: CpuSampler | None = None
+             ) -> tuple[dict[str, Any], dict[str, float]]:
     """Open the bench page in a bare headless Chromium (or, given an ``upload`` file, in a
     fresh Playwright context that chooses it); return its report (+ RSS figures)."""
     server = StaticServer(
@@ -257,6 +261,8 @@ def run_page(config: dict[str, Any], data_dir: Path, *, sample_rss: bool = False
     opened = (fresh_context_page(url, upload) if upload is not None
               else _bare_pid(url))
     with opened as pid:
+        if cpu is not None:  # CPU per process (bench/_procs.py)
+            cpu.watch_chromium(pid)
         sampler = RssSampler(pid).start() if sample_rss else None
         try:
             server.wait_report("loaded", timeout=300)
@@ -303,8 +309,15 @@ def hf_xet_hash(path: Path, repeat: int) -> tuple[float, str]:
 
 
 def hf_xet_upload(path: Path, root: Path) -> tuple[float, dict[str, Any]]:
-    with cas_server(root, "cas-hfxet") as server:
+    """hf_xet's upload; ``cpu_s``: its child process (start-up included), ``server_cpu_s``:
+    the server's CPU meanwhile."""
+    with cas_server(root, "cas-hfxet") as server, CpuSampler() as cpu:
+        cpu.watch(server.pid or 0, "server")
+        before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
         result = server.hf_upload([path], hf_home=root / "hf-home")
+        after, t1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
+        result["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        result["server_cpu_s"] = cpu.between(t0, t1).get("server", 0.0)
     return float(result["seconds"]), result
 
 
@@ -318,17 +331,19 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
     log("hf_xet.hash_files")
     hf_hash_s, hf_digest = hf_xet_hash(path, args.repeat)
     log("browser: hashFile, xetchunk-wasm, upload")
-    with cas_server(root, "cas-browser") as server:
+    with cas_server(root, "cas-browser") as server, CpuSampler() as cpu:
+        cpu.watch(server.pid or 0, "server:cas")
         config = {"mode": "throughput", "cas": server.url, "secret": server.dev_secret,
                   "repeat": args.repeat, "blockSize": BLOCK, "workers": args.workers,
                   "sha256Worker": _sha256_worker(args), "dataName": path.name,
                   "profile": args.profile, "bodyWorkers": args.body_workers == "on"}
-        page, _ = run_page(config, path.parent)
+        page, _ = run_page(config, path.parent, cpu=cpu)
     if page["upload"].get("profile"):
         log(f"profile of the upload ({page['upload']['seconds']:.2f} s):\n"
             f"{page['upload'].pop('profile')}")
     log("hf_xet upload")
     hf_up_s, hf_up = hf_xet_upload(path, root)
+    up_cpu = cpu.between(*page["upload"]["span"])
     mb = size / 1e6
     ours, peer, up = page["ours"], page["xetchunk"], page["upload"]
     return dict(
@@ -350,6 +365,12 @@ def throughput(args: argparse.Namespace, path: Path, root: Path) -> dict[str, An
         upload_xorb_bytes=up["metrics"]["xorbBytesUploaded"],
         hf_xet_xorb_bytes=hf_up["dedup"]["xorb_bytes_uploaded"],
         user_agent=page["userAgent"],
+        # the timed upload, CPU-s per GiB per process (bench/_procs.py); hf_xet: its child
+        # process, start-up included
+        cpu_s_per_gib={"upload": per_gib(chromium_summary(up_cpu, up_cpu.get("server:cas", 0)),
+                                         size),
+                       "hf_xet_upload": per_gib({"total_client": hf_up["cpu_s"],
+                                                 "server": hf_up["server_cpu_s"]}, size)},
     )
 
 

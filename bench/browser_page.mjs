@@ -64,14 +64,17 @@ async function session(xet, config) {
 async function upload(xet, config, blob, name) {
   const s = await session(xet, config);
   const phases = [];
+  const epoch = () => (performance.timeOrigin + performance.now()) / 1000;  // bench/_procs.py
+  const span = [epoch()];
   const { value: run, profile } = await profiled(xet.pyodide, config.profile, () =>
     timed(async () => {
       const file = await s.uploadFile(blob, { name });
       const commit = await s.finalize({ onProgress: (e) => phases.push(e.phase) });
       return { file, metrics: commit.metrics };
     }));
+  span.push(epoch());
   await s.close();
-  return { ...run, phases: [...new Set(phases)], profile };
+  return { ...run, phases: [...new Set(phases)], profile, span };
 }
 
 async function throughput(xet, config, status) {
@@ -98,7 +101,8 @@ async function throughput(xet, config, status) {
     ours: { seconds: ours.seconds, ...ours.value },
     xetchunk: { seconds: peer.seconds, ...peer.value },
     blobReadOnly: { seconds: readOnly.seconds },
-    upload: { seconds: up.seconds, phases: up.phases, profile: up.profile, ...up.value },
+    upload: { seconds: up.seconds, phases: up.phases, profile: up.profile, span: up.span,
+              ...up.value },
   };
 }
 

@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "cas_server"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _chromium import page_result  # noqa: E402
+from _procs import CpuSampler, chromium_summary, per_gib  # noqa: E402
 from browser import CACHE, MIB, bench_file, build_quietly, log  # noqa: E402
 from xet_cas_server.launcher import ServerProcess, child_pythonpath  # noqa: E402
 
@@ -102,10 +103,12 @@ def hub_servers(root: Path, names: list[str]) -> Iterator[dict[str, ServerProces
             server.close()
 
 
-def run_page(config: dict[str, Any], data_dir: Path, hfjs_dir: Path) -> dict[str, Any]:
+def run_page(config: dict[str, Any], data_dir: Path, hfjs_dir: Path,
+             sampler: CpuSampler | None = None) -> dict[str, Any]:  # fmt: skip
     mounts = {"/bench": REPO / "bench", "/_data": data_dir, "/_hfjs": hfjs_dir}
     return page_result(mounts, "/bench/peers_page.html", config, "peers", timeout=7200,
-                       loaded_timeout=300)  # fmt: skip
+                       loaded_timeout=300,
+                       on_browser=sampler.watch_chromium if sampler else None)  # fmt: skip
 
 
 def native(server: ServerProcess, steps: list[dict[str, Any]], home: Path) -> dict[str, Any]:
@@ -134,19 +137,24 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def throughput(
-    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str
+    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str, sha256_hasher: str
 ) -> dict[str, Any]:
     path = bench_file(size_mib)
     names = [f"{c}-{size_mib}-{i}" for c in ("hfjs", "xet", "native") for i in range(repeat)]
-    with hub_servers(root, names) as servers:
+    sampler = CpuSampler()
+    with hub_servers(root, names) as servers, sampler:
+        for name, server in servers.items():
+            if server.pid is not None:
+                sampler.watch(server.pid, f"server:{name}")
         config = {
             "mode": "throughput", "repeat": repeat, "secret": SECRET, "cache": cache,
+            "sha256Hasher": sha256_hasher,
             "dataUrl": "/_data/" + path.name,
             "servers": {c: [servers[f"{c}-{size_mib}-{i}"].url for i in range(repeat)]
                         for c in ("hfjs", "xet")},
         }  # fmt: skip
         log(f"{size_mib} MiB: page (@huggingface/hub and xet.hub, {repeat} runs each)")
-        page = run_page(config, path.parent, hfjs_dir)
+        page = run_page(config, path.parent, hfjs_dir, sampler)
         log(f"{size_mib} MiB: huggingface_hub + hf_xet")
         anchors = []
         for i in range(repeat):
@@ -156,6 +164,7 @@ def throughput(
             anchors.append(native(server, steps, root / f"hf-home-{size_mib}-{i}")["native"])
     mb = page["size"] / 1e6
     out: dict[str, Any] = {"size_mib": size_mib, "runs": repeat, "workers": page["workers"]}
+    out["cpu_s_per_gib"] = cpu_per_gib(sampler, page, anchors, size_mib)
     rates: dict[str, dict[str, list[float]]] = {}
     for client in ("hfjs", "xet"):
         runs = [r for r in page["runs"] if r["client"] == client]
@@ -176,6 +185,35 @@ def throughput(
         # per run: the clients alternate who goes first, so pair runs by index
         pairs = zip(rates["xet"][op], rates["hfjs"][op], strict=True)
         out[f"{op}_ratio_vs_hfjs_per_run"] = [x / h for x, h in pairs]
+    return out
+
+
+def cpu_per_gib(
+    sampler: CpuSampler, page: dict[str, Any], anchors: list[dict[str, Any]], size_mib: int
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """Per client and operation, one entry per run: CPU-seconds per GiB of each process role
+    (bench/_procs.py; Chromium: page, workers, browser, network, ... and total_client = every
+    Chromium process; native: total_client = hf_xet's process), the run's own server, the
+    wall time and the load average (1 min) at the end of the operation."""
+    size = page["size"]
+    out: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for r in page["runs"]:
+        server = f"server:{r['client']}-{size_mib}-{r['run']}"
+        for op in ("upload", "download"):
+            cpu = sampler.between(*r[f"{op}Span"])
+            row = per_gib(chromium_summary(cpu, cpu.get(server, 0.0)), size)
+            row["wall_s"] = round(r[op], 3)
+            row["load_average"] = sampler.load_between(*r[f"{op}Span"])
+            out.setdefault(r["client"], {}).setdefault(op, []).append(row)
+    for i, a in enumerate(anchors):
+        server = f"server:native-{size_mib}-{i}"
+        for op in ("upload", "download"):
+            cpu = sampler.between(*a[f"{op}_span"])
+            row = per_gib({"total_client": a[f"{op}_cpu_s"], "server": cpu.get(server, 0.0)},
+                          size)  # fmt: skip
+            row["wall_s"] = round(a[op], 3)
+            row["load_average"] = sampler.load_between(*a[f"{op}_span"])
+            out.setdefault("native", {}).setdefault(op, []).append(row)
     return out
 
 
@@ -227,6 +265,19 @@ def table(results: list[dict[str, Any]], dedup_result: dict[str, Any] | None) ->
             lines.append(f"| {r['size_mib']} MiB | {op} | {' | '.join(cells)} | "
                          f"{r[f'{op}_ratio_vs_hfjs']:.2f}× ({per_run}) | "
                          f"{r[f'{op}_ratio_vs_native']:.2f}× |")  # fmt: skip
+    keys = ("page", "workers", "renderer_other", "browser", "network", "gpu", "utility",
+            "total_client", "server")  # fmt: skip
+    for r in results:
+        lines += ["", f"{r['size_mib']} MiB: CPU-seconds per GiB, per run (bench/_procs.py; "
+                      "native total_client = hf_xet's process)", "",
+                  f"| client | op | run | wall s | load | {' | '.join(keys)} |",
+                  "|---|---|---|---|---|" + "---|" * len(keys)]  # fmt: skip
+        for client, ops in r["cpu_s_per_gib"].items():
+            for op, rows in ops.items():
+                for i, row in enumerate(rows):
+                    cells = " | ".join(f"{row[k]:.2f}" if k in row else "–" for k in keys)
+                    lines.append(f"| {client} | {op} | {i} | {row['wall_s']:.2f} | "
+                                 f"{row['load_average']:.1f} | {cells} |")  # fmt: skip
     for r in results:
         for run in r["xet_upload_phase_starts"]:
             lines.append(f"\n{r['size_mib']} MiB xet.hub upload, phases began at (s): {run}")
@@ -249,13 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-mib", type=int, default=1024, help="0 skips the dedup scenario")
     parser.add_argument("--cache", choices=("none", "memory"), default="none",
                         help="xet.hub's chunk cache during the downloads")  # fmt: skip
+    parser.add_argument("--sha256-hasher", choices=("hashlib", "kernel", "worker"),
+                        default="hashlib",
+                        help="what computes xet.hub's upload SHA-256: on the page (hashlib, "
+                             "the wasm kernel) or the pool's side worker")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     build_quietly()
     load = os.getloadavg()[0]
     log(f"load average {load:.2f} ({os.cpu_count()} cores)")
     out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load,
-                           "cache": args.cache, "sizes": []}  # fmt: skip
+                           "cache": args.cache, "sha256_hasher": args.sha256_hasher,
+                           "sizes": []}  # fmt: skip
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp)
@@ -263,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         hfjs_dir.mkdir()
         bundle_hfjs(hfjs_dir)
         for size in (int(s) for s in args.sizes_mib.split(",") if s):
-            out["sizes"].append(throughput(size, args.repeat, root, hfjs_dir, args.cache))
+            out["sizes"].append(
+                throughput(size, args.repeat, root, hfjs_dir, args.cache, args.sha256_hasher)
+            )
         if args.dedup_mib:
             out["dedup"] = dedup(args.dedup_mib, root, hfjs_dir)
     out["load_average_at_end"] = os.getloadavg()[0]

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
+
+
+def _cpu() -> float:
+    """CPU-seconds of this whole process so far (every thread: hf_xet's runtime too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -23,15 +30,19 @@ def main() -> None:
     for step in spec["steps"]:  # [{"repo", "path", "create", "download"}]
         if step.get("create"):
             api.create_repo(step["repo"], exist_ok=True)
-        started = time.perf_counter()
+        # wall-clock spans (time.time()) let the parent find the server's CPU in them
+        span, cpu, started = [time.time()], _cpu(), time.perf_counter()
         api.upload_file(
             path_or_fileobj=step["path"], path_in_repo="model.bin", repo_id=step["repo"]
         )
-        result = {"upload": time.perf_counter() - started}
+        result = {"upload": time.perf_counter() - started, "upload_cpu_s": _cpu() - cpu,
+                  "upload_span": [*span, time.time()]}  # fmt: skip
         if step.get("download"):
-            started = time.perf_counter()
+            span, cpu, started = [time.time()], _cpu(), time.perf_counter()
             hf_hub_download(step["repo"], "model.bin")
             result["download"] = time.perf_counter() - started
+            result["download_cpu_s"] = _cpu() - cpu
+            result["download_span"] = [*span, time.time()]
         out[step["name"]] = result
     json.dump(out, sys.stdout)
 

@@ -4,6 +4,9 @@ import { loadXet } from "/xet_pyodide.js";
 import * as hfjs from "/_hfjs/hub.mjs";
 
 const now = () => performance.now() / 1000;
+/** Wall-clock seconds (as Python's time.time()): bench/peers.py finds each process's CPU
+ *  between these (bench/_procs.py). */
+const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
 
 /** Read a Blob to its end (bytes discarded): what "downloaded" means for both clients. */
 async function drain(blob) {
@@ -37,8 +40,10 @@ function clients(xet, cache) {
         const onProgress = (e) => { phases[e.phase] ??= now() - t0; };
         return (await xet.hub.uploadFiles({ ...p, files: [file], onProgress })).commitOid;
       },
-      // chunkCache: "none" by default, so that no run reads what an earlier one cached
-      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache })),
+      // chunkCache: "none" by default, so that no run reads what an earlier one cached;
+      // a Blob as @huggingface/hub's (this profile is on disk: Chromium may spill it there)
+      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache,
+                                                                    maxBlobBytes: Infinity })),
     },
   };
 }
@@ -63,15 +68,19 @@ async function throughput(config, xet, status) {
       await ops[name].create(p);
       status(`${name} run ${i}: upload`);
       const phases = {};
+      const uploadSpan = [epoch()];
       let t = now();
       const oid = await ops[name].upload(p, file, phases);
       const upload = now() - t;
+      uploadSpan.push(epoch());
       status(`${name} run ${i}: download`);
+      const downloadSpan = [epoch()];
       t = now();
       const bytes = await ops[name].download(p, "model.bin");
       const download = now() - t;
+      downloadSpan.push(epoch());
       if (bytes !== file.size) throw new Error(`${name} downloaded ${bytes} of ${file.size} bytes`);
-      runs.push({ client: name, run: i, upload, download, oid, phases });
+      runs.push({ client: name, run: i, upload, download, oid, phases, uploadSpan, downloadSpan });
     }
   }
   return { size: file.size, runs };
@@ -103,7 +112,12 @@ async function dedup(config, xet, status) {
 }
 
 export async function runBench(config, status, report) {
-  const xet = await loadXet({ baseUrl: "/" });
+  // sha256Hasher "worker": the pool's side worker digests the File (reading it a second time)
+  const xet = await loadXet({ baseUrl: "/",
+                             sha256Worker: config.sha256Hasher === "worker" ? true : undefined });
+  if (config.sha256Hasher && config.sha256Hasher !== "worker") {  // on the page (CPU lever)
+    xet.pyodide.runPython(`import xet_pyodide.session.sha256 as m; m.HASHER = "${config.sha256Hasher}"`);
+  }
   await report("loaded", { workers: xet.workers });
   const work = config.mode === "dedup" ? dedup : throughput;
   const result = await work(config, xet, status);

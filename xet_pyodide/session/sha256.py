@@ -7,6 +7,11 @@ or an *awaitable* resolving to a digest (bytes, hex, or a JS ``ArrayBuffer`` thr
 Pyodide) or the worker pool's side worker digesting a ``Blob`` in parallel with the chunking
 (``WorkerPool.sha256_blob``: off the page's thread).
 
+:data:`HASHER` picks what computes it here: ``"hashlib"`` (the default) or ``"kernel"``
+(:class:`~xet_pyodide.kernels.sha256.KernelSha256`, the WebAssembly compression function),
+for measuring one against the other (``bench/peers.py --sha256-hasher``; docs/browser.md,
+"Measuring CPU"). Both give the same digest (tests/cpython/test_kernels.py).
+
 hf_xet stores 32 zero bytes instead of the SHA-256 of an empty file; we do the same when the
 digest is ours to compute.
 """
@@ -19,6 +24,19 @@ import inspect
 from typing import Any
 
 Buffer = bytes | bytearray | memoryview
+
+#: What computes a ``COMPUTE`` digest: "hashlib" or "kernel" (see the module docstring).
+HASHER = "hashlib"
+
+
+def _new_hasher() -> Any:
+    if HASHER == "kernel":
+        from ..kernels.sha256 import KernelSha256
+
+        return KernelSha256()
+    if HASHER != "hashlib":
+        raise ValueError(f"HASHER must be 'hashlib' or 'kernel', not {HASHER!r}")
+    return hashlib.sha256()
 
 
 class Sha256Mode:
@@ -69,7 +87,7 @@ class Sha256Tracker:
 
     def __init__(self, value: object) -> None:
         self.mode = parse_sha256(value)
-        self._hasher = hashlib.sha256() if self.mode is COMPUTE else None
+        self._hasher = _new_hasher() if self.mode is COMPUTE else None
 
     def update(self, data: Buffer) -> None:
         if self._hasher is not None:

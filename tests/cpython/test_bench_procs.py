@@ -1,0 +1,86 @@
+"""bench/_procs.py, the per-process CPU sampler of the benchmarks, against the kernel's own
+accounting of a child process (``getrusage``), and its Chromium process classification."""
+
+from __future__ import annotations
+
+import importlib.util
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+#: Busy for 0.6 CPU-seconds (whatever the load), then idle so a last sample sees the total.
+BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n" \
+       "time.sleep(0.6)"  # fmt: skip
+
+
+def _procs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_bench_procs", REPO / "bench" / "_procs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_sampler_matches_getrusage_of_a_busy_child() -> None:
+    procs = _procs()
+    before = _children_cpu()
+    child = subprocess.Popen([sys.executable, "-c", BUSY])
+    with procs.CpuSampler(interval=0.05) as sampler:
+        sampler.watch(child.pid, "server:busy")
+        t0 = time.time()
+        child.wait(timeout=120)
+        t1 = time.time()
+    truth = _children_cpu() - before  # start-up included: the sampler sees it too
+    measured = sampler.between(t0 - 1, t1 + 1)["server:busy"]
+    assert truth >= 0.6
+    assert abs(measured - truth) <= 0.1, (measured, truth)
+    # half the span measures less than the whole, never more
+    assert 0 <= sampler.between(t0, (t0 + t1) / 2)["server:busy"] <= measured + 1e-9
+    load = sampler.load_between(t0, t1)
+    assert load >= 0
+
+
+def test_chromium_roles_from_the_command_line() -> None:
+    procs = _procs()
+    sleeper = "import time; time.sleep(30)"
+    argvs = {
+        "network": ["--type=utility", "--utility-sub-type=network.mojom.NetworkService"],
+        "utility": ["--type=utility", "--utility-sub-type=storage.mojom.StorageService"],
+        "renderer": ["--type=renderer"],
+        "gpu": ["--type=gpu-process"],
+        "browser": ["--headless"],
+    }
+    children = {role: subprocess.Popen([sys.executable, "-c", sleeper, *argv])
+                for role, argv in argvs.items()}  # fmt: skip
+    try:
+        for role, child in children.items():
+            assert procs.chromium_role(child.pid) == role
+    finally:
+        for child in children.values():
+            child.kill()
+            child.wait()
+    assert procs.chromium_role(children["gpu"].pid) == "gone"
+
+
+def test_summary_keys_and_per_gib() -> None:
+    procs = _procs()
+    cpu = {"page": 2.0, "workers": 1.0, "browser": 0.5, "network": 0.25, "renderer_other": 0.25,
+           "server:cas": 3.0}  # fmt: skip
+    summary = procs.chromium_summary(cpu, cpu["server:cas"])
+    assert summary["total_client"] == 4.0
+    assert summary["server"] == 3.0
+    assert procs.per_gib(summary, 512 << 20)["total_client"] == 8.0
