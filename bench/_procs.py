@@ -52,6 +52,28 @@ def _stat(path: str) -> tuple[str, int, int] | None:
     )
 
 
+def parent_pids() -> dict[int, int]:
+    """``{pid: parent pid}`` of every process now running (from /proc; gone ones skipped)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(f"/proc/{entry}/stat")
+            if st is not None:
+                parents[int(entry)] = st[1]
+    return parents
+
+
+def descends_from(pid: int, root: int, parents: dict[int, int]) -> bool:
+    """Whether ``pid`` is ``root`` or below it in ``parents`` (see :func:`parent_pids`)."""
+    for _ in range(64):
+        if pid == root:
+            return True
+        pid = parents.get(pid, 0)
+        if pid <= 1:
+            return False
+    return False
+
+
 def chromium_role(pid: int) -> str:
     """The role of one Chromium process from its command line."""
     try:
@@ -129,23 +151,11 @@ class CpuSampler:
     def _scan_tree(self) -> None:
         if not self._roots:
             return
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                st = _stat(f"/proc/{entry}/stat")
-                if st is not None:
-                    parents[int(entry)] = st[1]
-        roots = set(self._roots)
+        parents = parent_pids()
         tree: dict[int, str] = {}
         for pid in parents:
-            p = pid
-            for _ in range(32):
-                if p in roots:
-                    tree[pid] = self._tree.get(pid) or chromium_role(pid)
-                    break
-                p = parents.get(p, 0)
-                if p <= 1:
-                    break
+            if any(descends_from(pid, root, parents) for root in self._roots):
+                tree[pid] = self._tree.get(pid) or chromium_role(pid)
         self._tree = tree
 
     def _sample(self) -> None:

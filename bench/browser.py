@@ -51,7 +51,13 @@ sys.path.insert(0, str(REPO / "cas_server"))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _chromium import bare_chromium  # noqa: E402
-from _procs import CpuSampler, chromium_summary, per_gib  # noqa: E402
+from _procs import (  # noqa: E402
+    CpuSampler,
+    chromium_summary,
+    descends_from,
+    parent_pids,
+    per_gib,
+)
 from xet_cas_server.launcher import ServerProcess  # noqa: E402
 
 from scripts.static_server import StaticServer  # noqa: E402
@@ -204,17 +210,9 @@ def _browser_pid() -> int:
     """Pid of the Chromium browser process Playwright started for us (a descendant of this
     process, with no ``--type``)."""
     me = os.getpid()
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    parents = parent_pids()
     for pid in sorted(parents):
-        p = pid
-        while p in parents and p not in (me, 1):
-            p = parents[p]
-        if p != me or pid == me:
+        if pid == me or not descends_from(pid, me, parents):
             continue
         with contextlib.suppress(OSError):
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

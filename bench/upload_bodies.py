@@ -38,6 +38,9 @@ from urllib.parse import quote, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from _procs import descends_from, parent_pids  # noqa: E402
 
 from scripts.static_server import StaticServer, _Handler  # noqa: E402
 from tests.plugins.runtimes import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
@@ -118,18 +121,10 @@ class ChromiumSampler:
         self._thread.join(timeout=5)
 
     def _members(self) -> dict[int, str]:
-        parents: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        parents = parent_pids()
         out = {}
         for pid in parents:
-            p = pid
-            while p in parents and p != self.root:
-                p = parents[p]
-            if p == self.root:
+            if descends_from(pid, self.root, parents):
                 with contextlib.suppress(OSError):
                     out[pid] = process_kind(pid, self.root)
         return out
