@@ -402,7 +402,6 @@ function showMetrics(metrics, seconds, totalBytes) {
     add("… of which resumed from an interrupted upload", formatBytes(metrics.bytesResumed));
   }
   add("Deduplicated against the server (global dedup)", formatBytes(metrics.dedupedBytesGlobal));
-
   add("Dedup ratio", total ? `${((100 * saved) / total).toFixed(1)}%` : "n/a");
   add("Xorb bytes uploaded (compressed)", formatBytes(metrics.xorbBytesUploaded));
   add("Xorbs uploaded", String(metrics.xorbsUploaded));
