@@ -193,4 +193,4 @@ def _headers(resp: Any) -> dict[str, str]:
     return lower_headers(resp.headers.items())
 
 
-__all__ = ["PyfetchTransport", "fetch_headers", "response_limit"]  # fetch_headers: re-export
+__all__ = ["PyfetchTransport", "response_limit"]
