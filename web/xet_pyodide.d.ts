@@ -311,9 +311,10 @@ export interface HubProgressEvent {
    *  (the IndexedDB resume journal): not sent again. */
   bytesResumed: number;
   files: HubFileProgress[];
-  /** Requests of the upload session retried so far. */
+  /** Requests retried so far: the Hub calls' (preupload, Xet token, …) and the upload
+   *  session's. The commit is never retried. */
   retries: number;
-  /** Only in the event announcing a retry of the upload session (see ProgressEvent). */
+  /** Only in the event announcing a retry, before its wait (see ProgressEvent). */
   retry?: RetryAnnouncement;
 }
 

@@ -208,6 +208,37 @@ async def test_inline_commit_and_skips() -> None:
     assert hub2.paths()[-1] == "GET /api/models/me/x/revision/main"
 
 
+async def test_hub_call_retries_are_announced_in_the_upload_progress() -> None:
+    hub = FakeHub()
+    answer = hub.handle
+    failures = iter([hub_answer(503, "busy"), hub_answer(502, "bad gateway")])
+
+    def flaky(request: MockRequest) -> Response:  # the first two preuploads fail
+        if "/preupload/" in request.path:
+            failed = next(failures, None)
+            if failed is not None:
+                return failed
+        return answer(request)
+
+    hub.transport = MockTransport(flaky)
+    told: list[Any] = []
+    policy = FAST.announcing(told.append)  # the caller's own listener still hears them
+    client = HubClient(HUB, "hf_x", transport=hub.transport, retry=policy)
+    events: list[dict[str, Any]] = []
+    result = await client.upload_files("me/x", [("a.txt", b"new\n")], progress=events.append)
+    assert result.committed
+    announced = [e["retry"] for e in events if "retry" in e]
+    assert [(r["what"], r["attempt"], r["max_attempts"]) for r in announced] == [
+        ("preupload", 1, 3), ("preupload", 2, 3)]
+    assert "503" in announced[0]["reason"] and "502" in announced[1]["reason"]
+    assert [e["retries"] for e in events if "retry" in e] == [1, 2]
+    assert events[-1]["phase"] == "done" and events[-1]["retries"] == 2
+    assert [(n.what, n.attempt) for n in told] == [("preupload", 1), ("preupload", 2)]
+    assert hub.paths().count("POST /api/models/me/x/preupload/main") == 3
+    # the client the caller holds is unchanged: its policy has only the caller's listener
+    assert client.api.http.retry.on_retry == told.append
+
+
 async def test_a_failed_commit_is_not_retried() -> None:
     hub = FakeHub(commit_status=500)
     client = HubClient(HUB, "hf_x", transport=hub.transport, retry=FAST)

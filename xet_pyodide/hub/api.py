@@ -9,8 +9,10 @@ header of its own (``external``): the Hub's CORS rules then see only what its ow
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +26,7 @@ from ..errors import (
     XetServerError,
 )
 from ..io.http import HttpClient
-from ..io.retry import RetryPolicy, error_for_response
+from ..io.retry import RetryNotice, RetryPolicy, error_for_response
 from ..io.transport import Body, Response, Transport
 from .payloads import (
     PREUPLOAD_BATCH,
@@ -96,6 +98,25 @@ class HubApi:
         self.endpoint = endpoint.rstrip("/")
         self.token = token or None
         self.http = HttpClient(transport, None, retry=retry)
+
+    def announcing(self, on_retry: Callable[[RetryNotice], Any]) -> HubApi:
+        """This client with each retry of its requests also told to ``on_retry`` (after the
+        retry policy's own listener, if any): a shallow copy sharing the transport, the
+        token and the request counters. One upload announces its Hub calls' retries in its
+        own progress stream this way without changing the client the caller holds."""
+        own = self.http.retry.on_retry
+
+        async def both(notice: RetryNotice) -> None:
+            for listener in (own, on_retry):
+                if listener is not None:
+                    result = listener(notice)
+                    if inspect.isawaitable(result):
+                        await result
+
+        clone = copy.copy(self)
+        clone.http = copy.copy(self.http)
+        clone.http.retry = self.http.retry.announcing(both)
+        return clone
 
     @property
     def auth_headers(self) -> dict[str, str]:

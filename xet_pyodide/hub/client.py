@@ -218,8 +218,10 @@ class HubClient:
         ``progress`` (callback; see :mod:`xet_pyodide.hub.progress`)."""
         return await self.upload(repo, files, **options).run()
 
-    async def _upload_session(self, token_url: str, progress: Any) -> XetSession:
-        refresher = HubTokenRefresher(self.api, token_url)
+    async def _upload_session(self, token_url: str, progress: Any, api: HubApi) -> XetSession:
+        """The upload session of one :class:`HubUpload`; its Xet tokens come through that
+        upload's ``api`` (whose retries its progress announces)."""
+        refresher = HubTokenRefresher(api, token_url)
         token = await refresher()
         known = self.memory.index_for(token.cas_url or "")
         return self._session(

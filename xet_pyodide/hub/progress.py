@@ -13,10 +13,11 @@ Events (dicts; camelCase keys in JavaScript)::
                 "bytes_processed", "bytes_packed", "bytes_uploaded"}],
                                   # bytes_packed: serialized xorb bytes of the file's new
                                   # chunks; bytes_uploaded: of those, stored by the CAS
-     "retries": int,              # the upload session's retried requests so far
-     "retry": {...}}              # only in an event announcing a retry of the upload session
-                                  # (see xet_pyodide.session.progress: what, attempt,
-                                  # max_attempts, delay, reason)
+     "retries": int,              # retried requests so far (the Hub's and the session's)
+     "retry": {...}}              # only in an event announcing a retry, before its wait: of
+                                  # a Hub call (preupload, listing, …) or of the upload
+                                  # session (see xet_pyodide.session.progress: what,
+                                  # attempt, max_attempts, delay, reason)
 
 ``hashing`` only appears when the repository already holds a large file at a path being
 uploaded: its SHA-256 is read first, and an unchanged file is not uploaded at all. The
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..io.retry import RetryNotice
 from ..session.throttle import ThrottledProgress
 
 PHASES = (
@@ -60,8 +62,22 @@ class HubProgress(ThrottledProgress):
         self._session_paths: list[str] = []
         self.bytes_transferred = 0
         self.bytes_resumed = 0
-        self.retries = 0
+        self._session_retries = 0
+        self._hub_retries = 0
         self._retry: dict[str, Any] | None = None
+
+    @property
+    def retries(self) -> int:
+        return self._session_retries + self._hub_retries
+
+    async def announce_retry(self, notice: RetryNotice) -> None:
+        """A Hub call of this upload is retried: emit an event carrying ``retry``, now."""
+        self._hub_retries += 1
+        self._retry = notice.to_dict()
+        try:
+            await self.emit_now()
+        finally:
+            self._retry = None
 
     def set_mode(self, path: str, mode: str) -> None:
         self._by_path[path]["mode"] = mode
@@ -82,7 +98,7 @@ class HubProgress(ThrottledProgress):
             mine["bytes_processed"] = f["bytes_processed"]
             mine["bytes_packed"] = f.get("bytes_packed", 0)
             mine["bytes_uploaded"] = f["bytes_uploaded"]
-        self.retries = event.get("retries", self.retries)
+        self._session_retries = event.get("retries", self._session_retries)
         phase = event["phase"]
         if "retry" in event:
             self._retry = event["retry"]

@@ -45,7 +45,7 @@ from .repo import RepoId
 from .sources import UploadSource
 
 #: Opens the upload session for a Xet write-token endpoint URL.
-SessionOpener = Callable[[str, Any], Awaitable[XetSession]]
+SessionOpener = Callable[[str, Any, HubApi], Awaitable[XetSession]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +103,10 @@ class CommitOptions:
 
 class HubUpload:
     """One upload-and-commit (see module docstring); :meth:`run` once. ``open_session(token
-    URL, progress callback)`` opens the upload session; ``finalized(session)`` is told once
-    its shard was accepted (before the commit; e.g. :class:`~.client.UploadMemory`)."""
+    URL, progress callback, Hub API)`` opens the upload session (its Xet tokens fetched
+    through that API, which announces retries in this upload's progress);
+    ``finalized(session)`` is told once its shard was accepted (before the commit; e.g.
+    :class:`~.client.UploadMemory`)."""
 
     def __init__(
         self,
@@ -121,13 +123,14 @@ class HubUpload:
             raise ValueError("the same path appears twice among the files to upload")
         if not sources:
             raise ValueError("no files to upload")
-        self.api = api
+        self.progress = HubProgress(progress, [(s.path, s.size) for s in sources])
+        #: The Hub API as this upload uses it: its retries are announced in the progress.
+        self.api = api.announcing(self.progress.announce_retry)
         self.repo = repo
         self.sources = sources
         self.options = options
         self._open_session = open_session
         self._finalized = finalized
-        self.progress = HubProgress(progress, [(s.path, s.size) for s in sources])
         self.session: XetSession | None = None
         self.committing = False
         self.abort_requested = False
@@ -219,7 +222,9 @@ class HubUpload:
         self, todo: list[tuple[UploadSource, str | None]], results: dict[str, HubFileResult]
     ) -> UploadMetrics:
         token_url = self.api.token_url(self.repo, "write", self.options.branch)
-        self.session = session = await self._open_session(token_url, self.progress.session_event)
+        self.session = session = await self._open_session(
+            token_url, self.progress.session_event, self.api
+        )
         for source, _ in todo:
             self.progress.set_mode(source.path, "lfs")
         for source, sha in todo:
