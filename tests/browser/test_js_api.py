@@ -507,3 +507,48 @@ finally:
   }
 }""")
     assert state == [True, True, 2, 0]
+
+
+# At most MAX_HELD_BODIES upload bodies are held by workers at once (io/body_worker.py): the
+# next one waits for a release, a release gives exactly one slot back (a second release of the
+# same body gives none), and a released body cannot be sent.
+HELD_JS = """
+async () => {
+  const py = window.demo.xet.pyodide;
+  return py.runPythonAsync(`
+import asyncio
+from xet_pyodide.io import body_worker as bw
+from xet_pyodide.io.transport import Request, TransportError
+
+data = memoryview(bytes(range(256)) * (8 << 10))  # 2 MiB
+held = [await bw.WorkerBody.create(data) for _ in range(bw.MAX_HELD_BODIES)]
+extra = asyncio.ensure_future(bw.WorkerBody.create(data))
+await asyncio.sleep(0.5)
+waited = not extra.done()
+held[0].release()
+held[0].release()  # idempotent: gives no second slot back
+late = await asyncio.wait_for(extra, 30)
+another = asyncio.ensure_future(bw.WorkerBody.create(data))
+await asyncio.sleep(0.5)
+waited_again = not another.done()
+try:
+    await held[0].send(Request("POST", "http://127.0.0.1:1/x", {}, None), 5)
+    sent = "sent"
+except TransportError as exc:
+    sent = str(exc)
+for body in held[1:] + [late]:
+    body.release()
+(await asyncio.wait_for(another, 30)).release()
+[bw.MAX_HELD_BODIES, waited, late.size, waited_again, sent]
+`).then((r) => r.toJs());
+}
+"""
+
+
+def test_at_most_max_held_bodies_are_held(page: DemoPage) -> None:
+    limit, waited, size, waited_again, sent = page.evaluate(HELD_JS)
+    assert limit == 4
+    assert waited is True  # the fifth body waited for a slot
+    assert size == 2 * MIB
+    assert waited_again is True  # the double release did not give two slots back
+    assert "already released" in sent
