@@ -54,6 +54,15 @@ def test_sampler_matches_getrusage_of_a_busy_child() -> None:
     assert load >= 0
 
 
+def _wait_for_exec(pid: int, marker: str, timeout: float = 30.0) -> None:
+    """Until ``/proc/<pid>/cmdline`` holds ``marker``: a child from ``Popen`` shows the
+    parent's command line until its ``exec`` (seen under load as role "browser")."""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, f"process {pid} did not exec within {timeout} s"
+        time.sleep(0.01)
+
+
 def test_chromium_roles_from_the_command_line() -> None:
     procs = _procs()
     sleeper = "import time; time.sleep(30)"
@@ -67,6 +76,8 @@ def test_chromium_roles_from_the_command_line() -> None:
     children = {role: subprocess.Popen([sys.executable, "-c", sleeper, *argv])
                 for role, argv in argvs.items()}  # fmt: skip
     try:
+        for child in children.values():  # until it ran exec: before, /proc shows our own argv
+            _wait_for_exec(child.pid, sleeper)
         for role, child in children.items():
             assert procs.chromium_role(child.pid) == role
     finally:
