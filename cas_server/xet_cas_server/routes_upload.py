@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from xet_pyodide.core.hashes import MerkleHash
+
 from .auth import Scope, TokenClaims
 from .checksum import crc64_nvme
 from .errors import (
@@ -136,7 +138,15 @@ async def grant_put(request: Request) -> Response:
     if actual != grant.crc:
         raise BadRequest(f"CRC-64/NVME of the body is {actual}, the grant says {grant.crc}")
     path = state.store.objects.staging_path(grant.id)
-    await run_in_threadpool(path.write_bytes, body)
+    # Validated now, while the body is in memory: the commit then only renames the staged file
+    # into place (before, it read the file back, validated it and wrote it again).
+    try:
+        grant.valid = await run_in_threadpool(
+            state.store.stage_xorb, body, MerkleHash.from_hex(xorb), path
+        )
+        grant.invalid = None
+    except InvalidObject as e:
+        grant.valid, grant.invalid = None, e.message
     grant.uploaded = True
     return Response(status_code=200)
 
@@ -151,15 +161,24 @@ async def xorb_commit(request: Request) -> Response:
     if grant is None or grant.xorb_hex != xorb or not grant.uploaded:
         raise NotFound("no data was uploaded for this grant")
     path = state.store.objects.staging_path(grant.id)
+    if not path.exists():
+        raise NotFound("no data was uploaded for this grant")
+    claimed = hash_param(request)
+    hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
     try:
-        body = await run_in_threadpool(path.read_bytes)
-    except FileNotFoundError:
-        raise NotFound("no data was uploaded for this grant") from None
-    try:
-        inserted = await _store_xorb(state, body, request)
+        if state.store.xorb_row(xorb) is not None:
+            inserted = False
+        elif grant.valid is None:
+            state.stats.add("rejected_objects")
+            raise InvalidObject(grant.invalid or "xorb was not validated")
+        else:
+            inserted = await run_in_threadpool(
+                state.store.commit_staged_xorb, claimed, path, grant.valid, grant.length, hook
+            )
     finally:
         state.grants.discard(grant.id)
         path.unlink(missing_ok=True)
+    state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
     return JSONResponse({"was_inserted": inserted})
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .auth import Scope, TokenAuthority
 from .config import ServerConfig
@@ -16,6 +17,9 @@ from .faults import FaultInjector
 from .signing import ServerKeys, UrlSigner
 from .stats import Stats
 from .store import Store
+
+if TYPE_CHECKING:
+    from .validation import ValidXorb
 
 
 @dataclass
@@ -32,6 +36,10 @@ class Grant:
     owner: str = ""
     repo: str = ""
     uploaded: bool = False
+    #: The verdict on the PUT body, validated as it arrived (the commit only acts on it): what
+    #: the stored object needs, or why the commit must refuse it.
+    valid: ValidXorb | None = None
+    invalid: str | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from .index import FileRow, Index, ShardRow, XorbRow
 from .jsonlog import get_logger
 from .layout import LayoutCache, XorbLayout, read_layout
 from .objects import ObjectFiles
+from .validation import ValidXorb
 
 log = get_logger("store")
 
@@ -119,13 +120,50 @@ class Store:
             return False
         valid = validation.validate_xorb(body, claimed)
         self.objects.write_atomic("xorb", hex_hash, body, valid.footer)
+        return self._insert_xorb(hex_hash, valid, len(body), before_commit)
+
+    def stage_xorb(
+        self, body: bytes | bytearray | memoryview, claimed: MerkleHash, staged: Path
+    ) -> ValidXorb:
+        """The grant PUT's half of storing a xorb: write ``body`` to ``staged`` (not durable
+        yet), and validate it while it is in memory. Raises InvalidObject (the body stays
+        staged: the commit reports the problem). :meth:`commit_staged_xorb` finishes."""
+        staged.write_bytes(body)
+        return validation.validate_xorb(body, claimed)
+
+    def commit_staged_xorb(
+        self,
+        claimed: MerkleHash,
+        staged: Path,
+        valid: ValidXorb,
+        body_len: int,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
+        """The grant commit's half: the staged body validated by :meth:`stage_xorb` becomes
+        the stored object (its footer appended, made durable, renamed into place) and gets its
+        index row; True if it was new. Unlike a body read back and validated again, this
+        copies nothing: measured 0.7 CPU-s per GiB less (docs/browser.md)."""
+        hex_hash = claimed.hex()
+        if self.index.xorb(hex_hash) is not None:
+            return False
+        self.objects.adopt("xorb", hex_hash, staged, valid.footer)
+        return self._insert_xorb(hex_hash, valid, body_len, before_commit)
+
+    def _insert_xorb(
+        self,
+        hex_hash: str,
+        valid: ValidXorb,
+        body_len: int,
+        before_commit: Callable[[], None] | None,
+    ) -> bool:
+        """Index row of a xorb whose object file is durable (``before_commit`` runs first)."""
         if before_commit:
             before_commit()
         row = XorbRow(
             hex_hash,
             valid.layout.num_chunks,
-            len(body),
-            len(body) + len(valid.footer),
+            body_len,
+            body_len + len(valid.footer),
             valid.unpacked_len,
         )
         inserted = self.index.insert_xorb(row, valid.dedup_chunks)
