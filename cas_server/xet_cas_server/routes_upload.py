@@ -16,7 +16,7 @@ from starlette.routing import Route
 from xet_pyodide.core.hashes import MerkleHash
 
 from .auth import Scope, TokenClaims
-from .checksum import crc64_nvme
+from .checksum import crc64_nvme_of_pieces
 from .errors import (
     BadRequest,
     CasError,
@@ -31,6 +31,7 @@ from .httpkit import (
     hash_param,
     prefix_param,
     read_body,
+    read_body_pieces,
     read_json,
     require,
     state_of,
@@ -129,20 +130,21 @@ async def grant_put(request: Request) -> Response:
     grant = state.grants.get(grant_id)
     if grant is None or grant.xorb_hex != xorb:
         raise Forbidden("unknown or expired upload grant")
-    body = await read_body(request, grant.length, "xorb_bytes_received", "xorb")
-    if len(body) != grant.length:
-        raise BadRequest(f"body has {len(body)} bytes, the grant says {grant.length}")
+    pieces = await read_body_pieces(request, grant.length, "xorb_bytes_received", "xorb")
+    size = sum(len(p) for p in pieces)
+    if size != grant.length:
+        raise BadRequest(f"body has {size} bytes, the grant says {grant.length}")
     if request.headers.get("x-xet-checksum-crc64nvme", str(grant.crc)) != str(grant.crc):
         raise BadRequest("checksum header differs from the grant")
-    actual = await run_in_threadpool(crc64_nvme, body)
+    actual = await run_in_threadpool(crc64_nvme_of_pieces, pieces)
     if actual != grant.crc:
         raise BadRequest(f"CRC-64/NVME of the body is {actual}, the grant says {grant.crc}")
     path = state.store.objects.staging_path(grant.id)
-    # Validated now, while the body is in memory: the commit then only renames the staged file
-    # into place (before, it read the file back, validated it and wrote it again).
+    # Validated now, as it is staged: the commit then only renames the staged file into place
+    # (before, it read the file back, validated it and wrote it again).
     try:
         grant.valid = await run_in_threadpool(
-            state.store.stage_xorb, body, MerkleHash.from_hex(xorb), path
+            state.store.stage_xorb, pieces, MerkleHash.from_hex(xorb), path
         )
         grant.invalid = None
     except InvalidObject as e:

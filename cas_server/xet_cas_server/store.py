@@ -7,8 +7,11 @@ index transaction → acknowledge.
 
 from __future__ import annotations
 
+import mmap
+import os
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,13 +126,33 @@ class Store:
         return self._insert_xorb(hex_hash, valid, len(body), before_commit)
 
     def stage_xorb(
-        self, body: bytes | bytearray | memoryview, claimed: MerkleHash, staged: Path
+        self, pieces: Sequence[bytes | bytearray | memoryview], claimed: MerkleHash, staged: Path
     ) -> ValidXorb:
-        """The grant PUT's half of storing a xorb: write ``body`` to ``staged`` (not durable
-        yet), and validate it while it is in memory. Raises InvalidObject (the body stays
-        staged: the commit reports the problem). :meth:`commit_staged_xorb` finishes."""
-        staged.write_bytes(body)
-        return validation.validate_xorb(body, claimed)
+        """The grant PUT's half of storing a xorb: write the body (given as the pieces it
+        arrived in) to ``staged`` (not durable yet) and validate it there, through a read-only
+        mapping of the file (no joined copy of the body). Raises InvalidObject (the body is
+        staged all the same: the commit reports the problem). :meth:`commit_staged_xorb`
+        finishes.
+
+        The body goes to a file of its own first, renamed to ``staged`` once validated: a
+        second PUT of the same grant never truncates a file another one has mapped (touching
+        a truncated mapping would kill the process with SIGBUS)."""
+        tmp = staged.with_name(f"{staged.name}.{secrets.token_hex(6)}")
+        try:
+            with open(tmp, "w+b") as f:  # (readable: it is mapped)
+                for piece in pieces:
+                    f.write(piece)
+                f.flush()
+                # (not closed explicitly: views of it may live on in a traceback; it is
+                # unmapped when the last one goes)
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                return validation.validate_xorb(memoryview(mapped), claimed)
+            finally:
+                os.replace(tmp, staged)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def commit_staged_xorb(
         self,
