@@ -7,14 +7,17 @@ xorbs and one shard by this package's own client code (what ``xet.hub`` uploads)
 anything is timed. Then, per repetition on a fresh store, each stage the server runs for those
 bytes is timed with ``time.process_time`` (CPU of this process, all threads) beside wall time:
 
-* ``join`` — the request body pieces (64 KiB, as uvicorn hands them over) joined into one
-  ``bytes`` (``httpkit.read_body``);
-* ``crc64`` — the grant PUT's CRC-64/NVME check;
-* ``staging`` — the grant PUT's staging file written, and read back by the commit;
-* ``validate`` — ``validation.validate_xorb`` (decode every chunk, BLAKE3, xorb hash, footer);
-* ``store`` — ``Store.put_xorb`` minus its validation: the durable object file and index row;
+* ``crc64`` — the grant PUT's CRC-64/NVME check over the body's pieces (64 KiB, as uvicorn
+  hands them over);
+* ``stage`` — ``Store.stage_xorb``: the pieces written to a staging file, validated through a
+  mapping of it (decode every chunk, BLAKE3, xorb hash, footer);
+* ``validate`` — of that, ``validation.validate_xorb`` alone, on the body in memory;
+* ``commit`` — ``Store.commit_staged_xorb``: the footer appended, fsync, rename, index row;
 * ``shard`` — parsing, validating and storing the shard;
 * ``proof`` — ``hub.content.sha256_of``: the commit's reconstruction + SHA-256 of the file.
+
+(Before 2026-12-07 the grant PUT joined the pieces, wrote them to staging, and the commit read
+them back, validated and wrote them again: docs/browser.md, "Measuring CPU", has both.)
 
 Prints one JSON object: per stage the median (min, max) CPU-seconds per GiB of file and the
 median wall seconds per GiB, and the validation backend in use.
@@ -37,7 +40,7 @@ sys.path[:0] = [str(REPO), str(REPO / "cas_server"), str(REPO / "bench")]
 
 from browser import MIB, bench_file  # noqa: E402
 from xet_cas_server import native, validation  # noqa: E402
-from xet_cas_server.checksum import crc64_nvme  # noqa: E402
+from xet_cas_server.checksum import crc64_nvme_of_pieces  # noqa: E402
 from xet_cas_server.hub import content  # noqa: E402
 from xet_cas_server.store import Store  # noqa: E402
 
@@ -111,13 +114,11 @@ def one_round(tmp: Path, xorbs: list[Xorb], shard: bytes, sha: str) -> dict[str,
     try:
         for x in xorbs:
             pieces = [x.body[i : i + PIECE] for i in range(0, len(x.body), PIECE)]
-            body = timed(totals, "join", b"".join, pieces)
-            timed(totals, "crc64", crc64_nvme, body)
+            timed(totals, "crc64", crc64_nvme_of_pieces, pieces)
+            timed(totals, "validate", validation.validate_xorb, x.body, x.hash)
             staged = tmp / "staged"
-            timed(totals, "staging", staged.write_bytes, body)
-            body = timed(totals, "staging", staged.read_bytes)
-            timed(totals, "validate", validation.validate_xorb, body, x.hash)
-            timed(totals, "put_xorb", store.put_xorb, body, x.hash)
+            valid = timed(totals, "stage", store.stage_xorb, pieces, x.hash, staged)
+            timed(totals, "commit", store.commit_staged_xorb, x.hash, staged, valid, len(x.body))
         parsed = timed(totals, "shard", store.parse_shard, shard)
         timed(totals, "shard", store.put_shard, shard, parsed, "r")
         file_hash = parsed.files[0].file_hash.hex()
@@ -125,8 +126,6 @@ def one_round(tmp: Path, xorbs: list[Xorb], shard: bytes, sha: str) -> dict[str,
         assert got == sha, (got, sha)
     finally:
         store.close()
-    put = totals.pop("put_xorb")
-    totals["store"] = [put[0] - totals["validate"][0], put[1] - totals["validate"][1]]
     return totals
 
 
@@ -158,7 +157,7 @@ def main() -> None:
                               round(max(cpus), 3)],
             "wall_s_per_gib": round(statistics.median(walls), 3),
         }  # fmt: skip
-    total = [sum(r[s][0] for s in r) * scale for r in rounds]
+    total = [sum(r[s][0] for s in r if s != "validate") * scale for r in rounds]
     report["total_cpu_s_per_gib"] = round(statistics.median(total), 3)
     print(json.dumps(report, indent=1))
 
