@@ -125,4 +125,11 @@ class ObjectFiles:
         return n
 
     def staging_path(self, grant_id: str) -> Path:
-        return self.staging / f"grant-{grant_id}"
+        """A new file name for a body PUT to grant ``grant_id`` (each PUT writes its own)."""
+        return self.staging / f"grant-{grant_id}.{secrets.token_hex(6)}"
+
+    def drop_staged(self, grant_id: str) -> None:
+        """Remove every staged body of grant ``grant_id`` (ids are URL-safe base64: no glob
+        characters)."""
+        for p in self.staging.glob(f"grant-{grant_id}.*"):
+            p.unlink(missing_ok=True)

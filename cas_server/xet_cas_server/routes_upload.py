@@ -139,17 +139,24 @@ async def grant_put(request: Request) -> Response:
     actual = await run_in_threadpool(crc64_nvme_of_pieces, pieces)
     if actual != grant.crc:
         raise BadRequest(f"CRC-64/NVME of the body is {actual}, the grant says {grant.crc}")
-    path = state.store.objects.staging_path(grant.id)
     # Validated now, as it is staged: the commit then only renames the staged file into place
     # (before, it read the file back, validated it and wrote it again).
+    path = state.store.objects.staging_path(grant.id)
     try:
-        grant.valid = await run_in_threadpool(
+        valid = await run_in_threadpool(
             state.store.stage_xorb, pieces, MerkleHash.from_hex(xorb), path
         )
-        grant.invalid = None
+        invalid = None
     except InvalidObject as e:
-        grant.valid, grant.invalid = None, e.message
+        valid, invalid = None, e.message
+    if state.grants.get(grant.id) is not grant:  # committed or expired meanwhile
+        path.unlink(missing_ok=True)
+        raise Forbidden("unknown or expired upload grant")
+    previous = grant.staged
+    grant.staged, grant.valid, grant.invalid = path, valid, invalid
     grant.uploaded = True
+    if previous is not None:
+        previous.unlink(missing_ok=True)
     return Response(status_code=200)
 
 
@@ -162,24 +169,26 @@ async def xorb_commit(request: Request) -> Response:
         raise Forbidden("this upload grant was given to a token of another repository")
     if grant is None or grant.xorb_hex != xorb or not grant.uploaded:
         raise NotFound("no data was uploaded for this grant")
-    path = state.store.objects.staging_path(grant.id)
-    if not path.exists():
+    # (path and verdict read together, on the event loop: a PUT still running cannot slip
+    # other bytes under this verdict)
+    path, valid, invalid = grant.staged, grant.valid, grant.invalid
+    if path is None or not path.exists():
         raise NotFound("no data was uploaded for this grant")
     claimed = hash_param(request)
     hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
     try:
         if state.store.xorb_row(xorb) is not None:
             inserted = False
-        elif grant.valid is None:
+        elif valid is None:
             state.stats.add("rejected_objects")
-            raise InvalidObject(grant.invalid or "xorb was not validated")
+            raise InvalidObject(invalid or "xorb was not validated")
         else:
             inserted = await run_in_threadpool(
-                state.store.commit_staged_xorb, claimed, path, grant.valid, grant.length, hook
+                state.store.commit_staged_xorb, claimed, path, valid, grant.length, hook
             )
     finally:
         state.grants.discard(grant.id)
-        path.unlink(missing_ok=True)
+        state.store.objects.drop_staged(grant.id)
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
     return JSONResponse({"was_inserted": inserted})
 

@@ -8,8 +8,6 @@ index transaction → acknowledge.
 from __future__ import annotations
 
 import mmap
-import os
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from xet_pyodide.core.hashes import MerkleHash
 from xet_pyodide.core.shard_model import Shard
 
 from . import validation
+from .errors import InvalidObject
 from .index import FileRow, Index, ShardRow, XorbRow
 from .jsonlog import get_logger
 from .layout import LayoutCache, XorbLayout, read_layout
@@ -129,29 +128,28 @@ class Store:
         self, pieces: Sequence[bytes | bytearray | memoryview], claimed: MerkleHash, staged: Path
     ) -> ValidXorb:
         """The grant PUT's half of storing a xorb: write the body (given as the pieces it
-        arrived in) to ``staged`` (not durable yet) and validate it there, through a read-only
-        mapping of the file (no joined copy of the body). Raises InvalidObject (the body is
-        staged all the same: the commit reports the problem). :meth:`commit_staged_xorb`
+        arrived in) to ``staged``, a file of this PUT's own (not durable yet), and validate it
+        there, through a read-only mapping (no joined copy of the body). Raises InvalidObject
+        (the body stays staged: the commit reports the problem). :meth:`commit_staged_xorb`
         finishes.
 
-        The body goes to a file of its own first, renamed to ``staged`` once validated: a
-        second PUT of the same grant never truncates a file another one has mapped (touching
-        a truncated mapping would kill the process with SIGBUS)."""
-        tmp = staged.with_name(f"{staged.name}.{secrets.token_hex(6)}")
+        The caller keeps ``staged`` and the verdict together (a second PUT of the same grant
+        writes another file): a commit never stores bytes other than those it has the verdict
+        of, and no PUT truncates a file another one has mapped (touching a truncated mapping
+        kills the process with SIGBUS)."""
         try:
-            with open(tmp, "w+b") as f:  # (readable: it is mapped)
+            with open(staged, "w+b") as f:  # (readable: it is mapped)
                 for piece in pieces:
                     f.write(piece)
                 f.flush()
                 # (not closed explicitly: views of it may live on in a traceback; it is
                 # unmapped when the last one goes)
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                return validation.validate_xorb(memoryview(mapped), claimed)
-            finally:
-                os.replace(tmp, staged)
+            return validation.validate_xorb(memoryview(mapped), claimed)
+        except InvalidObject:
+            raise
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             raise
 
     def commit_staged_xorb(
