@@ -440,6 +440,41 @@ def test_grant_puts_racing_for_one_grant(server: CasServer, client: httpx.Client
     assert client.get("/_admin/health").status_code == 200  # still serving
 
 
+def test_grant_put_finishing_after_the_commit(server: CasServer, client: httpx.Client) -> None:
+    """A second PUT of a grant still arriving when the commit runs: the commit stores the bytes
+    of the PUT whose verdict it holds, and the late PUT, finding its grant gone, is refused and
+    leaves nothing staged."""
+    import socket
+    import urllib.parse
+
+    from xet_cas_server.checksum import crc64_nvme
+
+    x = build_upload([rand(400_000, 31)]).xorbs[0]
+    req = {
+        "length": len(x.body),
+        "checksum": {"algo": "crc64nvme", "value": str(crc64_nvme(x.body))},
+    }
+    grant = client.post(f"/v1/xorb-grants/default/{x.hash}", json=req).json()
+    assert httpx.put(grant["url"], content=x.body, headers=grant["headers"]).status_code == 200
+    url = urllib.parse.urlsplit(grant["url"])
+    head = f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in grant["headers"].items())
+    head += f"Content-Length: {len(x.body)}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((url.hostname, url.port)) as late:
+        late.sendall(head.encode() + x.body[:1000])  # ...and the rest after the commit
+        time.sleep(0.3)
+        r = client.post(f"/v1/xorb-commits/default/{x.hash}/grant/{grant['id']}")
+        assert r.status_code == 200 and r.json() == {"was_inserted": True}
+        late.sendall(x.body[1000:])
+        answer = b""
+        while chunk := late.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    stored_xorb = (server.data_dir / "xorbs" / str(x.hash)[:2] / f"{x.hash}.xorb").read_bytes()
+    assert stored_xorb == x.stored()
+    assert not list((server.data_dir / "staging").iterdir())
+
+
 def test_crc64_nvme_of_pieces() -> None:
     from xet_cas_server.checksum import crc64_nvme, crc64_nvme_of_pieces
 
