@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xet_pyodide.kernels import get_kernels
 
-from . import hub, routes_admin, routes_download, routes_upload
+from . import hub, native, routes_admin, routes_download, routes_upload
 from .config import ServerConfig
 from .errors import CasError
 from .faults import ConnectionDropped
@@ -159,7 +159,10 @@ def create_app(config: ServerConfig) -> Starlette:
         # the first upload (XET_PYODIDE_KERNELS=reference selects the native-library backend).
         kernels = get_kernels()
         report = state.store.recover()
-        log.info("storage recovered", extra={**report, "kernels": kernels.name})
+        log.info(
+            "storage recovered",
+            extra={**report, "kernels": kernels.name, "xorb_validation": native.NAME},
+        )
         sweeper = asyncio.create_task(_sweep_grants(state))
         try:
             yield

@@ -14,3 +14,11 @@ _MODEL = anycrc.Model("CRC64-NVME")
 
 def crc64_nvme(data: bytes | bytearray | memoryview) -> int:
     return int(_MODEL.calc(data))
+
+
+def crc64_nvme_of_pieces(pieces: list[bytes]) -> int:
+    """CRC-64/NVME of the concatenation of ``pieces`` (without concatenating them)."""
+    crc = 0
+    for piece in pieces:
+        crc = int(_MODEL.calc(piece, crc))
+    return crc

@@ -8,7 +8,6 @@ When the socket listens, prints two lines to stdout (flushed):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import socket
 import sys
@@ -178,5 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=config.log_level,
     )
     server = _ReadyServer(uv_config, config.dev_secret)
-    asyncio.run(server.serve(sockets=[sock]))
+    # Server.run, not asyncio.run(server.serve()): run picks the event loop (uvloop when it is
+    # installed, as pyproject.toml asks); asyncio.run always made the default selector loop.
+    server.run(sockets=[sock])
     return 0

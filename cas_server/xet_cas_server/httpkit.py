@@ -66,6 +66,19 @@ async def read_body(
 ) -> bytes:
     """The whole request body, refusing (413) anything over ``limit`` without buffering it.
     Bytes are added to the ``counter`` stat as they arrive."""
+    # Pieces are kept and joined once: growing one bytearray re-copies it as it grows (several
+    # copies of a 64 MiB xorb; measured per GiB uploaded: 2.6 CPU-s before, 1.4 s with the join,
+    # most of it first-touch page faults of the fresh buffer).
+    pieces = await read_body_pieces(request, limit, counter, what)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+async def read_body_pieces(
+    request: Request, limit: int, counter: str | None = None, what: str = "body"
+) -> list[bytes]:
+    """:func:`read_body` as the pieces the server received, not joined (a grant PUT writes
+    them to its staging file as they are: joining a 64 MiB body cost ~0.4 CPU-s per GiB on the
+    event loop, mostly page faults of the fresh buffer)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -74,9 +87,6 @@ async def read_body(
         except ValueError:
             raise BadRequest("bad Content-Length") from None
     stats = state_of(request).stats
-    # Pieces are kept and joined once: growing one bytearray re-copies it as it grows (several
-    # copies of a 64 MiB xorb; measured per GiB uploaded: 2.6 CPU-s before, 1.4 s with the join,
-    # most of it first-touch page faults of the fresh buffer).
     pieces: list[bytes] = []
     size = 0
     try:
@@ -91,7 +101,7 @@ async def read_body(
             pieces.append(piece)
     except ClientDisconnect:  # (or closed for idling: protocol.py) nobody reads an answer
         raise BadRequest(f"{what} incomplete: the connection was closed") from None
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return pieces
 
 
 async def read_json(request: Request) -> Any:

@@ -68,6 +68,23 @@ class ObjectFiles:
             raise
         return final
 
+    def adopt(self, kind: str, hex_hash: str, staged: Path, tail: bytes = b"") -> Path:
+        """Make the file ``staged`` (on this file system, e.g. in ``staging/``), with ``tail``
+        appended, the object ``hex_hash``: durably, like :meth:`write_atomic`, without copying
+        its bytes again. The staged file is gone afterwards (it *is* the object)."""
+        final = self.path(kind, hex_hash)
+        with open(staged, "ab") as f:
+            f.write(tail)
+            f.flush()
+            os.fsync(f.fileno())
+        parent_existed = final.parent.exists()
+        final.parent.mkdir(exist_ok=True)
+        if not parent_existed:
+            fsync_dir(final.parent.parent)
+        os.replace(staged, final)
+        fsync_dir(final.parent)
+        return final
+
     def remove(self, kind: str, hex_hash: str) -> None:
         self.path(kind, hex_hash).unlink(missing_ok=True)
 
@@ -108,4 +125,11 @@ class ObjectFiles:
         return n
 
     def staging_path(self, grant_id: str) -> Path:
-        return self.staging / f"grant-{grant_id}"
+        """A new file name for a body PUT to grant ``grant_id`` (each PUT writes its own)."""
+        return self.staging / f"grant-{grant_id}.{secrets.token_hex(6)}"
+
+    def drop_staged(self, grant_id: str) -> None:
+        """Remove every staged body of grant ``grant_id`` (ids are URL-safe base64: no glob
+        characters)."""
+        for p in self.staging.glob(f"grant-{grant_id}.*"):
+            p.unlink(missing_ok=True)

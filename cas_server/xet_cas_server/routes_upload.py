@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from xet_pyodide.core.hashes import MerkleHash
+
 from .auth import Scope, TokenClaims
-from .checksum import crc64_nvme
+from .checksum import crc64_nvme_of_pieces
 from .errors import (
     BadRequest,
     CasError,
@@ -29,6 +31,7 @@ from .httpkit import (
     hash_param,
     prefix_param,
     read_body,
+    read_body_pieces,
     read_json,
     require,
     state_of,
@@ -127,17 +130,33 @@ async def grant_put(request: Request) -> Response:
     grant = state.grants.get(grant_id)
     if grant is None or grant.xorb_hex != xorb:
         raise Forbidden("unknown or expired upload grant")
-    body = await read_body(request, grant.length, "xorb_bytes_received", "xorb")
-    if len(body) != grant.length:
-        raise BadRequest(f"body has {len(body)} bytes, the grant says {grant.length}")
+    pieces = await read_body_pieces(request, grant.length, "xorb_bytes_received", "xorb")
+    size = sum(len(p) for p in pieces)
+    if size != grant.length:
+        raise BadRequest(f"body has {size} bytes, the grant says {grant.length}")
     if request.headers.get("x-xet-checksum-crc64nvme", str(grant.crc)) != str(grant.crc):
         raise BadRequest("checksum header differs from the grant")
-    actual = await run_in_threadpool(crc64_nvme, body)
+    actual = await run_in_threadpool(crc64_nvme_of_pieces, pieces)
     if actual != grant.crc:
         raise BadRequest(f"CRC-64/NVME of the body is {actual}, the grant says {grant.crc}")
+    # Validated now, as it is staged: the commit then only renames the staged file into place
+    # (before, it read the file back, validated it and wrote it again).
     path = state.store.objects.staging_path(grant.id)
-    await run_in_threadpool(path.write_bytes, body)
+    try:
+        valid = await run_in_threadpool(
+            state.store.stage_xorb, pieces, MerkleHash.from_hex(xorb), path
+        )
+        invalid = None
+    except InvalidObject as e:
+        valid, invalid = None, e.message
+    if state.grants.get(grant.id) is not grant:  # committed or expired meanwhile
+        path.unlink(missing_ok=True)
+        raise Forbidden("unknown or expired upload grant")
+    previous = grant.staged
+    grant.staged, grant.valid, grant.invalid = path, valid, invalid
     grant.uploaded = True
+    if previous is not None:
+        previous.unlink(missing_ok=True)
     return Response(status_code=200)
 
 
@@ -150,16 +169,27 @@ async def xorb_commit(request: Request) -> Response:
         raise Forbidden("this upload grant was given to a token of another repository")
     if grant is None or grant.xorb_hex != xorb or not grant.uploaded:
         raise NotFound("no data was uploaded for this grant")
-    path = state.store.objects.staging_path(grant.id)
+    # (path and verdict read together, on the event loop: a PUT still running cannot slip
+    # other bytes under this verdict)
+    path, valid, invalid = grant.staged, grant.valid, grant.invalid
+    if path is None or not path.exists():
+        raise NotFound("no data was uploaded for this grant")
+    claimed = hash_param(request)
+    hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
     try:
-        body = await run_in_threadpool(path.read_bytes)
-    except FileNotFoundError:
-        raise NotFound("no data was uploaded for this grant") from None
-    try:
-        inserted = await _store_xorb(state, body, request)
+        if state.store.xorb_row(xorb) is not None:
+            inserted = False
+        elif valid is None:
+            state.stats.add("rejected_objects")
+            raise InvalidObject(invalid or "xorb was not validated")
+        else:
+            inserted = await run_in_threadpool(
+                state.store.commit_staged_xorb, claimed, path, valid, grant.length, hook
+            )
     finally:
         state.grants.discard(grant.id)
-        path.unlink(missing_ok=True)
+        state.store.objects.drop_staged(grant.id)
+    state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
     return JSONResponse({"was_inserted": inserted})
 
 

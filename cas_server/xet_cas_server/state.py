@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .auth import Scope, TokenAuthority
 from .config import ServerConfig
@@ -16,6 +18,9 @@ from .faults import FaultInjector
 from .signing import ServerKeys, UrlSigner
 from .stats import Stats
 from .store import Store
+
+if TYPE_CHECKING:
+    from .validation import ValidXorb
 
 
 @dataclass
@@ -32,6 +37,11 @@ class Grant:
     owner: str = ""
     repo: str = ""
     uploaded: bool = False
+    #: The staged body of the last PUT and the verdict on it, set together (the commit acts
+    #: on exactly these): what the stored object needs, or why the commit must refuse it.
+    staged: Path | None = None
+    valid: ValidXorb | None = None
+    invalid: str | None = None
 
 
 @dataclass
@@ -128,7 +138,7 @@ class CasState:
         self.stats = Stats(config.request_log_size)
         self.store = Store(config.data_dir, config.max_shard_bytes, config.orphan_xorb_grace)
         self.grants = GrantRegistry(
-            lambda gid: self.store.objects.staging_path(gid).unlink(missing_ok=True),
+            self.store.objects.drop_staged,
             config.max_staging_bytes,
         )
 

@@ -7,8 +7,9 @@ index transaction → acknowledge.
 
 from __future__ import annotations
 
+import mmap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from xet_pyodide.core.hashes import MerkleHash
 from xet_pyodide.core.shard_model import Shard
 
 from . import validation
+from .errors import InvalidObject
 from .index import FileRow, Index, ShardRow, XorbRow
 from .jsonlog import get_logger
 from .layout import LayoutCache, XorbLayout, read_layout
 from .objects import ObjectFiles
+from .validation import ValidXorb
 
 log = get_logger("store")
 
@@ -119,13 +122,69 @@ class Store:
             return False
         valid = validation.validate_xorb(body, claimed)
         self.objects.write_atomic("xorb", hex_hash, body, valid.footer)
+        return self._insert_xorb(hex_hash, valid, len(body), before_commit)
+
+    def stage_xorb(
+        self, pieces: Sequence[bytes | bytearray | memoryview], claimed: MerkleHash, staged: Path
+    ) -> ValidXorb:
+        """The grant PUT's half of storing a xorb: write the body (given as the pieces it
+        arrived in) to ``staged``, a file of this PUT's own (not durable yet), and validate it
+        there, through a read-only mapping (no joined copy of the body). Raises InvalidObject
+        (the body stays staged: the commit reports the problem). :meth:`commit_staged_xorb`
+        finishes.
+
+        The caller keeps ``staged`` and the verdict together (a second PUT of the same grant
+        writes another file): a commit never stores bytes other than those it has the verdict
+        of, and no PUT truncates a file another one has mapped (touching a truncated mapping
+        kills the process with SIGBUS)."""
+        try:
+            with open(staged, "w+b") as f:  # (readable: it is mapped)
+                for piece in pieces:
+                    f.write(piece)
+                f.flush()
+                # (not closed explicitly: views of it may live on in a traceback; it is
+                # unmapped when the last one goes)
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            return validation.validate_xorb(memoryview(mapped), claimed)
+        except InvalidObject:
+            raise
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+
+    def commit_staged_xorb(
+        self,
+        claimed: MerkleHash,
+        staged: Path,
+        valid: ValidXorb,
+        body_len: int,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
+        """The grant commit's half: the staged body validated by :meth:`stage_xorb` becomes
+        the stored object (its footer appended, made durable, renamed into place) and gets its
+        index row; True if it was new. Unlike a body read back and validated again, this
+        copies nothing: measured 0.7 CPU-s per GiB less (docs/browser.md)."""
+        hex_hash = claimed.hex()
+        if self.index.xorb(hex_hash) is not None:
+            return False
+        self.objects.adopt("xorb", hex_hash, staged, valid.footer)
+        return self._insert_xorb(hex_hash, valid, body_len, before_commit)
+
+    def _insert_xorb(
+        self,
+        hex_hash: str,
+        valid: ValidXorb,
+        body_len: int,
+        before_commit: Callable[[], None] | None,
+    ) -> bool:
+        """Index row of a xorb whose object file is durable (``before_commit`` runs first)."""
         if before_commit:
             before_commit()
         row = XorbRow(
             hex_hash,
             valid.layout.num_chunks,
-            len(body),
-            len(body) + len(valid.footer),
+            body_len,
+            body_len + len(valid.footer),
             valid.unpacked_len,
         )
         inserted = self.index.insert_xorb(row, valid.dedup_chunks)

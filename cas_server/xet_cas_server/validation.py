@@ -15,14 +15,24 @@ from xet_pyodide.core.hashes import (
     DATA_KEY,
     MerkleBuilder,
     MerkleHash,
+    hashes_from_digests,
     keyed_hash,
     verification_hash,
+    xorb_hash,
 )
 from xet_pyodide.core.shard import is_dedup_eligible_hash, parse_shard
 from xet_pyodide.core.shard_model import FileEntry, Shard, XorbEntry
-from xet_pyodide.core.xorb import MAX_XORB_UNPACKED, load_xorb
+from xet_pyodide.core.xorb import (
+    MAX_XORB_CHUNKS,
+    MAX_XORB_UNPACKED,
+    Xorb,
+    load_xorb,
+    scan_records,
+)
+from xet_pyodide.core.xorb_footer import has_footer
 from xet_pyodide.errors import XetFormatError, XetIntegrityError
 
+from . import native
 from .errors import InvalidObject
 from .index import FileRow, StoredTerm
 from .layout import XorbLayout
@@ -44,7 +54,39 @@ class ValidXorb:
 
 
 def validate_xorb(body: bytes | bytearray | memoryview, claimed: MerkleHash) -> ValidXorb:
-    """Decode every chunk, re-hash, recompute the xorb hash; rebuild the stored footer."""
+    """Decode every chunk, re-hash, recompute the xorb hash; rebuild the stored footer.
+
+    The work runs on the native libraries (:mod:`.native`); a body they find malformed goes
+    through the protocol core's reader on the kernels, which names the problem (the same
+    messages as ever)."""
+    if not has_footer(body):
+        try:
+            return _validate_native(body, claimed)
+        except XetFormatError:
+            pass
+    return _validate_kernels(body, claimed)
+
+
+def _validate_native(body: bytes | bytearray | memoryview, claimed: MerkleHash) -> ValidXorb:
+    """:func:`validate_xorb` on :mod:`.native`: the same checks, limits and results as the core's
+    ``load_xorb(..., keep_chunks=False)`` (records scanned by the same function first, so the
+    limits apply before anything is decoded); raw chunks are hashed in place."""
+    ends, _ = scan_records(body, MAX_XORB_CHUNKS, MAX_XORB_UNPACKED)
+    digests, sizes = native.hash_records(body, ends)
+    hashes = hashes_from_digests(digests)
+    computed = xorb_hash(list(zip(hashes, sizes, strict=True)))
+    if computed != claimed:
+        raise InvalidObject(
+            f"xorb content does not match its hash: xorb hashes to {computed}, expected {claimed}"
+        )
+    xorb = Xorb(computed, b"", hashes, sizes, [0, *ends])
+    unpacked = xorb.unpacked_offsets()[1:]
+    layout = XorbLayout(computed, hashes, ends, unpacked)
+    return ValidXorb(layout, xorb.build_footer(), unpacked[-1])
+
+
+def _validate_kernels(body: bytes | bytearray | memoryview, claimed: MerkleHash) -> ValidXorb:
+    """:func:`validate_xorb` through the protocol core on the kernels."""
     try:
         # Limits (8192 chunks, 128 KiB per chunk) are checked on the record headers before
         # anything is decoded; chunks go through a small reused window, so memory never

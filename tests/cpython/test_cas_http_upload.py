@@ -3,6 +3,7 @@ stored on rejection, tokens and scopes, the grant flow's checks, body limits."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import time
@@ -406,6 +407,82 @@ def test_grant_flow_checks(server: CasServer, client: httpx.Client) -> None:
     }
     for bad in ({"length": 5}, {"length": 5, "checksum": {"algo": "md5", "value": "1"}}, [1]):
         assert client.post(f"/v1/xorb-grants/default/{x.hash}", json=bad).status_code == 400
+
+
+def test_grant_puts_racing_for_one_grant(server: CasServer, client: httpx.Client) -> None:
+    """PUTs of one grant at the same time (a client retrying too early): each body is written
+    and validated in a file of its own, mapped, then renamed to the grant's staged file: none
+    truncates a file another is reading (that would kill the server with SIGBUS); the commit
+    stores the xorb once, byte for byte, and leaves nothing staged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xet_cas_server.checksum import crc64_nvme
+
+    x = build_upload([rand(3_000_000, 23)]).xorbs[0]
+    req = {
+        "length": len(x.body),
+        "checksum": {"algo": "crc64nvme", "value": str(crc64_nvme(x.body))},
+    }
+    grant = client.post(f"/v1/xorb-grants/default/{x.hash}", json=req).json()
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(
+                lambda _: httpx.put(grant["url"], content=x.body, headers=grant["headers"]),
+                range(4),
+            )
+        )
+    assert [r.status_code for r in codes] == [200] * 4
+    r = client.post(f"/v1/xorb-commits/default/{x.hash}/grant/{grant['id']}")
+    assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    stored_xorb = (server.data_dir / "xorbs" / str(x.hash)[:2] / f"{x.hash}.xorb").read_bytes()
+    assert stored_xorb == x.stored()
+    assert not list((server.data_dir / "staging").iterdir())
+    assert client.get("/_admin/health").status_code == 200  # still serving
+
+
+def test_grant_put_finishing_after_the_commit(server: CasServer, client: httpx.Client) -> None:
+    """A second PUT of a grant still arriving when the commit runs: the commit stores the bytes
+    of the PUT whose verdict it holds, and the late PUT, finding its grant gone, is refused and
+    leaves nothing staged."""
+    import socket
+    import urllib.parse
+
+    from xet_cas_server.checksum import crc64_nvme
+
+    x = build_upload([rand(400_000, 31)]).xorbs[0]
+    req = {
+        "length": len(x.body),
+        "checksum": {"algo": "crc64nvme", "value": str(crc64_nvme(x.body))},
+    }
+    grant = client.post(f"/v1/xorb-grants/default/{x.hash}", json=req).json()
+    assert httpx.put(grant["url"], content=x.body, headers=grant["headers"]).status_code == 200
+    url = urllib.parse.urlsplit(grant["url"])
+    head = f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in grant["headers"].items())
+    head += f"Content-Length: {len(x.body)}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((url.hostname, url.port)) as late:
+        late.sendall(head.encode() + x.body[:1000])  # ...and the rest after the commit
+        time.sleep(0.3)
+        r = client.post(f"/v1/xorb-commits/default/{x.hash}/grant/{grant['id']}")
+        assert r.status_code == 200 and r.json() == {"was_inserted": True}
+        late.sendall(x.body[1000:])
+        answer = b""
+        while chunk := late.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    stored_xorb = (server.data_dir / "xorbs" / str(x.hash)[:2] / f"{x.hash}.xorb").read_bytes()
+    assert stored_xorb == x.stored()
+    assert not list((server.data_dir / "staging").iterdir())
+
+
+def test_crc64_nvme_of_pieces() -> None:
+    from xet_cas_server.checksum import crc64_nvme, crc64_nvme_of_pieces
+
+    data = rand(300_000, 29)
+    cuts = [0, 1, 65_536, 65_537, 200_000, 300_000]
+    pieces = [data[a:b] for a, b in itertools.pairwise(cuts)]
+    assert crc64_nvme_of_pieces(pieces) == crc64_nvme(data)
+    assert crc64_nvme_of_pieces([]) == crc64_nvme(b"") == 0
 
 
 def test_crc64_nvme_agrees_with_core() -> None:

@@ -15,6 +15,7 @@ meant for a worker thread.
 from __future__ import annotations
 
 import hashlib
+import mmap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from xet_pyodide.core.terms import ChunkLocation, build_file_entry
 from xet_pyodide.core.xorb import XorbBuilder
 from xet_pyodide.session.download_decode import decode_records
 
-from .. import reconstruction
+from .. import native, reconstruction
 from ..byteranges import ByteRange
 from ..errors import NotFound
 from ..layout import XorbLayout
@@ -76,10 +77,51 @@ def stream_file(store: Store, file_hash: str, rng: ByteRange | None) -> Iterator
 
 
 def sha256_of(store: Store, file_hash: str) -> str:
+    """SHA-256 of Xet file ``file_hash``, reconstructed from its stored xorbs (the bytes
+    :func:`stream_file` serves). The xorbs are mapped (mmap), raw chunks are hashed where they
+    lie in the page cache and compressed ones decoded natively (:mod:`..native`): at 256 MiB
+    this took 0.38 CPU-s through the kernels and decoded copies, ~0.15 s now (docs/browser.md)."""
+    row = store.file(file_hash)
+    if row is None:
+        raise NotFound(f"Xet file {file_hash} is not stored")
+    layout = _layout_getter(store)
     digest = hashlib.sha256()
-    for piece in stream_file(store, file_hash, None):
-        digest.update(piece)
+    remaining = row.size
+    for term in reconstruction.plan(row, layout, None).terms:
+        lay = layout(term.xorb)
+        first, last = lay.byte_range(term.start, term.end)
+        with open(store.objects.path("xorb", term.xorb), "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        records = memoryview(mapped)[first : last + 1]
+        try:
+            decoded, remaining = _hash_records(digest, records, term.end - term.start, remaining)
+        finally:
+            records.release()
+            mapped.close()
+        if decoded != lay.unpacked_len(term.start, term.end):  # pragma: no cover - validated
+            raise OSError(f"xorb {term.xorb} decodes to other sizes than its footer says")
+        if remaining <= 0:
+            break
     return digest.hexdigest()
+
+
+def _hash_records(
+    digest: hashlib._Hash, records: memoryview, count: int, remaining: int
+) -> tuple[int, int]:
+    """Feed the chunks of ``count`` records to ``digest``, at most ``remaining`` bytes; returns
+    (bytes decoded, bytes still to hash). A function of its own so that no view of the
+    mapping outlives the call (the caller unmaps it)."""
+    decoded = 0
+    chunks = native.iter_chunks(records, count)
+    try:
+        for chunk in chunks:
+            n = min(len(chunk), remaining)
+            digest.update(chunk if n == len(chunk) else chunk[:n])
+            decoded += len(chunk)
+            remaining -= n
+    finally:
+        chunks.close()
+    return decoded, remaining
 
 
 def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
