@@ -136,7 +136,14 @@ class WorkerStreamTransport(BaseTransport):
         unacked = 0  # consumed bytes not yet acknowledged (see ACK_BYTES)
         while True:
             try:
-                item = await asyncio.wait_for(stream.blocks.get(), self._read_timeout)
+                # A block already queued needs no timer (wait_for arms one per call: a JS
+                # setTimeout under Pyodide).
+                item = stream.blocks.get_nowait()
+            except asyncio.QueueEmpty:
+                item = None
+            try:
+                if item is None:
+                    item = await asyncio.wait_for(stream.blocks.get(), self._read_timeout)
             except TimeoutError as exc:
                 raise TransportError("response body timed out", url=url, request_id=rid) from exc
             if item is _END:
