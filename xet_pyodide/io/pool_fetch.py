@@ -4,9 +4,12 @@ Measured in Chromium (bench/download.py, ``chromium.cpu_seconds``): reading a re
 through ``fetch`` costs the reading thread ~0.4 s of CPU per 300 MB, and during a download the
 page's thread is the bottleneck (decoding, hashing and Python run there too).
 :class:`WorkerStreamTransport` moves that reading to a worker (``op: "fetch"`` of
-``web/xet_worker.mjs``): the worker runs ``fetch`` and posts every body block to the page,
-transferred (not copied); the page only turns blocks into ``bytes``. A worker sends at most
-8 MiB ahead of what the page has consumed (acknowledged per block), so memory stays bounded.
+``web/xet_worker.mjs``): the worker runs ``fetch``, reads the body (BYOB, into 1 MiB buffers
+where the stream allows it) and posts every block to the page, transferred (not copied); the
+page only turns blocks into ``bytes``. A worker sends at most 8 MiB ahead of what the page
+has consumed (acknowledged every ``ACK_BYTES``), so memory stays bounded; the
+acknowledgements carry the consumed blocks' buffers back, transferred, for the worker's next
+reads (no fresh allocation per block: see docs/browser.md, "Downloads: where the CPU goes").
 
 Only streamed bodiless requests (xorb range GETs) go to the workers; everything else goes to
 the page's own transport. Failures look like the page transport's: a network error is a
