@@ -353,13 +353,30 @@ const STREAM_BLOCK = 1 << 20;
 const SPARE_MAX = 32;
 const spare = [];
 
-/** The reader of a body: BYOB when the stream supports it, else the default one. */
+// At most one body per worker is read with BYOB at a time: Chromium 156 hangs BYOB reads for
+// good when one worker reads two BYOB streams at once (seen with Blob streams; docs/browser.md,
+// "Blob reads"), and nothing here could tell a hung read from a slow server. Other bodies of
+// the same worker take the default reader (fresh buffers, as before).
+let byobBodies = 0;
+
+/** The reader of a body: BYOB when the stream supports it and no other body of this worker
+ *  is read with BYOB, else the default one. A BYOB reader must be given back with
+ *  endBodyReader. */
 function bodyReader(body) {
-  try {
-    return { reader: body.getReader({ mode: "byob" }), byob: true };
-  } catch {
-    return { reader: body.getReader(), byob: false };
+  if (byobBodies === 0) {
+    try {
+      const reader = body.getReader({ mode: "byob" });
+      byobBodies += 1;
+      return { reader, byob: true };
+    } catch {
+      // no BYOB mode on this stream
+    }
   }
+  return { reader: body.getReader(), byob: false };
+}
+
+function endBodyReader(byob) {
+  if (byob) byobBodies -= 1;
 }
 
 /** One block of at most STREAM_BLOCK bytes read with a BYOB reader into a recycled buffer:
@@ -396,15 +413,19 @@ async function fetchStream({ sid, url, method, headers }) {
     postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
     if (resp.body) {
       const { reader, byob } = bodyReader(resp.body);
-      for (;;) {
-        while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
-          await new Promise((resolve) => { state.wake = resolve; });
+      try {
+        for (;;) {
+          while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
+            await new Promise((resolve) => { state.wake = resolve; });
+          }
+          const { done, value } = byob ? await readBlock(reader) : await reader.read();
+          if (done) break;
+          if (!value.byteLength) continue;
+          state.unacked += value.byteLength;
+          postMessage({ stream: sid, chunk: value }, [value.buffer]);
         }
-        const { done, value } = byob ? await readBlock(reader) : await reader.read();
-        if (done) break;
-        if (!value.byteLength) continue;
-        state.unacked += value.byteLength;
-        postMessage({ stream: sid, chunk: value }, [value.buffer]);
+      } finally {
+        endBodyReader(byob);
       }
     }
     postMessage({ stream: sid, done: true });
