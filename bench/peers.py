@@ -204,6 +204,7 @@ def cpu_per_gib(
             row = per_gib(chromium_summary(cpu, cpu.get(server, 0.0)), size)
             row["wall_s"] = round(r[op], 3)
             row["load_average"] = sampler.load_between(*r[f"{op}Span"])
+            row["span"] = [round(t, 3) for t in r[f"{op}Span"]]  # epoch seconds: other samplers
             out.setdefault(r["client"], {}).setdefault(op, []).append(row)
     for i, a in enumerate(anchors):
         server = f"server:native-{size_mib}-{i}"

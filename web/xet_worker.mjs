@@ -29,8 +29,9 @@
 //                                                     (transferred), then {stream: sid, done}
 //       a streamed GET of a download (xet_pyodide/io/pool_fetch.py): the body is read here,
 //       off the page's thread. At most STREAM_WINDOW bytes are sent ahead of the page's
-//       {op: "ack", sid, bytes}; a failure is {stream: sid, error}; {op: "abort", sid} stops
-//       it silently.
+//       {op: "ack", sid, bytes, buffers?} (buffers: the consumed chunks' ArrayBuffers,
+//       transferred back for reuse); a failure is {stream: sid, error}; {op: "abort", sid}
+//       stops it silently.
 //   {op: "hold", buffer, length}                    -> {op: "held", buffer} (transferred back)
 //       makes the request body of one upload a Blob of buffer[0, length) (a worker started
 //       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse
@@ -343,6 +344,65 @@ async function readAndScan({ id, blob, from, start, end, dst, base }) {
 
 const STREAM_WINDOW = 8 << 20;
 const streams = new Map(); // sid -> {controller, unacked, wake}
+// Body blocks: a BYOB reader fills buffers of STREAM_BLOCK bytes that the page sends back
+// with its acks ({op: "ack", ..., buffers}), so a download reads into the same few buffers
+// over and over. Measured (bench/download.py, /proc): with the default reader every chunk is
+// a fresh allocation, two page faults per 4 KiB of body in this thread, and garbage for the
+// page's collector once transferred. At most SPARE_MAX buffers wait here for reuse.
+const STREAM_BLOCK = 1 << 20;
+const SPARE_MAX = 32;
+const spare = [];
+
+// At most one body per worker is read with BYOB at a time: Chromium 156 hangs BYOB reads for
+// good when one worker reads two BYOB streams at once (seen with Blob streams; docs/browser.md,
+// "Blob reads"), and nothing here could tell a hung read from a slow server. Other bodies of
+// the same worker take the default reader (fresh buffers, as before).
+let byobBodies = 0;
+
+/** The reader of a body: BYOB when the stream supports it and no other body of this worker
+ *  is read with BYOB, else the default one. A BYOB reader must be given back with
+ *  endBodyReader. */
+function bodyReader(body) {
+  if (byobBodies === 0) {
+    try {
+      const reader = body.getReader({ mode: "byob" });
+      byobBodies += 1;
+      return { reader, byob: true };
+    } catch {
+      // no BYOB mode on this stream
+    }
+  }
+  return { reader: body.getReader(), byob: false };
+}
+
+function endBodyReader(byob) {
+  if (byob) byobBodies -= 1;
+}
+
+/** One block of at most STREAM_BLOCK bytes read with a BYOB reader into a recycled buffer:
+ *  reads until the buffer is full or the body ends. Resolves to {done, value}: value is a
+ *  Uint8Array over the whole filled part (undefined when nothing was left). */
+async function readBlock(reader) {
+  let buffer = spare.pop() ?? new ArrayBuffer(STREAM_BLOCK);
+  let filled = 0;
+  while (filled < STREAM_BLOCK) {
+    const { done, value } = await reader.read(new Uint8Array(buffer, filled));
+    if (value) buffer = value.buffer; // the read transferred it: this is the same memory
+    if (done) {
+      if (!filled) {
+        recycle(buffer);
+        return { done: true, value: undefined };
+      }
+      break;
+    }
+    filled += value.byteLength;
+  }
+  return { done: false, value: new Uint8Array(buffer, 0, filled) };
+}
+
+function recycle(buffer) {
+  if (buffer && buffer.byteLength === STREAM_BLOCK && spare.length < SPARE_MAX) spare.push(buffer);
+}
 
 async function fetchStream({ sid, url, method, headers }) {
   const controller = new AbortController();
@@ -352,16 +412,20 @@ async function fetchStream({ sid, url, method, headers }) {
     const resp = await fetch(url, { method, headers, signal: controller.signal });
     postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
     if (resp.body) {
-      const reader = resp.body.getReader();
-      for (;;) {
-        while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
-          await new Promise((resolve) => { state.wake = resolve; });
+      const { reader, byob } = bodyReader(resp.body);
+      try {
+        for (;;) {
+          while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
+            await new Promise((resolve) => { state.wake = resolve; });
+          }
+          const { done, value } = byob ? await readBlock(reader) : await reader.read();
+          if (done) break;
+          if (!value.byteLength) continue;
+          state.unacked += value.byteLength;
+          postMessage({ stream: sid, chunk: value }, [value.buffer]);
         }
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (!value.byteLength) continue;
-        state.unacked += value.byteLength;
-        postMessage({ stream: sid, chunk: value }, [value.buffer]);
+      } finally {
+        endBodyReader(byob);
       }
     }
     postMessage({ stream: sid, done: true });
@@ -382,7 +446,8 @@ function wake(state) {
   }
 }
 
-function ack({ sid, bytes }) {
+function ack({ sid, bytes, buffers }) {
+  if (buffers) for (const buffer of buffers) recycle(buffer);
   const state = streams.get(sid);
   if (state) {
     state.unacked -= bytes;

@@ -25,8 +25,8 @@ from xet_pyodide.io.cache import ChunkCache, DiskStore, MemoryStore, slice_recor
 from xet_pyodide.io.retry import RetryPolicy
 from xet_pyodide.io.testing import MockRequest, MockTransport, json_response
 from xet_pyodide.io.transport import Response
-from xet_pyodide.session import SessionConfig, XetSession
-from xet_pyodide.session.download_decode import RecordDecoder, decode_records
+from xet_pyodide.session import SessionConfig, XetSession, download_decode
+from xet_pyodide.session.download_decode import RecordDecoder, decode_records, output_buffer
 
 X1 = MerkleHash(bytes(range(32)))
 X2 = MerkleHash(bytes(range(1, 33)))
@@ -178,6 +178,37 @@ def test_record_decoder_any_block_split_and_checks() -> None:
     bad[4] = 9  # unknown scheme
     with pytest.raises(XetFormatError, match="scheme"):
         decode_records(bad, 9)
+
+
+def test_output_buffer_sizes_and_uninitialized_factory() -> None:
+    # CPython reaches PyByteArray_FromStringAndSize through ctypes (Pyodide too)
+    assert download_decode._UNINITIALIZED is not None
+    for n in (0, 1, 65_535, 65_536, 3 << 20):
+        buf = output_buffer(n)
+        assert type(buf) is bytearray
+        assert len(buf) == n
+    assert output_buffer(-5) == bytearray()
+    assert output_buffer(100) == bytearray(100)  # small ones are plain (zeroed) bytearrays
+    big = output_buffer(1 << 20)
+    big[-1] = 7
+    big[:3] = b"abc"
+    assert (bytes(big[:3]), big[-1]) == (b"abc", 7)
+
+
+def test_record_decoder_never_shows_unwritten_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded buffers are not zero-filled: whatever they held before must never reach the
+    output (the tail past the last chunk is cut, a grown buffer holds only decoded bytes)."""
+    monkeypatch.setattr(download_decode, "_UNINITIALIZED", lambda n: bytearray(b"\xaa" * n))
+    chunks = chunks_of(1, 9)
+    xorb = build_xorb(chunks)
+    expected = b"".join(chunks)
+    for hint in (len(expected) + 200_000, len(expected), 70_000):
+        decoder = RecordDecoder(len(chunks), size_hint=hint)
+        for pos in range(0, len(xorb.body), 9_999):
+            decoder.feed(xorb.body[pos : pos + 9_999])
+        decoded = decoder.finish()
+        assert len(decoded.data) == len(expected)
+        assert bytes(decoded.data) == expected
 
 
 def test_bg4_records_decode() -> None:

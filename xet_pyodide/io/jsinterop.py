@@ -37,6 +37,24 @@ def to_js_value(value: Any) -> Any:
     return to_js(value, dict_converter=js.Object.fromEntries)
 
 
+def js_array() -> Any:
+    """A new, empty JS ``Array`` (Pyodide only): a list JS code can take as it is, e.g. the
+    transfer list of :func:`post_message`."""
+    import js  # type: ignore[import-not-found]
+
+    return js.Array.new()
+
+
+def post_message(target: Any, message: dict[str, Any], transfer: Any = None) -> None:
+    """``target.postMessage(message, transfer)`` (a worker, a port): ``message`` converted
+    like :func:`to_js_value` (JS objects inside it are passed as they are), ``transfer`` a JS
+    array of its ``ArrayBuffer`` s to move rather than copy."""
+    if transfer is None:
+        target.postMessage(to_js_value(message))
+    else:
+        target.postMessage(to_js_value(message), transfer)
+
+
 async def invoke_callback(callback: Any, payload: Any) -> None:
     """Call ``callback(payload)``; await the result if it is awaitable (coroutine, JS Promise)."""
     arg = to_js_value(payload) if is_js_object(callback) else payload
@@ -48,7 +66,9 @@ async def invoke_callback(callback: Any, payload: Any) -> None:
 __all__ = [
     "invoke_callback",
     "is_js_object",
+    "js_array",
     "js_copy_into",
     "js_uint8array_copy",
+    "post_message",
     "to_js_value",
 ]

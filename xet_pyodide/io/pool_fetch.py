@@ -4,9 +4,12 @@ Measured in Chromium (bench/download.py, ``chromium.cpu_seconds``): reading a re
 through ``fetch`` costs the reading thread ~0.4 s of CPU per 300 MB, and during a download the
 page's thread is the bottleneck (decoding, hashing and Python run there too).
 :class:`WorkerStreamTransport` moves that reading to a worker (``op: "fetch"`` of
-``web/xet_worker.mjs``): the worker runs ``fetch`` and posts every body block to the page,
-transferred (not copied); the page only turns blocks into ``bytes``. A worker sends at most
-8 MiB ahead of what the page has consumed (acknowledged per block), so memory stays bounded.
+``web/xet_worker.mjs``): the worker runs ``fetch``, reads the body (BYOB, into 1 MiB buffers
+where the stream allows it) and posts every block to the page, transferred (not copied); the
+page only turns blocks into ``bytes``. A worker sends at most 8 MiB ahead of what the page
+has consumed (acknowledged every ``ACK_BYTES``), so memory stays bounded; the
+acknowledgements carry the consumed blocks' buffers back, transferred, for the worker's next
+reads (no fresh allocation per block: see docs/browser.md, "Downloads: where the CPU goes").
 
 Only streamed bodiless requests (xorb range GETs) go to the workers; everything else goes to
 the page's own transport. Failures look like the page transport's: a network error is a
@@ -22,7 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._pyfetch import response_limit
-from .jsinterop import to_js_value
+from .jsinterop import js_array, post_message
 from .transport import (
     READ_TIMEOUT,
     BaseTransport,
@@ -37,12 +40,17 @@ from .transport import (
 )
 
 _END = object()
+#: The page acknowledges consumed body bytes to the worker once at least this many are
+#: pending (and at the end), not per block: each ``postMessage`` cost the page ~0.3 ms
+#: (measured: ~0.14 s per 512 MiB downloaded with one per block). Must stay well below the
+#: worker's 8 MiB window (``STREAM_WINDOW`` of ``web/xet_worker.mjs``) or reading stalls.
+ACK_BYTES = 2 << 20
 #: Stream ids, unique in this interpreter (several sessions may share one pool).
 _STREAM_IDS = itertools.count(1)
 
 
 def _post(worker: Any, message: dict[str, Any]) -> None:
-    worker.postMessage(to_js_value(message))
+    post_message(worker, message)
 
 
 class WorkerStream:
@@ -70,8 +78,14 @@ class WorkerStream:
         elif not self.head.done():
             self.head.set_result(data)
 
-    def ack(self, n: int) -> None:
-        _post(self.worker, {"op": "ack", "sid": self.sid, "bytes": n})
+    def ack(self, n: int, buffers: Any = None) -> None:
+        """Tell the worker ``n`` more bytes were consumed, handing back ``buffers`` (a JS
+        array of the consumed blocks' ``ArrayBuffer`` s, transferred) for its next reads."""
+        message = {"op": "ack", "sid": self.sid, "bytes": n}
+        if buffers is None or not buffers.length:
+            post_message(self.worker, message)
+        else:
+            post_message(self.worker, {**message, "buffers": buffers}, buffers)
 
     def abort(self) -> None:
         _post(self.worker, {"op": "abort", "sid": self.sid})
@@ -128,13 +142,24 @@ class WorkerStreamTransport(BaseTransport):
     async def _blocks(
         self, stream: WorkerStream, url: str, rid: str | None
     ) -> AsyncIterator[bytes]:
+        unacked = 0  # consumed bytes not yet acknowledged (see ACK_BYTES)
+        consumed = js_array()  # their buffers, returned to the worker with the ack
         while True:
             try:
-                item = await asyncio.wait_for(stream.blocks.get(), self._read_timeout)
+                # A block already queued needs no timer (wait_for arms one per call: a JS
+                # setTimeout under Pyodide).
+                item = stream.blocks.get_nowait()
+            except asyncio.QueueEmpty:
+                item = None
+            try:
+                if item is None:
+                    item = await asyncio.wait_for(stream.blocks.get(), self._read_timeout)
             except TimeoutError as exc:
                 raise TransportError("response body timed out", url=url, request_id=rid) from exc
             if item is _END:
                 stream.finished = True
+                if consumed.length:  # (the worker recycles them for its next body)
+                    stream.ack(unacked, consumed)
                 return
             if isinstance(item, TransportError):
                 stream.finished = True
@@ -146,7 +171,12 @@ class WorkerStreamTransport(BaseTransport):
             # 1.0-1.15 GiB, as V8 then sees less external memory and collects the page's other
             # garbage later.)
             data = item.to_bytes()
-            stream.ack(len(data))
+            consumed.push(item.buffer)
+            unacked += len(data)
+            if unacked >= ACK_BYTES:
+                stream.ack(unacked, consumed)
+                unacked = 0
+                consumed = js_array()
             yield data
 
     async def _aclose(self, stream: WorkerStream) -> None:
@@ -169,4 +199,4 @@ def worker_stream_transport(pool: Any, fallback: Transport) -> WorkerStreamTrans
     return WorkerStreamTransport(pool, fallback)
 
 
-__all__ = ["WorkerStream", "WorkerStreamTransport", "worker_stream_transport"]
+__all__ = ["ACK_BYTES", "WorkerStream", "WorkerStreamTransport", "worker_stream_transport"]

@@ -12,6 +12,7 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -21,6 +22,38 @@ from ..errors import XetFormatError
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
+
+
+def _uninitialized_factory() -> Callable[[int], bytearray] | None:
+    """``PyByteArray_FromStringAndSize(NULL, n)`` through ctypes: a bytearray whose bytes are
+    not zero-filled first, or None where ctypes cannot reach the C API."""
+    try:
+        import ctypes
+
+        make = ctypes.pythonapi.PyByteArray_FromStringAndSize
+        make.restype = ctypes.py_object  # a new reference, owned by the result
+        make.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+        if len(make(None, 1)) != 1:
+            return None
+    except (ImportError, AttributeError, OSError, TypeError, ValueError):
+        return None
+    return lambda n: make(None, n)  # type: ignore[no-any-return]
+
+
+_UNINITIALIZED = _uninitialized_factory()
+
+
+def output_buffer(n: int) -> bytearray:
+    """A ``bytearray`` of ``n`` bytes for the decoder to overwrite, not zero-filled when the
+    runtime allows it. Measured in Chromium (``bench/download.py --profile``): zero-filling
+    each range's decoded buffer with ``bytearray(n)`` cost the page ~0.25 s per 512 MiB,
+    about as much as the LZ4 decoding. Only bytes the decoder wrote are ever read (the tail
+    is cut in :meth:`RecordDecoder.finish`)."""
+    if n <= 0:
+        return bytearray()
+    if _UNINITIALIZED is None or n < 1 << 16:
+        return bytearray(n)
+    return _UNINITIALIZED(n)
 
 
 @dataclass(slots=True)
@@ -81,7 +114,7 @@ class RecordDecoder:
         self.bytes_in = 0
         self._key = key
         self._digests = bytearray()
-        self._out = bytearray(max(0, size_hint))
+        self._out = output_buffer(size_hint)
         self._pos = 0
         self._offsets = [0]
         self._carry = bytearray()  # the start of a record split between blocks
@@ -228,4 +261,11 @@ def decode_records(
     return decoder.finish()
 
 
-__all__ = ["DecodedRange", "RawRange", "RecordDecoder", "check_record_header", "decode_records"]
+__all__ = [
+    "DecodedRange",
+    "RawRange",
+    "RecordDecoder",
+    "check_record_header",
+    "decode_records",
+    "output_buffer",
+]

@@ -1,0 +1,119 @@
+"""Per-thread minor page faults and user/system CPU of a process tree, over timed spans.
+
+    python3 bench/thread_faults.py sample PID OUT.jsonl     # until PID exits, every 0.25 s
+    python3 bench/thread_faults.py spans OUT.jsonl PEERS.json
+
+``sample`` records, for every thread of PID and its descendants, the counters of
+``/proc/<pid>/task/<tid>/stat`` (minflt, utime, stime) as one JSON line per sample. ``spans``
+prints, for each ``xet.hub`` download of a ``bench/peers.py --json`` result (its
+``cpu_s_per_gib.xet.download[i].span``), the change per GiB of each counter summed by process
+type (Chromium's ``--type``) and thread name — where a download's system time and fresh
+pages go (docs/browser.md, "Downloads: where the CPU goes"). Typical use, in the bench's lock:
+
+    flock /tmp/xet-bench.lock sh -c '.venv/bin/python bench/peers.py ... --json > p.json &
+        python3 bench/thread_faults.py sample $! t.jsonl; wait'
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root: int) -> list[int]:
+    todo, seen = [root], []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return seen
+
+
+def _kind(pid: int, cache: dict[int, str]) -> str:
+    if pid not in cache:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                # (Chromium's zygote children rewrite theirs as one space-separated string)
+                args = f.read().replace(b"\0", b" ").split(b" ")
+        except OSError:
+            args = [b"?"]
+        kind = os.path.basename(args[0].decode(errors="replace"))[:20]
+        for arg in args:
+            if arg.startswith(b"--type="):
+                kind = arg[7:].decode()
+            if arg == b"--utility-sub-type=network.mojom.NetworkService":
+                kind = "network"
+        cache[pid] = kind
+    return cache[pid]
+
+
+def sample(root: int, out: str, every: float = 0.25) -> None:
+    kinds: dict[int, str] = {}
+    with open(out, "w") as f:
+        while os.path.exists(f"/proc/{root}"):
+            rows = []
+            for pid in _tree(root):
+                try:
+                    tids = os.listdir(f"/proc/{pid}/task")
+                except OSError:
+                    continue
+                for tid in tids:
+                    try:
+                        with open(f"/proc/{pid}/task/{tid}/stat") as s:
+                            stat = s.read()
+                    except OSError:
+                        continue
+                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                    x = stat[stat.rindex(")") + 2 :].split()
+                    rows.append([pid, int(tid), _kind(pid, kinds), name, int(x[7]), int(x[11]),
+                                 int(x[12])])  # fmt: skip
+            f.write(json.dumps([time.time(), rows]) + "\n")
+            f.flush()
+            time.sleep(every)
+
+
+def spans(out: str, peers: str) -> None:
+    with open(out) as f:
+        samples = [json.loads(line) for line in f]
+    with open(peers) as f:
+        result = json.load(f)
+    for size in result["sizes"]:
+        gib = size["size_mib"] / 1024
+        for i, run in enumerate(size["cpu_s_per_gib"]["xet"]["download"]):
+            start, end = run["span"]
+            before = max((s for s in samples if s[0] <= start), key=lambda s: s[0])
+            after = min((s for s in samples if s[0] >= end), key=lambda s: s[0])
+            base = {(r[0], r[1]): r for r in before[1]}
+            totals: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+            for r in after[1]:
+                b = base.get((r[0], r[1]), [0] * 7)
+                t = totals[(r[2], r[3].rstrip("0123456789"))]
+                for k in range(3):
+                    t[k] += r[4 + k] - b[4 + k]
+            sampled = after[0] - before[0]
+            print(f"download {i}: {end - start:.2f} s (sampled {sampled:.2f} s), per GiB:")
+            for (kind, name), (faults, user, system) in sorted(
+                totals.items(), key=lambda kv: -(kv[1][1] + kv[1][2])
+            ):
+                if user + system >= 2 or faults > 2000:
+                    print(f"  {kind:12s} {name:24s} minflt {faults / gib:9.0f}  user "
+                          f"{user / TICK / gib:5.2f}  sys {system / TICK / gib:5.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "sample":
+        sample(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "spans":
+        spans(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
