@@ -63,6 +63,15 @@ def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
     return get_kernels().encode_record(data, scheme)
 
 
+def encode_chunks(chunks: Sequence[Buffer], schemes: Buffer, out: bytearray) -> int:
+    """Append the records of consecutive chunks to ``out`` (``schemes``: one byte per chunk),
+    the same bytes as :func:`encode_chunk` on each, in one kernel call per few MiB
+    (:meth:`~xet_pyodide.kernels.api.Kernels.encode_records`); returns the bytes appended."""
+    before = len(out)
+    get_kernels().encode_records(chunks, schemes, out)
+    return len(out) - before
+
+
 def decode_record(record: ChunkRecord) -> bytes:
     """The uncompressed chunk of a record (length checked against the header)."""
     return decompress_payload(record.scheme, record.payload, record.uncompressed_size)
@@ -383,6 +392,7 @@ __all__ = [
     "decode_record",
     "decode_xorb",
     "encode_chunk",
+    "encode_chunks",
     "iter_records",
     "load_xorb",
     "parse_footer",

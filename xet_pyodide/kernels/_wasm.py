@@ -118,6 +118,7 @@ class WasmKernels:
         self._sha = f("xk_sha256_blocks")
         self._records = f("xk_decode_records")
         self._encode = f("xk_encode_record")
+        self._encode_many = f("xk_encode_records")
         version = f("xk_abi_version")()
         if version != ABI_VERSION:
             raise XetKernelError(
@@ -346,6 +347,76 @@ class WasmKernels:
             if size < 0:
                 raise XetKernelError(f"record encoder failed with code {size}")
             return self._inst.read(base + dst_off, size)
+
+    def encode_records(
+        self,
+        chunks: Sequence[Buffer],
+        schemes: Buffer,
+        out: bytearray,
+        crc: int | None = None,
+    ) -> int | None:
+        views = [_bytes_view(c) for c in chunks]
+        marks = memoryview(schemes).cast("B")
+        if len(marks) != len(views):
+            raise ValueError(f"{len(views)} chunks but {len(marks)} schemes")
+        lens = array("I", [len(v) for v in views])
+        if lens and max(lens) > _RECORD_SCRATCH:
+            raise ValueError(f"a chunk is at most {_RECORD_SCRATCH} bytes, got {max(lens)}")
+        if marks and max(marks) > 2:
+            raise ValueError(f"unknown compression scheme {max(marks)}")
+        ends = list(accumulate(lens))
+        with self._lock:
+            first = pos = 0
+            while first < len(views):
+                # calls of about PIECE bytes of chunks (at least one chunk)
+                last = max(first + 1, bisect_right(ends, pos + PIECE, first))
+                end = ends[last - 1]
+                crc = self._encode_call(
+                    views[first:last], lens[first:last], marks[first:last], end - pos, out, crc
+                )
+                first, pos = last, end
+        return crc
+
+    def _encode_call(
+        self,
+        views: list[memoryview],
+        lens: array,
+        marks: memoryview,
+        total: int,
+        out: bytearray,
+        crc: int | None,
+    ) -> int | None:
+        """One ``xk_encode_records`` call: the chunks copied in back to back, the records
+        appended to ``out`` in one read."""
+        count = len(views)
+        lens_off = 16  # the CRC at base
+        marks_off = lens_off + 4 * count  # written together with the lengths
+        scratch_off = _align(marks_off + count)
+        src_off = scratch_off + _RECORD_SCRATCH
+        dst_off = _align(src_off + total)
+        bound = total + sum(n // 255 for n in lens) + 64 * count  # >= sum of xk_record_bound
+        base = self._reserve(dst_off + bound)
+        inst = self._inst
+        inst.write(base + lens_off, lens.tobytes() + bytes(marks))
+        pos = base + src_off
+        for view in views:
+            inst.write(pos, view)
+            pos += len(view)
+        if crc is not None:
+            inst.write(base, struct.pack("<Q", crc & _U64))
+        size = self._encode_many(
+            base + src_off,
+            count,
+            base + lens_off,
+            base + marks_off,
+            base + dst_off,
+            base + scratch_off,
+            base if crc is not None else 0,
+        )
+        if size < 0:
+            raise XetKernelError(f"record encoder failed with code {size}")
+        out += inst.read(base + dst_off, size)
+        return struct.unpack("<Q", inst.read(base, 8))[0] if crc is not None else None
 
     def decode_records(
         self,

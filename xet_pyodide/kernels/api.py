@@ -88,6 +88,19 @@ class Kernels(Protocol):
         smaller than the chunk."""
         ...
 
+    def encode_records(
+        self,
+        chunks: Sequence[Buffer],
+        schemes: Buffer,
+        out: bytearray,
+        crc: int | None = None,
+    ) -> int | None:
+        """Append to ``out`` the records of consecutive chunks, ``schemes[k]`` (one byte per
+        chunk) for ``chunks[k]``: exactly the bytes of one :meth:`encode_record` per chunk,
+        in one kernel call per few MiB (upload packing). With ``crc`` (a CRC-64/NVME so far,
+        0 to start), returns it continued over the appended records; else None."""
+        ...
+
     def decode_records(
         self,
         data: Buffer,

@@ -78,6 +78,21 @@ class ReferenceKernels:
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
         return encode_record_python(data, scheme, self.blocks)
 
+    def encode_records(
+        self,
+        chunks: Sequence[Buffer],
+        schemes: Buffer,
+        out: bytearray,
+        crc: int | None = None,
+    ) -> int | None:
+        marks = bytes(memoryview(schemes).cast("B"))
+        if len(marks) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(marks)} schemes")
+        start = len(out)
+        records = [self.encode_record(c, s) for c, s in zip(chunks, marks, strict=True)]
+        out += b"".join(records)
+        return None if crc is None else self.crc64_nvme(out[start:], crc)
+
     def decode_records(
         self,
         data: Buffer,

@@ -30,6 +30,7 @@ from ..core.xorb import (
     MAX_XORB_CHUNKS,
     RECORD_HEADER_LEN,
     encode_chunk,
+    encode_chunks,
 )
 from ..io.transport import DetachedBody
 
@@ -89,6 +90,9 @@ class XorbDraft(XorbRef):
     __slots__ = (
         "_scheme",
         "_segment_index",
+        "_staged",
+        "_staged_file",
+        "_staged_schemes",
         "body",
         "file_bytes",
         "hashes",
@@ -115,6 +119,11 @@ class XorbDraft(XorbRef):
         self.registered = False
         self._segment_index = 0
         self._scheme = Scheme.LZ4
+        #: Chunks counted in ``hashes``/``sizes`` but not yet encoded into ``body`` (see
+        #: :meth:`stage`), their schemes (one byte each) and the file they belong to.
+        self._staged: list[Buffer] = []
+        self._staged_schemes = bytearray()
+        self._staged_file = -1
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -138,6 +147,7 @@ class XorbDraft(XorbRef):
 
     def add(self, data: Buffer, hash_raw: bytes) -> int:
         """Compress and append one chunk; returns its index."""
+        self.flush()
         if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
             self._scheme = choose_scheme(data)
         self._segment_index += 1
@@ -147,8 +157,41 @@ class XorbDraft(XorbRef):
         self.worst_case += RECORD_HEADER_LEN + len(data)
         return len(self.sizes) - 1
 
+    def stage(self, data: Buffer, hash_raw: bytes, file_id: int = -1) -> int:
+        """Append one chunk like :meth:`add` (its index, hash and size count at once), but
+        leave the encoding to :meth:`flush`, which packs all staged chunks in one kernel call
+        (the scheme is chosen here, by the same rule, so the body comes out identical).
+        ``data`` must stay unchanged until then."""
+        if self._staged_file != file_id:
+            self.flush()
+            self._staged_file = file_id
+        if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
+            self._scheme = choose_scheme(data)
+        self._segment_index += 1
+        self._staged.append(data)
+        self._staged_schemes.append(self._scheme)
+        self.hashes += hash_raw
+        self.sizes.append(len(data))
+        self.worst_case += RECORD_HEADER_LEN + len(data)
+        return len(self.sizes) - 1
+
+    def flush(self) -> int:
+        """Encode the staged chunks into ``body`` (one kernel call per few MiB); returns the
+        record bytes added (also counted in ``file_bytes``)."""
+        if not self._staged:
+            return 0
+        added = encode_chunks(self._staged, self._staged_schemes, self.body)
+        self._staged = []
+        self._staged_schemes = bytearray()
+        if self._staged_file >= 0:
+            fid = self._staged_file
+            self.file_bytes[fid] = self.file_bytes.get(fid, 0) + added
+        return added
+
     def absorb(self, other: XorbDraft) -> None:
         """Append ``other``'s chunks; locations in ``other`` now resolve into ``self``."""
+        self.flush()
+        other.flush()
         other.merged_into = self
         other.merge_offset = len(self.sizes)
         self.body += other.body
@@ -164,6 +207,7 @@ class XorbDraft(XorbRef):
     def seal(self) -> SealedXorb:
         """Finish the xorb: compute its hash, hand over the body. The draft keeps only the
         chunk hashes (for extending matches) and its final hash."""
+        self.flush()
         hashes = hashes_from_digests(self.hashes)
         self.hash = xorb_hash(list(zip(hashes, self.sizes, strict=True)))
         sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes), self.file_bytes)
@@ -194,6 +238,7 @@ class Packer:
         self.drafts: list[XorbDraft] = []  # every draft created by this packer
         self.shared: XorbDraft | None = None
         self.sealed: list[SealedXorb] = []
+        self._staged_bytes = 0  # record bytes of staged chunks encoded by a seal in stage()
 
     def add(self, file_id: int, data: Buffer, hash_raw: bytes) -> tuple[XorbDraft, int, int]:
         """Pack a new chunk of file ``file_id``; returns (draft, index, record length)."""
@@ -203,14 +248,43 @@ class Packer:
                 self._seal(draft)
             draft = self._file_drafts[file_id] = XorbDraft(self._max_xorb_bytes)
             self.drafts.append(draft)
+        draft.flush()
         before = len(draft.body)
         index = draft.add(data, hash_raw)
         record_len = len(draft.body) - before
         draft.file_bytes[file_id] = draft.file_bytes.get(file_id, 0) + record_len
         return draft, index, record_len
 
+    def stage(self, file_id: int, data: Buffer, hash_raw: bytes) -> tuple[XorbDraft, int]:
+        """Like :meth:`add` without encoding yet: the chunk's location is final (its draft
+        and index), its record is written by the next :meth:`flush` (or whatever seals or
+        measures the draft), with the other chunks staged since, in one kernel call.
+        ``data`` must stay unchanged until then."""
+        draft = self._file_drafts.get(file_id)
+        if draft is None or not draft.can_add(len(data)):
+            if draft is not None:
+                self._staged_bytes += draft.flush()
+                self._seal(draft)
+            draft = self._file_drafts[file_id] = XorbDraft(self._max_xorb_bytes)
+            self.drafts.append(draft)
+        return draft, draft.stage(data, hash_raw, file_id)
+
+    def flush_file(self, file_id: int) -> int:
+        """Encode the chunks ``file_id`` staged; returns their record bytes (those of a draft
+        sealed on the way included)."""
+        draft = self._file_drafts.get(file_id)
+        packed = self._staged_bytes + (draft.flush() if draft is not None else 0)
+        self._staged_bytes = 0
+        return packed
+
+    def flush(self) -> None:
+        """Encode every staged chunk (see :meth:`stage`)."""
+        for draft in self._file_drafts.values():
+            draft.flush()
+
     def open_bytes(self) -> int:
         """Serialized bytes held by unsealed drafts."""
+        self.flush()
         drafts = list(self._file_drafts.values()) + ([self.shared] if self.shared else [])
         return sum(len(d.body) for d in drafts)
 
@@ -219,6 +293,7 @@ class Packer:
         tail = self._file_drafts.pop(file_id, None)
         if tail is None or not len(tail):
             return
+        tail.flush()
         shared = self.shared
         if shared is None:
             self.shared = tail
@@ -232,6 +307,7 @@ class Packer:
 
     def seal_largest(self) -> bool:
         """Seal the biggest unsealed draft (to free memory by uploading it). False if none."""
+        self.flush()
         candidates = [(len(d.body), fid) for fid, d in self._file_drafts.items() if len(d)]
         if self.shared is not None and len(self.shared):
             candidates.append((len(self.shared.body), -1))

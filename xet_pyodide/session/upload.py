@@ -55,6 +55,7 @@ class UploadContext(Protocol):
 
     def file_finished(self, upload: FileUpload) -> None: ...
 
+
 #: Writes smaller than this are gathered into one block before processing.
 SMALL_WRITE = 1 << 20
 
@@ -258,6 +259,7 @@ class FileUpload:
         global_index = pipeline.global_index
         protected = global_index.protect(b"".join(hashes)) if global_index else None
         metrics = pipeline.metrics
+        file_id, stage = self.file_id, pipeline.packer.stage
         for i, (chunk, raw) in enumerate(zip(data, hashes, strict=True)):
             size = len(chunk)
             location, source = self._continue_match(raw, protected, i)
@@ -274,10 +276,7 @@ class FileUpload:
                 location = global_index.lookup(protected, i)
                 source = "global"
             if location is None:
-                draft, index, record_len = pipeline.packer.add(self.file_id, chunk, raw)
-                self._progress.bytes_packed += record_len
-                location = (draft, index)
-                pipeline.budget.take(record_len)
+                location = stage(file_id, chunk, raw)
                 metrics.new_bytes += size
                 metrics.new_chunks += 1
             elif source == "global":
@@ -293,6 +292,10 @@ class FileUpload:
             pipeline.budget.release(size)
             self._placed += size
             self._append_term(location, size)
+        # the new chunks' records, in one kernel call per few MiB (Packer.stage)
+        packed = pipeline.packer.flush_file(file_id)
+        self._progress.bytes_packed += packed
+        pipeline.budget.take(packed)
 
     def _continue_match(self, raw: bytes, protected: object, i: int) -> tuple[Location | None, str]:
         """If the previous chunk was found in a xorb and our chunk is that xorb's next one,
