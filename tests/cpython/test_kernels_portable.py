@@ -158,6 +158,10 @@ def test_encode_records_equals_one_record_per_chunk(rt):
     assert call(rt, "records_batch_vs_single", 21, 40) == []
 
 
+def test_popcount_histograms_agree_with_reference(rt):
+    assert call(rt, "popcount_vs_reference", 23) == []
+
+
 @pytest.mark.parametrize("max_xorb_bytes", [1 << 20, 64 << 20])
 def test_batched_packing_gives_identical_xorbs(rt, max_xorb_bytes):
     # Packer.stage + flush_file (the upload path) against Packer.add, drafts sealed

@@ -284,10 +284,27 @@ async def records_batch_vs_single(seed: int, count: int) -> list[str]:
     return problems
 
 
+async def popcount_vs_reference(seed: int) -> list[str]:
+    """``popcount_histograms`` (the BG4 predictor's statistic) against the reference
+    backend's bytes.translate/count, every length mod 4, float-like and other data."""
+    from xet_pyodide.kernels.reference import ReferenceKernels
+
+    k = await _kernels()
+    ref = ReferenceKernels()
+    problems: list[str] = []
+    for i, n in enumerate([0, 1, 2, 3, 4, 5, 6, 7, 8, 4099, 65_536, 131_071, 131_072]):
+        for data in (_float_bytes(seed + i, n), make_bytes(seed + i, n, "runs")):
+            if k.popcount_histograms(memoryview(data)) != ref.popcount_histograms(data):
+                problems.append(f"{n} bytes: histograms differ")
+    return problems
+
+
 async def packer_batched_vs_per_chunk(seed: int, count: int, max_xorb_bytes: int) -> list[str]:
     """``Packer.stage`` + ``flush_file`` (the upload's batched path) against ``Packer.add``
     (one record per call) on the same chunks of three interleaved files: the same xorbs
-    (bodies, hashes, per-file byte counts), the same locations, the same record bytes."""
+    (bodies, hashes, per-file byte counts, CRC-64 kept while packing), the same locations,
+    the same record bytes."""
+    from xet_pyodide.core.crc import crc64_nvme
     from xet_pyodide.core.hashes import chunk_hash
     from xet_pyodide.session.packing import Packer
 
@@ -303,8 +320,8 @@ async def packer_batched_vs_per_chunk(seed: int, count: int, max_xorb_bytes: int
     problems: list[str] = []
 
     one, many = [], []
-    per_chunk = Packer(one.append, max_xorb_bytes=max_xorb_bytes)
-    batched = Packer(many.append, max_xorb_bytes=max_xorb_bytes)
+    per_chunk = Packer(one.append, max_xorb_bytes=max_xorb_bytes, checksum=True)
+    batched = Packer(many.append, max_xorb_bytes=max_xorb_bytes, checksum=True)
     added = staged = 0
     locations_a, locations_b = [], []
     start = 0
@@ -336,6 +353,8 @@ async def packer_batched_vs_per_chunk(seed: int, count: int, max_xorb_bytes: int
             problems.append(f"xorb {n}: bodies differ")
         if a.hash != b.hash or a.file_bytes != b.file_bytes or a.chunk_sizes != b.chunk_sizes:
             problems.append(f"xorb {n}: hash, file bytes or sizes differ")
+        if not a.crc64 == b.crc64 == crc64_nvme(bytes(b.body)):
+            problems.append(f"xorb {n}: CRC-64 {a.crc64} / {b.crc64} is not the body's")
     if not one:
         problems.append("no xorb")
     schemes = set()

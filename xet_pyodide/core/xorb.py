@@ -63,13 +63,15 @@ def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
     return get_kernels().encode_record(data, scheme)
 
 
-def encode_chunks(chunks: Sequence[Buffer], schemes: Buffer, out: bytearray) -> int:
+def encode_chunks(
+    chunks: Sequence[Buffer], schemes: Buffer, out: bytearray, crc: int | None = None
+) -> int | None:
     """Append the records of consecutive chunks to ``out`` (``schemes``: one byte per chunk),
     the same bytes as :func:`encode_chunk` on each, in one kernel call per few MiB
-    (:meth:`~xet_pyodide.kernels.api.Kernels.encode_records`); returns the bytes appended."""
-    before = len(out)
-    get_kernels().encode_records(chunks, schemes, out)
-    return len(out) - before
+    (:meth:`~xet_pyodide.kernels.api.Kernels.encode_records`). With ``crc`` (the CRC-64/NVME
+    of what ``out`` held, 0 to start), returns it continued over the records, computed in the
+    same pass; else None."""
+    return get_kernels().encode_records(chunks, schemes, out, crc)
 
 
 def decode_record(record: ChunkRecord) -> bytes:

@@ -58,6 +58,25 @@ _COPY_AND_CALL_JS = """
 }
 """
 
+# (memory, list of buffer proxies' owner, dst): see JsInstance.write_many.
+_WRITE_MANY_JS = """
+(memory, views, dst) => {
+  const heap = new Uint8Array(memory.buffer);
+  const n = views.length;
+  for (let i = 0; i < n; i++) {
+    const view = views.get(i);
+    const buffer = view.getBuffer("u8");
+    try {
+      heap.set(buffer.data, dst);
+      dst += buffer.data.length;
+    } finally {
+      buffer.release();
+      view.destroy();
+    }
+  }
+}
+"""
+
 
 class JsInstance:
     """:class:`~xet_pyodide.kernels._instance.Instance` over a ``WebAssembly.Instance``."""
@@ -72,6 +91,7 @@ class JsInstance:
         # much as calling it (Chromium: 3.1 µs per call uncached, 1.5 µs cached).
         self._subarray = self._heap.subarray
         self._copy_and_call = run_js(_COPY_AND_CALL_JS)
+        self._write_many = run_js(_WRITE_MANY_JS)
 
     def func(self, name: str) -> Callable[..., int]:
         f = getattr(self._exports, name)
@@ -86,6 +106,11 @@ class JsInstance:
         mv = memoryview(data)
         if mv.nbytes:
             self._subarray(ptr, ptr + mv.nbytes).assign(mv)
+
+    def write_many(self, ptr: int, views: list[memoryview]) -> None:
+        # the list reaches JavaScript as a PyProxy that lives for this call only
+        if views:
+            self._write_many(self._memory, views, ptr)
 
     def read(self, ptr: int, n: int) -> bytes:
         if n == 0:

@@ -119,6 +119,7 @@ class WasmKernels:
         self._records = f("xk_decode_records")
         self._encode = f("xk_encode_record")
         self._encode_many = f("xk_encode_records")
+        self._popcount = f("xk_popcount_hist")
         version = f("xk_abi_version")()
         if version != ABI_VERSION:
             raise XetKernelError(
@@ -329,6 +330,18 @@ class WasmKernels:
     def bg4_regroup(self, data: Buffer) -> bytes:
         return self._bg4(self._bg4_r, data)
 
+    def popcount_histograms(self, data: Buffer) -> list[list[int]]:
+        mv = _bytes_view(data)
+        n = len(mv)
+        with self._lock:
+            base = self._reserve(_align(n) + 4 * 36)
+            self._inst.write(base, mv)
+            self._popcount(base, n, base + _align(n))
+            counts = array("I")
+            counts.frombytes(self._inst.read(base + _align(n), 4 * 36))
+        flat = counts.tolist()
+        return [flat[9 * k : 9 * k + 9] for k in range(4)]
+
     # ------------------------------------------------------------------ xorb records
 
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
@@ -394,14 +407,11 @@ class WasmKernels:
         scratch_off = _align(marks_off + count)
         src_off = scratch_off + _RECORD_SCRATCH
         dst_off = _align(src_off + total)
-        bound = total + sum(n // 255 for n in lens) + 64 * count  # >= sum of xk_record_bound
+        bound = total + total // 255 + 64 * count  # >= the sum of xk_record_bound(lens[k])
         base = self._reserve(dst_off + bound)
         inst = self._inst
         inst.write(base + lens_off, lens.tobytes() + bytes(marks))
-        pos = base + src_off
-        for view in views:
-            inst.write(pos, view)
-            pos += len(view)
+        inst.write_many(base + src_off, views)
         if crc is not None:
             inst.write(base, struct.pack("<Q", crc & _U64))
         size = self._encode_many(

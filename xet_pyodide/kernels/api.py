@@ -81,6 +81,11 @@ class Kernels(Protocol):
         """Inverse of :meth:`bg4_split`."""
         ...
 
+    def popcount_histograms(self, data: Buffer) -> list[list[int]]:
+        """For each byte position modulo 4, the histogram of popcount(byte) (9 bins): the
+        statistic of hf_xet's BG4 predictor (``core.compression.bg4_recommended``)."""
+        ...
+
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
         """The xorb chunk record (8-byte header + payload) of one chunk (≤ 128 KiB) under
         ``scheme`` (0 raw, 1 LZ4, 2 byte-grouped LZ4), as hf_xet writes it: one LZ4 frame
