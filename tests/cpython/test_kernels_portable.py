@@ -154,7 +154,7 @@ def test_encode_record_agrees_with_python(rt):
 
 def test_encode_records_equals_one_record_per_chunk(rt):
     # mixed chunks (random, text, runs, zeros, float-like), sizes 1 .. 128 KiB, a run
-    # longer than one call's 8 MiB piece, with and without the fused CRC
+    # of many 512 KiB pieces (one kernel call each), with and without the fused CRC
     assert call(rt, "records_batch_vs_single", 21, 40) == []
 
 

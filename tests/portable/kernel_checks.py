@@ -244,15 +244,15 @@ def _mixed_chunks(seed: int, count: int) -> list[bytes]:
 
 async def records_batch_vs_single(seed: int, count: int) -> list[str]:
     """``encode_records`` (one kernel call per run) against one ``encode_record`` per chunk:
-    the same bytes, whatever the schemes, with and without the CRC, for runs longer than
-    one call's piece (8 MiB) too."""
+    the same bytes, whatever the schemes, with and without the CRC, for runs of many of one
+    call's pieces (``ENCODE_PIECE``, 512 KiB of chunks) too."""
     from xet_pyodide.core.crc import crc64_nvme
 
     k = await _kernels()
     rnd = random.Random(seed)
     problems: list[str] = []
     chunks = _mixed_chunks(seed, count)
-    # a run of 80 chunks of 128 KiB crosses the 8 MiB piece of one call
+    # a run of 80 chunks of 128 KiB: 20 kernel calls, the CRC carried from one to the next
     chunks += [_float_bytes(seed + 1000 + i, 131_072) for i in range(80)]
     schemes = bytes(rnd.choice([0, 1, 2]) for _ in chunks)
     want = b"".join(k.encode_record(c, s) for c, s in zip(chunks, schemes, strict=True))
@@ -427,3 +427,4 @@ async def memory_after(calls: int) -> list[int]:
         k.bg4_regroup(k.bg4_split(data))
         k.crc64_nvme(data)
     return [first, k.memory_size()]
+
