@@ -37,8 +37,7 @@ class Instance(Protocol):
         ...
 
     def write_many(self, ptr: int, views: list[memoryview]) -> None:
-        """Copy 1-D byte buffers back to back to linear memory from ``ptr`` (Pyodide: one
-        Python→JS crossing for them all)."""
+        """Copy 1-D byte buffers back to back to linear memory from ``ptr``."""
         ...
 
     def read(self, ptr: int, n: int) -> bytes:
