@@ -67,7 +67,7 @@ def encode_chunks(
     chunks: Sequence[Buffer], schemes: Buffer, out: bytearray, crc: int | None = None
 ) -> int | None:
     """Append the records of consecutive chunks to ``out`` (``schemes``: one byte per chunk),
-    the same bytes as :func:`encode_chunk` on each, in one kernel call per few MiB
+    the same bytes as :func:`encode_chunk` on each, one kernel call per ~512 KiB of chunks
     (:meth:`~xet_pyodide.kernels.api.Kernels.encode_records`). With ``crc`` (the CRC-64/NVME
     of what ``out`` held, 0 to start), returns it continued over the records, computed in the
     same pass; else None."""

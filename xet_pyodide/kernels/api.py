@@ -102,8 +102,9 @@ class Kernels(Protocol):
     ) -> int | None:
         """Append to ``out`` the records of consecutive chunks, ``schemes[k]`` (one byte per
         chunk) for ``chunks[k]``: exactly the bytes of one :meth:`encode_record` per chunk,
-        in one kernel call per few MiB (upload packing). With ``crc`` (a CRC-64/NVME so far,
-        0 to start), returns it continued over the appended records; else None."""
+        in one kernel call per ~512 KiB of chunks (upload packing). With ``crc`` (a
+        CRC-64/NVME so far, 0 to start), returns it continued over the appended records;
+        else None."""
         ...
 
     def decode_records(

@@ -192,8 +192,8 @@ class XorbDraft(XorbRef):
         return len(self.sizes) - 1
 
     def flush(self) -> int:
-        """Encode the staged chunks into ``body`` (one kernel call per few MiB); returns the
-        record bytes added (also counted in ``file_bytes``)."""
+        """Encode the staged chunks into ``body`` (one kernel call per ~512 KiB of chunks);
+        returns the record bytes added (also counted in ``file_bytes``)."""
         if not self._staged:
             return 0
         before = len(self.body)

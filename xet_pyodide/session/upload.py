@@ -298,7 +298,7 @@ class FileUpload:
             pipeline.budget.release(size)
             self._placed += size
             self._append_term(location, size)
-        # the new chunks' records, in one kernel call per few MiB (Packer.stage)
+        # the new chunks' records, one kernel call per ~512 KiB of chunks (Packer.stage)
         packed = pipeline.packer.flush_file(file_id)
         self._progress.bytes_packed += packed
         pipeline.budget.take(packed)
