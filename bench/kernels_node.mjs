@@ -34,6 +34,6 @@ json.dumps(await kernels_payload.run(**json.loads(bench_config)))
 `);
 const parsed = JSON.parse(result);
 const wasm = pyodide.runPython(
-  "from xet_pyodide.kernels._wasm import read_wasm_bytes; read_wasm_bytes()").toJs();
+  "from xet_pyodide.kernels._instance import read_wasm_bytes; read_wasm_bytes()").toJs();
 parsed.kernel_only_gbps = await kernelOnly(wasm, parsed.size_mib, parsed.repeat ?? 3);
 process.stdout.write(JSON.stringify(parsed) + "\n");

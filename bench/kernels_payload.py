@@ -64,10 +64,54 @@ def _best(fn: Callable[[], Any], nbytes: int, repeat: int) -> float:
     return nbytes / best / 1e9
 
 
+def _packers(n: int) -> tuple[Callable[[], None], Callable[[], None], int]:
+    """The upload's packing of ``n`` bytes of chunks (8-128 KiB; half random, half float-like:
+    every fourth byte the same, BG4 wins) two ways, for :func:`run`."""
+    from xet_pyodide.core.crc import crc64_nvme
+    from xet_pyodide.session.packing import Packer
+
+    rnd = random.Random(3)
+    half = n // 2
+    data = bytearray(rnd.randbytes(n))
+    data[half + 3 :: 4] = bytes([0x3F]) * len(range(half + 3, n, 4))
+    view = memoryview(data)
+    chunks, pos = [], 0
+    while pos < n:
+        size = min(rnd.randrange(8 << 10, (128 << 10) + 1), n - pos)
+        chunks.append(view[pos : pos + size])
+        pos += size
+    hashes = [rnd.randbytes(32) for _ in chunks]
+
+    def per_chunk() -> None:
+        sealed: list = []
+        packer = Packer(sealed.append)
+        for c, h in zip(chunks, hashes, strict=True):
+            packer.add(0, c, h)
+        packer.seal_all()
+        for x in sealed:
+            crc64_nvme(x.body)
+
+    def staged() -> None:
+        sealed: list = []
+        packer = Packer(sealed.append, checksum=True)
+        run = 0
+        for c, h in zip(chunks, hashes, strict=True):
+            packer.stage(0, c, h)
+            run += len(c)
+            if run >= 8 << 20:  # the upload flushes once per 8 MiB committed
+                packer.flush_file(0)
+                run = 0
+        packer.flush_file(0)
+        packer.seal_all()
+
+    return per_chunk, staged, n
+
+
 async def run(
     size_mib: int = 64, chunk_kib: int = 64, repeat: int = 5, settle_s: float = 0.0
 ) -> dict[str, Any]:
     from xet_pyodide import kernels
+    from xet_pyodide.kernels.reference import ReferenceKernels
     from xet_pyodide.kernels.sha256 import KernelSha256
 
     k = await kernels.load_kernels()
@@ -93,6 +137,9 @@ async def run(
         for c in chunks:
             k.bg4_split(c)
 
+    pack_add, pack_staged, pack_bytes = _packers(n)
+    hist, py_hist = k.popcount_histograms, ReferenceKernels().popcount_histograms
+
     await asyncio.sleep(settle_s)
     results = {
         "gear_scan": _best(lambda: k.gear_scan(data), n, repeat),
@@ -102,6 +149,13 @@ async def run(
         "bg4_split": _best(bg4, len(small), repeat),
         "crc64": _best(lambda: k.crc64_nvme(data), n, repeat),
         "sha256": _best(lambda: KernelSha256(k, data).digest(), n, repeat),
+        # the BG4 predictor's statistic: kernel, and Python's translate/count (before)
+        "popcount_hist": _best(lambda: list(map(hist, chunks)), len(small), repeat),
+        "popcount_hist_python": _best(lambda: list(map(py_hist, chunks)), len(small), repeat),
+        # xorb packing of half random, half float-like data: one record per call and a CRC
+        # pass over each sealed body (before), or staged and packed per run with the CRC kept
+        "pack_per_chunk": _best(pack_add, pack_bytes, repeat),
+        "pack_staged": _best(pack_staged, pack_bytes, repeat),
     }
     return {
         "backend": k.name,

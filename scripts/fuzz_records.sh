@@ -33,7 +33,8 @@ mkdir -p "$WORK/found"
 exec 9>"$WORK/lock"  # one run per checkout at a time (shared binary and work directories)
 flock 9
 
-sources=(tests/fuzz/records_fuzz.c "$SRC"/records.c "$SRC"/lz4.c "$SRC"/xxh32.c "$SRC"/bg4.c "$SRC"/blake3.c)
+sources=(tests/fuzz/records_fuzz.c "$SRC"/records.c "$SRC"/lz4.c "$SRC"/xxh32.c "$SRC"/bg4.c "$SRC"/blake3.c
+    "$SRC"/crc64.c)
 if [ ! -x "$BIN" ] || [ -n "$(find "${sources[@]}" "$SRC"/*.h "$0" -newer "$BIN" 2>/dev/null)" ]; then
     clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$SRC" \
         "${sources[@]}" -o "$BIN.tmp"

@@ -84,6 +84,13 @@ async def test_grant_flow_happy_path() -> None:
     assert commit_req.header("authorization") == "Bearer tok"
 
 
+async def test_grant_request_sends_a_known_crc_as_given() -> None:
+    # the packer's CRC-64 (computed while packing) goes out as is: no second pass here
+    cas, transport = make(GrantServer())
+    await cas.upload_xorb(H, BODY, 12345)
+    assert json.loads(transport.requests[0].body)["checksum"]["value"] == "12345"
+
+
 async def test_grant_200_means_already_stored() -> None:
     cas, transport = make(GrantServer(grant=200))
     result = await cas.upload_xorb(H, BODY)

@@ -13,6 +13,7 @@ from typing import Any
 
 import blake3
 import lz4.block
+import pytest
 import xxhash
 from pytest_pyodide import run_in_pyodide
 
@@ -149,6 +150,23 @@ def test_decode_records_agrees_with_reference(rt):
 
 def test_encode_record_agrees_with_python(rt):
     assert call(rt, "records_encode_vs_python", 12, 16) == []
+
+
+def test_encode_records_equals_one_record_per_chunk(rt):
+    # mixed chunks (random, text, runs, zeros, float-like), sizes 1 .. 128 KiB, a run
+    # of many 512 KiB pieces (one kernel call each), with and without the fused CRC
+    assert call(rt, "records_batch_vs_single", 21, 40) == []
+
+
+def test_popcount_histograms_agree_with_reference(rt):
+    assert call(rt, "popcount_vs_reference", 23) == []
+
+
+@pytest.mark.parametrize("max_xorb_bytes", [1 << 20, 64 << 20])
+def test_batched_packing_gives_identical_xorbs(rt, max_xorb_bytes):
+    # Packer.stage + flush_file (the upload path) against Packer.add, drafts sealed
+    # mid-run (1 MiB xorbs) or not, files interleaved, one file's tail merged
+    assert call(rt, "packer_batched_vs_per_chunk", 22, 60, max_xorb_bytes) == []
 
 
 def test_checksums(rt):

@@ -11,7 +11,13 @@ from xet_pyodide.core.hashes import MerkleHash, chunk_hash, xorb_hash
 from xet_pyodide.core.shard import parse_shard
 from xet_pyodide.core.shard_model import FileEntry, FileTerm, XorbEntry
 from xet_pyodide.core.xorb import MAX_XORB_BYTES, MAX_XORB_CHUNKS, decode_xorb
-from xet_pyodide.session.dedup import DedupQueries, FileQueries, GlobalDedupIndex
+from xet_pyodide.session.dedup import (
+    DedupQueries,
+    FileQueries,
+    GlobalDedupIndex,
+    eligible_positions,
+    is_query_eligible,
+)
 from xet_pyodide.session.packing import Packer, SealedXorb, XorbDraft, resolve
 from xet_pyodide.session.shards import PendingTerm, build_shards, resolve_terms
 
@@ -124,6 +130,24 @@ def _hash_with_word3(mod1024_zero: bool, salt: int) -> bytes:
     """A chunk hash whose word 3 is (or is not) a multiple of 1024."""
     word3 = 1024 * (salt + 1) + (0 if mod1024_zero else 1)
     return random.Random(salt).randbytes(24) + word3.to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("first_index", [0, 1, 4097])
+def test_eligible_positions_scan_equals_the_per_chunk_rule(first_index: int) -> None:
+    rnd = random.Random(first_index)
+    hashes = []
+    for i in range(600):
+        raw = bytearray(rnd.randbytes(32))
+        if i % 7 == 0:
+            raw[24] = 0  # low byte zero: eligible only if word 3 % 1024 == 0 too
+        if i % 21 == 0:
+            raw[25] &= 0xFC  # now word 3 % 1024 == 0
+        hashes.append(bytes(raw))
+    hashes[5] = _hash_with_word3(True, 3)
+    want = [k for k, h in enumerate(hashes) if is_query_eligible(h, first_index + k)]
+    assert eligible_positions(b"".join(hashes), first_index) == want
+    assert 5 in want and len(want) > 20
+    assert eligible_positions(b"", 0) == []
 
 
 async def test_query_policy_first_chunk_eligible_and_spacing() -> None:

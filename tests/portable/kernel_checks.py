@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import struct
 from typing import Any
 
 _WORDS = [b"the ", b"xet ", b"chunk ", b"hash ", b"0123 ", b"\n", b"pyodide ", b"lz4 ", b"\x00\x01"]
@@ -222,6 +223,152 @@ async def records_encode_vs_python(seed: int, count: int) -> list[str]:
     return problems
 
 
+def _float_bytes(seed: int, n: int) -> bytes:
+    """float32 noise (BG4-friendly: the exponent bytes repeat), cut to ``n`` bytes."""
+    rnd = random.Random(seed)
+    floats = struct.pack(f"<{n // 4 + 1}f", *(rnd.gauss(0, 1) for _ in range(n // 4 + 1)))
+    return floats[:n]
+
+
+def _mixed_chunks(seed: int, count: int) -> list[bytes]:
+    """Chunks of every kind the packer meets, sizes at the limits included."""
+    rnd = random.Random(seed)
+    chunks = []
+    for i in range(count):
+        n = rnd.choice([1, 13, 8192, 65_536, 65_537, 131_072, rnd.randrange(1, 131_073)])
+        kind = rnd.choice(["random", "text", "runs", "zeros", "floats", "floats"])
+        data = _float_bytes(seed + i, n) if kind == "floats" else make_bytes(seed + i, n, kind)
+        chunks.append(data)
+    return chunks
+
+
+async def records_batch_vs_single(seed: int, count: int) -> list[str]:
+    """``encode_records`` (one kernel call per run) against one ``encode_record`` per chunk:
+    the same bytes, whatever the schemes, with and without the CRC, for runs of many of one
+    call's pieces (``ENCODE_PIECE``, 512 KiB of chunks) too."""
+    from xet_pyodide.core.crc import crc64_nvme
+
+    k = await _kernels()
+    rnd = random.Random(seed)
+    problems: list[str] = []
+    chunks = _mixed_chunks(seed, count)
+    # a run of 80 chunks of 128 KiB: 20 kernel calls, the CRC carried from one to the next
+    chunks += [_float_bytes(seed + 1000 + i, 131_072) for i in range(80)]
+    schemes = bytes(rnd.choice([0, 1, 2]) for _ in chunks)
+    want = b"".join(k.encode_record(c, s) for c, s in zip(chunks, schemes, strict=True))
+    for start, stop in ((0, len(chunks)), (0, 1), (3, 9), (count, len(chunks))):
+        expect = b"".join(
+            k.encode_record(c, s)
+            for c, s in zip(chunks[start:stop], schemes[start:stop], strict=True)
+        )
+        out = bytearray(b"head")
+        if (
+            k.encode_records([memoryview(c) for c in chunks[start:stop]], schemes[start:stop], out)
+            is not None
+        ):
+            problems.append(f"{start}:{stop}: a CRC without asking")
+        if bytes(out) != b"head" + expect:
+            problems.append(f"{start}:{stop}: records differ")
+        out = bytearray()
+        crc = k.encode_records(chunks[start:stop], schemes[start:stop], out, crc64_nvme(b"head"))
+        if bytes(out) != expect or crc != crc64_nvme(b"head" + expect):
+            problems.append(f"{start}:{stop}: records or CRC differ with a CRC")
+    if not want:
+        problems.append("nothing encoded")
+    for bad_chunks, bad_schemes in (([b"x"], b"\x03"), ([bytes(131_073)], b"\x01"), ([b"x"], b"")):
+        try:
+            k.encode_records(bad_chunks, bad_schemes, bytearray())
+            problems.append(f"accepted {len(bad_chunks[0])} bytes, schemes {bad_schemes!r}")
+        except ValueError:
+            pass
+    return problems
+
+
+async def popcount_vs_reference(seed: int) -> list[str]:
+    """``popcount_histograms`` (the BG4 predictor's statistic) against the reference
+    backend's bytes.translate/count, every length mod 4, float-like and other data."""
+    from xet_pyodide.kernels.reference import ReferenceKernels
+
+    k = await _kernels()
+    ref = ReferenceKernels()
+    problems: list[str] = []
+    for i, n in enumerate([0, 1, 2, 3, 4, 5, 6, 7, 8, 4099, 65_536, 131_071, 131_072]):
+        for data in (_float_bytes(seed + i, n), make_bytes(seed + i, n, "runs")):
+            if k.popcount_histograms(memoryview(data)) != ref.popcount_histograms(data):
+                problems.append(f"{n} bytes: histograms differ")
+    return problems
+
+
+async def packer_batched_vs_per_chunk(seed: int, count: int, max_xorb_bytes: int) -> list[str]:
+    """``Packer.stage`` + ``flush_file`` (the upload's batched path) against ``Packer.add``
+    (one record per call) on the same chunks of three interleaved files: the same xorbs
+    (bodies, hashes, per-file byte counts, CRC-64 kept while packing), the same locations,
+    the same record bytes."""
+    from xet_pyodide.core.crc import crc64_nvme
+    from xet_pyodide.core.hashes import chunk_hash
+    from xet_pyodide.session.packing import Packer
+
+    await _kernels()
+    rnd = random.Random(seed)
+    chunks = _mixed_chunks(seed, count)
+    # a long float run then random: the scheme is re-chosen every 32 chunks of a draft
+    chunks += [_float_bytes(seed + 2000 + i, 4096) for i in range(70)]
+    chunks += [make_bytes(seed + 3000 + i, 2048) for i in range(40)]
+    hashes = [chunk_hash(c).raw for c in chunks]
+    files = [rnd.randrange(3) for _ in chunks]
+    cuts = sorted(rnd.sample(range(1, len(chunks)), 12))  # where a _place call ends
+    problems: list[str] = []
+
+    one, many = [], []
+    per_chunk = Packer(one.append, max_xorb_bytes=max_xorb_bytes, checksum=True)
+    batched = Packer(many.append, max_xorb_bytes=max_xorb_bytes, checksum=True)
+    added = staged = 0
+    locations_a, locations_b = [], []
+    start = 0
+    for stop in [*cuts, len(chunks)]:
+        touched = set()
+        for i in range(start, stop):
+            draft, index, record_len = per_chunk.add(files[i], chunks[i], hashes[i])
+            locations_a.append((per_chunk.drafts.index(draft), index))
+            added += record_len
+            draft_b, index_b = batched.stage(files[i], memoryview(chunks[i]), hashes[i])
+            locations_b.append((batched.drafts.index(draft_b), index_b))
+            touched.add(files[i])
+        for fid in sorted(touched):
+            staged += batched.flush_file(fid)
+        start = stop
+        if stop == cuts[5]:
+            per_chunk.finish_file(0)
+            batched.finish_file(0)
+    for packer in (per_chunk, batched):
+        packer.seal_all()
+    if locations_a != locations_b:
+        problems.append("locations differ")
+    if added != staged:
+        problems.append(f"record bytes {added} != {staged}")
+    if len(one) != len(many):
+        problems.append(f"{len(one)} xorbs != {len(many)}")
+    for n, (a, b) in enumerate(zip(one, many, strict=False)):
+        if bytes(a.body) != bytes(b.body):
+            problems.append(f"xorb {n}: bodies differ")
+        if a.hash != b.hash or a.file_bytes != b.file_bytes or a.chunk_sizes != b.chunk_sizes:
+            problems.append(f"xorb {n}: hash, file bytes or sizes differ")
+        if not a.crc64 == b.crc64 == crc64_nvme(bytes(b.body)):
+            problems.append(f"xorb {n}: CRC-64 {a.crc64} / {b.crc64} is not the body's")
+    if not one:
+        problems.append("no xorb")
+    schemes = set()
+    for x in one:
+        pos = 0
+        while pos < len(x.body):
+            w0, w1 = struct.unpack_from("<II", x.body, pos)
+            schemes.add(w1 & 0xFF)
+            pos += 8 + (w0 >> 8)
+    if schemes != {0, 1, 2}:
+        problems.append(f"schemes used: {sorted(schemes)} (the data should need all three)")
+    return problems
+
+
 async def checksums(cases: list[list[Any]]) -> list[list[int]]:
     """cases: [seed, kind, n, seed32]. Returns [crc64, crc64 streamed in 3 parts, xxh32]."""
     k = await _kernels()
@@ -280,3 +427,4 @@ async def memory_after(calls: int) -> list[int]:
         k.bg4_regroup(k.bg4_split(data))
         k.crc64_nvme(data)
     return [first, k.memory_size()]
+

@@ -18,18 +18,10 @@ from ..kernels.records import Scheme
 #: hf_xet: BG4 is recommended when the largest per-position KL divergence exceeds this.
 BG4_KL_THRESHOLD = 0.02
 
-_POPCOUNT_TABLE = bytes(bin(i).count("1") for i in range(256))
-_POPCOUNT_BINS = [bytes((k,)) for k in range(9)]
-
-
 def popcount_histograms(data: Buffer) -> list[list[int]]:
-    """For each byte position modulo 4, the histogram of popcount(byte) (9 bins)."""
-    raw = bytes(data)
-    histograms = []
-    for k in range(4):
-        popcounts = raw[k::4].translate(_POPCOUNT_TABLE)
-        histograms.append([popcounts.count(b) for b in _POPCOUNT_BINS])
-    return histograms
+    """For each byte position modulo 4, the histogram of popcount(byte) (9 bins), counted by
+    the kernels (one call)."""
+    return get_kernels().popcount_histograms(data)
 
 
 def bg4_recommended(data: Buffer) -> bool:

@@ -63,6 +63,17 @@ def encode_chunk(data: Buffer, scheme: Scheme = Scheme.LZ4) -> bytes:
     return get_kernels().encode_record(data, scheme)
 
 
+def encode_chunks(
+    chunks: Sequence[Buffer], schemes: Buffer, out: bytearray, crc: int | None = None
+) -> int | None:
+    """Append the records of consecutive chunks to ``out`` (``schemes``: one byte per chunk),
+    the same bytes as :func:`encode_chunk` on each, one kernel call per ~512 KiB of chunks
+    (:meth:`~xet_pyodide.kernels.api.Kernels.encode_records`). With ``crc`` (the CRC-64/NVME
+    of what ``out`` held, 0 to start), returns it continued over the records, computed in the
+    same pass; else None."""
+    return get_kernels().encode_records(chunks, schemes, out, crc)
+
+
 def decode_record(record: ChunkRecord) -> bytes:
     """The uncompressed chunk of a record (length checked against the header)."""
     return decompress_payload(record.scheme, record.payload, record.uncompressed_size)
@@ -383,6 +394,7 @@ __all__ = [
     "decode_record",
     "decode_xorb",
     "encode_chunk",
+    "encode_chunks",
     "iter_records",
     "load_xorb",
     "parse_footer",

@@ -97,23 +97,27 @@ class CasClient:
 
     # ------------------------------------------------------------------ xorbs
 
-    async def detach_body(self, body: Buffer) -> DetachedBody | None:
+    async def detach_body(self, body: Buffer, crc64: int | None = None) -> DetachedBody | None:
         """A copy of a xorb body outside Python memory (with its CRC when upload grants are
         in use), for :meth:`upload_xorb`, when the transport makes one (a browser ``Blob``);
-        otherwise None. Lets the caller free the Python buffer before the upload."""
+        otherwise None. Lets the caller free the Python buffer before the upload. ``crc64``:
+        the body's CRC-64/NVME if already known (the packer's), else computed here."""
         detach = getattr(self.http.transport, "detach", None)
         detached = await detach(body) if detach is not None else None
         if detached is not None and self.use_grants:
             # computed only for a body really detached: otherwise the grant upload does it
-            detached.crc64 = get_kernels().crc64_nvme(body)
+            detached.crc64 = crc64 if crc64 is not None else get_kernels().crc64_nvme(body)
         return detached
 
-    async def upload_xorb(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
+    async def upload_xorb(
+        self, xorb_hash: MerkleHash, body: Body, crc64: int | None = None
+    ) -> XorbUploadResult:
         """Upload a serialized xorb (chunk records, no footer), or a body from
-        :meth:`detach_body`. Idempotent."""
+        :meth:`detach_body`. Idempotent. ``crc64``: the body's CRC-64/NVME if already known
+        (grant uploads send it; computed otherwise)."""
         if self.use_grants:
             try:
-                return await self._upload_with_grant(xorb_hash, body)
+                return await self._upload_with_grant(xorb_hash, body, crc64)
             except _NoGrant:
                 pass
         return await self._upload_legacy(xorb_hash, body)
@@ -126,14 +130,16 @@ class CasClient:
         raise_for_status(resp, what, ok=(200, 201))
         return XorbUploadResult(len(body), "legacy")
 
-    async def _upload_with_grant(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
+    async def _upload_with_grant(
+        self, xorb_hash: MerkleHash, body: Body, crc64: int | None = None
+    ) -> XorbUploadResult:
         hex_hash = xorb_hash.hex()
         if isinstance(body, DetachedBody):
             if body.crc64 is None:  # detached while grants were off: cannot happen
                 raise _NoGrant
             checksum = str(body.crc64)
         else:
-            checksum = str(get_kernels().crc64_nvme(body))
+            checksum = str(crc64 if crc64 is not None else get_kernels().crc64_nvme(body))
         request = json.dumps(
             {"length": len(body), "checksum": {"algo": "crc64nvme", "value": checksum}}
         )

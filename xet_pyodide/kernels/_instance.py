@@ -36,6 +36,10 @@ class Instance(Protocol):
         """Copy ``data`` (a 1-D byte buffer) to linear memory at ``ptr``."""
         ...
 
+    def write_many(self, ptr: int, views: list[memoryview]) -> None:
+        """Copy 1-D byte buffers back to back to linear memory from ``ptr``."""
+        ...
+
     def read(self, ptr: int, n: int) -> bytes:
         """Copy ``n`` bytes of linear memory starting at ``ptr``."""
         ...

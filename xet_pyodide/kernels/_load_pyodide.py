@@ -87,6 +87,17 @@ class JsInstance:
         if mv.nbytes:
             self._subarray(ptr, ptr + mv.nbytes).assign(mv)
 
+    def write_many(self, ptr: int, views: list[memoryview]) -> None:
+        # One subarray().assign() per view. A JavaScript loop over the list (PyProxy get +
+        # getBuffer + destroy per item) cost ~2-3x more on the page: 0.35 s vs 0.13-0.19 s
+        # per 8,444 chunks in bench/browser.py --profile.
+        subarray = self._subarray
+        for view in views:
+            n = len(view)
+            if n:
+                subarray(ptr, ptr + n).assign(view)
+                ptr += n
+
     def read(self, ptr: int, n: int) -> bytes:
         if n == 0:
             return b""

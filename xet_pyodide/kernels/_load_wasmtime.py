@@ -76,6 +76,12 @@ class WasmtimeInstance:
         mv = memoryview(data)
         self._mem()[ptr : ptr + mv.nbytes] = mv
 
+    def write_many(self, ptr: int, views: list[memoryview]) -> None:
+        mem = self._mem()
+        for view in views:
+            mem[ptr : ptr + len(view)] = view
+            ptr += len(view)
+
     def read(self, ptr: int, n: int) -> bytes:
         return bytes(self._mem()[ptr : ptr + n])
 

@@ -81,11 +81,30 @@ class Kernels(Protocol):
         """Inverse of :meth:`bg4_split`."""
         ...
 
+    def popcount_histograms(self, data: Buffer) -> list[list[int]]:
+        """For each byte position modulo 4, the histogram of popcount(byte) (9 bins): the
+        statistic of hf_xet's BG4 predictor (``core.compression.bg4_recommended``)."""
+        ...
+
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
         """The xorb chunk record (8-byte header + payload) of one chunk (≤ 128 KiB) under
         ``scheme`` (0 raw, 1 LZ4, 2 byte-grouped LZ4), as hf_xet writes it: one LZ4 frame
         with independent blocks and no checksums, stored raw instead unless strictly
         smaller than the chunk."""
+        ...
+
+    def encode_records(
+        self,
+        chunks: Sequence[Buffer],
+        schemes: Buffer,
+        out: bytearray,
+        crc: int | None = None,
+    ) -> int | None:
+        """Append to ``out`` the records of consecutive chunks, ``schemes[k]`` (one byte per
+        chunk) for ``chunks[k]``: exactly the bytes of one :meth:`encode_record` per chunk,
+        in one kernel call per ~512 KiB of chunks (upload packing). With ``crc`` (a
+        CRC-64/NVME so far, 0 to start), returns it continued over the appended records;
+        else None."""
         ...
 
     def decode_records(

@@ -75,8 +75,31 @@ class ReferenceKernels:
             pos += size
         return bytes(out)
 
+    def popcount_histograms(self, data: Buffer) -> list[list[int]]:
+        raw = bytes(data)
+        histograms = []
+        for k in range(4):
+            popcounts = raw[k::4].translate(_POPCOUNT_TABLE)
+            histograms.append([popcounts.count(b) for b in _POPCOUNT_BINS])
+        return histograms
+
     def encode_record(self, data: Buffer, scheme: int) -> bytes:
         return encode_record_python(data, scheme, self.blocks)
+
+    def encode_records(
+        self,
+        chunks: Sequence[Buffer],
+        schemes: Buffer,
+        out: bytearray,
+        crc: int | None = None,
+    ) -> int | None:
+        marks = bytes(memoryview(schemes).cast("B"))
+        if len(marks) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(marks)} schemes")
+        start = len(out)
+        records = [self.encode_record(c, s) for c, s in zip(chunks, marks, strict=True)]
+        out += b"".join(records)
+        return None if crc is None else self.crc64_nvme(out[start:], crc)
 
     def decode_records(
         self,
@@ -121,6 +144,9 @@ except ImportError:  # pragma: no cover - Pyodide
     def _blake3(data: bytes, key: bytes) -> bytes:
         return _py_blake3_keyed(data, key)
 
+
+_POPCOUNT_TABLE = bytes(bin(i).count("1") for i in range(256))
+_POPCOUNT_BINS = [bytes((k,)) for k in range(9)]
 
 _IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
        0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)

@@ -35,6 +35,26 @@ def is_query_eligible(hash_raw: bytes, chunk_index: int) -> bool:
     return chunk_index == 0 or int.from_bytes(hash_raw[24:32], "little") % ELIGIBLE_MODULUS == 0
 
 
+def eligible_positions(hashes: bytes, first_index: int) -> list[int]:
+    """The positions ``k`` in a batch of raw chunk hashes stored back to back (chunk
+    ``first_index + k``) that :func:`is_query_eligible` accepts, in order. Word 3 can only
+    be a multiple of 1024 if its low byte (byte 24 of the hash) is zero, so only those
+    hashes (1 in 256) are tested: a scan of the batch, not a call per chunk."""
+    low_bytes = hashes[24::HASH_LEN]
+    found = [0] if first_index == 0 and low_bytes else []
+    pos = low_bytes.find(0)
+    while pos >= 0:
+        if (pos or first_index) and is_query_eligible(
+            hashes[pos * HASH_LEN : (pos + 1) * HASH_LEN], first_index + pos
+        ):
+            found.append(pos)
+        pos = low_bytes.find(0, pos + 1)
+    return found
+
+
+assert ELIGIBLE_MODULUS % 256 == 0  # what eligible_positions relies on
+
+
 class GlobalXorb(XorbRef):
     """An existing xorb learned from a dedup answer."""
 
@@ -211,5 +231,6 @@ __all__ = [
     "GlobalDedupIndex",
     "GlobalXorb",
     "ProtectedHashes",
+    "eligible_positions",
     "is_query_eligible",
 ]

@@ -10,7 +10,10 @@ Rules (protocol §4.3, hf_xet's behaviour):
   (many small files end up in one xorb, as with hf_xet);
 * chunks are compressed as they are added (the scheme is re-chosen every 32 chunks of a file
   segment, then the raw fallback per chunk: :mod:`xet_pyodide.core.compression`), so a draft
-  holds exactly its future upload body and merging two drafts is a byte append.
+  holds exactly its future upload body and merging two drafts is a byte append. The upload
+  *stages* the new chunks of a block (:meth:`Packer.stage`: location, hash and size at once)
+  and encodes them in one kernel call (:meth:`Packer.flush_file`), the same bytes as one
+  :meth:`XorbDraft.add` per chunk; the draft's CRC-64 (upload grants) is kept in that call.
 
 Chunk locations are ``(XorbRef, index)`` pairs. A draft merged into another remembers where it
 went, so locations taken before the merge stay valid (:func:`resolve`).
@@ -22,6 +25,7 @@ from collections.abc import Callable
 
 from ..core.chunking import MAX_CHUNK
 from ..core.compression import Scheme, choose_scheme
+from ..core.crc import crc64_nvme
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.shard_model import XorbEntry
 from ..core.xorb import (
@@ -30,6 +34,7 @@ from ..core.xorb import (
     MAX_XORB_CHUNKS,
     RECORD_HEADER_LEN,
     encode_chunk,
+    encode_chunks,
 )
 from ..io.transport import DetachedBody
 
@@ -56,7 +61,7 @@ Location = tuple[XorbRef, int]
 class SealedXorb:
     """A finished xorb waiting for (or in) upload."""
 
-    __slots__ = ("body", "chunk_hashes", "chunk_sizes", "file_bytes", "hash")
+    __slots__ = ("body", "chunk_hashes", "chunk_sizes", "crc64", "file_bytes", "hash")
 
     def __init__(
         self,
@@ -65,6 +70,7 @@ class SealedXorb:
         chunk_hashes: list[MerkleHash],
         sizes: list[int],
         file_bytes: dict[int, int] | None = None,
+        crc64: int | None = None,
     ) -> None:
         self.hash = hash
         #: The upload body; during the upload possibly the transport's copy of it.
@@ -73,6 +79,9 @@ class SealedXorb:
         self.chunk_sizes = sizes
         #: Serialized record bytes per file id (per-file upload progress).
         self.file_bytes = file_bytes or {}
+        #: CRC-64/NVME of the body when the packer computed it while packing (upload grants
+        #: need it), else None.
+        self.crc64 = crc64
 
     @property
     def num_chunks(self) -> int:
@@ -89,7 +98,11 @@ class XorbDraft(XorbRef):
     __slots__ = (
         "_scheme",
         "_segment_index",
+        "_staged",
+        "_staged_file",
+        "_staged_schemes",
         "body",
+        "crc",
         "file_bytes",
         "hashes",
         "max_bytes",
@@ -100,10 +113,14 @@ class XorbDraft(XorbRef):
         "worst_case",
     )
 
-    def __init__(self, max_bytes: int = MAX_XORB_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_XORB_BYTES, *, checksum: bool = False) -> None:
         super().__init__(None)
         self.max_bytes = max_bytes
         self.body = bytearray()
+        #: CRC-64/NVME of ``body`` kept up to date when ``checksum`` (else None): the
+        #: batched path computes it in the kernel call that writes the records, while they
+        #: are in cache, instead of a separate pass over the sealed body.
+        self.crc: int | None = 0 if checksum else None
         self.hashes = bytearray()  # raw chunk hashes, 32 bytes each
         self.sizes: list[int] = []
         self.file_bytes: dict[int, int] = {}  # record bytes per file id
@@ -115,6 +132,11 @@ class XorbDraft(XorbRef):
         self.registered = False
         self._segment_index = 0
         self._scheme = Scheme.LZ4
+        #: Chunks counted in ``hashes``/``sizes`` but not yet encoded into ``body`` (see
+        #: :meth:`stage`), their schemes (one byte each) and the file they belong to.
+        self._staged: list[Buffer] = []
+        self._staged_schemes = bytearray()
+        self._staged_file = -1
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -138,19 +160,60 @@ class XorbDraft(XorbRef):
 
     def add(self, data: Buffer, hash_raw: bytes) -> int:
         """Compress and append one chunk; returns its index."""
+        self.flush()
         if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
             self._scheme = choose_scheme(data)
         self._segment_index += 1
-        self.body += encode_chunk(data, self._scheme)
+        record = encode_chunk(data, self._scheme)
+        self.body += record
+        if self.crc is not None:
+            self.crc = crc64_nvme(record, self.crc)
         self.hashes += hash_raw
         self.sizes.append(len(data))
         self.worst_case += RECORD_HEADER_LEN + len(data)
         return len(self.sizes) - 1
 
+    def stage(self, data: Buffer, hash_raw: bytes, file_id: int = -1) -> int:
+        """Append one chunk like :meth:`add` (its index, hash and size count at once), but
+        leave the encoding to :meth:`flush`, which packs all staged chunks in one kernel call
+        (the scheme is chosen here, by the same rule, so the body comes out identical).
+        ``data`` must stay unchanged until then."""
+        if self._staged_file != file_id:
+            self.flush()
+            self._staged_file = file_id
+        if self._segment_index % COMPRESSION_RETEST_INTERVAL == 0:
+            self._scheme = choose_scheme(data)
+        self._segment_index += 1
+        self._staged.append(data)
+        self._staged_schemes.append(self._scheme)
+        self.hashes += hash_raw
+        self.sizes.append(len(data))
+        self.worst_case += RECORD_HEADER_LEN + len(data)
+        return len(self.sizes) - 1
+
+    def flush(self) -> int:
+        """Encode the staged chunks into ``body`` (one kernel call per ~512 KiB of chunks);
+        returns the record bytes added (also counted in ``file_bytes``)."""
+        if not self._staged:
+            return 0
+        before = len(self.body)
+        self.crc = encode_chunks(self._staged, self._staged_schemes, self.body, self.crc)
+        added = len(self.body) - before
+        self._staged = []
+        self._staged_schemes = bytearray()
+        if self._staged_file >= 0:
+            fid = self._staged_file
+            self.file_bytes[fid] = self.file_bytes.get(fid, 0) + added
+        return added
+
     def absorb(self, other: XorbDraft) -> None:
         """Append ``other``'s chunks; locations in ``other`` now resolve into ``self``."""
+        self.flush()
+        other.flush()
         other.merged_into = self
         other.merge_offset = len(self.sizes)
+        if self.crc is not None:
+            self.crc = crc64_nvme(other.body, self.crc)
         self.body += other.body
         self.hashes += other.hashes
         self.sizes += other.sizes
@@ -164,9 +227,12 @@ class XorbDraft(XorbRef):
     def seal(self) -> SealedXorb:
         """Finish the xorb: compute its hash, hand over the body. The draft keeps only the
         chunk hashes (for extending matches) and its final hash."""
+        self.flush()
         hashes = hashes_from_digests(self.hashes)
         self.hash = xorb_hash(list(zip(hashes, self.sizes, strict=True)))
-        sealed = SealedXorb(self.hash, self.body, hashes, list(self.sizes), self.file_bytes)
+        sealed = SealedXorb(
+            self.hash, self.body, hashes, list(self.sizes), self.file_bytes, self.crc
+        )
         self.file_bytes = {}
         self.body = bytearray()
         return sealed
@@ -184,16 +250,24 @@ class Packer:
     """Owns the drafts of one commit; hands sealed xorbs to ``on_sealed`` (the upload queue)."""
 
     def __init__(
-        self, on_sealed: Callable[[SealedXorb], None], *, max_xorb_bytes: int = MAX_XORB_BYTES
+        self,
+        on_sealed: Callable[[SealedXorb], None],
+        *,
+        max_xorb_bytes: int = MAX_XORB_BYTES,
+        checksum: bool = False,
     ) -> None:
+        """``checksum``: keep each xorb's CRC-64/NVME (:attr:`SealedXorb.crc64`) while
+        packing, for upload grants."""
         if not RECORD_HEADER_LEN + MAX_CHUNK <= max_xorb_bytes <= MAX_XORB_BYTES:
             raise ValueError(f"max_xorb_bytes must be within [{MAX_CHUNK + 8}, {MAX_XORB_BYTES}]")
         self._on_sealed = on_sealed
         self._max_xorb_bytes = max_xorb_bytes
+        self._checksum = checksum
         self._file_drafts: dict[int, XorbDraft] = {}  # file id -> its open draft
         self.drafts: list[XorbDraft] = []  # every draft created by this packer
         self.shared: XorbDraft | None = None
         self.sealed: list[SealedXorb] = []
+        self._staged_bytes = 0  # record bytes of staged chunks encoded by a seal in stage()
 
     def add(self, file_id: int, data: Buffer, hash_raw: bytes) -> tuple[XorbDraft, int, int]:
         """Pack a new chunk of file ``file_id``; returns (draft, index, record length)."""
@@ -201,16 +275,50 @@ class Packer:
         if draft is None or not draft.can_add(len(data)):
             if draft is not None:
                 self._seal(draft)
-            draft = self._file_drafts[file_id] = XorbDraft(self._max_xorb_bytes)
-            self.drafts.append(draft)
+            draft = self._new_draft(file_id)
+        draft.flush()
         before = len(draft.body)
         index = draft.add(data, hash_raw)
         record_len = len(draft.body) - before
         draft.file_bytes[file_id] = draft.file_bytes.get(file_id, 0) + record_len
         return draft, index, record_len
 
+    def stage(self, file_id: int, data: Buffer, hash_raw: bytes) -> tuple[XorbDraft, int]:
+        """Like :meth:`add` without encoding yet: the chunk's location is final (its draft
+        and index), its record is written by the next :meth:`flush` (or whatever seals or
+        measures the draft), with the other chunks staged since, in one kernel call.
+        ``data`` must stay unchanged until then."""
+        draft = self._file_drafts.get(file_id)
+        if draft is None or not draft.can_add(len(data)):
+            if draft is not None:
+                self._staged_bytes += draft.flush()
+                self._seal(draft)
+            draft = self._new_draft(file_id)
+        return draft, draft.stage(data, hash_raw, file_id)
+
+    def _new_draft(self, file_id: int) -> XorbDraft:
+        draft = self._file_drafts[file_id] = XorbDraft(
+            self._max_xorb_bytes, checksum=self._checksum
+        )
+        self.drafts.append(draft)
+        return draft
+
+    def flush_file(self, file_id: int) -> int:
+        """Encode the chunks ``file_id`` staged; returns their record bytes (those of a draft
+        sealed on the way included)."""
+        draft = self._file_drafts.get(file_id)
+        packed = self._staged_bytes + (draft.flush() if draft is not None else 0)
+        self._staged_bytes = 0
+        return packed
+
+    def flush(self) -> None:
+        """Encode every staged chunk (see :meth:`stage`)."""
+        for draft in self._file_drafts.values():
+            draft.flush()
+
     def open_bytes(self) -> int:
         """Serialized bytes held by unsealed drafts."""
+        self.flush()
         drafts = list(self._file_drafts.values()) + ([self.shared] if self.shared else [])
         return sum(len(d.body) for d in drafts)
 
@@ -219,6 +327,7 @@ class Packer:
         tail = self._file_drafts.pop(file_id, None)
         if tail is None or not len(tail):
             return
+        tail.flush()
         shared = self.shared
         if shared is None:
             self.shared = tail
@@ -232,6 +341,7 @@ class Packer:
 
     def seal_largest(self) -> bool:
         """Seal the biggest unsealed draft (to free memory by uploading it). False if none."""
+        self.flush()
         candidates = [(len(d.body), fid) for fid, d in self._file_drafts.items() if len(d)]
         if self.shared is not None and len(self.shared):
             candidates.append((len(self.shared.body), -1))

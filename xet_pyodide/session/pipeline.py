@@ -64,7 +64,11 @@ class UploadPipeline:
             max_concurrent=config.max_concurrent_xorb_uploads,
             on_progress=self._on_xorb_uploaded,
         )
-        self.packer = Packer(self.uploader.submit, max_xorb_bytes=config.max_xorb_bytes)
+        self.packer = Packer(
+            self.uploader.submit,
+            max_xorb_bytes=config.max_xorb_bytes,
+            checksum=cas.use_grants,  # grant uploads send the body's CRC-64
+        )
         self.queries = DedupQueries(
             cas,
             global_index,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Protocol
 
 from ..core.hashes import HASH_LEN, MerkleHash, file_hash
 from .budget import ByteBudget
 from .config import SessionConfig
-from .dedup import DedupQueries, FileQueries, GlobalDedupIndex, GlobalXorb
+from .dedup import DedupQueries, FileQueries, GlobalDedupIndex, GlobalXorb, eligible_positions
 from .hasher import ChunkBatch, ChunkHasher
 from .packing import Location, Packer, resolve
 from .progress import ProgressReporter
@@ -54,6 +55,7 @@ class UploadContext(Protocol):
     async def reserve(self, n: int) -> None: ...
 
     def file_finished(self, upload: FileUpload) -> None: ...
+
 
 #: Writes smaller than this are gathered into one block before processing.
 SMALL_WRITE = 1 << 20
@@ -218,21 +220,26 @@ class FileUpload:
         await asyncio.sleep(0)  # let uploads and dedup answers progress
 
     def _accept(self, batch: ChunkBatch) -> None:
+        # Per batch, not per chunk: the lists grow by whole batches, and only the chunks
+        # eligible for a global-dedup query (1 in 1,024, found by a scan) are looked at.
         pending = self._pending
         queries = self._pipeline.queries
-        for i, chunk in enumerate(batch.chunks):
-            raw = batch.hash_at(i)
-            index = len(self._sizes)
-            offset = self._chunked
-            if raw not in self._pipeline.session_index:
-                queries.consider(self._queries, raw, index, offset)
-            pending.data.append(chunk)
-            pending.hashes.append(raw)
-            pending.offsets.append(offset)
-            pending.nbytes += len(chunk)
-            self._sizes.append(len(chunk))
-            self._chunked += len(chunk)
-        self._hashes += batch.hashes
+        session_index = self._pipeline.session_index
+        chunks, hashes = batch.chunks, batch.hashes
+        raws = [hashes[k : k + HASH_LEN] for k in range(0, len(chunks) * HASH_LEN, HASH_LEN)]
+        sizes = [len(chunk) for chunk in chunks]
+        offsets = list(accumulate(sizes, initial=self._chunked))
+        first = len(self._sizes)
+        for k in eligible_positions(hashes, first):
+            if raws[k] not in session_index:
+                queries.consider(self._queries, raws[k], first + k, offsets[k])
+        pending.data += chunks
+        pending.hashes += raws
+        pending.offsets += offsets[:-1]
+        pending.nbytes += offsets[-1] - self._chunked
+        self._sizes += sizes
+        self._chunked = offsets[-1]
+        self._hashes += hashes
 
     async def _commit(self, *, final: bool) -> None:
         """Decide the fate of the older pending chunks (all of them when ``final``)."""
@@ -258,6 +265,7 @@ class FileUpload:
         global_index = pipeline.global_index
         protected = global_index.protect(b"".join(hashes)) if global_index else None
         metrics = pipeline.metrics
+        file_id, stage = self.file_id, pipeline.packer.stage
         for i, (chunk, raw) in enumerate(zip(data, hashes, strict=True)):
             size = len(chunk)
             location, source = self._continue_match(raw, protected, i)
@@ -274,10 +282,7 @@ class FileUpload:
                 location = global_index.lookup(protected, i)
                 source = "global"
             if location is None:
-                draft, index, record_len = pipeline.packer.add(self.file_id, chunk, raw)
-                self._progress.bytes_packed += record_len
-                location = (draft, index)
-                pipeline.budget.take(record_len)
+                location = stage(file_id, chunk, raw)
                 metrics.new_bytes += size
                 metrics.new_chunks += 1
             elif source == "global":
@@ -293,6 +298,10 @@ class FileUpload:
             pipeline.budget.release(size)
             self._placed += size
             self._append_term(location, size)
+        # the new chunks' records, one kernel call per ~512 KiB of chunks (Packer.stage)
+        packed = pipeline.packer.flush_file(file_id)
+        self._progress.bytes_packed += packed
+        pipeline.budget.take(packed)
 
     def _continue_match(self, raw: bytes, protected: object, i: int) -> tuple[Location | None, str]:
         """If the previous chunk was found in a xorb and our chunk is that xorb's next one,

@@ -55,14 +55,14 @@ class XorbUploader:
             async with self._semaphore:
                 if self.error is not None:
                     return  # the commit is failing anyway: do not send more
-                detached = await self._cas.detach_body(body)
+                detached = await self._cas.detach_body(body, xorb.crc64)
                 if detached is not None:
                     # The transport holds its own copy (in a page: a worker's Blob): free the
                     # Python buffer and its share of the budget now, not when the upload ends.
                     xorb.body = body = detached
                     self._budget.release(held)
                     held = 0
-                result = await self._cas.upload_xorb(xorb.hash, body)
+                result = await self._cas.upload_xorb(xorb.hash, body, xorb.crc64)
             self.bytes_sent += result.bytes_sent
             self.bytes_done += size
             self.uploaded.append(xorb)

@@ -85,3 +85,22 @@ void XK_EXPORT(xk_bg4_regroup)(const u8 *src, u32 n, u8 *dst) {
     const u8 *g[4] = {g0, g1, g2, g3};
     for (u32 k = 0; i < n; i++, k++) dst[i] = g[k][i / 4];
 }
+
+/* hf_xet's BG4 predictor statistic: for each byte position modulo 4, the histogram of
+ * popcount(byte) over src[0..n): out[9 * k + c] (u32) counts the bytes src[i], i % 4 == k,
+ * with c bits set. The decision itself (a KL divergence) stays in Python, so that its
+ * floating-point result is exactly the reference's. */
+void XK_EXPORT(xk_popcount_hist)(const u8 *src, u32 n, u32 *out) {
+    u32 h[4][9];
+    xk_memset(h, 0, sizeof h);
+    u32 i = 0;
+    for (; i + 4 <= n; i += 4) {
+        u32 w = ld32(src + i);
+        h[0][__builtin_popcount(w & 0xFFu)]++;
+        h[1][__builtin_popcount((w >> 8) & 0xFFu)]++;
+        h[2][__builtin_popcount((w >> 16) & 0xFFu)]++;
+        h[3][__builtin_popcount(w >> 24)]++;
+    }
+    for (u32 k = 0; i < n; i++, k++) h[k][__builtin_popcount(src[i])]++;
+    xk_memcpy(out, h, sizeof h);
+}

@@ -197,9 +197,8 @@ i32 XK_EXPORT(xk_decode_records)(const u8 *src, u32 n, u32 max_chunks, u8 *dst, 
  * Returns the record's length, or REC_ERR_SCHEME / REC_ERR_LIMITS. */
 u32 XK_EXPORT(xk_record_bound)(u32 n) { return REC_HEADER + 15 + 8 + n + n / 255 + 16; }
 
-i32 XK_EXPORT(xk_encode_record)(const u8 *src, u32 n, u32 scheme, u8 *dst, u8 *scratch) {
-    if (scheme > 2) return REC_ERR_SCHEME;
-    if (n > MAX_UNCOMPRESSED) return REC_ERR_LIMITS;
+/* The record of src[0..n) under scheme (checked by the callers) at dst. */
+static i32 encode_one(const u8 *src, u32 n, u32 scheme, u8 *dst, u8 *scratch) {
     u8 *payload = dst + REC_HEADER;
     u32 size = n;
     if (scheme != 0) {
@@ -240,4 +239,34 @@ i32 XK_EXPORT(xk_encode_record)(const u8 *src, u32 n, u32 scheme, u8 *dst, u8 *s
     st32(dst, size << 8);
     st32(dst + 4, (n << 8) | scheme);
     return (i32)(REC_HEADER + size);
+}
+
+i32 XK_EXPORT(xk_encode_record)(const u8 *src, u32 n, u32 scheme, u8 *dst, u8 *scratch) {
+    if (scheme > 2) return REC_ERR_SCHEME;
+    if (n > MAX_UNCOMPRESSED) return REC_ERR_LIMITS;
+    return encode_one(src, n, scheme, dst, scratch);
+}
+
+/* The records of count chunks stored back to back at src (sizes lens[k], schemes schemes[k]:
+ * one byte each), written back to back at dst: the same bytes as count xk_encode_record calls
+ * (upload packing: one call per run of new chunks instead of one per chunk). dst needs the sum
+ * of xk_record_bound(lens[k]); scratch, MAX_UNCOMPRESSED bytes. If crc_ptr is not 0, the u64
+ * there (a CRC-64/NVME so far, 0 to start) is continued over the records written, record by
+ * record while each is still in cache. Returns the bytes written, or REC_ERR_SCHEME /
+ * REC_ERR_LIMITS for a bad scheme or size (nothing is written then: all are checked first). */
+i32 XK_EXPORT(xk_encode_records)(const u8 *src, u32 count, const u32 *lens, const u8 *schemes,
+                                 u8 *dst, u8 *scratch, u8 *crc_ptr) {
+    for (u32 k = 0; k < count; k++) {
+        if (schemes[k] > 2) return REC_ERR_SCHEME;
+        if (lens[k] > MAX_UNCOMPRESSED) return REC_ERR_LIMITS;
+    }
+    u32 out = 0;
+    for (u32 k = 0; k < count; k++) {
+        u32 n = lens[k];
+        i32 size = encode_one(src, n, schemes[k], dst + out, scratch);
+        if (crc_ptr) xk_crc64_nvme(dst + out, (u32)size, crc_ptr);
+        src += n;
+        out += (u32)size;
+    }
+    return (i32)out;
 }

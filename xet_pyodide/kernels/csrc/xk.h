@@ -50,6 +50,7 @@ void xk_bg4_regroup(const u8 *src, u32 n, u8 *dst);
 void xk_bg4_split(const u8 *src, u32 n, u8 *dst);
 u32 xk_lz4_bound(u32 n);
 i32 xk_lz4_compress(const u8 *src, u32 n, u8 *dst, u32 cap);
+void xk_crc64_nvme(const u8 *data, u32 len, u8 *crc_ptr);
 void xk_blake3_keyed_many(const u8 *data, const u32 *lengths, u32 count, const u8 *key, u8 *out);
 
 #endif
