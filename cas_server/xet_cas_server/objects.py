@@ -57,12 +57,7 @@ class ObjectFiles:
                     f.write(part)
                 f.flush()
                 os.fsync(f.fileno())
-            parent_existed = final.parent.exists()
-            final.parent.mkdir(exist_ok=True)
-            if not parent_existed:
-                fsync_dir(final.parent.parent)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
+            _publish(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -77,12 +72,7 @@ class ObjectFiles:
             f.write(tail)
             f.flush()
             os.fsync(f.fileno())
-        parent_existed = final.parent.exists()
-        final.parent.mkdir(exist_ok=True)
-        if not parent_existed:
-            fsync_dir(final.parent.parent)
-        os.replace(staged, final)
-        fsync_dir(final.parent)
+        _publish(staged, final)
         return final
 
     def remove(self, kind: str, hex_hash: str) -> None:
@@ -133,3 +123,14 @@ class ObjectFiles:
         characters)."""
         for p in self.staging.glob(f"grant-{grant_id}.*"):
             p.unlink(missing_ok=True)
+
+
+def _publish(written: Path, final: Path) -> None:
+    """Rename the synced file ``written`` to ``final`` durably: a new fan-out directory is
+    synced into its parent first, and the rename into its directory afterwards."""
+    parent_existed = final.parent.exists()
+    final.parent.mkdir(exist_ok=True)
+    if not parent_existed:
+        fsync_dir(final.parent.parent)
+    os.replace(written, final)
+    fsync_dir(final.parent)

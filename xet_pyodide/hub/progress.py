@@ -64,7 +64,6 @@ class HubProgress(ThrottledProgress):
         self.bytes_resumed = 0
         self._session_retries = 0
         self._hub_retries = 0
-        self._retry: dict[str, Any] | None = None
 
     @property
     def retries(self) -> int:
@@ -73,11 +72,7 @@ class HubProgress(ThrottledProgress):
     async def announce_retry(self, notice: RetryNotice) -> None:
         """A Hub call of this upload is retried: emit an event carrying ``retry``, now."""
         self._hub_retries += 1
-        self._retry = notice.to_dict()
-        try:
-            await self.emit_now()
-        finally:
-            self._retry = None
+        await self.emit_retry(notice.to_dict())
 
     def set_mode(self, path: str, mode: str) -> None:
         self._by_path[path]["mode"] = mode
@@ -101,11 +96,7 @@ class HubProgress(ThrottledProgress):
         self._session_retries = event.get("retries", self._session_retries)
         phase = event["phase"]
         if "retry" in event:
-            self._retry = event["retry"]
-            try:
-                await self.emit_now()
-            finally:
-                self._retry = None
+            await self.emit_retry(event["retry"])
         elif phase in PHASES and phase not in ("done", self.phase):
             await self.set_phase(phase)
         else:

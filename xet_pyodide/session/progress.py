@@ -67,16 +67,11 @@ class ProgressReporter(ThrottledProgress):
         self.files: list[FileProgress] = []
         self.shard_progress: tuple[int, int] | None = None
         self.retries = 0
-        self._retry: dict[str, Any] | None = None
 
     async def announce_retry(self, notice: RetryNotice) -> None:
         """Emit an event carrying ``retry`` (see the module docstring), now."""
         self.retries += 1
-        self._retry = notice.to_dict()
-        try:
-            await self.emit_now()
-        finally:
-            self._retry = None
+        await self.emit_retry(notice.to_dict())
 
     def add_file(self, name: str | None, size: int | None) -> FileProgress:
         progress = FileProgress(name, size)

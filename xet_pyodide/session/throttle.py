@@ -36,6 +36,8 @@ class ThrottledProgress:
         self.phase = self.PHASES[0]
         self._last_emit: float | None = None
         self.events_emitted = 0
+        #: The retry being announced by the event built right now (see :meth:`emit_retry`).
+        self._retry: dict[str, Any] | None = None
 
     def event(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -52,6 +54,15 @@ class ThrottledProgress:
     async def emit_now(self) -> None:
         """Emit regardless of the interval."""
         await self._emit()
+
+    async def emit_retry(self, retry: dict[str, Any]) -> None:
+        """Emit now an event announcing ``retry`` (a ``RetryNotice.to_dict()``): subclasses
+        put ``self._retry``, when set, in their event under ``"retry"``."""
+        self._retry = retry
+        try:
+            await self._emit()
+        finally:
+            self._retry = None
 
     async def tick(self) -> None:
         """Emit if the last event is at least ``interval`` old."""
