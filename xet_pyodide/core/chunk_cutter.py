@@ -31,8 +31,9 @@ class ChunkBatch:
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def hash_at(self, i: int) -> bytes:
-        return self.hashes[i * HASH_LEN : (i + 1) * HASH_LEN]
+    def hash_list(self) -> list[bytes]:
+        """The raw hashes, one ``bytes`` of 32 per chunk."""
+        return [self.hashes[k : k + HASH_LEN] for k in range(0, len(self.hashes), HASH_LEN)]
 
 
 @dataclass(slots=True)

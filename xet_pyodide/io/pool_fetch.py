@@ -49,10 +49,6 @@ ACK_BYTES = 2 << 20
 _STREAM_IDS = itertools.count(1)
 
 
-def _post(worker: Any, message: dict[str, Any]) -> None:
-    post_message(worker, message)
-
-
 class WorkerStream:
     """One body being read by a worker: its head (status, headers) and its blocks."""
 
@@ -88,7 +84,7 @@ class WorkerStream:
             post_message(self.worker, {**message, "buffers": buffers}, buffers)
 
     def abort(self) -> None:
-        _post(self.worker, {"op": "abort", "sid": self.sid})
+        post_message(self.worker, {"op": "abort", "sid": self.sid})
 
 
 class WorkerStreamTransport(BaseTransport):
@@ -119,7 +115,7 @@ class WorkerStreamTransport(BaseTransport):
         stream = WorkerStream(workers[sid % len(workers)], sid)
         self._pool.streams[sid] = stream
         headers = fetch_headers(req.headers)
-        _post(
+        post_message(
             stream.worker,
             {"op": "fetch", "sid": sid, "url": req.url, "method": req.method, "headers": headers},
         )

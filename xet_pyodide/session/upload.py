@@ -226,7 +226,7 @@ class FileUpload:
         queries = self._pipeline.queries
         session_index = self._pipeline.session_index
         chunks, hashes = batch.chunks, batch.hashes
-        raws = [hashes[k : k + HASH_LEN] for k in range(0, len(chunks) * HASH_LEN, HASH_LEN)]
+        raws = batch.hash_list()
         sizes = [len(chunk) for chunk in chunks]
         offsets = list(accumulate(sizes, initial=self._chunked))
         first = len(self._sizes)
