@@ -22,43 +22,17 @@ import os
 import sys
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
+from _procs import TICK, chromium_role, descends_from, parent_pids
 
 
 def _tree(root: int) -> list[int]:
-    todo, seen = [root], []
-    while todo:
-        pid = todo.pop()
-        seen.append(pid)
-        try:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return seen
-
-
-def _kind(pid: int, cache: dict[int, str]) -> str:
-    if pid not in cache:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                # (Chromium's zygote children rewrite theirs as one space-separated string)
-                args = f.read().replace(b"\0", b" ").split(b" ")
-        except OSError:
-            args = [b"?"]
-        kind = os.path.basename(args[0].decode(errors="replace"))[:20]
-        for arg in args:
-            if arg.startswith(b"--type="):
-                kind = arg[7:].decode()
-            if arg == b"--utility-sub-type=network.mojom.NetworkService":
-                kind = "network"
-        cache[pid] = kind
-    return cache[pid]
+    """``root`` and every process below it (its Chromium children and their children)."""
+    parents = parent_pids()
+    return [pid for pid in parents if descends_from(pid, root, parents)]
 
 
 def sample(root: int, out: str, every: float = 0.25) -> None:
-    kinds: dict[int, str] = {}
+    roles: dict[int, str] = {}
     with open(out, "w") as f:
         while os.path.exists(f"/proc/{root}"):
             rows = []
@@ -75,7 +49,8 @@ def sample(root: int, out: str, every: float = 0.25) -> None:
                         continue
                     name = stat[stat.index("(") + 1 : stat.rindex(")")]
                     x = stat[stat.rindex(")") + 2 :].split()
-                    rows.append([pid, int(tid), _kind(pid, kinds), name, int(x[7]), int(x[11]),
+                    role = roles.get(pid) or roles.setdefault(pid, chromium_role(pid))
+                    rows.append([pid, int(tid), role, name, int(x[7]), int(x[11]),
                                  int(x[12])])  # fmt: skip
             f.write(json.dumps([time.time(), rows]) + "\n")
             f.flush()
