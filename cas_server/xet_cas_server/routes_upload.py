@@ -174,6 +174,13 @@ async def xorb_commit(request: Request) -> Response:
     path, valid, invalid = grant.staged, grant.valid, grant.invalid
     if path is None or not path.exists():
         raise NotFound("no data was uploaded for this grant")
+    # The grant is used up here, before the first await: a second commit of it now finds no
+    # grant (404: the client asks for a new one, answered "exists" once this one is stored),
+    # and a PUT of it still arriving is refused instead of unlinking or replacing the file
+    # being adopted below (which made this commit fail with a 500, or two commits append the
+    # footer twice).
+    state.grants.discard(grant.id)
+    grant.staged = None
     claimed = hash_param(request)
     hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
     try:
@@ -187,7 +194,6 @@ async def xorb_commit(request: Request) -> Response:
                 state.store.commit_staged_xorb, claimed, path, valid, grant.length, hook
             )
     finally:
-        state.grants.discard(grant.id)
         state.store.objects.drop_staged(grant.id)
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
     return JSONResponse({"was_inserted": inserted})

@@ -475,6 +475,39 @@ def test_grant_put_finishing_after_the_commit(server: CasServer, client: httpx.C
     assert not list((server.data_dir / "staging").iterdir())
 
 
+def test_grant_is_used_up_when_its_commit_starts(cas_server_factory) -> None:
+    """While a commit of a grant runs (held between its object file and its index row), a
+    second commit of the same grant and a PUT to it are refused (404, 403) instead of racing
+    for the staged file; the first commit stores the xorb once, byte for byte."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xet_cas_server.checksum import crc64_nvme
+
+    slow = {"endpoints": {"xorb_commit": {"commit_delay_ms": 800}}}
+    server = cas_server_factory(faults=slow)
+    x = build_upload([rand(400_000, 37)]).xorbs[0]
+    req = {
+        "length": len(x.body),
+        "checksum": {"algo": "crc64nvme", "value": str(crc64_nvme(x.body))},
+    }
+    with cas_client(server) as client:
+        grant = client.post(f"/v1/xorb-grants/default/{x.hash}", json=req).json()
+        assert httpx.put(grant["url"], content=x.body, headers=grant["headers"]).status_code == 200
+        commit = f"/v1/xorb-commits/default/{x.hash}/grant/{grant['id']}"
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, commit)
+            time.sleep(0.3)  # the first commit is in its pause
+            assert not first.done()
+            assert client.post(commit).status_code == 404
+            late = httpx.put(grant["url"], content=x.body, headers=grant["headers"])
+            assert late.status_code == 403, late.text
+            r = first.result()
+        assert r.status_code == 200 and r.json() == {"was_inserted": True}
+    stored_xorb = (server.data_dir / "xorbs" / str(x.hash)[:2] / f"{x.hash}.xorb").read_bytes()
+    assert stored_xorb == x.stored()
+    assert not list((server.data_dir / "staging").iterdir())
+
+
 def test_crc64_nvme_of_pieces() -> None:
     from xet_cas_server.checksum import crc64_nvme, crc64_nvme_of_pieces
 
