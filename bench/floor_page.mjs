@@ -76,6 +76,26 @@ async function readPhase(file, config) {
   return { span: [t0, t1], bytes: file.size };
 }
 
+/** 1'. hashFile's per-byte work with nothing else: the pool's workers each read whole
+ *  16 MiB blocks, scan and hash them (64 KiB chunks) in their own wasm memory, four blocks
+ *  in flight; no page thread in the loop, no chunk-boundary rules, no copy to a slot. */
+async function scanHashPhase(file, config, module) {
+  const block = config.blockMib * MIB;
+  const workers = Array.from({ length: config.workers }, () => new FloorWorker());
+  for (const w of workers) w.post({ op: "init", module });
+  await Promise.all(workers.map((w) => w.call({ op: "ping" })));
+  const total = Math.ceil(file.size / block);
+  const t0 = epoch();
+  await lanes(total, 4, async (i) => {
+    const start = i * block;
+    await workers[i % workers.length].call({ op: "scanhash", blob: file, start,
+                                             end: Math.min(file.size, start + block) });
+  });
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  return { span: [t0, t1], bytes: file.size };
+}
+
 /** 2. Upload bodies to the sink, `inflight` at a time, by one mechanism. */
 async function sendPhase(mode, config, source, file) {
   const body = config.bodyMib * MIB;
@@ -283,6 +303,7 @@ export async function runFloor(config, status, report) {
   const file = new File([await r.blob()], "model.bin");
   config.sizeMib = Math.floor(file.size / MIB);
   const wasm = await (await fetch("/_kernels/xet_kernels.wasm")).arrayBuffer();
+  const module = await WebAssembly.compile(wasm);
   const source = randomBuffer(config.bodyMib * MIB);
   await report("loaded", {});
   await pause(config.settleMs);
@@ -296,6 +317,7 @@ export async function runFloor(config, status, report) {
   };
   for (let rep = 0; rep < config.repeat; rep++) {
     await timed("read", "slices", rep, () => readPhase(file, config));
+    await timed("hashfile", "workers", rep, () => scanHashPhase(file, config, module));
     const modes = rep % 2 ? [...config.sendModes].reverse() : config.sendModes;
     for (const mode of modes) await timed("send", mode, rep, () => sendPhase(mode, config, source, file));
     const receive = ["discard", "blob", "respblob"];

@@ -1,6 +1,9 @@
 // Worker of bench/floor_page.mjs (bench/floor.py): the transport work of an upload and a
 // download with nothing else in the way. Ops (each answers {id, ...}):
-//   {op: "init", sab}                          the shared block slots of "read"
+//   {op: "init", sab, module}                  the shared block slots of "read"; the
+//                                              compiled xet_kernels.wasm for "scanhash"
+//   {op: "scanhash", id, blob, start, end}     blob[start, end) read into wasm memory,
+//                                              gear-scanned and BLAKE3-hashed (64 KiB chunks)
 //   {op: "read", id, blob, start, end, dst}    blob[start, end) read (arrayBuffer of a slice,
 //                                              as the pool's readscan) and copied to sab at dst
 //   {op: "hold", buffer, length}               today's upload body: made a Blob, its last byte
@@ -17,6 +20,30 @@ let sab = null;
 let heldBody = null;
 const spare = [];
 const BLOCK = 1 << 20;
+
+// "scanhash": the kernels of xet_kernels.wasm, instantiated from the Module the page posts
+let kernels = null;
+let arena = 0;
+const CHUNK = 65536;
+
+/** blob[start, end) read, copied into wasm memory, gear-scanned and BLAKE3-hashed in 64 KiB
+ *  chunks: the per-byte work of hashFile for one block, with no page in the loop. */
+async function scanHash({ id, blob, start, end }) {
+  const n = end - start;
+  const count = Math.ceil(n / CHUNK);
+  const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
+  const need = 64 + count * 4 + count * 32 + n + 64;
+  if (arena === 0 || need > arena.size) arena = { base: kernels.xk_reserve(need), size: need };
+  const key = arena.base, state = key + 32, lens = key + 64;
+  const out = lens + count * 4, data = (out + count * 32 + 63) & ~63;
+  new Uint8Array(kernels.memory.buffer, data, n).set(bytes);
+  const sizes = new Uint32Array(kernels.memory.buffer, lens, count).fill(CHUNK);
+  sizes[count - 1] = n - (count - 1) * CHUNK;
+  new Uint8Array(kernels.memory.buffer, state, 8).fill(0);
+  kernels.xk_gear_scan(data, n, state, out, count * 8);
+  kernels.xk_blake3_keyed_many(data, lens, count, key, out);
+  postMessage({ id });
+}
 
 async function read({ id, blob, start, end, dst }) {
   const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
@@ -71,7 +98,11 @@ async function get({ id, url }) {
 }
 
 const HANDLERS = {
-  init: ({ sab: shared }) => { sab = shared; },
+  init: ({ sab: shared, module }) => {
+    sab = shared ?? sab;
+    if (module) kernels = new WebAssembly.Instance(module, {}).exports;
+  },
+  scanhash: scanHash,
   ping: ({ id }) => postMessage({ id }),
   read, hold, send, sendu8: sendU8, get,
   give: ({ buffers }) => { for (const b of buffers) if (spare.length < 160) spare.push(b); },

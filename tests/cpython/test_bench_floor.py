@@ -58,10 +58,16 @@ def test_floors_add_the_parts_per_target() -> None:
     assert v["download_chromium"]["reachable"] is True
     assert v["upload_vs_native"]["best_ratio"] == pytest.approx(0.82)
     assert v["upload_vs_native"]["reachable"] is True
+    # today's design: (7.62 + 2.5) / 2 s per GiB
+    assert v["upload_vs_native"]["best_ratio_today"] == pytest.approx(round(GIB_MB / 5.06 / 310, 2))
     assert v["upload_vs_hfjs"]["best_ratio"] == pytest.approx(5.09)
     # (1.8 + 0.45 + 0.45) / 2 s per GiB
     assert v["download_vs_hfjs"]["best_ratio"] == pytest.approx(round(GIB_MB / 1.35 / 85, 2))
     assert v["hashfile_vs_xetchunk"]["best_ratio"] == pytest.approx(11.61)
+    assert "measured_ratio" not in v["hashfile_vs_xetchunk"]
+    timed = {**MEASURED, "hashfile_workers": {"cpu_s_per_gib": 2.1, "mb_s": 850.0}}
+    hashed = _floor().floors(timed)["verdicts"]["hashfile_vs_xetchunk"]
+    assert (hashed["measured_mb_s"], hashed["measured_ratio"]) == (850.0, 8.5)
 
 
 def test_a_floor_above_the_target_is_unreachable() -> None:
