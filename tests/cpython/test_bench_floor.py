@@ -68,6 +68,10 @@ def test_floors_add_the_parts_per_target() -> None:
     timed = {**MEASURED, "hashfile_workers": {"cpu_s_per_gib": 2.1, "mb_s": 850.0}}
     hashed = _floor().floors(timed)["verdicts"]["hashfile_vs_xetchunk"]
     assert (hashed["measured_mb_s"], hashed["measured_ratio"]) == (850.0, 8.5)
+    assert hashed["reachable_measured"] is True
+    slow = {**MEASURED, "hashfile_workers": {"cpu_s_per_gib": 2.1, "mb_s": 290.0}}
+    hashed = _floor().floors(slow)["verdicts"]["hashfile_vs_xetchunk"]
+    assert (hashed["reachable"], hashed["reachable_measured"]) == (True, False)
 
 
 def test_a_floor_above_the_target_is_unreachable() -> None:
