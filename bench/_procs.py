@@ -155,7 +155,11 @@ class CpuSampler:
         tree: dict[int, str] = {}
         for pid in parents:
             if any(descends_from(pid, root, parents) for root in self._roots):
-                tree[pid] = self._tree.get(pid) or chromium_role(pid)
+                known = self._tree.get(pid)
+                # a renderer forked by the zygote shows the zygote's command line until it
+                # rewrites its title: a "zygote" seen once is looked at again at every scan
+                # (before, a renderer caught that early stayed "zygote": page and workers 0)
+                tree[pid] = known if known not in (None, "zygote") else chromium_role(pid)
         self._tree = tree
 
     def _sample(self) -> None:

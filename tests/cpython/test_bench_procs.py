@@ -95,3 +95,24 @@ def test_summary_keys_and_per_gib() -> None:
     assert summary["total_client"] == 4.0
     assert summary["server"] == 3.0
     assert procs.per_gib(summary, 512 << 20)["total_client"] == 8.0
+
+
+def test_a_zygote_child_that_becomes_a_renderer_is_reclassified(monkeypatch) -> None:
+    """A renderer forked by Chromium's zygote shows the zygote's command line at first; a
+    scan in that window must not pin it as "zygote" (its page and workers would read 0)."""
+    procs = _procs()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seen = iter(["zygote", "renderer"])
+        monkeypatch.setattr(procs, "chromium_role", lambda pid: next(seen))
+        sampler = procs.CpuSampler().watch_chromium(child.pid)
+        sampler._scan_tree()
+        assert sampler._tree == {child.pid: "zygote"}
+        sampler._scan_tree()
+        assert sampler._tree == {child.pid: "renderer"}
+        monkeypatch.setattr(procs, "chromium_role", lambda pid: "browser")
+        sampler._scan_tree()  # any other role is kept: the command line is read once
+        assert sampler._tree == {child.pid: "renderer"}
+    finally:
+        child.kill()
+        child.wait()

@@ -1,0 +1,332 @@
+// Page of bench/floor.py: the irreducible transport and kernel work of an upload and a
+// download in this browser, each timed alone over the same bytes. Every measurement is
+// {phase, mode, rep, span: [t0, t1] (epoch seconds: bench/_procs.py finds each process's CPU
+// between them), bytes, seconds}; kernels also give GB/s.
+import { kernelOnly } from "/bench/kernels_raw.mjs";
+
+const MIB = 1 << 20;
+const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function randomBuffer(bytes) {
+  const out = new Uint8Array(bytes);
+  for (let pos = 0; pos < bytes; pos += 65536) crypto.getRandomValues(out.subarray(pos, pos + 65536));
+  return out;
+}
+
+/** A worker of bench/floor_worker.mjs with request/answer by id; `onChunk(id, msg)` gets the
+ *  body pieces of "get". */
+class FloorWorker {
+  constructor(onChunk = null) {
+    this.worker = new Worker("/bench/floor_worker.mjs", { type: "module" });
+    this.waiting = new Map();
+    this.nextId = 1;
+    this.worker.onmessage = (event) => {
+      const msg = event.data;
+      if (msg.chunk !== undefined) { onChunk(msg.id, msg); return; }
+      const key = msg.op === "held" ? "held" : msg.id;
+      const waiter = this.waiting.get(key);
+      this.waiting.delete(key);
+      if (msg.error) waiter.reject(new Error(msg.error));
+      else waiter.resolve(msg);
+    };
+  }
+
+  call(msg, transfer = [], key = null) {
+    const id = key ?? this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+
+  post(msg, transfer = []) { this.worker.postMessage(msg, transfer); }
+  terminate() { this.worker.terminate(); }
+}
+
+/** Run `count` jobs, `lanes` at a time; job(i, lane) is awaited. */
+async function lanes(count, width, job) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async (_, lane) => {
+    while (next < count) await job(next++, lane);
+  }));
+}
+
+/** 1. The File read once, in whole blocks (with the 63 bytes before each, as readscan), by
+ *  the pool's number of workers, into shared slots (four, as the pool's). */
+async function readPhase(file, config) {
+  const block = config.blockMib * MIB;
+  const slotBytes = block + 64;
+  const sab = new SharedArrayBuffer(4 * slotBytes);
+  const workers = Array.from({ length: config.workers }, () => new FloorWorker());
+  for (const w of workers) w.post({ op: "init", sab });
+  await Promise.all(workers.map((w) => w.call({ op: "read", blob: file.slice(0, 1), start: 0,
+                                                 end: 1, dst: 0 })));  // started
+  const total = Math.ceil(file.size / block);
+  const t0 = epoch();
+  // four slots: as many blocks in flight; block i goes to worker i % workers
+  await lanes(total, 4, async (i, slot) => {
+    const start = i * block, end = Math.min(file.size, start + block);
+    const from = Math.max(0, start - 63);
+    await workers[i % workers.length].call({ op: "read", blob: file, start: from, end,
+                                             dst: slot * slotBytes });
+  });
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  return { span: [t0, t1], bytes: file.size };
+}
+
+/** 1'. hashFile's per-byte work with nothing else: the pool's workers each read whole
+ *  16 MiB blocks, scan and hash them (64 KiB chunks) in their own wasm memory, four blocks
+ *  in flight; no page thread in the loop, no chunk-boundary rules, no copy to a slot. */
+async function scanHashPhase(file, config, module) {
+  const block = config.blockMib * MIB;
+  const workers = Array.from({ length: config.workers }, () => new FloorWorker());
+  for (const w of workers) w.post({ op: "init", module });
+  await Promise.all(workers.map((w) => w.call({ op: "ping" })));
+  const total = Math.ceil(file.size / block);
+  const t0 = epoch();
+  await lanes(total, 4, async (i) => {
+    const start = i * block;
+    await workers[i % workers.length].call({ op: "scanhash", blob: file, start,
+                                             end: Math.min(file.size, start + block) });
+  });
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  return { span: [t0, t1], bytes: file.size };
+}
+
+/** 2. Upload bodies to the sink, `inflight` at a time, by one mechanism. */
+async function sendPhase(mode, config, source, file) {
+  const body = config.bodyMib * MIB;
+  const count = Math.round(config.sizeMib / config.bodyMib);
+  const url = `/_sink?mode=${mode}`;
+  const inflight = config.inflight;
+  let t0, t1;
+  if (mode === "hold") {
+    // today's upload: the page copies each body out of its (wasm) memory into one reused
+    // staging buffer, hands it to a worker of its own (started ahead) that makes it a Blob,
+    // one handover at a time; the worker sends it and is terminated after
+    let staging = new ArrayBuffer(body);
+    let ahead = new FloorWorker();
+    let handover = Promise.resolve();
+    t0 = epoch();
+    await lanes(count, inflight, async () => {
+      const turn = handover.then(async () => {
+        const worker = ahead;
+        ahead = new FloorWorker();
+        new Uint8Array(staging).set(source);
+        const held = await worker.call({ op: "hold", buffer: staging, length: body }, [staging],
+                                       "held");
+        staging = held.buffer;
+        return worker;
+      });
+      handover = turn.catch(() => {});
+      const worker = await turn;
+      try { await worker.call({ op: "send", url }); } finally { worker.terminate(); }
+    });
+    t1 = epoch();
+    ahead.terminate();
+  } else if (mode === "workeru8") {
+    // a filled buffer per lane transferred to a long-lived worker that PUTs it as a
+    // Uint8Array and transfers it back: no copy on the page, no Blob
+    const workers = Array.from({ length: inflight }, () => new FloorWorker());
+    const buffers = Array.from({ length: inflight }, () => source.slice().buffer);
+    await Promise.all(workers.map((w) => w.call({ op: "ping" })));
+    t0 = epoch();
+    await lanes(count, inflight, async (_, lane) => {
+      const answer = await workers[lane].call({ op: "sendu8", url, buffer: buffers[lane],
+                                                length: body }, [buffers[lane]]);
+      buffers[lane] = answer.buffer;
+    });
+    t1 = epoch();
+    for (const w of workers) w.terminate();
+  } else if (mode === "fileblob") {
+    // the File's own bytes as the body (a slice): nothing copied in the renderer; the
+    // browser and network processes read them
+    t0 = epoch();
+    await lanes(count, inflight, async (i) => {
+      const start = (i * body) % Math.max(body, file.size - body + 1);
+      const r = await fetch(url, { method: "PUT", body: file.slice(start, start + body) });
+      await r.arrayBuffer();
+    });
+    t1 = epoch();
+  } else if (mode === "u8" || mode === "xhr") {
+    const buffers = Array.from({ length: inflight }, () => source.slice());
+    t0 = epoch();
+    await lanes(count, inflight, async (_, lane) => {
+      if (mode === "u8") {
+        const r = await fetch(url, { method: "PUT", body: buffers[lane] });
+        await r.arrayBuffer();
+        return;
+      }
+      await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open("PUT", url);
+        xhr.onload = resolve;
+        xhr.onerror = () => reject(new Error("XMLHttpRequest failed"));
+        xhr.send(buffers[lane]);
+      });
+    });
+    t1 = epoch();
+  } else {
+    throw new Error(`unknown send mode ${mode}`);
+  }
+  return { span: [t0, t1], bytes: count * body };
+}
+
+/** Read a Blob to its end (bytes discarded), as bench/peers.py's download measurement. */
+async function drain(blob) {
+  const reader = blob.stream().getReader();
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return bytes;
+    bytes += value.byteLength;
+  }
+}
+
+/** 3. GET responses of getMib from the source, `inflight` at a time, each read by a worker
+ *  of its own (one BYOB body per worker) and transferred to the page in 1 MiB buffers that
+ *  go back for reuse; "discard": nothing else; "blob": the pieces made into 32 MiB Blobs
+ *  (one copy, as downloadFile's), one Blob of the whole, read back to its end. */
+async function receivePhase(mode, config) {
+  const piece = config.getMib * MIB;
+  const count = Math.round(config.sizeMib / config.getMib);
+  const inflight = config.inflight;
+  const parts = Array.from({ length: count }, () => []);
+  const pending = new Map(); // id -> {index, chunks, bytes}
+  const workers = [];
+  const onChunk = (lane) => (id, msg) => {
+    const worker = workers[lane];
+    if (mode === "discard") { worker.post({ op: "give", buffers: [msg.chunk] }, [msg.chunk]); return; }
+    const job = pending.get(`${lane}:${id}`);
+    job.chunks.push(new Uint8Array(msg.chunk, 0, msg.length));
+    job.bytes += msg.length;
+    if (job.bytes >= 32 * MIB) flush(worker, job);
+  };
+  const flush = (worker, job) => {
+    if (!job.chunks.length) return;
+    parts[job.index].push(new Blob(job.chunks));
+    const buffers = job.chunks.map((c) => c.buffer);
+    worker.post({ op: "give", buffers }, buffers);
+    job.chunks = [];
+    job.bytes = 0;
+  };
+  for (let lane = 0; lane < inflight; lane++) workers.push(new FloorWorker(onChunk(lane)));
+  await Promise.all(workers.map((w) => w.call({ op: "ping" })));
+  if (mode === "respblob") return receiveAsBlobs(config, count, piece, workers);
+  const t0 = epoch();
+  let received = 0;
+  await lanes(count, inflight, async (i, lane) => {
+    const worker = workers[lane];
+    const id = worker.nextId; // the id call() gives this request
+    const job = { index: i, chunks: [], bytes: 0 };
+    pending.set(`${lane}:${id}`, job);
+    const answer = await worker.call({ op: "get", url: `/_source?bytes=${piece}&i=${i}` });
+    received += answer.bytes;
+    if (mode === "blob") flush(worker, job);
+    pending.delete(`${lane}:${id}`);
+  });
+  let bytes = received;
+  if (mode === "blob") bytes = await drain(new Blob(parts.flat()));
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  if (received !== count * piece || bytes !== received) {
+    throw new Error(`receive ${mode}: ${received} / ${bytes} bytes of ${count * piece}`);
+  }
+  return { span: [t0, t1], bytes: received };
+}
+
+/** 3'. "respblob": each response taken as a Blob by fetch (`response.blob()`: the body need
+ *  not pass through the page), then read once in 16 MiB slices by the pool's workers into
+ *  shared slots (where verification would hash it), and one Blob of the responses read
+ *  back to its end: the least a verifying download into a Blob moves, if every chunk is
+ *  stored raw (the result is then slices of the responses). */
+async function receiveAsBlobs(config, count, piece, workers) {
+  const block = config.blockMib * MIB;
+  const slotBytes = block + 64;
+  const sab = new SharedArrayBuffer(4 * slotBytes);
+  const readers = workers.slice(0, config.workers);
+  for (const w of readers) w.post({ op: "init", sab });
+  const blobs = new Array(count);
+  const t0 = epoch();
+  let slot = 0;
+  await lanes(count, config.inflight, async (i) => {
+    const r = await fetch(`/_source?bytes=${piece}&i=${i}`);
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const blob = await r.blob();
+    blobs[i] = blob;
+    const reads = [];
+    for (let start = 0, k = 0; start < blob.size; start += block, k++) {
+      const dst = (slot++ % 4) * slotBytes;
+      reads.push(readers[k % readers.length].call({ op: "read", blob, start,
+                                                    end: Math.min(blob.size, start + block), dst }));
+    }
+    await Promise.all(reads);
+  });
+  const bytes = await drain(new Blob(blobs));
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  if (bytes !== count * piece) throw new Error(`receive respblob: ${bytes} of ${count * piece}`);
+  return { span: [t0, t1], bytes };
+}
+
+/** 4. Single-thread kernel rates (bench/kernels_raw.mjs) on this page's thread. */
+async function kernelPhase(config, wasm) {
+  const t0 = epoch();
+  const gbps = await kernelOnly(wasm, config.kernelMib, config.kernelRepeat);
+  return { span: [t0, epoch()], bytes: 0, gbps };
+}
+
+/** WebCrypto's one-shot SHA-256 of a buffer (no streaming API: shown for comparison). */
+async function webcryptoPhase(config) {
+  const data = randomBuffer(config.webcryptoMib * MIB);
+  await crypto.subtle.digest("SHA-256", data.subarray(0, MIB));
+  const t0 = epoch();
+  let best = Infinity;
+  for (let r = 0; r < 2; r++) {
+    const t = performance.now();
+    await crypto.subtle.digest("SHA-256", data);
+    best = Math.min(best, performance.now() - t);
+  }
+  return { span: [t0, epoch()], bytes: 2 * data.length,
+           gbps: { sha256_webcrypto: data.length / (best / 1000) / 1e9 } };
+}
+
+export async function runFloor(config, status, report) {
+  const workers = config.workers || navigator.hardwareConcurrency;
+  config = { ...config, workers };
+  status("loading the file");
+  const r = await fetch(config.dataUrl);
+  if (!r.ok) throw new Error(`${config.dataUrl}: HTTP ${r.status}`);
+  const file = new File([await r.blob()], "model.bin");
+  config.sizeMib = Math.floor(file.size / MIB);
+  const wasm = await (await fetch("/_kernels/xet_kernels.wasm")).arrayBuffer();
+  const module = await WebAssembly.compile(wasm);
+  const source = randomBuffer(config.bodyMib * MIB);
+  await report("loaded", {});
+  await pause(config.settleMs);
+  const runs = [];
+  const timed = async (phase, mode, rep, fn) => {
+    status(`${phase} ${mode} (run ${rep + 1})`);
+    const t = performance.now();
+    const out = await fn();
+    runs.push({ phase, mode, rep, seconds: (performance.now() - t) / 1000, ...out });
+    await pause(config.gapMs);  // let Chromium's background work of one phase end
+  };
+  for (let rep = 0; rep < config.repeat; rep++) {
+    await timed("read", "slices", rep, () => readPhase(file, config));
+    await timed("hashfile", "workers", rep, () => scanHashPhase(file, config, module));
+    const modes = rep % 2 ? [...config.sendModes].reverse() : config.sendModes;
+    for (const mode of modes) await timed("send", mode, rep, () => sendPhase(mode, config, source, file));
+    const receive = ["discard", "blob", "respblob"];
+    for (const mode of rep % 2 ? receive.reverse() : receive) {
+      await timed("receive", mode, rep, () => receivePhase(mode, config));
+    }
+    await timed("kernels", "raw", rep, () => kernelPhase(config, wasm));
+    await timed("webcrypto", "sha256", rep, () => webcryptoPhase(config));
+  }
+  return { size: file.size, workers, hardwareConcurrency: navigator.hardwareConcurrency,
+           crossOriginIsolated, userAgent: navigator.userAgent, runs };
+}
