@@ -301,10 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dedup-mib", type=int, default=1024, help="0 skips the dedup scenario")
     parser.add_argument("--cache", choices=("none", "memory"), default="none",
                         help="xet.hub's chunk cache during the downloads")  # fmt: skip
-    parser.add_argument("--sha256-hasher", choices=("hashlib", "kernel", "worker"),
-                        default="hashlib",
-                        help="what computes xet.hub's upload SHA-256: on the page (hashlib, "
-                             "the wasm kernel) or the pool's side worker")  # fmt: skip
+    parser.add_argument("--sha256-hasher", choices=("pool", "hashlib", "kernel", "worker"),
+                        default="pool",
+                        help="what computes xet.hub's upload SHA-256: the pool's workers from "
+                             "their slots (the default), on the page (hashlib, the wasm "
+                             "kernel) or the pool's side worker")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     build_quietly()

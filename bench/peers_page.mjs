@@ -115,8 +115,11 @@ export async function runBench(config, status, report) {
   // sha256Hasher "worker": the pool's side worker digests the File (reading it a second time)
   const xet = await loadXet({ baseUrl: "/",
                              sha256Worker: config.sha256Hasher === "worker" ? true : undefined });
-  if (config.sha256Hasher && config.sha256Hasher !== "worker") {  // on the page (CPU lever)
-    xet.pyodide.runPython(`import xet_pyodide.session.sha256 as m; m.HASHER = "${config.sha256Hasher}"`);
+  // "hashlib"/"kernel": on the page (CPU levers); "pool" (the default): the pool's workers
+  // chain it from the blocks they read (xet_pyodide/io/pool_sha.py)
+  if (config.sha256Hasher === "hashlib" || config.sha256Hasher === "kernel") {
+    xet.pyodide.runPython(`import xet_pyodide.session.sha256 as m; m.HASHER = "${config.sha256Hasher}"
+import xet_pyodide.io.pool_hasher as p; p.POOL_SHA256 = False`);
   }
   await report("loaded", { workers: xet.workers });
   const work = config.mode === "dedup" ? dedup : throughput;

@@ -20,6 +20,11 @@
 //       reports the gear candidates of positions >= start (scanned from `from`, state 0) as
 //       offsets from `base` (the Blob offset of the block the slice belongs to), so the page
 //       only concatenates the slices' arrays (xet_pyodide/io/workers.py: WorkerPool.read_scan).
+//   {op: "sha256blocks", id, off, len, state, head} -> {id, state: Uint8Array(32)}
+//       one link of a file's SHA-256 chained through the pool (xet_pyodide/io/pool_sha.py):
+//       compresses the 64-byte blocks of head (0-63 bytes left over by the previous link)
+//       followed by sab[off, off + len) (head.length + len is a multiple of 64), starting from
+//       the chaining value `state` (32 bytes, big-endian words as in a digest).
 //   {op: "sha256", id, blob, block}                 -> {id, digest: Uint8Array(32)}
 //       the SHA-256 of a whole Blob, read here (its stream, into one reused `block`-byte
 //       buffer); {op: "cancel", id} stops it silently. Used by a worker of its own
@@ -205,8 +210,8 @@ const SHA256_IV = [
   0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
 // Bytes per kernel call: V8 cannot move a running call to optimized code, so the first calls
-// stay short while the optimized tier is compiled in the background (only the side worker
-// digests, so warmUp() below leaves SHA-256 out).
+// stay short while the optimized tier is compiled in the background (warmUp() below runs it on
+// a small piece too: the pool workers chain uploads' SHA-256, op sha256blocks).
 const SHA_PIECE = 1 << 20;
 
 function shaBlocks(state, bytes) {
@@ -219,6 +224,28 @@ function shaBlocks(state, bytes) {
     kernels.xk_sha256_blocks(base, base + 32, piece.length >>> 6);
     state.set(new Uint32Array(heap.buffer, base, 8));
   }
+}
+
+function sha256Link({ id, off, len, state, head }) {
+  // See the message list at the top. `state` comes and goes as big-endian bytes.
+  const inState = new DataView(state.buffer, state.byteOffset, 32);
+  const words = new Uint32Array(8);
+  for (let i = 0; i < 8; i++) words[i] = inState.getUint32(4 * i);
+  const headLen = head ? head.length : 0;
+  if ((headLen + len) % 64 !== 0) throw new Error("sha256blocks: not whole 64-byte blocks");
+  let start = 0;
+  if (headLen) {  // the block that straddles the previous link: head + first bytes here
+    start = 64 - headLen;
+    const first = new Uint8Array(64);
+    first.set(head);
+    first.set(new Uint8Array(sab, off, start), headLen);
+    shaBlocks(words, first);
+  }
+  shaBlocks(words, new Uint8Array(sab, off + start, len - start));
+  const out = new Uint8Array(32);
+  const outView = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) outView.setUint32(4 * i, words[i]);
+  postMessage({ id, state: out }, [out.buffer]);
 }
 
 function shaFinish(state, tail, length) {
@@ -317,10 +344,12 @@ function warmUp() {
   for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
   const lengths = new Uint32Array([65536, 65536, 65536, 65536]);
   const sink = new Uint8Array(32 * 4);
+  const shaState = Uint32Array.from(SHA256_IV);
   const t0 = performance.now();
   for (let round = 0; round < 200 && (round < 16 || performance.now() - t0 < WARM_UP_MS); round++) {
     gearScan(data, data.length);
     hashInto(data, lengths, sink);
+    shaBlocks(shaState, data.subarray(0, 16384));
   }
   return performance.now() - t0;
 }
@@ -495,7 +524,7 @@ function cancelSend({ id }) {
 
 const HANDLERS = {
   hold, send, cancelsend: cancelSend,
-  init, gear, hash, readscan: readAndScan, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort,
+  init, gear, hash, readscan: readAndScan, sha256blocks: sha256Link, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort,
 };
 
 const errorText = (err) => String(err && err.message ? err.message : err);

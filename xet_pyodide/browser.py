@@ -35,7 +35,7 @@ from .io.body_worker import set_body_worker_url
 from .io.digest import sha256_in_background
 from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify, option
 from .io.jsinterop import to_js_value
-from .io.pool_hasher import PooledChunkHasher, PoolHasherFactory
+from .io.pool_hasher import PooledChunkHasher, PoolHasherFactory, blob_blocks, upload_chain
 from .io.resume_browser import resume_option
 from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
 from .kernels import load_kernels
@@ -165,9 +165,14 @@ class BrowserSession:
         require_blob(blob, "uploadFile")
         name = option(options, "name") or blob_name(blob)
         sha = sha256_option(option(options, "sha256"))
+        chain = None
         pool = self._xet.pool
-        if sha is None and pool is not None and self._xet.sha256_worker:
-            sha = pool.sha256_blob(blob)  # the side worker reads and digests the Blob
+        if sha is None and pool is not None:
+            if self._xet.sha256_worker:
+                sha = pool.sha256_blob(blob)  # the side worker reads and digests the Blob
+            else:
+                chain = upload_chain(pool)  # chained by the workers from the pool's slots
+                sha = chain.digest if chain is not None else None
         try:
             upload = self.session.start_upload(name, blob_size(blob), sha)
         except BaseException:
@@ -176,8 +181,7 @@ class BrowserSession:
             raise
         self._listen(upload.file_id, options)
         # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
-        reader = getattr(upload.hasher, "read_blob", None)
-        blocks = (reader or read_blob)(blob, block_size=self.block_size)
+        blocks = blob_blocks(upload.hasher, blob, self.block_size, chain)
         try:
             async with contextlib.aclosing(blocks):
                 async for block in blocks:
@@ -310,7 +314,8 @@ class BrowserXet:
 
     async def _hash_blob(self, blob: Any, options: Any) -> dict[str, Any]:
         """Xet file hash of a ``Blob`` without uploading (``sha256: true`` adds its SHA-256:
-        on the pool's side worker, else here, in the same pass)."""
+        chained by the pool's workers from the blocks they read, or on the pool's side worker
+        with ``sha256Worker``; without a pool here, in the same pass)."""
         require_blob(blob, "hashFile")
         block_size = int(option(options, "blockSize", BLOB_BLOCK))
         want_sha = option(options, "sha256", False) is True
@@ -319,13 +324,22 @@ class BrowserXet:
         sizes: list[int] = []
         hashes = bytearray()
         size = 0
-        if self.pool is not None and (self.sha256_worker or not want_sha):
-            # the workers read, scan and hash the Blob; the side worker digests it
+        chain = None
+        if self.pool is not None and want_sha and not self.sha256_worker:
+            chain = upload_chain(self.pool)
+        if self.pool is not None and (self.sha256_worker or not want_sha or chain is not None):
+            # the workers read, scan and hash the Blob, and chain its SHA-256 (or the side
+            # worker digests it)
             size = blob_size(blob)
-            side = self.pool.sha256_blob(blob) if want_sha else None
+            side = None
+            if chain is not None:
+                side = chain.digest
+            elif want_sha:
+                side = self.pool.sha256_blob(blob)
             try:
                 hasher = PooledChunkHasher(self.pool)
-                _extend(sizes, hashes, await hasher.hash_blob(blob, block_size=block_size))
+                found = await hasher.hash_blob(blob, block_size=block_size, sha256=chain)
+                _extend(sizes, hashes, found)
                 digest = (await side).hex() if side is not None else ""
             finally:
                 if side is not None:

@@ -32,6 +32,8 @@ from .io.blob import (
 )
 from .io.cache import ChunkCache, open_chunk_cache
 from .io.jsbridge import abortable, camel_keys, envelope, notify, option
+from .io.pool_hasher import blob_blocks, upload_chain
+from .io.pool_sha import Sha256Chain
 from .io.resume_browser import resume_option
 from .io.workers import WorkerPool
 from .session import COMPUTE, ChunkHasher, FileUpload, SessionConfig
@@ -58,6 +60,7 @@ class BlobSource(UploadSource):
         self.size = blob_size(blob)
         self._xet = xet
         self._block = block_size
+        self._chain: Sha256Chain | None = None  # made by upload_sha256(), fed by feed()
 
     async def head(self, n: int) -> bytes:
         return await read_slice(self.blob, 0, min(n, self.size))
@@ -78,12 +81,17 @@ class BlobSource(UploadSource):
         pool = self._xet.pool
         if pool is not None and self._xet.sha256_worker:
             return pool.sha256_blob(self.blob)
+        if pool is not None:  # chained by the workers from the pool's slots (feed below)
+            self._chain = upload_chain(pool)
+            if self._chain is not None:
+                return self._chain.digest
         return COMPUTE
 
     async def feed(self, upload: FileUpload) -> None:
-        # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob).
-        reader = getattr(upload.hasher, "read_blob", None)
-        blocks = (reader or read_blob)(self.blob, block_size=self._block)
+        # With the pool, the workers read and scan the Blob (PooledChunkHasher.read_blob),
+        # and chain its SHA-256 when upload_sha256() asked for it.
+        chain, self._chain = self._chain, None
+        blocks = blob_blocks(upload.hasher, self.blob, self._block, chain)
         async with contextlib.aclosing(blocks):
             async for block in blocks:
                 await upload.write(block)

@@ -131,3 +131,55 @@ def test_js_progress_callback(selenium) -> None:
     assert in_pyodide(selenium, "upload_checks", "js_progress_callback", []) == {
         "seen": ["processing:1:a"]
     }
+
+
+MIB = 1 << 20
+
+
+def test_sha256_chain_around_block_edges(rt) -> None:
+    """The file SHA-256 chained link by link (``io/pool_sha.py``, as the pool's workers run it
+    from the shared buffer; here the kernels stand in for the workers) equals hashlib's for
+    sizes around the 64-byte and block edges: empty, 1, 63, 64, a block, block ± 1, a block
+    plus a short tail read on the page, several blocks, a block size that is no multiple of 64
+    (links with head bytes) and pieces smaller than one SHA-256 block."""
+    # [seed, size, block, slot_min, fail_at, cancel_after]
+    cases = [
+        [1, 0, 4 * MIB, MIB, None, None],
+        [2, 1, 4 * MIB, MIB, None, None],
+        [3, 63, 4 * MIB, 0, None, None],
+        [4, 64, 4 * MIB, 0, None, None],
+        [5, 4 * MIB, 4 * MIB, MIB, None, None],
+        [6, 4 * MIB + 1, 4 * MIB, MIB, None, None],
+        [7, 4 * MIB - 1, 4 * MIB, MIB, None, None],
+        [8, 4 * MIB + 700_000, 4 * MIB, MIB, None, None],
+        [9, 3 * 4 * MIB + 12_345, 4 * MIB, MIB, None, None],
+        [10, 3 * MIB + 12_345, 1_000_003, 1000, None, None],
+        [11, 200, 7, 0, None, None],
+    ]
+    results = rt.call("upload_checks", "sha256_chains", cases)
+    for case, result in zip(cases, results, strict=True):
+        seed, size = case[:2]
+        expected = hashlib.sha256(make_data("random", size, seed)).hexdigest()
+        assert result["digest"] == expected, case
+        assert result["freed"] and result["ended"], case
+    links = [r["links"] for r in results]
+    # slot pieces go to links of whole 64-byte blocks (head + length), the rest stays pending
+    assert links[0] == links[1] == links[2] == []  # nothing in a slot, or < 64 bytes
+    assert [tuple(x) for x in links[3]] == [(0, 64)]
+    assert [tuple(x) for x in links[4]] == [(0, 4 * MIB)]
+    assert [tuple(x) for x in links[6]] == [(0, 4 * MIB - 64)]
+    assert [tuple(x) for x in links[8]] == [(0, 4 * MIB)] * 3  # + 12,345 bytes on the page
+    assert [tuple(x) for x in links[9][:3]] == [(0, 1_000_000), (3, 999_997), (6, 999_994)]
+
+
+def test_sha256_chain_failure_and_cancel(rt) -> None:
+    """A failing link fails the digest with the worker's typed error and posts nothing after
+    it; a digest cancelled mid-file (an abandoned upload) stops the chain. Either way every
+    slot is freed and the chain's task ends."""
+    cases = [[21, 5 * MIB, MIB, MIB, 3, None], [22, 5 * MIB, MIB, MIB, None, 2]]
+    failed, cancelled = rt.call("upload_checks", "sha256_chains", cases)
+    assert failed["error"] == "XetKernelError: hashing worker failed: link failed (test)"
+    assert len(failed["links"]) == 3
+    assert cancelled["digest"] == "cancelled" and len(cancelled["links"]) <= 2
+    for result in (failed, cancelled):
+        assert result["freed"] and result["ended"], result

@@ -174,3 +174,79 @@ async def js_progress_callback() -> dict[str, Any]:
     )
     await invoke_callback(record, {"phase": "processing", "files": [{"name": "a"}]})
     return {"seen": list(record.seen.to_py())}
+
+
+class _ChainPool:
+    """Stands in for the worker pool under :class:`~xet_pyodide.io.pool_sha.Sha256Chain`: a
+    bytearray for the shared buffer, the kernels for the workers (each link answers a turn
+    later, as a worker would); link number ``fail_at`` fails as a worker's error does."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.memory = bytearray()
+        self.links: list[tuple[int, int]] = []  # (head length, length) of each link posted
+        self.fail_at = fail_at
+
+    def put(self, data: bytes) -> int:
+        offset = len(self.memory)
+        self.memory += data
+        return offset
+
+    async def sha256_blocks(self, offset: int, length: int, state: bytes, head: bytes) -> bytes:
+        import asyncio
+
+        from xet_pyodide.errors import XetKernelError
+        from xet_pyodide.kernels import get_kernels
+
+        self.links.append((len(head), length))
+        await asyncio.sleep(0)
+        if len(self.links) == self.fail_at:
+            raise XetKernelError("hashing worker failed: link failed (test)")
+        data = head + bytes(self.memory[offset : offset + length])
+        return get_kernels().sha256_blocks(state, data)
+
+    def read(self, offset: int, n: int) -> bytes:
+        return bytes(self.memory[offset : offset + n])
+
+
+async def sha256_chains(cases: list[list[Any]]) -> list[dict[str, Any]]:
+    """cases: [seed, size, block, slot_min, fail_at, cancel_after]. The file of ``size`` random
+    bytes goes to a :class:`~xet_pyodide.io.pool_sha.Sha256Chain` the way ``read_blob`` feeds
+    it: ``block``-byte pieces, in a "slot" (a link on the stand-in pool, ready a turn later)
+    from ``slot_min`` bytes on, else as bytes on this thread. ``cancel_after``: the digest is
+    cancelled (an abandoned upload) after that many pieces. Returns per case the digest (hex)
+    or the error, the links posted, and whether every slot was freed and the chain ended."""
+    import asyncio
+
+    from xet_pyodide.io.pool_sha import Sha256Chain
+
+    out = []
+    for seed, size, block, slot_min, fail_at, cancel_after in cases:
+        data = make_data("random", size, seed)
+        pool = _ChainPool(fail_at)
+        chain = Sha256Chain(pool)
+        frees = []
+        for n, start in enumerate(range(0, size, block)):
+            if cancel_after is not None and n == cancel_after:
+                chain.digest.cancel()
+            piece = data[start : start + block]
+            if len(piece) >= slot_min:
+                ready = asyncio.ensure_future(asyncio.sleep(0))
+                frees.append(chain.add_slot(pool.put(piece), len(piece), ready))
+            else:
+                chain.add_bytes(piece)
+            await asyncio.sleep(0)
+        chain.close()
+        result: dict[str, Any] = {}
+        try:
+            result["digest"] = (await chain.digest).hex()
+        except asyncio.CancelledError:
+            result["digest"] = "cancelled"
+        except Exception as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        for _ in range(20):  # the chain's own task ends a few turns later
+            await asyncio.sleep(0)
+        result["links"] = pool.links
+        result["freed"] = all(f.done() for f in frees)
+        result["ended"] = chain._task.done()
+        out.append(result)
+    return out

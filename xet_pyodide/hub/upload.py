@@ -21,6 +21,7 @@ then is ignored (``request_abort`` says so) and a cancelled task cannot know it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -229,7 +230,13 @@ class HubUpload:
             self.progress.set_mode(source.path, "lfs")
         for source, sha in todo:
             self.progress.session_file(source.path)
-            upload = session.start_upload(source.path, source.size, sha or source.upload_sha256())
+            digest = sha or source.upload_sha256()
+            try:
+                upload = session.start_upload(source.path, source.size, digest)
+            except BaseException:
+                if isinstance(digest, asyncio.Future):
+                    digest.cancel()  # refused: stop a digest computed elsewhere
+                raise
             try:
                 await source.feed(upload)
                 done = await upload.finish()

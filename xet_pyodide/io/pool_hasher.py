@@ -25,7 +25,9 @@ more), still in order.
 Blobs skip this thread's copies: :meth:`PooledChunkHasher.read_blob` (uploads) has the
 workers read each block from the ``Blob`` straight into a slot and scan it, several blocks
 ahead; this thread copies the block out of the slot once (the session needs the chunk bytes)
-and :meth:`~PooledChunkHasher.update` reuses the slot and the scan.
+and :meth:`~PooledChunkHasher.update` reuses the slot and the scan. Given a
+:class:`~xet_pyodide.io.pool_sha.Sha256Chain`, it also has the workers chain the file's
+SHA-256 from the slots (:mod:`xet_pyodide.io.pool_sha`).
 :meth:`PooledChunkHasher.hash_blob` (``hashFile()``) never brings the data into Python:
 the workers read, scan and hash, with as many blocks in flight as the pool has free slots,
 and this thread only applies the boundary rules.
@@ -44,7 +46,8 @@ from ..core.chunk_cutter import ChunkBatch, ChunkCutter, Cut
 from ..core.chunking import scan_block
 from ..core.hashes import DATA_KEY
 from ..kernels import get_kernels
-from .blob import blob_size, read_slice
+from .blob import blob_size, read_blob, read_slice
+from .pool_sha import Sha256Chain
 from .workers import Slot, WorkerPool, retrieve_exception
 
 #: Blocks smaller than this stay on the calling thread.
@@ -76,6 +79,7 @@ class _Prepared:
     slot: Slot
     scan: asyncio.Future[list[int]]
     data: bytes | None = None  # its bytes in Python, once copied out of the slot
+    sha_free: asyncio.Future[None] | None = None  # the SHA-256 chain is done with the slot
 
 
 @dataclass(slots=True)
@@ -85,6 +89,7 @@ class _Job:
     slot: Slot | None  # where the block sits in the shared buffer, if it went to the pool
     prefix: bytes  # the up to 63 stream bytes before the block
     scan: asyncio.Future[list[int]] | None
+    sha_free: asyncio.Future[None] | None = None  # (see _Prepared)
 
 
 class PoolHasherFactory:
@@ -123,7 +128,8 @@ class PooledChunkHasher:
             if view.obj is first.data and len(view) == first.length:
                 self._prepared.popleft()
                 self._cutter.remember_tail(view)
-                self._enqueue(_Job(first.length, view, first.slot, b"", first.scan))
+                job = _Job(first.length, view, first.slot, b"", first.scan, first.sha_free)
+                self._enqueue(job)
                 return _batch(await self._collect(LAG))
             self._drop_prepared()  # not the block read_blob yielded: scan it the usual way
         step = self._pool.slot_bytes
@@ -137,18 +143,27 @@ class PooledChunkHasher:
 
     # ------------------------------------------------------------------ Blobs
 
-    async def read_blob(self, blob: Any, *, block_size: int) -> AsyncIterator[bytes]:
+    async def read_blob(
+        self, blob: Any, *, block_size: int, sha256: Sha256Chain | None = None
+    ) -> AsyncIterator[bytes]:
         """Yield a JS ``Blob``'s bytes in blocks of at most ``block_size`` (capped at the
         pool's slot size) for an upload: the workers read each block from the Blob straight
         into a slot and scan it, :data:`READ_AHEAD` blocks ahead; this thread only copies it
         out of the slot once. Pass every yielded block, whole and in order, to :meth:`update`
         (which then reuses the scan instead of copying the block back); close the iterator
-        (``contextlib.aclosing``) if you stop early."""
+        (``contextlib.aclosing``) if you stop early.
+
+        ``sha256``: a chain (made on this pool) that gets the file's SHA-256 from the slots:
+        each block is a link, the short last block read here is added as bytes, and the chain
+        is closed after the last block (aborted if the iteration stops early). A slot is
+        reused only once both its chunks and its link are done. A failed link fails the
+        iteration at the next block, as a failed read does."""
         pool = self._pool
         step = max(1, min(block_size, pool.slot_bytes))
         stop = blob_size(blob)
         ahead: deque[_Prepared] = deque()
         pos = 0
+        complete = False
         try:
             while pos < stop or ahead:
                 while pos < stop and len(ahead) <= READ_AHEAD:
@@ -162,41 +177,72 @@ class PooledChunkHasher:
                         break
                     # whole blocks while more follow (READ_AHEAD keeps both workers busy)
                     scan = pool.read_scan(slot, blob, pos, end - pos, whole=end < stop)
-                    ahead.append(_Prepared(end - pos, slot, scan))
+                    prepared = _Prepared(end - pos, slot, scan)
+                    if sha256 is not None:
+                        prepared.sha_free = sha256.add_slot(slot.data, end - pos, scan)
+                    ahead.append(prepared)
                     pos = end
                 if not ahead:  # a short last block: read it here
                     end = min(pos + step, stop)
                     data = await read_slice(blob, pos, end)
                     pos = end
+                    if sha256 is not None:
+                        _raise_failed(sha256)
+                        sha256.add_bytes(data)
                     yield data
                     continue
                 prepared = ahead[0]
                 await prepared.scan  # the bytes are in the slot (on failure: finally below)
+                if sha256 is not None:
+                    _raise_failed(sha256)
                 ahead.popleft()
                 prepared.data = pool.read(prepared.slot.data, prepared.length)
                 self._prepared.append(prepared)
                 yield prepared.data
+            complete = True
+            if sha256 is not None:
+                sha256.close()
         finally:  # stopped early: free the slots of blocks no update() will take
             for prepared in ahead:
                 _release_after_scan(pool, prepared)
             self._drop_prepared()
+            if sha256 is not None and not complete:
+                sha256.abort()
 
-    async def hash_blob(self, blob: Any, *, block_size: int) -> tuple[list[int], bytes]:
+    async def hash_blob(
+        self, blob: Any, *, block_size: int, sha256: Sha256Chain | None = None
+    ) -> tuple[list[int], bytes]:
         """Chunk sizes and hashes of a whole JS ``Blob`` (``hashFile``): the workers read,
         scan and hash it; this thread only applies the boundary rules (and hashes the chunks
-        that straddle two blocks). As many blocks are in flight as the pool has free slots."""
+        that straddle two blocks). As many blocks are in flight as the pool has free slots.
+        ``sha256``: a chain the workers feed from the same slots (every block is a link; see
+        :meth:`read_blob`), closed at the end, aborted on failure."""
         pool = self._pool
         step = max(1, min(block_size, pool.slot_bytes))
         stop = blob_size(blob)
         results: list[_Result] = []
-        for pos in range(0, stop, step):
-            length = min(step, stop - pos)
-            slot = await pool.acquire()
-            scan = pool.read_scan(slot, blob, pos, length, whole=stop - pos > step)
-            self._enqueue(_Job(length, None, slot, b"", scan))
-            while self._jobs and self._jobs[0].done():
-                results.append(self._jobs.popleft().result())
-        return _sizes_and_hashes([*results, *await self._collect(0), self._last_chunk()])
+        complete = False
+        try:
+            for pos in range(0, stop, step):
+                length = min(step, stop - pos)
+                slot = await pool.acquire()
+                scan = pool.read_scan(slot, blob, pos, length, whole=stop - pos > step)
+                job = _Job(length, None, slot, b"", scan)
+                if sha256 is not None:
+                    job.sha_free = sha256.add_slot(slot.data, length, scan)
+                self._enqueue(job)
+                while self._jobs and self._jobs[0].done():
+                    results.append(self._jobs.popleft().result())
+                if sha256 is not None:
+                    _raise_failed(sha256)
+            found = [*results, *await self._collect(0), self._last_chunk()]
+            complete = True
+        finally:
+            if sha256 is not None and complete:
+                sha256.close()
+            elif sha256 is not None:
+                sha256.abort()
+        return _sizes_and_hashes(found)
 
     def _drop_prepared(self) -> None:
         while self._prepared:
@@ -253,7 +299,7 @@ class PooledChunkHasher:
             return await self._hash(job, cut)
         finally:
             if job.slot is not None:
-                self._pool.release(job.slot)
+                _release(self._pool, job.slot, job.sha_free)
 
     def _bytes(self, job: _Job, start: int, end: int) -> bytes | memoryview:
         if job.view is not None:
@@ -298,9 +344,65 @@ def _release_after_scan(pool: WorkerPool, prepared: _Prepared) -> None:
 
     def release(future: asyncio.Future[list[int]]) -> None:
         retrieve_exception(future)
-        pool.release(prepared.slot)
+        _release(pool, prepared.slot, prepared.sha_free)
 
     prepared.scan.add_done_callback(release)
+
+
+#: A ``Blob`` upload's SHA-256, when it is ours to compute (``sha256=COMPUTE``) and the side
+#: worker is off, is chained by the pool's workers from the blocks they read into the shared
+#: buffer (:func:`upload_chain`) instead of computed with hashlib on this thread. ``False``
+#: puts it back on this thread (hashlib, or ``session.sha256.HASHER``), for measuring one
+#: against the other (``bench/peers.py --sha256-hasher``; docs/browser.md, "Measuring CPU").
+POOL_SHA256 = True
+
+
+def upload_chain(pool: WorkerPool) -> Sha256Chain | None:
+    """A :class:`~xet_pyodide.io.pool_sha.Sha256Chain` on ``pool`` for one ``Blob`` upload
+    (pass its ``digest`` as ``sha256=``, then the chain to :func:`blob_blocks`), or None when
+    :data:`POOL_SHA256` is off."""
+    return Sha256Chain(pool) if POOL_SHA256 else None
+
+
+def blob_blocks(
+    hasher: Any, blob: Any, block_size: int, chain: Sha256Chain | None = None
+) -> AsyncIterator[bytes]:
+    """An upload's blocks of ``blob`` for ``upload.write``: read by the pool's workers into
+    the shared buffer when ``hasher`` is a :class:`PooledChunkHasher` (which then reuses
+    them, and feeds ``chain`` from the slots), else read here (``chain`` fed here)."""
+    if isinstance(hasher, PooledChunkHasher):
+        return hasher.read_blob(blob, block_size=block_size, sha256=chain)
+    blocks = read_blob(blob, block_size=block_size)
+    return blocks if chain is None else _feeding(blocks, chain)
+
+
+async def _feeding(blocks: AsyncIterator[bytes], chain: Sha256Chain) -> AsyncIterator[bytes]:
+    complete = False
+    try:
+        async for block in blocks:
+            chain.add_bytes(block)
+            yield block
+        complete = True
+        chain.close()
+    finally:
+        if not complete:
+            chain.abort()
+        await blocks.aclose()  # type: ignore[attr-defined]
+
+
+def _release(pool: WorkerPool, slot: Slot, sha_free: asyncio.Future[None] | None) -> None:
+    """Give ``slot`` back now, or once the SHA-256 chain no longer reads it."""
+    if sha_free is None or sha_free.done():
+        pool.release(slot)
+    else:
+        sha_free.add_done_callback(lambda _: pool.release(slot))
+
+
+def _raise_failed(chain: Sha256Chain) -> None:
+    """A failed link fails the upload where a failed read would (typed, at the next block)."""
+    error = chain.error
+    if error is not None:
+        raise error
 
 
 def _batch(results: list[_Result]) -> ChunkBatch:
@@ -316,4 +418,12 @@ def _sizes_and_hashes(results: list[_Result]) -> tuple[list[int], bytes]:
     return sizes, b"".join(r.hashes for r in results)
 
 
-__all__ = ["LAG", "LOCAL_BELOW", "PoolHasherFactory", "PooledChunkHasher"]
+__all__ = [
+    "LAG",
+    "LOCAL_BELOW",
+    "POOL_SHA256",
+    "PoolHasherFactory",
+    "PooledChunkHasher",
+    "blob_blocks",
+    "upload_chain",
+]

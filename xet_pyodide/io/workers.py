@@ -33,7 +33,7 @@ from ..core.chunking import GEAR_WINDOW_PREFIX
 from ..errors import XetKernelError
 from ..kernels._load_pyodide import compiled_module
 from .blob import blob_read_error
-from .jsinterop import js_copy_into, to_js_value
+from .jsinterop import js_copy_into, js_uint8array_copy, to_js_value
 
 MIB = 1 << 20
 #: Bytes of one block slot in the shared buffer.
@@ -352,6 +352,21 @@ class WorkerPool:
             }
             futures.append(self._submit(message))
         return _candidates_task(futures)
+
+    async def sha256_blocks(self, offset: int, length: int, state: bytes, head: bytes) -> bytes:
+        """One link of a file's SHA-256 on any free worker (op ``sha256blocks``; the
+        :class:`~xet_pyodide.io.pool_sha.Sha256Chain` drives it): the chaining value after
+        ``head`` (< 64 bytes) and ``length`` bytes at ``offset`` of the shared buffer, whole
+        64-byte blocks in all, from the big-endian chaining value ``state``."""
+        message = {
+            "op": "sha256blocks",
+            "off": offset,
+            "len": length,
+            "state": js_uint8array_copy(state),
+            "head": js_uint8array_copy(head),
+        }
+        answer = await self._submit(message)
+        return bytes(answer.state.to_bytes())
 
     async def hash(self, slot: Slot, start: int, lengths: list[int]) -> bytes:
         """Chunk hashes (DATA_KEY) of consecutive chunks at ``slot.data + start``."""

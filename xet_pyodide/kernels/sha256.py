@@ -1,13 +1,16 @@
 """Incremental SHA-256 on the kernels' compression function (``xk_sha256_blocks``).
 
-The kernel exists for the pool's side worker, which has no Python and digests a whole
-``Blob`` while the page chunks it (``web/xet_worker.mjs``, op ``sha256``; that worker pads
-the message itself). :class:`KernelSha256` is the same padding in Python, with hashlib's
-interface: it checks the kernel in every runtime (tests) and measures it (``bench/kernels``).
-The page's own SHA-256 stays ``hashlib``: in Chromium the kernel is only ~5 % faster than
-Pyodide's hashlib (0.48 vs 0.46 GB/s), in Node no faster; under CPython hashlib is OpenSSL.
-In a 1 GiB upload in Chromium it saved ~5 % of the page thread's CPU, inside the noise
-(``session.sha256.HASHER = "kernel"``; docs/browser.md, "Measuring CPU").
+The kernel runs where there is no Python: the pool's workers chain a ``File`` upload's
+SHA-256 block by block from the shared buffer (``web/xet_worker.mjs``, op ``sha256blocks``;
+the page keeps the chain and pads it: :class:`~xet_pyodide.io.pool_sha.Sha256Chain`), and the
+side worker digests a whole ``Blob`` (op ``sha256``; it pads the message itself).
+:class:`KernelSha256` is the same padding in Python, with hashlib's interface: it checks the
+kernel in every runtime (tests) and measures it (``bench/kernels``). Where the page computes a
+SHA-256 itself (no pool, ``upload_bytes`` without WebCrypto, CPython) it stays ``hashlib``: in
+Chromium the kernel is only ~5 % faster than Pyodide's hashlib (0.48 vs 0.46 GB/s), in Node no
+faster; under CPython hashlib is OpenSSL. In a 1 GiB upload in Chromium it saved ~5 % of the
+page thread's CPU, inside the noise (``session.sha256.HASHER = "kernel"``; docs/browser.md,
+"Measuring CPU").
 """
 
 from __future__ import annotations

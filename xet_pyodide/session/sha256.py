@@ -4,13 +4,16 @@
 metadata extension in the shard, result ``None``), a known digest (32 bytes or 64 hex digits),
 or an *awaitable* resolving to a digest (bytes, hex, or a JS ``ArrayBuffer`` through a
 ``JsProxy``) — e.g. a ``crypto.subtle.digest`` Promise (native, much faster than hashlib inside
-Pyodide) or the worker pool's side worker digesting a ``Blob`` in parallel with the chunking
-(``WorkerPool.sha256_blob``: off the page's thread).
+Pyodide), the SHA-256 the worker pool chains from the blocks its workers read for the upload
+(``Sha256Chain.digest``, :mod:`xet_pyodide.io.pool_sha`: what a page's ``File`` upload uses
+by default), or the pool's side worker digesting a ``Blob`` in parallel with the chunking
+(``WorkerPool.sha256_blob``). The last two are off the page's thread.
 
-:data:`HASHER` picks what computes it here: ``"hashlib"`` (the default) or ``"kernel"``
-(:class:`~xet_pyodide.kernels.sha256.KernelSha256`, the WebAssembly compression function),
-for measuring one against the other (``bench/peers.py --sha256-hasher``; docs/browser.md,
-"Measuring CPU"). Both give the same digest (tests/cpython/test_kernels.py).
+:data:`HASHER` picks what computes a ``COMPUTE`` digest here, in the chunking pass:
+``"hashlib"`` (the default) or ``"kernel"`` (:class:`~xet_pyodide.kernels.sha256.KernelSha256`,
+the WebAssembly compression function), for measuring one against the other
+(``bench/peers.py --sha256-hasher``; docs/browser.md, "Measuring CPU"). Both give the same
+digest (tests/cpython/test_kernels.py).
 
 hf_xet stores 32 zero bytes instead of the SHA-256 of an empty file; we do the same when the
 digest is ours to compute.
