@@ -199,6 +199,9 @@ class CpuSampler:
             sums: dict[str, int] = {}
             for (_pid, _tid, role), ticks in last.items():
                 sums[role] = sums.get(role, 0) + ticks
+            busy = _machine_busy()
+            if busy is not None:  # every process on the machine, ours or not (a timeline's
+                sums["machine:busy"] = busy  # idle cores); ":" keeps it out of total_client
             self._samples.append((time.time(), sums))
             self._loads.append((self._samples[-1][0], os.getloadavg()[0]))
 
@@ -227,6 +230,21 @@ class CpuSampler:
             a, b = self._at(t0), self._at(t1)
         return {k: (b.get(k, 0.0) - a.get(k, 0.0)) / TICK for k in sorted(set(a) | set(b))}
 
+    def timeline(self, t0: float, t1: float, step: float = 0.5) -> list[dict[str, float]]:
+        """Cores busy per role in consecutive ``step``-second bins from ``t0`` to ``t1`` (the
+        last bin may be shorter): where in a run the cores sat idle (``machine:busy`` is
+        every process on the machine, from ``/proc/stat``)."""
+        rows: list[dict[str, float]] = []
+        a = t0
+        while a < t1 - 1e-6:
+            b = min(t1, a + step)
+            cpu = self.between(a, b)
+            row = {k: round(v / (b - a), 2) for k, v in cpu.items()}
+            row["t"] = round(a - t0, 2)
+            rows.append(row)
+            a = b
+        return rows
+
     def load_between(self, t0: float, t1: float) -> float:
         """The 1-minute load average, averaged over the samples between ``t0`` and ``t1``."""
         with self._lock:
@@ -234,6 +252,19 @@ class CpuSampler:
             if not inside and self._loads:  # a span shorter than the interval: the nearest
                 inside = [min(self._loads, key=lambda s: abs(s[0] - t1))[1]]
         return round(sum(inside) / len(inside), 2) if inside else float("nan")
+
+
+def _machine_busy() -> int | None:
+    """Busy ticks of all CPUs since boot (``/proc/stat``: every column but idle and iowait)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != b"cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(ticks) - ticks[3] - ticks[4]
 
 
 def per_gib(cpu_s: dict[str, float], size: int) -> dict[str, float]:

@@ -188,6 +188,21 @@ def throughput(
     return out
 
 
+def timeline(sampler: CpuSampler, span: list[float], size_mib: int) -> list[dict[str, float]]:
+    """Cores busy per 0.5 s of an upload: ``page``, ``workers``, ``chromium`` (every Chromium
+    process), ``server`` (all the runs' servers) and ``machine`` (every process on the
+    machine)."""
+    out = []
+    for row in sampler.timeline(span[0], span[1], 0.5):
+        chromium = sum(v for k, v in row.items() if ":" not in k and k != "t")
+        server = sum(v for k, v in row.items() if k.startswith("server:"))
+        out.append({"t": row["t"], "page": row.get("page", 0.0),
+                    "workers": row.get("workers", 0.0), "chromium": round(chromium, 2),
+                    "server": round(server, 2),
+                    "machine": row.get("machine:busy", 0.0)})  # fmt: skip
+    return out
+
+
 def cpu_per_gib(
     sampler: CpuSampler, page: dict[str, Any], anchors: list[dict[str, Any]], size_mib: int
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
@@ -205,6 +220,8 @@ def cpu_per_gib(
             row["wall_s"] = round(r[op], 3)
             row["load_average"] = sampler.load_between(*r[f"{op}Span"])
             row["span"] = [round(t, 3) for t in r[f"{op}Span"]]  # epoch seconds: other samplers
+            if op == "upload":  # cores busy per 0.5 s: where the upload leaves a core idle
+                row["timeline"] = timeline(sampler, r["uploadSpan"], size_mib)
             out.setdefault(r["client"], {}).setdefault(op, []).append(row)
     for i, a in enumerate(anchors):
         server = f"server:native-{size_mib}-{i}"

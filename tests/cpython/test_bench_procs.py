@@ -4,6 +4,7 @@ accounting of a child process (``getrusage``), and its Chromium process classifi
 from __future__ import annotations
 
 import importlib.util
+import math
 import resource
 import subprocess
 import sys
@@ -52,6 +53,17 @@ def test_sampler_matches_getrusage_of_a_busy_child() -> None:
     assert 0 <= sampler.between(t0, (t0 + t1) / 2)["server:busy"] <= measured + 1e-9
     load = sampler.load_between(t0, t1)
     assert load >= 0
+    # the timeline's bins (cores busy) add up to the whole span's CPU-seconds; the busy child
+    # keeps one core busy in some bin, and the machine is at least as busy as the child
+    rows = sampler.timeline(t0, t1, 0.25)
+    assert len(rows) == math.ceil((t1 - t0) / 0.25 - 1e-6)
+    assert rows[0]["t"] == 0.0 and rows[1]["t"] == 0.25
+    widths = [min(0.25, (t1 - t0) - r["t"]) for r in rows]
+    binned = sum(r.get("server:busy", 0.0) * w for r, w in zip(rows, widths, strict=True))
+    assert abs(binned - sampler.between(t0, t1)["server:busy"]) <= 0.05 * len(rows)
+    busiest = max(rows, key=lambda r: r.get("server:busy", 0.0))
+    assert busiest["server:busy"] >= 0.5
+    assert busiest["machine:busy"] >= busiest["server:busy"] - 0.1
 
 
 def _wait_for_exec(pid: int, marker: str, timeout: float = 30.0) -> None:
