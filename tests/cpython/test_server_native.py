@@ -179,3 +179,74 @@ def test_sha256_proof_is_hashlib(tmp_path: Path, scheme: Scheme | None) -> None:
         assert streamed == data
     finally:
         store.close()
+
+
+def _stored_file(tmp_path: Path, data: bytes, scheme: Scheme | None) -> tuple[Store, str, list]:
+    """``data`` stored as xorbs + a shard registering it: (store, file hash hex, xorbs)."""
+    from xet_pyodide.core.shard import serialize_shard
+    from xet_pyodide.core.shard_model import Shard, XorbEntry
+    from xet_pyodide.core.terms import build_file_entry
+
+    store = Store(tmp_path, max_shard_bytes=1 << 26)
+    xorbs = _xorbs(data, scheme)
+    hashes, sizes, locations = [], [], []
+    for x in xorbs:
+        assert store.put_xorb(x.body, x.hash)
+        hashes += x.chunk_hashes
+        sizes += x.chunk_sizes
+        locations += [(x.hash, k) for k in range(x.num_chunks)]
+    entry = build_file_entry(hashes, sizes, locations, hashlib.sha256(data).digest())
+    entries = [XorbEntry.from_chunks(x.hash, x.chunk_hashes, x.chunk_sizes) for x in xorbs]
+    body = serialize_shard(Shard([entry], entries))
+    store.put_shard(body, store.parse_shard(body), "r")
+    return store, entry.file_hash.hex(), xorbs
+
+
+@pytest.mark.parametrize(("batch", "ahead"), [(1, 1), (1, 2), (100_000, 1), (100_000, 3)])
+def test_sha256_proof_pipelined_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int, ahead: int
+) -> None:
+    """The proof hashes on a thread of its own, in batches handed over in order: any batch
+    size and look-ahead (every chunk a batch, batches across record and xorb edges) gives
+    hashlib's digest over the original bytes."""
+    monkeypatch.setattr(content, "PROOF_BATCH", batch)
+    monkeypatch.setattr(content, "PROOF_AHEAD", ahead)
+    rng = random.Random(12)
+    data = b"".join(random_input(rng, 400_000, k) for k in ("random", "floats", "text"))
+    store, name, xorbs = _stored_file(tmp_path, data, None)
+    try:
+        assert len(xorbs) >= 1 and sum(x.num_chunks for x in xorbs) >= 10
+        assert content.sha256_of(store, name) == hashlib.sha256(data).hexdigest()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("batch", [1, 1 << 30])
+def test_sha256_proof_damaged_record_fails_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A stored record damaged after validation (here: its scheme byte) fails the proof with
+    XetFormatError, whether batches were already handed to the hashing thread (batch 1) or
+    not (one batch): no BufferError from unmapping while a view is alive, and the file's
+    other xorbs can still be proven."""
+    monkeypatch.setattr(content, "PROOF_BATCH", batch)
+    rng = random.Random(13)
+    data = random_input(rng, 600_000, "floats")
+    store, name, xorbs = _stored_file(tmp_path, data, Scheme.LZ4)
+    try:
+        path = store.objects.path("xorb", xorbs[0].hash.hex())
+        raw = bytearray(path.read_bytes())
+        pos = 0
+        for _ in range(5):  # the 6th record's header: version, size (3), scheme, size (3)
+            pos += 8 + int.from_bytes(raw[pos + 1 : pos + 4], "little")
+        original = raw[pos + 4]
+        raw[pos + 4] = 0xEE
+        path.chmod(0o644)
+        path.write_bytes(bytes(raw))
+        with pytest.raises(XetFormatError):
+            content.sha256_of(store, name)
+        raw[pos + 4] = original
+        path.write_bytes(bytes(raw))
+        assert content.sha256_of(store, name) == hashlib.sha256(data).hexdigest()
+    finally:
+        store.close()
