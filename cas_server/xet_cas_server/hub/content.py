@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from xet_pyodide.core.chunking import Chunker
@@ -27,7 +25,6 @@ from xet_pyodide.core.shard import serialize_shard
 from xet_pyodide.core.shard_model import Shard, XorbEntry
 from xet_pyodide.core.terms import ChunkLocation, build_file_entry
 from xet_pyodide.core.xorb import XorbBuilder
-from xet_pyodide.kernels.api import Buffer
 from xet_pyodide.session.download_decode import decode_records
 
 from .. import native, reconstruction
@@ -79,110 +76,59 @@ def stream_file(store: Store, file_hash: str, rng: ByteRange | None) -> Iterator
                 return
 
 
-#: The proof decodes (on the calling thread) and hashes (on a thread of its own) at once, in
-#: batches of about this many bytes; at most :data:`PROOF_AHEAD` batches wait to be hashed.
-PROOF_BATCH = 8 << 20
-PROOF_AHEAD = 2
-
-
 def sha256_of(store: Store, file_hash: str) -> str:
     """SHA-256 of Xet file ``file_hash``, reconstructed from its stored xorbs (the bytes
     :func:`stream_file` serves). The xorbs are mapped (mmap), raw chunks are hashed where they
     lie in the page cache and compressed ones decoded natively (:mod:`..native`): at 256 MiB
-    this took 0.38 CPU-s through the kernels and decoded copies, ~0.15 s now (docs/browser.md).
-
-    Why two threads: a commit waits for this proof while the uploading client has nothing
-    left to do, so its wall time is the end of every upload through this Hub (~0.8 s per GiB
-    on one core). SHA-256 is sequential, but the mapping, the record headers and the decoding
-    are not: this thread does them batch by batch while a second thread feeds the digest the
-    previous batches in order (``hashlib`` releases the GIL while it hashes). Memory: at most
-    ``PROOF_AHEAD + 1`` batches of decoded chunks (a batch ends at the first chunk that takes
-    it past :data:`PROOF_BATCH`) besides the mapping."""
+    this took 0.38 CPU-s through the kernels and decoded copies, ~0.15 s now (docs/browser.md)."""
     row = store.file(file_hash)
     if row is None:
         raise NotFound(f"Xet file {file_hash} is not stored")
     layout = _layout_getter(store)
     digest = hashlib.sha256()
     remaining = row.size
-    with ThreadPoolExecutor(1, thread_name_prefix="sha256-proof") as hasher:
-        for term in reconstruction.plan(row, layout, None).terms:
-            lay = layout(term.xorb)
-            first, last = lay.byte_range(term.start, term.end)
-            with open(store.objects.path("xorb", term.xorb), "rb") as f:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            records = memoryview(mapped)[first : last + 1]
-            done = False
+    for term in reconstruction.plan(row, layout, None).terms:
+        lay = layout(term.xorb)
+        first, last = lay.byte_range(term.start, term.end)
+        with open(store.objects.path("xorb", term.xorb), "rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        records = memoryview(mapped)[first : last + 1]
+        done = False
+        try:
+            decoded, remaining = _hash_records(digest, records, term.end - term.start, remaining)
+            done = True
+        finally:
+            records.release()
             try:
-                decoded, remaining = _hash_records(
-                    hasher, digest, records, term.end - term.start, remaining
-                )
-                done = True
-            finally:
-                records.release()
-                try:
-                    mapped.close()
-                except BufferError:
-                    # A damaged record: the error's traceback still holds the decoder's view
-                    # of the mapping, which is unmapped when the error is dropped. Without
-                    # this the typed error would turn into this BufferError.
-                    if done:
-                        raise
-            if decoded != lay.unpacked_len(term.start, term.end):  # pragma: no cover - validated
-                raise OSError(f"xorb {term.xorb} decodes to other sizes than its footer says")
-            if remaining <= 0:
-                break
+                mapped.close()
+            except BufferError:
+                # A damaged record: the error's traceback still holds the decoder's view of
+                # the mapping (unmapped when the error is dropped); without this the typed
+                # error would become this BufferError.
+                if done:
+                    raise
+        if decoded != lay.unpacked_len(term.start, term.end):  # pragma: no cover - validated
+            raise OSError(f"xorb {term.xorb} decodes to other sizes than its footer says")
+        if remaining <= 0:
+            break
     return digest.hexdigest()
 
 
-def _feed(digest: hashlib._Hash, batch: list[Buffer]) -> None:
-    """Hash ``batch`` in order (on the proof's hashing thread), releasing each view of the
-    mapping once hashed."""
-    for chunk in batch:
-        digest.update(chunk)
-        if isinstance(chunk, memoryview):
-            chunk.release()
-
-
 def _hash_records(
-    hasher: ThreadPoolExecutor,
-    digest: hashlib._Hash,
-    records: memoryview,
-    count: int,
-    remaining: int,
+    digest: hashlib._Hash, records: memoryview, count: int, remaining: int
 ) -> tuple[int, int]:
-    """Hand the chunks of ``count`` records to ``hasher`` in batches (at most ``remaining``
-    bytes); returns (bytes decoded, bytes still to hash) once every batch is hashed. A
-    function of its own so that no view of the mapping outlives the call (the caller unmaps
-    it): on any exit, the batches handed over are waited for and every view is released."""
+    """Feed the chunks of ``count`` records to ``digest``, at most ``remaining`` bytes; returns
+    (bytes decoded, bytes still to hash). A function of its own so that no view of the
+    mapping outlives the call (the caller unmaps it)."""
     decoded = 0
     chunks = native.iter_chunks(records, count)
-    pending: deque[Future[None]] = deque()
-    batch: list[Buffer] = []
-    size = 0
     try:
         for chunk in chunks:
             n = min(len(chunk), remaining)
+            digest.update(chunk if n == len(chunk) else chunk[:n])
             decoded += len(chunk)
             remaining -= n
-            if n:
-                batch.append(chunk if n == len(chunk) else memoryview(chunk)[:n])
-                size += n
-            if size >= PROOF_BATCH:
-                while len(pending) >= PROOF_AHEAD:
-                    pending.popleft().result()
-                pending.append(hasher.submit(_feed, digest, batch))
-                batch, size = [], 0
-        if batch:
-            pending.append(hasher.submit(_feed, digest, batch))
-            batch = []
-        while pending:
-            pending.popleft().result()
     finally:
-        if pending:  # an error: the batches handed over may still read the mapping
-            wait(pending)
-        for chunk in batch:  # not handed over
-            if isinstance(chunk, memoryview):
-                chunk.release()
         chunks.close()
     return decoded, remaining
 
