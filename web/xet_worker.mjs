@@ -399,7 +399,9 @@ async function fetchStream({ sid, url, method, headers }) {
   const state = { controller, unacked: 0, wake: null };
   streams.set(sid, state);
   try {
-    const resp = await fetch(url, { method, headers, signal: controller.signal });
+    // no-store: a body read once never goes to Chromium's HTTP disk cache (which costs the
+    // network service ~1.3 CPU-s per GiB when it does: docs/browser.md, "The floors ...").
+    const resp = await fetch(url, { method, headers, signal: controller.signal, cache: "no-store" });
     postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
     if (resp.body) {
       const { reader, byob } = bodyReader(resp.body);
