@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = data_file(args.size_mib)
     config = {"mode": args.mode, "workers": args.workers, "concurrency": args.concurrency,
-              "whole": args.whole, "fetch": args.fetch, "seconds": args.seconds, "dataName": data.name}
+              "whole": args.whole, "fetch": args.fetch, "seconds": args.seconds,
+              "dataName": data.name}
     server = StaticServer(
         REPO / "bench", mounts={"/bench": REPO / "bench", "/data": data.parent}
     ).start_background()

@@ -24,7 +24,8 @@
 //       the SHA-256 of a whole Blob, read here (its stream, into one reused `block`-byte
 //       buffer); {op: "cancel", id} stops it silently. Used by a worker of its own
 //       (WorkerPool.sha256_blob), so a long file never holds up the pool.
-//   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url},
+//   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url, byob,
+//                                                      byobBodies},
 //                                                     then {stream: sid, chunk: Uint8Array}...
 //                                                     (transferred), then {stream: sid, done}
 //       a streamed GET of a download (xet_pyodide/io/pool_fetch.py): the body is read here,
@@ -360,6 +361,8 @@ const spare = [];
 // "Downloads: where the CPU goes". A hung body would end with the page's read timeout and be
 // retried like a dropped connection.)
 
+let byobBodies = 0; // bodies of this worker being read with BYOB now
+
 /** The reader of a body: {reader, byob}, BYOB when the stream supports it. */
 function bodyReader(body) {
   try {
@@ -402,10 +405,14 @@ async function fetchStream({ sid, url, method, headers }) {
     // no-store: a body read once never goes to Chromium's HTTP disk cache (which costs the
     // network service ~1.3 CPU-s per GiB when it does: docs/browser.md, "The floors ...").
     const resp = await fetch(url, { method, headers, signal: controller.signal, cache: "no-store" });
-    postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
-    if (resp.body) {
-      const { reader, byob } = bodyReader(resp.body);
-      for (;;) {
+    const { reader, byob } = resp.body ? bodyReader(resp.body) : { reader: null, byob: false };
+    if (byob) byobBodies += 1;
+    try {
+      // byob / byobBodies: how this body is read, and how many bodies this worker reads with
+      // BYOB right now (diagnostics; tests/browser/test_download_workers.py checks them).
+      postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url,
+                    byob, byobBodies });
+      while (reader) {
         while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
           await new Promise((resolve) => { state.wake = resolve; });
         }
@@ -415,6 +422,8 @@ async function fetchStream({ sid, url, method, headers }) {
         state.unacked += value.byteLength;
         postMessage({ stream: sid, chunk: value }, [value.buffer]);
       }
+    } finally {
+      if (byob) byobBodies -= 1;
     }
     postMessage({ stream: sid, done: true });
   } catch (err) {
