@@ -151,3 +151,66 @@ def test_cli_download(corpus: Corpus, tmp_path: Path) -> None:
         assert refused.returncode == 1 and len(lines) == 1, refused.stderr
         assert "pass its real size" in lines[0] or "absolute http(s) URL" in lines[0], lines
         assert not (tmp_path / "y").exists() and not (tmp_path / "y.xet-part").exists()
+
+
+def test_early_requests_under_a_small_budget(corpus: Corpus, monkeypatch: Any) -> None:
+    """A range waiting for the byte budget has its GET opened early (``Prefetch``, used where
+    a worker pool reads bodies: forced here on the session's own streamed client). The bytes
+    are the same, also when the early request is the one that meets the server's fault (503,
+    a dropped body, an expired URL), and an early request never used (the output stops) is
+    closed."""
+    from xet_pyodide import SessionConfig, XetSession
+    from xet_pyodide.io import RetryPolicy
+    from xet_pyodide.session import download_fetch
+
+    opened: list[Any] = []
+    real = download_fetch.RangeFetcher._prefetch
+
+    def counting(self: Any, unit: Any) -> None:
+        before = unit.prefetch
+        real(self, unit)
+        if before is None and unit.prefetch is not None:
+            opened.append(unit.prefetch)
+
+    monkeypatch.setattr(download_fetch.RangeFetcher, "_prefetch", counting)
+    server = corpus.server
+    faults: list[dict[str, Any]] = [
+        {},
+        {"xorb_fetch": {"error_rate": 1.0, "status": 503, "max_faults": 2}},
+        {"xorb_fetch": {"drop_rate": 1.0, "max_faults": 1}},
+        {"reconstruction_v2": {"expire_rate": 1.0, "max_faults": 1}},
+    ]
+
+    async def run() -> None:
+        retry = RetryPolicy(base_delay=0.01, max_delay=0.05)
+        config = SessionConfig(download_streamed=True, download_buffer_bytes=1)
+        async with XetSession(
+            server.url, corpus.read_token(), retry=retry, chunk_cache=False, config=config
+        ) as session:
+            session._xorb_client = session.http  # as with a worker pool's client
+            for endpoints in faults:
+                server.set_faults(endpoints=endpoints)
+                try:
+                    for name in ("dedup", "big"):
+                        f = corpus.files[name]
+                        data = await session.download_bytes(f["hash"], f["size"])
+                        assert data == corpus.data[name], (name, endpoints)
+                        assert session.last_download is not None
+                        assert session.last_download.verified == "file"
+                finally:
+                    server.set_faults()
+            used = len(opened)
+            assert used >= 2 * len(faults), used  # every download opened ranges early
+            # the output stops after its first piece: the early GET of the next range is closed
+            f = corpus.files["dedup"]
+            stream = session.download_stream(f["hash"], f["size"])
+            async for _ in stream:
+                break
+            await stream.aclose()  # type: ignore[attr-defined]
+            assert len(opened) > used
+            for early in opened:
+                assert early.first.done()
+            for early in opened[used:]:
+                assert early.blocks.ag_running is False and early.blocks.ag_frame is None
+
+    run_async(run())
