@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from ..core.hashes import DATA_KEY, MerkleHash
@@ -48,50 +47,6 @@ class SpanHasher(Protocol):
     async def hash_spans(self, data: memoryview, lengths: list[int]) -> Any: ...
 
 
-async def _first_block(blocks: AsyncIterator[bytes]) -> bytes | None:
-    """The first block of ``blocks`` (None: it ended without one)."""
-    try:
-        return await blocks.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-class Prefetch:
-    """A range's GET opened before the range may start (its budget not yet free): the request,
-    the response head and the first block are under way while the range before it decodes.
-    What it holds meanwhile is bounded by the worker's window (``STREAM_WINDOW`` of
-    ``web/xet_worker.mjs``, 8 MiB: the worker stops reading the body there) plus the first
-    block, outside the download's byte budget."""
-
-    __slots__ = ("blocks", "fetch", "first")
-
-    def __init__(self, fetch: FetchRange, blocks: AsyncIterator[bytes]) -> None:
-        self.fetch = fetch
-        self.blocks = blocks
-        self.first: asyncio.Future[bytes | None] = asyncio.ensure_future(_first_block(blocks))
-
-    async def joined(self) -> AsyncIterator[bytes]:
-        """The body's blocks, the first one included; a failure of the early request
-        (status, dropped connection, ...) is raised here, where the range's attempt handles it
-        as if it had just sent the request."""
-        try:
-            block = await self.first
-            if block is None:
-                return
-            yield block
-            async for block in self.blocks:
-                yield block
-        finally:
-            await self.discard()
-
-    async def discard(self) -> None:
-        """Stop it (the worker aborts the body) and retrieve its outcome."""
-        self.first.cancel()
-        await asyncio.gather(self.first, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.blocks.aclose()  # type: ignore[attr-defined]
-
-
 class FetchUnit:
     """One fetch range of the plan and the task fetching it."""
 
@@ -103,7 +58,6 @@ class FetchUnit:
         "gen",
         "kept_raw",
         "needed",
-        "prefetch",
         "refreshes",
         "task",
     )
@@ -121,8 +75,6 @@ class FetchUnit:
         self.task: asyncio.Future[DecodedRange | RawRange] | None = None
         self.decoded: DecodedRange | RawRange | None = None
         self.needed = False
-        #: The GET opened ahead of the unit's start (RangeFetcher._prefetch), if any.
-        self.prefetch: Prefetch | None = None
         self.gen = 0
         self.refreshes = 0
 
@@ -146,43 +98,6 @@ class RangeFetcher:
     _refresh_lock: asyncio.Lock
     _url_gen: int
     _fresh: dict[tuple[MerkleHash, int, int], FetchRange]
-
-    # ------------------------------------------------------------------ early requests
-
-    def _prefetch(self, unit: FetchUnit) -> None:
-        """Open ``unit``'s GET now, before its budget is free (see :class:`Prefetch`).
-
-        Only where bodies are read by the worker pool (``_xorb_http``: the worker's window
-        bounds what an unread body holds) and there is no chunk cache (which may not need the
-        request at all). Measured why: with 64 MiB xorbs and the 96 MiB budget of a page, one
-        range was fetched at a time, and each range's request began only once the previous
-        one's bytes had been handed to the output (docs/browser.md, "Downloads: where the CPU
-        goes")."""
-        if unit.prefetch is not None or self._xorb_http is None or self._cache is not None:
-            return
-        fetch = unit.fetch
-        blocks = self._cas.open_xorb_range(
-            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
-        )
-        unit.prefetch = Prefetch(fetch, blocks)
-
-    async def _open_blocks(self, unit: FetchUnit, fetch: FetchRange) -> AsyncIterator[bytes]:
-        """The body of ``fetch``: the early request when one was opened for this very range
-        and URL, else a new request."""
-        early, unit.prefetch = unit.prefetch, None
-        if early is not None:
-            if early.fetch is fetch:
-                return early.joined()
-            await early.discard()  # an older URL (refreshed since)
-        return self._cas.open_xorb_range(
-            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
-        )
-
-    async def _discard_prefetches(self, units: list[FetchUnit]) -> None:
-        for unit in units:
-            early, unit.prefetch = unit.prefetch, None
-            if early is not None:
-                await early.discard()
 
     # ------------------------------------------------------------------ one range
 
@@ -292,7 +207,9 @@ class RangeFetcher:
         keep: list[bytes] | None = [] if self._cache is not None else None
         digests = bytearray() if self._needs_hashes(unit) and key is None else None
         hashed = 0  # chunks hashed so far (hashing overlaps the rest of the body's arrival)
-        blocks = await self._open_blocks(unit, fetch)
+        blocks = self._cas.open_xorb_range(
+            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+        )
         async with contextlib.aclosing(blocks):  # type: ignore[type-var]
             async for block in blocks:
                 started = time.perf_counter()
@@ -318,7 +235,9 @@ class RangeFetcher:
         whole-body read would hold a second, JS copy of it until the next garbage collection)."""
         buffer = bytearray(fetch.num_bytes)
         pos = 0
-        blocks = await self._open_blocks(unit, fetch)
+        blocks = self._cas.open_xorb_range(
+            fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+        )
         async with contextlib.aclosing(blocks):  # type: ignore[type-var]
             async for block in blocks:
                 buffer[pos : pos + len(block)] = block
@@ -391,7 +310,6 @@ __all__ = [
     "RAW_ABOVE",
     "RAW_PIECE_BYTES",
     "FetchUnit",
-    "Prefetch",
     "RangeFetcher",
     "SpanHasher",
 ]

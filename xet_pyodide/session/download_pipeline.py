@@ -256,7 +256,6 @@ class RangeDownload(RangeFetcher):
             task.cancel()
         # Retrieve every outcome (no "exception was never retrieved" warnings).
         await asyncio.gather(*pending, return_exceptions=True)
-        await self._discard_prefetches(self._units)  # early GETs never used (error, break)
 
     def _release(self, unit: FetchUnit) -> None:
         unit.decoded = None
@@ -275,8 +274,6 @@ class RangeDownload(RangeFetcher):
         try:
             for unit in self._units:
                 while not self._can_start(unit):
-                    if self._active < self._max_concurrent:
-                        self._prefetch(unit)  # waits for the budget: open its GET already
                     self._wake.clear()
                     await self._wake.wait()
                 self._budget.take(unit.cost)
