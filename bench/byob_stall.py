@@ -1,13 +1,16 @@
 """Does Chromium still hang BYOB reads of Blob streams read concurrently in one worker?
 
     .venv/bin/python bench/byob_stall.py [--mode byob|stream|slice] [--workers 1]
-        [--concurrency 2] [--whole] [--seconds 40] [--size-mib 512]
+        [--concurrency 2] [--whole | --fetch] [--seconds 40] [--size-mib 512]
 
 Reads a generated Blob in a bare headless Chromium, ``concurrency`` reads at a time in each
 of ``workers`` workers (16 MiB ``blob.slice()`` pieces, or the whole Blob with ``--whole``),
 for ``seconds``, and prints one JSON line: passes over the Blob and MB/s, or ``"stalled":
 true`` when a read never ended. Chromium 156 stalls with ``--mode byob`` and concurrency >= 2
 (within 1-20 passes here); ``--concurrency 1``, ``--mode stream`` and ``--mode slice`` do not.
+With ``--fetch`` there is no Blob: each read is a GET of the whole data file (``cache:
+"no-store"``) whose body a worker reads with a BYOB reader into recycled 1 MiB buffers, as
+``web/xet_worker.mjs`` reads xorb ranges (``concurrency`` bodies at a time per worker).
 ``web/xet_worker.mjs`` depends on this (one BYOB stream per worker at a time, plus a stall
 watchdog): rerun it after a Chromium upgrade (docs/browser.md, "Blob reads").
 """
@@ -48,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=2, help="reads at a time per worker")
     parser.add_argument("--whole", action="store_true", help="read the whole Blob's stream")
+    parser.add_argument("--fetch", action="store_true", help="read GET bodies, not a Blob")
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--size-mib", type=int, default=512)
     args = parser.parse_args(argv)
     data = data_file(args.size_mib)
     config = {"mode": args.mode, "workers": args.workers, "concurrency": args.concurrency,
-              "whole": args.whole, "seconds": args.seconds, "dataName": data.name}
+              "whole": args.whole, "fetch": args.fetch, "seconds": args.seconds,
+              "dataName": data.name}
     server = StaticServer(
         REPO / "bench", mounts={"/bench": REPO / "bench", "/data": data.parent}
     ).start_background()

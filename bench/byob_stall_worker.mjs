@@ -23,9 +23,36 @@ async function readDefault(blob) {
   }
 }
 
+// fetch mode (bench/byob_stall.py --fetch): the body of a GET read with a BYOB reader into
+// recycled 1 MiB buffers, as web/xet_worker.mjs's readBlock does for xorb ranges.
+const spare = [];
+async function fetchByob(url) {
+  const resp = await fetch(url, { cache: "no-store" });
+  const reader = resp.body.getReader({ mode: "byob" });
+  let total = 0;
+  for (;;) {
+    let buffer = spare.pop() ?? new ArrayBuffer(1 << 20);
+    let filled = 0;
+    let done = false;
+    while (filled < buffer.byteLength) {
+      const r = await reader.read(new Uint8Array(buffer, filled));
+      if (r.value) buffer = r.value.buffer;
+      if (r.done) { done = true; break; }
+      filled += r.value.byteLength;
+    }
+    total += filled;
+    if (spare.length < 32) spare.push(buffer);
+    if (done) return total;
+  }
+}
+
 self.onmessage = async (event) => {
-  const { id, blob, from, end, whole, mode } = event.data;
+  const { id, blob, from, end, whole, mode, url } = event.data;
   try {
+    if (url) {
+      postMessage({ id, n: await fetchByob(url) });
+      return;
+    }
     const part = whole ? blob : blob.slice(from, end);
     const n = mode === "byob" ? await readByob(part)
       : mode === "stream" ? await readDefault(part)

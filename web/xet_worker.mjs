@@ -29,7 +29,8 @@
 //       the SHA-256 of a whole Blob, read here (its stream, into one reused `block`-byte
 //       buffer); {op: "cancel", id} stops it silently. Used by a worker of its own
 //       (WorkerPool.sha256_blob), so a long file never holds up the pool.
-//   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url},
+//   {op: "fetch", sid, url, method, headers}       -> {stream: sid, status, headers, url, byob,
+//                                                      byobBodies},
 //                                                     then {stream: sid, chunk: Uint8Array}...
 //                                                     (transferred), then {stream: sid, done}
 //       a streamed GET of a download (xet_pyodide/io/pool_fetch.py): the body is read here,
@@ -382,30 +383,22 @@ const STREAM_BLOCK = 1 << 20;
 const SPARE_MAX = 32;
 const spare = [];
 
-// At most one body per worker is read with BYOB at a time: Chromium 156 hangs BYOB reads for
-// good when one worker reads two BYOB streams at once (seen with Blob streams; docs/browser.md,
-// "Blob reads"), and nothing here could tell a hung read from a slow server. Other bodies of
-// the same worker take the default reader (fresh buffers, as before).
-let byobBodies = 0;
+// Every body is read with BYOB where the stream allows it. (Chromium 156 hangs BYOB reads of
+// *Blob* streams when one worker reads two at once — docs/browser.md, "Blob reads" — so Blob
+// reads keep byobTurn above. Fetch bodies never showed it: bench/byob_stall.py --fetch ran
+// 2 workers x 4 and 1 worker x 8 BYOB bodies at a time without a stall, docs/browser.md
+// "Downloads: where the CPU goes". A hung body would end with the page's read timeout and be
+// retried like a dropped connection.)
 
-/** The reader of a body: BYOB when the stream supports it and no other body of this worker
- *  is read with BYOB, else the default one. A BYOB reader must be given back with
- *  endBodyReader. */
+let byobBodies = 0; // bodies of this worker being read with BYOB now
+
+/** The reader of a body: {reader, byob}, BYOB when the stream supports it. */
 function bodyReader(body) {
-  if (byobBodies === 0) {
-    try {
-      const reader = body.getReader({ mode: "byob" });
-      byobBodies += 1;
-      return { reader, byob: true };
-    } catch {
-      // no BYOB mode on this stream
-    }
+  try {
+    return { reader: body.getReader({ mode: "byob" }), byob: true };
+  } catch {
+    return { reader: body.getReader(), byob: false }; // no BYOB mode on this stream
   }
-  return { reader: body.getReader(), byob: false };
-}
-
-function endBodyReader(byob) {
-  if (byob) byobBodies -= 1;
 }
 
 /** One block of at most STREAM_BLOCK bytes read with a BYOB reader into a recycled buffer:
@@ -438,24 +431,28 @@ async function fetchStream({ sid, url, method, headers }) {
   const state = { controller, unacked: 0, wake: null };
   streams.set(sid, state);
   try {
-    const resp = await fetch(url, { method, headers, signal: controller.signal });
-    postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url });
-    if (resp.body) {
-      const { reader, byob } = bodyReader(resp.body);
-      try {
-        for (;;) {
-          while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
-            await new Promise((resolve) => { state.wake = resolve; });
-          }
-          const { done, value } = byob ? await readBlock(reader) : await reader.read();
-          if (done) break;
-          if (!value.byteLength) continue;
-          state.unacked += value.byteLength;
-          postMessage({ stream: sid, chunk: value }, [value.buffer]);
+    // no-store: a body read once never goes to Chromium's HTTP disk cache (which costs the
+    // network service ~1.3 CPU-s per GiB when it does: docs/browser.md, "The floors ...").
+    const resp = await fetch(url, { method, headers, signal: controller.signal, cache: "no-store" });
+    const { reader, byob } = resp.body ? bodyReader(resp.body) : { reader: null, byob: false };
+    if (byob) byobBodies += 1;
+    try {
+      // byob / byobBodies: how this body is read, and how many bodies this worker reads with
+      // BYOB right now (diagnostics; tests/browser/test_download_workers.py checks them).
+      postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url,
+                    byob, byobBodies });
+      while (reader) {
+        while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
+          await new Promise((resolve) => { state.wake = resolve; });
         }
-      } finally {
-        endBodyReader(byob);
+        const { done, value } = byob ? await readBlock(reader) : await reader.read();
+        if (done) break;
+        if (!value.byteLength) continue;
+        state.unacked += value.byteLength;
+        postMessage({ stream: sid, chunk: value }, [value.buffer]);
       }
+    } finally {
+      if (byob) byobBodies -= 1;
     }
     postMessage({ stream: sid, done: true });
   } catch (err) {

@@ -7,6 +7,7 @@ corrupted raw chunk decodes fine and is caught by the file hash: XetIntegrityErr
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from tests.browser.conftest import requires_browser
@@ -33,6 +34,14 @@ async def _counted(self, request):
     return await _stream(self, request)
 pool_fetch.worker_reads = 0
 pool_fetch.WorkerStreamTransport._stream = _counted
+# the workers' heads: how each body is read (byob) and how many BYOB bodies its worker had open
+_deliver = pool_fetch.WorkerStream.deliver
+def _observed(self, data):
+    if getattr(data, "status", None) is not None:
+        pool_fetch.heads.append((bool(data.byob), int(data.byobBodies)))
+    return _deliver(self, data)
+pool_fetch.heads = []
+pool_fetch.WorkerStream.deliver = _observed
 `);
   const session = new xet.XetSession(cfg.endpoint, new m.TokenInfo(cfg.token, cfg.exp), null,
                                      { chunkCache: "none" });
@@ -66,6 +75,8 @@ pool_fetch.WorkerStreamTransport._stream = _counted
     await session.close();
     const reads = "import xet_pyodide.io.pool_fetch as f; f.worker_reads";
     out.workerReads = xet.pyodide.runPython(reads);
+    out.heads = xet.pyodide.runPython(
+      "import json, xet_pyodide.io.pool_fetch as f; json.dumps(f.heads)");
     xet.close();
   }
   return out;
@@ -122,6 +133,14 @@ def test_js_download_same_bytes_with_0_1_2_workers_and_faults(
     # least per file, range and stream)
     reads = [r["workerReads"] for r in results[:3]]
     assert reads[0] == 0 and min(reads[1:]) >= 4 + sum(len(f["ranges"]) for f in files) + 1, reads
+    # every body a worker reads goes through a BYOB reader (recycled buffers), also when one
+    # worker reads several at once (Blob streams may not: docs/browser.md, "Blob reads")
+    for result in results[1:3]:
+        heads = json.loads(result["heads"])
+        assert len(heads) == result["workerReads"], heads
+        assert all(byob for byob, _ in heads), heads
+    # with one worker, ranges fetched in parallel overlap in it (the multi-xorb files)
+    assert max(n for _, n in json.loads(results[1]["heads"])) >= 2, results[1]["heads"]
     for result in results[:3]:
         check(corpus, names, result)
     for i, result in enumerate(results[3:]):
