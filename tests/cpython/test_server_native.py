@@ -149,38 +149,6 @@ def _raw_record(data: bytes) -> bytes:
     return record_header(Scheme.NONE, len(data), len(data)) + data
 
 
-@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "auto" if s is None else s.name)
-def test_sha256_proof_is_hashlib(tmp_path: Path, scheme: Scheme | None) -> None:
-    """The commit proof's reconstruction + SHA-256 equals hashlib over the original bytes and
-    over what a plain GET streams."""
-    from xet_pyodide.core.shard import serialize_shard
-    from xet_pyodide.core.shard_model import Shard, XorbEntry
-    from xet_pyodide.core.terms import build_file_entry
-
-    rng = random.Random(11)
-    data = b"".join(random_input(rng, 700_000, k) for k in ("random", "text", "floats"))
-    store = Store(tmp_path, max_shard_bytes=1 << 26)
-    try:
-        xorbs = _xorbs(data, scheme)
-        hashes, sizes, locations = [], [], []
-        for x in xorbs:
-            assert store.put_xorb(x.body, x.hash)
-            hashes += x.chunk_hashes
-            sizes += x.chunk_sizes
-            locations += [(x.hash, k) for k in range(x.num_chunks)]
-        sha = hashlib.sha256(data).digest()
-        entry = build_file_entry(hashes, sizes, locations, sha)
-        entries = [XorbEntry.from_chunks(x.hash, x.chunk_hashes, x.chunk_sizes) for x in xorbs]
-        body = serialize_shard(Shard([entry], entries))
-        store.put_shard(body, store.parse_shard(body), "r")
-        name = entry.file_hash.hex()
-        assert content.sha256_of(store, name) == sha.hex()
-        streamed = b"".join(content.stream_file(store, name, None))
-        assert streamed == data
-    finally:
-        store.close()
-
-
 def _stored_file(tmp_path: Path, data: bytes, scheme: Scheme | None) -> tuple[Store, str, list]:
     """``data`` stored as xorbs + a shard registering it: (store, file hash hex, xorbs)."""
     from xet_pyodide.core.shard import serialize_shard
@@ -200,6 +168,21 @@ def _stored_file(tmp_path: Path, data: bytes, scheme: Scheme | None) -> tuple[St
     body = serialize_shard(Shard([entry], entries))
     store.put_shard(body, store.parse_shard(body), "r")
     return store, entry.file_hash.hex(), xorbs
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: "auto" if s is None else s.name)
+def test_sha256_proof_is_hashlib(tmp_path: Path, scheme: Scheme | None) -> None:
+    """The commit proof's reconstruction + SHA-256 equals hashlib over the original bytes and
+    over what a plain GET streams."""
+    rng = random.Random(11)
+    data = b"".join(random_input(rng, 700_000, k) for k in ("random", "text", "floats"))
+    store, name, _ = _stored_file(tmp_path, data, scheme)
+    try:
+        assert content.sha256_of(store, name) == hashlib.sha256(data).hexdigest()
+        streamed = b"".join(content.stream_file(store, name, None))
+        assert streamed == data
+    finally:
+        store.close()
 
 
 def test_sha256_proof_damaged_record_fails_cleanly(tmp_path: Path) -> None:
