@@ -51,51 +51,19 @@ PIECE = 64 << 10
 
 
 def pack(path: Path) -> tuple[list[Xorb], bytes, str]:
-    """Xorbs and shard of ``path`` as this package's client builds them, and the sha256."""
+    """Xorbs and shard of ``path`` as a Xet client builds them (the server's own
+    :func:`~xet_cas_server.hub.content.pack_file`), and the sha256."""
     import hashlib
 
-    from xet_pyodide.core.chunking import Chunker
-    from xet_pyodide.core.hashes import hash_chunks
     from xet_pyodide.core.shard import serialize_shard
-    from xet_pyodide.core.shard_model import Shard, XorbEntry
-    from xet_pyodide.core.terms import ChunkLocation, build_file_entry
-    from xet_pyodide.core.xorb import XorbBuilder
+    from xet_pyodide.core.shard_model import Shard
 
-    chunker = Chunker()
-    builder = XorbBuilder()
-    xorbs: list[Xorb] = []
-    hashes: list[Any] = []
-    sizes: list[int] = []
-    locations: list[ChunkLocation] = []
     sha = hashlib.sha256()
-
-    def flush() -> None:
-        nonlocal builder
-        if len(builder):
-            x = builder.finish()
-            xorbs.append(x)
-            locations.extend((x.hash, k) for k in range(x.num_chunks))
-            builder = XorbBuilder()
-
-    def add(chunks: list[bytes]) -> None:
-        if not chunks:
-            return
-        ch = hash_chunks(chunks)
-        for data, h in zip(chunks, ch, strict=True):
-            if not builder.can_add(len(data)):
-                flush()
-            builder.add(data, h)
-        hashes.extend(ch)
-        sizes.extend(len(c) for c in chunks)
-
     with open(path, "rb") as f:
         while block := f.read(8 << 20):
             sha.update(block)
-            add(chunker.feed(block))
-    add(chunker.finish())
-    flush()
-    entry = build_file_entry(hashes, sizes, locations, sha.digest())
-    entries = [XorbEntry.from_chunks(x.hash, x.chunk_hashes, x.chunk_sizes) for x in xorbs]
+    xorbs: list[Xorb] = []
+    entry, entries = content.pack_file(path, sha.digest(), xorbs.append)
     return xorbs, serialize_shard(Shard([entry], entries)), sha.hexdigest()
 
 

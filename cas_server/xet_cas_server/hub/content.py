@@ -6,7 +6,8 @@
 * :func:`sha256_of` — the same bytes through SHA-256: the proof that a shard's sha256 claim is
   true before a commit names the file by it;
 * :func:`ingest_file` — a file PUT through the plain LFS ``basic`` transfer, chunked, packed
-  into xorbs and registered with its shard exactly as a Xet client would have done.
+  into xorbs (:func:`pack_file`) and registered with its shard exactly as a Xet client would
+  have done.
 
 All per-byte work runs in the protocol core's kernels; these functions are synchronous and
 meant for a worker thread.
@@ -22,9 +23,9 @@ from pathlib import Path
 from xet_pyodide.core.chunking import Chunker
 from xet_pyodide.core.hashes import MerkleHash, hash_chunks
 from xet_pyodide.core.shard import serialize_shard
-from xet_pyodide.core.shard_model import Shard, XorbEntry
+from xet_pyodide.core.shard_model import FileEntry, Shard, XorbEntry
 from xet_pyodide.core.terms import ChunkLocation, build_file_entry
-from xet_pyodide.core.xorb import XorbBuilder
+from xet_pyodide.core.xorb import Xorb, XorbBuilder
 from xet_pyodide.session.download_decode import decode_records
 
 from .. import native, reconstruction
@@ -133,10 +134,12 @@ def _hash_records(
     return decoded, remaining
 
 
-def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
-    """Chunk the file at ``path`` (whose sha256 the caller verified), store its xorbs and a shard
-    registering it in ``repo`` (``auth.repo_key`` form), with the sha256 in the metadata
-    extension; returns the Xet file hash."""
+def pack_file(
+    path: Path, sha256: bytes, on_xorb: Callable[[Xorb], object]
+) -> tuple[FileEntry, list[XorbEntry]]:
+    """Chunk the file at ``path`` and pack its chunks into xorbs exactly as a Xet client does,
+    handing each xorb to ``on_xorb`` as it is sealed; returns the file's entry (``sha256`` in
+    its metadata extension) and the xorb entries of its shard."""
     chunker = Chunker()
     builder = XorbBuilder()
     entries: list[XorbEntry] = []
@@ -148,7 +151,7 @@ def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
         nonlocal builder
         if len(builder):
             xorb = builder.finish()
-            store.put_xorb(xorb.body, xorb.hash)
+            on_xorb(xorb)
             entries.append(XorbEntry.from_chunks(xorb.hash, xorb.chunk_hashes, xorb.chunk_sizes))
             locations.extend((xorb.hash, k) for k in range(xorb.num_chunks))
             builder = XorbBuilder()
@@ -169,7 +172,16 @@ def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
             add(chunker.feed(block))
     add(chunker.finish())
     flush()
-    entry = build_file_entry(hashes, sizes, locations, bytes.fromhex(sha256))
+    return build_file_entry(hashes, sizes, locations, sha256), entries
+
+
+def ingest_file(store: Store, path: Path, sha256: str, repo: str) -> str:
+    """Chunk the file at ``path`` (whose sha256 the caller verified), store its xorbs and a shard
+    registering it in ``repo`` (``auth.repo_key`` form), with the sha256 in the metadata
+    extension; returns the Xet file hash."""
+    entry, entries = pack_file(
+        path, bytes.fromhex(sha256), lambda xorb: store.put_xorb(xorb.body, xorb.hash)
+    )
     body = serialize_shard(Shard([entry], entries))
     store.put_shard(body, store.parse_shard(body), repo)
     return entry.file_hash.hex()
