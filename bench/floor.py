@@ -56,8 +56,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _chromium import bare_chromium  # noqa: E402
 from _procs import GIB, CpuSampler, chromium_summary, per_gib  # noqa: E402
+from upload_bodies import _SinkHandler  # noqa: E402
 
-from scripts.static_server import StaticServer, _Handler  # noqa: E402
+from scripts.static_server import StaticServer  # noqa: E402
 
 MIB = 1 << 20
 SEND_MODES = ("hold", "workeru8", "fileblob", "xhr", "u8")
@@ -73,36 +74,17 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------------------ the server
 
 
-class _FloorHandler(_Handler):
-    """The static server plus ``PUT|POST /_sink`` (body read and discarded) and
-    ``GET /_source?bytes=N`` (N bytes of a random 64 MiB pattern)."""
+class _FloorHandler(_SinkHandler):
+    """The static server plus ``PUT|POST /_sink`` (body read and discarded: the sink of
+    bench/upload_bodies.py) and ``GET /_source?bytes=N`` (N bytes of a random 64 MiB pattern)."""
 
-    protocol_version = "HTTP/1.1"
     pattern = random.Random(5).randbytes(64 * MIB)
-
-    def _sink(self) -> None:
-        left = int(self.headers.get("Content-Length") or 0)
-        while left > 0:
-            got = len(self.rfile.read(min(left, MIB)))
-            if not got:
-                break
-            left -= got
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
 
     def do_PUT(self) -> None:
         if urlsplit(self.path).path == "/_sink":
-            self._sink()
+            self.do_POST()
         else:
             self.send_error(404)
-
-    def do_POST(self) -> None:
-        if urlsplit(self.path).path == "/_sink":
-            self._sink()
-        else:
-            super().do_POST()
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)

@@ -3,6 +3,7 @@
 // {phase, mode, rep, span: [t0, t1] (epoch seconds: bench/_procs.py finds each process's CPU
 // between them), bytes, seconds}; kernels also give GB/s.
 import { kernelOnly } from "/bench/kernels_raw.mjs";
+import { drain } from "/bench/blob_drain.mjs";
 
 const MIB = 1 << 20;
 const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
@@ -173,17 +174,6 @@ async function sendPhase(mode, config, source, file) {
     throw new Error(`unknown send mode ${mode}`);
   }
   return { span: [t0, t1], bytes: count * body };
-}
-
-/** Read a Blob to its end (bytes discarded), as bench/peers.py's download measurement. */
-async function drain(blob) {
-  const reader = blob.stream().getReader();
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return bytes;
-    bytes += value.byteLength;
-  }
 }
 
 /** 3. GET responses of getMib from the source, `inflight` at a time, each read by a worker

@@ -2,22 +2,12 @@
 // each against its own fresh local Hub (no dedup across the two), uploads then downloads.
 import { loadXet } from "/xet_pyodide.js";
 import * as hfjs from "/_hfjs/hub.mjs";
+import { drain } from "/bench/blob_drain.mjs";
 
 const now = () => performance.now() / 1000;
 /** Wall-clock seconds (as Python's time.time()): bench/peers.py finds each process's CPU
  *  between these (bench/_procs.py). */
 const epoch = () => (performance.timeOrigin + performance.now()) / 1000;
-
-/** Read a Blob to its end (bytes discarded): what "downloaded" means for both clients. */
-async function drain(blob) {
-  const reader = blob.stream().getReader();
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return bytes;
-    bytes += value.byteLength;
-  }
-}
 
 async function xorbBytes(hub, secret) {
   const r = await fetch(`${hub}/_admin/stats`, { headers: { Authorization: `Bearer ${secret}` } });
