@@ -4,6 +4,7 @@ Hub are in test_hub_client_e2e.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -341,3 +342,62 @@ async def test_a_redirected_file_is_fetched_again_from_the_hub() -> None:
     client = HubClient(HUB, "hf_x", transport=transport)
     assert await client.download_file("me/x", "big.bin") == content
     assert [r.url for r in transport.requests] == [f"{HUB}/me/x/resolve/main/big.bin"] * 2
+
+
+class _DigestSource:
+    """A large file whose SHA-256 is computed elsewhere: ``upload_sha256`` hands out a Future
+    (as a WebCrypto digest under Pyodide would be), remembered for the test."""
+
+    path = "big.bin"
+    size = 1 << 20
+
+    def __init__(self) -> None:
+        self.digest: asyncio.Future[str] | None = None
+
+    async def head(self, n: int) -> bytes:
+        return b"\0" * n
+
+    async def read_all(self) -> bytes:  # pragma: no cover - an lfs file is never read whole
+        raise AssertionError("read_all of a large file")
+
+    async def sha256(self) -> str:  # pragma: no cover - the Hub names no oid here
+        raise AssertionError("sha256 of a file the Hub does not have")
+
+    def upload_sha256(self) -> Any:
+        self.digest = asyncio.get_running_loop().create_future()
+        return self.digest
+
+    async def feed(self, upload: Any) -> None:  # pragma: no cover - refused before
+        raise AssertionError("fed after start_upload refused")
+
+
+class _RefusingSession:
+    """An upload session whose ``start_upload`` refuses every file."""
+
+    finalize_cancellable = True
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def start_upload(self, name: str, size: int, sha256: Any) -> Any:
+        raise RuntimeError("this batch of uploads was finalized or aborted")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_refused_file_cancels_its_digest() -> None:
+    hub = FakeHub(mode="lfs")
+    api = HubClient(HUB, "hf_x", transport=hub.transport, retry=FAST).api
+    source = _DigestSource()
+    session = _RefusingSession()
+
+    async def open_session(token_url: str, progress: Any, api: HubApi) -> Any:
+        return session
+
+    upload = HubUpload(api, parse_repo("me/x"), [source], CommitOptions(), open_session)
+    with pytest.raises(RuntimeError, match="finalized or aborted"):
+        await upload.run()
+    assert source.digest is not None and source.digest.cancelled()
+    assert session.closed
+    assert not any("/commit/" in p for p in hub.paths())
