@@ -443,8 +443,9 @@ export interface LoadXetOptions {
    *  isolation the pool is disabled with a console warning. */
   workers?: number;
   /** Compute the SHA-256 of uploaded Files/Blobs (and of `hashFile(…, {sha256: true})`) in a
-   *  worker of its own that reads the Blob a second time, instead of on the page's thread.
-   *  Needs the pool. Default: on with at least 4 cores (navigator.hardwareConcurrency). */
+   *  worker of its own that reads the Blob a second time, instead of chaining it on the pool's
+   *  workers from the blocks they read anyway. Needs the pool. Default: off (the chain is as
+   *  fast at any core count and reads each File once; docs/browser.md). */
   sha256Worker?: boolean;
   /** Extra options for loadPyodide (stdout, stderr, ...). */
   pyodideOptions?: Record<string, unknown>;

@@ -392,8 +392,9 @@ function hubApi(core) {
  * @param {object} [options]
  * @param {string|URL} [options.baseUrl]  where `pyodide/` lives (default: this module's directory)
  * @param {number} [options.workers]      hashing workers (default navigator.hardwareConcurrency; 0 = none)
- * @param {boolean} [options.sha256Worker] compute uploads' SHA-256 in a worker of its own (default:
- *                                         with the pool on >= 4 cores; see docs/browser.md)
+ * @param {boolean} [options.sha256Worker] compute uploads' SHA-256 in a worker of its own, which
+ *                                         reads each File again (default off: the pool's workers
+ *                                         chain it from the blocks they read; docs/browser.md)
  * @param {object} [options.pyodideOptions] extra loadPyodide() options (stdout, stderr, ...)
  */
 export async function loadXet({ baseUrl, workers, sha256Worker, pyodideOptions } = {}) {

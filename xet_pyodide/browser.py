@@ -37,7 +37,7 @@ from .io.jsbridge import abortable, camel_keys, envelope, error_envelope, notify
 from .io.jsinterop import to_js_value
 from .io.pool_hasher import PooledChunkHasher, PoolHasherFactory, blob_blocks, upload_chain
 from .io.resume_browser import resume_option
-from .io.workers import WorkerPool, default_pool_size, isolation_available, start_pool
+from .io.workers import WorkerPool, isolation_available, start_pool
 from .kernels import load_kernels
 from .session import COMPUTE, SKIP, InProcessChunkHasher, SessionConfig, XetSession
 from .session.hasher import ChunkBatch, ChunkHasher
@@ -52,13 +52,6 @@ MIB = 1 << 20
 BROWSER_BUFFERED_BYTES = 128 * MIB
 #: Xorb uploads in flight at once (each up to 64 MiB; the body's JS copy is a Blob).
 BROWSER_CONCURRENT_UPLOADS = 4
-#: Cores from which a File's SHA-256 goes to the pool's side worker by default. The worker
-#: reads the Blob a second time (~0.5 CPU-s per 512 MiB more in all); it takes SHA-256
-#: (hashlib, ~0.46 GB/s) off the page's thread, which is otherwise the upload's busiest
-#: thread (2.5 → 1.6 CPU-s per 512 MiB, /proc). On 2 cores the extra CPU costs more than it
-#: frees: bench/browser.py, 512 MiB, three alternating pairs: 105-108 MB/s with the worker,
-#: 108-121 without (docs/browser.md).
-SHA256_WORKER_MIN_CORES = 4
 
 
 def file_json(result: FileResult) -> dict[str, Any]:
@@ -271,15 +264,16 @@ class BrowserSession:
 class BrowserXet:
     """One loaded instance: the worker pool (or none) and factories for sessions.
 
-    ``sha256_worker``: Blobs' SHA-256 on the pool's side worker (``WorkerPool.sha256_blob``)
-    instead of hashlib on this thread. ``None`` decides by core count (see
-    :data:`SHA256_WORKER_MIN_CORES`); it is always off without a pool.
+    ``sha256_worker``: Blobs' SHA-256 on the pool's side worker (``WorkerPool.sha256_blob``),
+    which reads each Blob a second time, instead of chained by the pool's workers from the
+    blocks they read anyway (``io/pool_sha``). Off by default at every core count: both are
+    one sequential SHA-256 stream (~0.48 GB/s in Chromium), so the side worker cannot finish
+    a digest sooner and only adds the second read (docs/browser.md). Always off without a
+    pool.
     """
 
-    def __init__(self, pool: WorkerPool | None, sha256_worker: bool | None = None) -> None:
+    def __init__(self, pool: WorkerPool | None, sha256_worker: bool = False) -> None:
         self.pool = pool
-        if sha256_worker is None:
-            sha256_worker = default_pool_size() >= SHA256_WORKER_MIN_CORES
         self.sha256_worker = bool(sha256_worker) and pool is not None
         #: ``xet.hub`` (Hub repositories: uploads, downloads, listings).
         self.hub = BrowserHub(
@@ -385,7 +379,7 @@ async def start(worker_url: str, workers: Any = None, sha256_worker: Any = None)
     await load_kernels()
     set_body_worker_url(worker_url)  # xorb bodies held and sent by workers of their own
     pool = await start_pool(worker_url, None if workers is None else int(workers))
-    return BrowserXet(pool, None if sha256_worker is None else bool(sha256_worker))
+    return BrowserXet(pool, bool(sha256_worker))
 
 
 __all__ = ["BrowserSession", "BrowserXet", "ProgressRouter", "finalize_json", "start"]

@@ -74,10 +74,11 @@ window.fixture = (name) => {
 
 
 class DemoPage:
-    """One ``web/index.html`` page. ``evaluate`` runs on the browser thread."""
+    """One ``web/index.html`` page. ``evaluate`` runs on the browser thread; ``init_js`` runs
+    in the page before its own scripts (e.g. to pretend another core count)."""
 
     def __init__(self, chromium: BrowserThread, server: CasServer, query: dict[str, Any],
-                 strip_isolation: bool = False) -> None:
+                 strip_isolation: bool = False, init_js: str | None = None) -> None:
         self._chromium = chromium
         self.server = server
         self.console: list[str] = []
@@ -91,6 +92,8 @@ class DemoPage:
             if strip_isolation:
                 page.route(f"{server.url}/index.html*", _without_isolation)
             page.add_init_script(FIXTURE_JS)
+            if init_js is not None:
+                page.add_init_script(init_js)
             page.goto(self.url)
             page.evaluate("() => window.demo.ready.then(() => true)")
             return context, page
@@ -148,8 +151,10 @@ def open_page(chromium: BrowserThread, web_cas: CasServer
               ) -> Iterator[Callable[..., DemoPage]]:
     pages: list[DemoPage] = []
 
-    def opener(strip_isolation: bool = False, **query: Any) -> DemoPage:
-        page = DemoPage(chromium, web_cas, query, strip_isolation=strip_isolation)
+    def opener(strip_isolation: bool = False, init_js: str | None = None,
+               **query: Any) -> DemoPage:
+        page = DemoPage(chromium, web_cas, query, strip_isolation=strip_isolation,
+                        init_js=init_js)
         pages.append(page)
         return page
 

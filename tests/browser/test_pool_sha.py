@@ -121,9 +121,18 @@ def files() -> dict[str, bytes]:
     return {name: random_bytes(size, seed) for name, (size, seed) in {**SIZES, **OTHERS}.items()}
 
 
+EIGHT_CORES = (
+    "Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', {get: () => 8});"
+)
+
+
 @pytest.fixture(scope="module")
 def page(open_page: Any, files: dict[str, bytes]) -> DemoPage:
-    page = open_page(workers=2, sha256Worker=0)  # the default on 2 cores: the pool's chain
+    # The default (no sha256Worker) is the pool's chain whatever the core count: a navigator
+    # claiming 8 cores (the side worker was the default from 4 until 2026-12-07).
+    page = open_page(workers=2, init_js=EIGHT_CORES)
+    assert page.evaluate("() => [navigator.hardwareConcurrency, window.demo.xet.sha256Worker]") == [
+        8, False]
     for name, data in files.items():
         page.add_fixture(name, data)
     assert page.evaluate(INSTRUMENT_JS) == "ok"

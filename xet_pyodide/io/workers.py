@@ -232,8 +232,8 @@ class WorkerPool:
     def sha256_blob(self, blob: Any, *, block_size: int = SLOT_BYTES) -> asyncio.Future[bytes]:
         """Start the SHA-256 of a whole JS ``Blob`` on the side worker, which reads the Blob
         itself: the digest costs this thread nothing and runs alongside the chunking (at
-        about hashlib's speed, ~0.48 GB/s in Chromium, but the Blob is read twice; see
-        ``SHA256_WORKER_MIN_CORES`` in :mod:`xet_pyodide.browser`). Resolves to the 32-byte
+        about hashlib's speed, ~0.48 GB/s in Chromium, but the Blob is read twice; off by
+        default: see :class:`xet_pyodide.browser.BrowserXet`). Resolves to the 32-byte
         digest; cancelling the future stops the worker's job."""
         loop = asyncio.get_running_loop()
         digest: asyncio.Future[bytes] = loop.create_future()
