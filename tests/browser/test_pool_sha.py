@@ -29,6 +29,7 @@ if not hasattr(WorkerPool, "_test_original"):
     WorkerPool.held = set()
     WorkerPool.links = []
     WorkerPool.break_link = 0
+    WorkerPool.link_delay = 0.0
 
     async def acquire(self):
         slot = await acquire0(self)
@@ -46,6 +47,9 @@ if not hasattr(WorkerPool, "_test_original"):
         release0(self, slot)
 
     async def sha256_blocks(self, offset, length, state, head):
+        if WorkerPool.link_delay:
+            import asyncio
+            await asyncio.sleep(WorkerPool.link_delay)
         WorkerPool.links.append(len(head) + length)
         if len(WorkerPool.links) == WorkerPool.break_link:
             length += 1
@@ -61,12 +65,13 @@ if not hasattr(WorkerPool, "_test_original"):
 # Resets the counters, uploads the named fixtures one after the other in one session (each
 # result or error kept), finalizes if all went well, and reports the links and held slots.
 UPLOAD_JS = """
-async ({names, blockSize, repo, breakLink, abortAfter}) => {
+async ({names, blockSize, repo, breakLink, abortAfter, linkDelay}) => {
   const py = window.demo.xet.pyodide;
   py.runPython(`
 from xet_pyodide.io.workers import WorkerPool
 WorkerPool.links.clear()
 WorkerPool.break_link = ${breakLink ?? 0}
+WorkerPool.link_delay = ${linkDelay ?? 0}
 `);
   const s = await window.writeSession(repo, {blockSize});
   const out = {files: [], errors: []};
@@ -224,8 +229,11 @@ def test_an_aborted_upload_stops_the_chain_and_frees_the_slots(page: DemoPage) -
     out = page.evaluate(
         UPLOAD_JS,
         {"names": ["big.bin"], "blockSize": 4 * MIB, "repo": "test/pool-sha-abort",
-         "abortAfter": 4 * MIB},
+         "abortAfter": 4 * MIB, "linkDelay": 0.05},
     )  # fmt: skip
+    # Each link waits 50 ms first, so the chain needs ≥ 0.5 s for the file's 10 blocks: the
+    # abort, asked at the first progress event past 4 MiB, comes before its end. (Without
+    # the delay the whole 40 MiB could be chained before that event: seen once, 2026-12-07.)
     assert out["files"] == []
     assert [e["name"] for e in out["errors"]] == ["AbortError"]
     assert len(out["links"]) < 10  # stopped before the file's end (10 blocks of 4 MiB)
