@@ -42,6 +42,16 @@ from .state import CasState
 log = get_logger("upload")
 
 
+def _started(state: CasState, claims: TokenClaims, xorb_hex: str) -> None:
+    if state.upload_observer is not None:
+        state.upload_observer.xorb_started(claims.token_id, claims.repo, xorb_hex)
+
+
+def _stored(state: CasState, xorb_hex: str) -> None:
+    if state.upload_observer is not None:
+        state.upload_observer.xorb_stored(xorb_hex)
+
+
 async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
     claimed = hash_param(request)
     hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
@@ -51,6 +61,7 @@ async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
         state.stats.add("rejected_objects")
         raise
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
+    _stored(state, claimed.hex())
     return inserted
 
 
@@ -66,7 +77,8 @@ def _authorized(request: Request, scope: Scope) -> tuple[CasState, TokenClaims]:
 # ---------------------------------------------------------------------------- legacy xorb POST
 @endpoint("xorb_upload")
 async def xorb_upload(request: Request) -> Response:
-    state, _ = _authorized(request, Scope.WRITE)
+    state, claims = _authorized(request, Scope.WRITE)
+    _started(state, claims, hash_param(request).hex())
     body = await read_body(request, state.config.max_xorb_bytes, "xorb_bytes_received", "xorb")
     inserted = await _store_xorb(state, body, request)
     return JSONResponse({"was_inserted": inserted})
@@ -108,9 +120,12 @@ async def xorb_grant(request: Request) -> Response:
     xorb = hash_param(request).hex()
     length, crc = _grant_request(await read_json(request), state.config.max_xorb_bytes)
     if state.store.xorb_row(xorb) is not None:
+        _started(state, claims, xorb)
+        _stored(state, xorb)
         return JSONResponse({"exists": True}, status_code=200)
     ttl = state.config.grant_ttl
     grant = state.grants.create(xorb, length, crc, ttl, claims.token_id, claims.repo)
+    _started(state, claims, xorb)
     url = state.signer.sign_grant_url(state.config.cas_url, xorb, grant.id, int(grant.expires))
     headers = {"Content-Type": "application/octet-stream", "X-Xet-Checksum-Crc64nvme": str(crc)}
     return JSONResponse(
@@ -196,6 +211,7 @@ async def xorb_commit(request: Request) -> Response:
     finally:
         state.store.objects.drop_staged(grant.id)
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
+    _stored(state, xorb)
     return JSONResponse({"was_inserted": inserted})
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .auth import Scope, TokenAuthority
 from .config import ServerConfig
@@ -21,6 +21,15 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .validation import ValidXorb
+
+
+class UploadObserver(Protocol):
+    """Told about xorb uploads as they start and as they are stored (the Hub's early sha256
+    proofs, ``hub/early.py``). Called on the event loop: must be cheap."""
+
+    def xorb_started(self, owner: str, repo: str, xorb_hex: str) -> None: ...
+
+    def xorb_stored(self, xorb_hex: str) -> None: ...
 
 
 @dataclass
@@ -141,6 +150,8 @@ class CasState:
             self.store.objects.drop_staged,
             config.max_staging_bytes,
         )
+        #: Set by the Hub: told of each xorb upload's start (per write token) and storage.
+        self.upload_observer: UploadObserver | None = None
 
     def issue_token(
         self, repo: str, scope: Scope, revision: str = "", ttl: int | None = None

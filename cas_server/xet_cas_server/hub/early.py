@@ -1,0 +1,301 @@
+"""The commit's sha256 proof, done while the upload is still running (issue 20).
+
+A commit names a large file by the sha256 its shard claims; the Hub proves that claim against
+the stored bytes before the commit may use it (:meth:`.service.Hub.lfs_blob`). Rebuilding and
+hashing the file at commit time (:func:`.content.sha256_of`) costs ~0.75 s per GiB at the end
+of every upload, with the client waiting and one core idle. Here the same work is started as
+the xorbs arrive:
+
+* Per write token, the xorbs are remembered in the order their uploads *started* (grant
+  request, or the start of a legacy POST): clients seal and start xorbs in file order. A
+  background thread hashes each one's stored chunks (the same mapping and decoding as the full
+  proof, so the bytes hashed are the stored ones) as soon as it is stored and its predecessor
+  is hashed, keeping the SHA-256 state at every xorb start (a ``hashlib`` copy: a few hundred
+  bytes per ~64 MiB xorb).
+* When a commit needs the proof of a Xet file whose terms are exactly that stream from its
+  start (whole xorbs, the last one possibly cut short), the digest is the saved state at the
+  end of its last xorb (or that xorb's start state continued over its first chunks): no
+  rebuild. The committing thread hashes any xorb the background thread has not reached yet
+  itself, so a commit never waits on the background thread's low priority.
+* Anything else — deduplicated or reordered terms, a file that does not start a stream, a
+  token refreshed mid-upload, a damaged record, a server restart — falls back to the full
+  proof, which raises the typed errors it always did. A wrong claim is refused as before: both
+  ways yield the sha256 of the stored bytes, compared with the claim by the caller.
+
+Only write tokens of the Hub's repositories are followed. The background thread runs at
+nice 19: an upload that is never committed pays its hashing only from otherwise idle CPU.
+Memory is bounded by :data:`MAX_STREAMS` streams of at most
+:data:`MAX_STREAM_XORBS` xorbs; a stream idle for :data:`STREAM_IDLE_SECONDS` is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from xet_pyodide.core.hashes import MerkleHash
+
+from ..jsonlog import get_logger
+from ..layout import XorbLayout
+from ..stats import Stats
+from ..store import Store
+from . import content
+
+log = get_logger("hub.early")
+
+#: Write tokens followed at once (the least recently active is dropped beyond it).
+MAX_STREAMS = 16
+#: Xorbs remembered per token (1 TiB of 64 MiB xorbs; ~0.6 KiB each with its SHA-256
+#: state: ≤ ~10 MiB per stream); later ones are not followed.
+MAX_STREAM_XORBS = 16384
+#: A stream with no new xorb for this long is dropped.
+STREAM_IDLE_SECONDS = 3600.0
+#: Nice value of the background hashing thread (Linux: per thread).
+NICE = 19
+
+
+@dataclass(eq=False)
+class _Stream:
+    """The xorbs of one write token in upload-start order and the SHA-256 of their prefix."""
+
+    xorbs: list[str] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    #: ``starts[i]``: the SHA-256 state before xorb ``i`` (never updated once appended: users
+    #: copy it); ``len(starts) - 1`` xorbs are hashed.
+    starts: list[hashlib._Hash] = field(default_factory=lambda: [hashlib.sha256()])
+    busy: bool = False  # a thread is hashing xorb ``hashed``
+    failed: bool = False
+    touched: float = field(default_factory=time.monotonic)
+
+    @property
+    def hashed(self) -> int:
+        return len(self.starts) - 1
+
+
+class EarlyProofs:
+    """Speculative in-order hashing of uploaded xorbs; :meth:`sha256_of` is the proof the
+    commit uses (the full rebuild when no stream covers the file)."""
+
+    def __init__(
+        self,
+        store: Store,
+        stats: Stats | None = None,
+        follow: Callable[[str], bool] = lambda repo: True,
+        background: bool = True,
+    ) -> None:
+        self.store = store
+        self.stats = stats
+        #: Which tokens to follow, by their repository claim: the Hub's repositories (an
+        #: upload to the bare CAS is never committed by sha256).
+        self._follow = follow
+        self._background = background
+        self._cv = threading.Condition()
+        #: Per write token, its stream (None: a token not followed).
+        self._streams: OrderedDict[str, _Stream | None] = OrderedDict()
+        self._wakes = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ upload events
+    def xorb_started(self, owner: str, repo: str, xorb_hex: str) -> None:
+        """The upload of ``xorb_hex`` by write token ``owner`` (for ``repo``, a token's
+        repository claim) started: its grant was asked for, or its POST arrived. Cheap: called
+        on the event loop (one ``follow(repo)`` per new token)."""
+        now = time.monotonic()
+        with self._cv:
+            known = owner in self._streams
+            stream = self._streams.get(owner)
+        if not known:
+            stream = _Stream() if self._follow(repo) else None
+        with self._cv:
+            if not known and owner not in self._streams:
+                self._streams[owner] = stream
+                self._forget_old(now)
+            else:
+                stream = self._streams[owner]
+                self._streams.move_to_end(owner)
+            if stream is None:
+                return
+            stream.touched = now
+            if xorb_hex in stream.positions or len(stream.xorbs) >= MAX_STREAM_XORBS:
+                return
+            stream.positions[xorb_hex] = len(stream.xorbs)
+            stream.xorbs.append(xorb_hex)
+            self._wake()
+        if self._background and self._thread is None:
+            self._start_thread()
+
+    def xorb_stored(self, xorb_hex: str) -> None:
+        """A xorb was stored (or found stored): the background thread may go on."""
+        with self._cv:
+            self._wake()
+
+    def _forget_old(self, now: float) -> None:
+        """(lock held) Drop idle streams and the least recently active beyond the cap."""
+        idle = [
+            o
+            for o, s in self._streams.items()
+            if s is not None and now - s.touched > STREAM_IDLE_SECONDS
+        ]
+        for owner in idle:
+            del self._streams[owner]
+        while len(self._streams) > MAX_STREAMS:
+            self._streams.popitem(last=False)
+
+    def _wake(self) -> None:
+        self._wakes += 1
+        self._cv.notify_all()
+
+    # ------------------------------------------------------------------ the proof
+    def sha256_of(self, file_hash: str) -> str:
+        """SHA-256 of stored Xet file ``file_hash``: from a stream when one covers it, else
+        rebuilt (:func:`.content.sha256_of`, whose errors propagate)."""
+        early = self.streamed_sha256(file_hash)
+        if early is not None:
+            self._count("sha256_proofs_streamed")
+            return early
+        self._count("sha256_proofs_rebuilt")
+        return content.sha256_of(self.store, file_hash)
+
+    def streamed_sha256(self, file_hash: str) -> str | None:
+        """The SHA-256 of ``file_hash`` from a stream whose start is exactly the file, hashing
+        in this thread whatever the background thread has not reached; None when no stream
+        covers it or hashing one of its xorbs failed."""
+        row = self.store.file(file_hash)
+        if row is None or not row.terms:
+            return None
+        xorbs = [MerkleHash(t.xorb_raw).hex() for t in row.terms]
+        with self._cv:
+            stream = next(
+                (
+                    s
+                    for s in self._streams.values()
+                    if s is not None and not s.failed and s.xorbs[: len(xorbs)] == xorbs
+                ),
+                None,
+            )
+        if stream is None:
+            return None
+        layouts: list[XorbLayout] = []
+        for x in xorbs:
+            lay = self.store.layout(x)
+            if lay is None:
+                return None
+            layouts.append(lay)
+        last = len(xorbs) - 1
+        total = 0
+        for i, (t, lay) in enumerate(zip(row.terms, layouts, strict=True)):
+            if t.chunk_start != 0 or not 0 < t.chunk_end <= lay.num_chunks:
+                return None
+            if i < last and t.chunk_end != lay.num_chunks:
+                return None
+            total += lay.unpacked_len(0, t.chunk_end)
+        if total != row.size:
+            return None
+        whole = row.terms[-1].chunk_end == layouts[-1].num_chunks
+        state = self._state_before(stream, last + 1 if whole else last)
+        if state is None:
+            return None
+        if not whole:
+            try:
+                content.hash_xorb_chunks(
+                    self.store, state, xorbs[-1], layouts[-1], 0, row.terms[-1].chunk_end, total
+                )
+            except Exception:  # the full proof reports it
+                return None
+        return state.hexdigest()
+
+    def _state_before(self, stream: _Stream, n: int) -> hashlib._Hash | None:
+        """A copy of the SHA-256 state after the first ``n`` xorbs of ``stream`` (all stored),
+        hashing the missing ones here unless the background thread is at one of them."""
+        while True:
+            with self._cv:
+                if stream.failed:
+                    return None
+                if stream.hashed >= n:
+                    return stream.starts[n].copy()
+                if stream.busy:
+                    self._cv.wait(1.0)
+                    continue
+                stream.busy = True
+                i = stream.hashed
+            self._step(stream, i)
+
+    def _step(self, stream: _Stream, i: int) -> None:
+        """Hash xorb ``i`` of ``stream`` (claimed by this thread: ``busy``) on top of the state
+        before it, and publish the state after it."""
+        digest = stream.starts[i].copy()
+        ok = False
+        try:
+            lay = self.store.layout(stream.xorbs[i])
+            if lay is not None:
+                content.hash_xorb_chunks(
+                    self.store, digest, stream.xorbs[i], lay, 0, lay.num_chunks, 1 << 62
+                )
+                ok = True
+        except Exception as e:  # a damaged record: the full proof will name it
+            log.warning(
+                "early sha256 stream stopped", extra={"xorb": stream.xorbs[i], "error": str(e)}
+            )
+        finally:
+            with self._cv:
+                stream.busy = False
+                if ok:
+                    stream.starts.append(digest)
+                else:
+                    stream.failed = True
+                self._wake()
+
+    def _count(self, name: str) -> None:
+        if self.stats is not None:
+            self.stats.add(name)
+
+    # ------------------------------------------------------------------ background thread
+    def _start_thread(self) -> None:
+        with self._cv:
+            if self._thread is not None or self._closed:
+                return
+            self._thread = threading.Thread(target=self._run, name="early-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # per-thread nice: Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        while True:
+            with self._cv:
+                if self._closed:
+                    return
+                seen = self._wakes
+                heads = [
+                    (s, s.hashed)
+                    for s in self._streams.values()
+                    if s is not None and not s.busy and not s.failed and s.hashed < len(s.xorbs)
+                ]
+            try:
+                job = next(
+                    ((s, i) for s, i in heads if self.store.layout(s.xorbs[i]) is not None), None
+                )
+            except Exception:  # the store closed under us (shutdown)
+                return
+            if job is not None:
+                stream, i = job
+                with self._cv:
+                    if stream.busy or stream.failed or stream.hashed != i:
+                        continue
+                    stream.busy = True
+                self._step(stream, i)
+                continue
+            with self._cv:
+                if not self._closed and self._wakes == seen:
+                    self._cv.wait(1.0)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._wake()
