@@ -158,6 +158,32 @@ def test_out_of_order_starts_fall_back_to_the_rebuild(store: Store, rebuilds: li
         proofs.close()
 
 
+def test_reordered_middle_continues_from_the_shared_start(
+    store: Store, rebuilds: list[str]
+) -> None:
+    """Two xorbs whose uploads started swapped (a client's concurrent requests arriving out of
+    order): the state after the shared first xorbs is kept, the rest hashed at commit."""
+    data = _data(7, 1_500_000)
+    xorbs = _xorbs(data)
+    assert len(xorbs) >= 5
+    stats = Stats()
+    proofs = EarlyProofs(store, stats)
+    try:
+        _upload(proofs, store, "tok", [*xorbs[:2], xorbs[3], xorbs[2], *xorbs[4:]])
+        name = _register(store, xorbs, data)
+        assert proofs.streamed_sha256(name) == (
+            hashlib.sha256(data).hexdigest(),
+            len(xorbs) - 2,
+        )
+        assert proofs.sha256_of(name) == hashlib.sha256(data).hexdigest()
+        assert rebuilds == []
+        snap = stats.snapshot()
+        assert snap["sha256_proofs_partly_streamed"] == 1
+        assert snap["sha256_proofs_streamed"] == snap["sha256_proofs_rebuilt"] == 0
+    finally:
+        proofs.close()
+
+
 def test_deduplicated_and_partial_streams_fall_back(store: Store, rebuilds: list[str]) -> None:
     """Xorbs stored before (not in this token's stream), a stream that misses the file's first
     xorb, and a file that starts inside a stream are all rebuilt — and proven right."""

@@ -154,33 +154,39 @@ class EarlyProofs:
 
     # ------------------------------------------------------------------ the proof
     def sha256_of(self, file_hash: str) -> str:
-        """SHA-256 of stored Xet file ``file_hash``: from a stream when one covers it, else
-        rebuilt (:func:`.content.sha256_of`, whose errors propagate)."""
+        """SHA-256 of stored Xet file ``file_hash``: continued from a stream that holds its first
+        xorbs in order, else rebuilt (:func:`.content.sha256_of`, whose errors propagate)."""
         early = self.streamed_sha256(file_hash)
         if early is not None:
-            self._count("sha256_proofs_streamed")
-            return early
+            digest, rest = early
+            self._count("sha256_proofs_streamed" if rest == 0 else "sha256_proofs_partly_streamed")
+            return digest
         self._count("sha256_proofs_rebuilt")
         return content.sha256_of(self.store, file_hash)
 
-    def streamed_sha256(self, file_hash: str) -> str | None:
-        """The SHA-256 of ``file_hash`` from a stream whose start is exactly the file, hashing
-        in this thread whatever the background thread has not reached; None when no stream
-        covers it or hashing one of its xorbs failed."""
+    def streamed_sha256(self, file_hash: str) -> tuple[str, int] | None:
+        """(SHA-256 of ``file_hash``, how many of its terms were hashed here) from the stream
+        sharing the longest run of leading whole xorbs with the file: its saved state after
+        them, continued over the file's other terms (none, or the part of its last xorb, when
+        the file is exactly the stream's start; more after a reordered or deduplicated xorb).
+        The committing thread hashes whatever the background thread has not reached. The bytes
+        hashed and the result are :func:`.content.sha256_of`'s. None when no stream starts
+        like the file or a read fails (the rebuild then reports it)."""
         row = self.store.file(file_hash)
         if row is None or not row.terms:
             return None
         xorbs = [MerkleHash(t.xorb_raw).hex() for t in row.terms]
+        best, shared = None, 0
         with self._cv:
-            stream = next(
-                (
-                    s
-                    for s in self._streams.values()
-                    if s is not None and not s.failed and s.xorbs[: len(xorbs)] == xorbs
-                ),
-                None,
-            )
-        if stream is None:
+            for s in self._streams.values():
+                if s is None or s.failed:
+                    continue
+                n = 0
+                while n < min(len(xorbs), len(s.xorbs)) and s.xorbs[n] == xorbs[n]:
+                    n += 1
+                if n > shared:
+                    best, shared = s, n
+        if best is None:
             return None
         layouts: list[XorbLayout] = []
         for x in xorbs:
@@ -188,28 +194,38 @@ class EarlyProofs:
             if lay is None:
                 return None
             layouts.append(lay)
-        last = len(xorbs) - 1
-        total = 0
-        for i, (t, lay) in enumerate(zip(row.terms, layouts, strict=True)):
-            if t.chunk_start != 0 or not 0 < t.chunk_end <= lay.num_chunks:
-                return None
-            if i < last and t.chunk_end != lay.num_chunks:
-                return None
-            total += lay.unpacked_len(0, t.chunk_end)
-        if total != row.size:
+        whole = 0  # leading terms that are whole xorbs of the stream
+        prefix_bytes = 0
+        while whole < shared:
+            t, lay = row.terms[whole], layouts[whole]
+            if t.chunk_start != 0 or t.chunk_end != lay.num_chunks:
+                break
+            prefix_bytes += lay.unpacked_len(0, lay.num_chunks)
+            whole += 1
+        if whole == 0 or prefix_bytes > row.size:
             return None
-        whole = row.terms[-1].chunk_end == layouts[-1].num_chunks
-        state = self._state_before(stream, last + 1 if whole else last)
+        state = self._state_before(best, whole)
         if state is None:
             return None
-        if not whole:
-            try:
-                content.hash_xorb_chunks(
-                    self.store, state, xorbs[-1], layouts[-1], 0, row.terms[-1].chunk_end, total
+        remaining = row.size - prefix_bytes
+        rest = row.terms[whole:]
+        try:
+            for t, x, lay in zip(rest, xorbs[whole:], layouts[whole:], strict=True):
+                if remaining <= 0:
+                    break
+                remaining = content.hash_xorb_chunks(
+                    self.store, state, x, lay, t.chunk_start, t.chunk_end, remaining
                 )
-            except Exception:  # the full proof reports it
-                return None
-        return state.hexdigest()
+        except Exception:  # the rebuild reports it
+            return None
+        # exact: the file is the stream's start (its last xorb possibly cut short)
+        exact = whole == len(xorbs) or (shared == len(xorbs) and whole == len(xorbs) - 1)
+        if not exact:
+            log.info(
+                "sha256 proof partly streamed",
+                extra={"file": file_hash, "terms": len(xorbs), "streamed": whole},
+            )
+        return state.hexdigest(), 0 if exact else len(rest)
 
     def _state_before(self, stream: _Stream, n: int) -> hashlib._Hash | None:
         """A copy of the SHA-256 state after the first ``n`` xorbs of ``stream`` (all stored),
