@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xet_pyodide.core.hashes import MerkleHash
+from xet_pyodide.core.shard_model import Shard
 
 from .auth import Scope, TokenClaims
 from .checksum import crc64_nvme_of_pieces
@@ -50,6 +51,16 @@ def _started(state: CasState, claims: TokenClaims, xorb_hex: str) -> None:
 def _stored(state: CasState, xorb_hex: str) -> None:
     if state.upload_observer is not None:
         state.upload_observer.xorb_stored(xorb_hex)
+
+
+def _registered(state: CasState, repo: str, shard: Shard) -> None:
+    """(worker thread) Tell the observer which files the shard registered and their claims."""
+    if state.upload_observer is not None:
+        files = [
+            (f.file_hash.hex(), f.sha256.hex() if f.sha256 is not None else None, f.size)
+            for f in shard.files
+        ]
+        state.upload_observer.files_registered(repo, files)
 
 
 async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
@@ -241,6 +252,7 @@ async def shard_v1(request: Request) -> Response:
         state.stats.add("rejected_objects")
         raise
     _count_shard(state, result.inserted, result.new_files)
+    await run_in_threadpool(_registered, state, repo, shard)
     return JSONResponse({"result": 1 if result.inserted else 0})
 
 
@@ -291,6 +303,7 @@ async def shard_v2(request: Request) -> Response:
             emit({"type": "error", "message": f"internal error: {e}", "retryable": True})
         else:
             _count_shard(state, result.inserted, result.new_files)
+            _registered(state, repo, shard)
             emit({"type": "result", "result": 1 if result.inserted else 0})
 
     worker = loop.run_in_executor(None, work)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,12 +24,16 @@ if TYPE_CHECKING:
 
 
 class UploadObserver(Protocol):
-    """Told about xorb uploads as they start and as they are stored (the Hub's early sha256
-    proofs, ``hub/early.py``). Called on the event loop: must be cheap."""
+    """Told about xorb uploads as they start and as they are stored (on the event loop: must be
+    cheap), and about the files a shard registered (from a worker thread): the Hub's early
+    sha256 proofs, ``hub/early.py``."""
 
     def xorb_started(self, owner: str, repo: str, xorb_hex: str) -> None: ...
 
     def xorb_stored(self, xorb_hex: str) -> None: ...
+
+    def files_registered(self, repo: str, files: Sequence[tuple[str, str | None, int]]) -> None:
+        """A shard registered ``files``: (file hash, claimed sha256 or None, size)."""
 
 
 @dataclass

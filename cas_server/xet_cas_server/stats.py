@@ -11,7 +11,9 @@ download fetched no xorb bytes"), so their meaning is fixed here:
 * ``sha256_proofs_streamed`` / ``sha256_proofs_partly_streamed`` / ``sha256_proofs_rebuilt``
   — the Hub's commit proofs of a file's sha256: taken from the hashing done during its upload
   (``hub/early.py``), continued at commit from a stream that held only its first xorbs (a
-  reordered or deduplicated xorb after them), or made by rebuilding the whole file at commit;
+  reordered or deduplicated xorb after them), or made by rebuilding the whole file at commit
+  (counted when the proof is made); ``sha256_proofs_ahead`` — commits that found their proof
+  started when the shard registered the file (done, or waited for);
 * ``requests[endpoint]`` / ``statuses[endpoint][status]`` — per-endpoint request counts.
 """
 
@@ -38,6 +40,7 @@ COUNTERS = (
     "sha256_proofs_streamed",
     "sha256_proofs_partly_streamed",
     "sha256_proofs_rebuilt",
+    "sha256_proofs_ahead",
 )
 
 

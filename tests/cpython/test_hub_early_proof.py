@@ -249,3 +249,50 @@ def test_streams_are_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> N
         assert followed._streams["t1"] is not None and followed._streams["t2"] is None
     finally:
         proofs.close()
+
+
+def test_registered_files_are_proven_ahead_of_their_commit(
+    store: Store, rebuilds: list[str]
+) -> None:
+    """A shard's files with a sha256 claim are proven when it registers them, in a worker
+    thread: a file no stream holds is rebuilt there (not in the commit), its commit takes the
+    result; an error of that proof is raised by the commit; claims already proven (``needed``
+    false) and files without a claim start nothing."""
+    data, other = _data(8), _data(9)
+    xorbs, other_xorbs = _xorbs(data, scheme=Scheme.LZ4), _xorbs(other)
+    for x in [*xorbs, *other_xorbs]:
+        store.put_xorb(x.body, x.hash)
+    name, other_name = _register(store, xorbs, data), _register(store, other_xorbs, other)
+    stats = Stats()
+    proven = hashlib.sha256(other).hexdigest()
+    proofs = EarlyProofs(store, stats, needed=lambda sha256, size: sha256 != proven)
+    try:
+        proofs.files_registered(
+            "models/a/b",
+            [
+                (name, hashlib.sha256(data).hexdigest(), len(data)),
+                (other_name, proven, 1),
+                ("f", None, 1),
+            ],
+        )
+        assert list(proofs._ahead) == [name]
+        proofs._ahead[name].result(timeout=30)
+        assert rebuilds == [name]  # in the worker thread, before any commit
+        assert proofs.sha256_of(name) == hashlib.sha256(data).hexdigest()
+        assert rebuilds == [name] and proofs._ahead == {}
+        snap = stats.snapshot()
+        assert (snap["sha256_proofs_ahead"], snap["sha256_proofs_rebuilt"]) == (1, 1)
+
+        # damaged after registration: the proof made ahead fails, the commit raises it
+        path = store.objects.path("xorb", xorbs[0].hash.hex())
+        raw = bytearray(path.read_bytes())
+        raw[4] = 0xEE
+        path.chmod(0o644)
+        path.write_bytes(bytes(raw))
+        proofs.files_registered("models/a/b", [(name, hashlib.sha256(data).hexdigest(), 1)])
+        with pytest.raises(XetFormatError):
+            proofs._ahead[name].result(timeout=30)
+        with pytest.raises(XetFormatError):
+            proofs.sha256_of(name)
+    finally:
+        proofs.close()

@@ -288,7 +288,8 @@ def test_sha256_claims_are_checked_and_completed(cas_server: CasServer, users: d
 def test_commit_uses_the_proof_hashed_during_the_upload(cas_server: CasServer, users: dict) -> None:
     """A file uploaded in order through one write token is proven from the SHA-256 hashed as
     its xorbs arrived (hub/early.py): the commit rebuilds nothing. A file whose terms are not
-    the order its xorbs went up in is rebuilt and proven all the same."""
+    the order its xorbs went up in is rebuilt and proven all the same. Both proofs start when
+    the shard registers the file; the commits take their results."""
     repo = create(cas_server, users["alice"], f"alice/{unique('early')}")
     data = binary(3 * MIB + 5, 51)
     with hub_client(cas_server, users["alice"]) as c:
@@ -299,6 +300,7 @@ def test_commit_uses_the_proof_hashed_during_the_upload(cas_server: CasServer, u
         after = cas_server.stats()
         assert after["sha256_proofs_streamed"] - before["sha256_proofs_streamed"] == 1
         assert after["sha256_proofs_rebuilt"] == before["sha256_proofs_rebuilt"]
+        assert after["sha256_proofs_ahead"] - before["sha256_proofs_ahead"] == 1
         assert c.get(f"/{repo}/resolve/main/early.bin").content == data
 
         a, b = binary(2 * MIB + 7, 52), binary(MIB + 3, 53)
@@ -316,6 +318,7 @@ def test_commit_uses_the_proof_hashed_during_the_upload(cas_server: CasServer, u
         last = cas_server.stats()
         assert last["sha256_proofs_rebuilt"] - after["sha256_proofs_rebuilt"] == 1
         assert last["sha256_proofs_streamed"] == after["sha256_proofs_streamed"]
+        assert last["sha256_proofs_ahead"] - after["sha256_proofs_ahead"] == 1
         assert c.get(f"/{repo}/resolve/main/swapped.bin").content == b + a
 
 

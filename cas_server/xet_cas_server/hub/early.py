@@ -22,6 +22,12 @@ the xorbs arrive:
   proof, which raises the typed errors it always did. A wrong claim is refused as before: both
   ways yield the sha256 of the stored bytes, compared with the claim by the caller.
 
+When a shard registers a file with a sha256 claim that no blob proves yet, its proof starts
+at once in a worker thread (:meth:`EarlyProofs.files_registered`): from its stream where one
+holds it, else the full rebuild. The commit then waits for that result (an error raised there
+is raised at the commit, as the rebuild's would be): a commit of many files, or a client that
+sends its shard well before its commit, overlaps the proofs with everything else.
+
 Only write tokens of the Hub's repositories are followed. The background thread runs at
 nice 19: an upload that is never committed pays its hashing only from otherwise idle CPU.
 Memory is bounded by :data:`MAX_STREAMS` streams of at most
@@ -36,7 +42,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from xet_pyodide.core.hashes import MerkleHash
@@ -58,6 +65,9 @@ MAX_STREAM_XORBS = 16384
 STREAM_IDLE_SECONDS = 3600.0
 #: Nice value of the background hashing thread (Linux: per thread).
 NICE = 19
+#: Proofs started at shard registration and kept for their commit (the oldest finished ones
+#: are forgotten beyond it; past it, no more are started: the commit proves the file).
+MAX_AHEAD = 256
 
 
 @dataclass(eq=False)
@@ -88,13 +98,18 @@ class EarlyProofs:
         stats: Stats | None = None,
         follow: Callable[[str], bool] = lambda repo: True,
         background: bool = True,
+        needed: Callable[[str, int], bool] = lambda sha256, size: True,
     ) -> None:
         self.store = store
         self.stats = stats
         #: Which tokens to follow, by their repository claim: the Hub's repositories (an
         #: upload to the bare CAS is never committed by sha256).
         self._follow = follow
+        #: Whether a (sha256, size) claim still needs a proof (no blob has it yet).
+        self._needed = needed
         self._background = background
+        self._ahead: OrderedDict[str, Future[str]] = OrderedDict()
+        self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="sha256-ahead")
         self._cv = threading.Condition()
         #: Per write token, its stream (None: a token not followed).
         self._streams: OrderedDict[str, _Stream | None] = OrderedDict()
@@ -136,6 +151,25 @@ class EarlyProofs:
         with self._cv:
             self._wake()
 
+    def files_registered(self, repo: str, files: Sequence[tuple[str, str | None, int]]) -> None:
+        """A shard registered ``files`` (file hash, claimed sha256 or None, size) through a
+        token of ``repo``: start the proof of each claim no blob proves yet, in a worker thread
+        (its result waits for the commit). Called from a worker thread."""
+        if not self._background or not files or not self._follow(repo):
+            return
+        for file_hash, sha256, size in files:
+            if sha256 is None or not self._needed(sha256, size):
+                continue
+            with self._cv:
+                if self._closed or file_hash in self._ahead:
+                    continue
+                running = sum(1 for f in self._ahead.values() if not f.done())
+                if running >= MAX_AHEAD:
+                    return
+                while len(self._ahead) >= MAX_AHEAD:
+                    self._ahead.popitem(last=False)
+                self._ahead[file_hash] = self._ahead_pool.submit(self._prove, file_hash)
+
     def _forget_old(self, now: float) -> None:
         """(lock held) Drop idle streams and the least recently active beyond the cap."""
         idle = [
@@ -154,8 +188,18 @@ class EarlyProofs:
 
     # ------------------------------------------------------------------ the proof
     def sha256_of(self, file_hash: str) -> str:
-        """SHA-256 of stored Xet file ``file_hash``: continued from a stream that holds its first
-        xorbs in order, else rebuilt (:func:`.content.sha256_of`, whose errors propagate)."""
+        """SHA-256 of stored Xet file ``file_hash``: the proof started when its shard came, if
+        any (waited for; its error raised here), else :meth:`_prove` now."""
+        with self._cv:
+            ahead = self._ahead.pop(file_hash, None)
+        if ahead is not None and not ahead.cancel():  # (a cancelled one had not started)
+            self._count("sha256_proofs_ahead")
+            return ahead.result()
+        return self._prove(file_hash)
+
+    def _prove(self, file_hash: str) -> str:
+        """Continued from a stream that holds the file's first xorbs in order, else rebuilt
+        (:func:`.content.sha256_of`, whose errors propagate)."""
         early = self.streamed_sha256(file_hash)
         if early is not None:
             digest, rest = early
@@ -315,3 +359,4 @@ class EarlyProofs:
         with self._cv:
             self._closed = True
             self._wake()
+        self._ahead_pool.shutdown(wait=False, cancel_futures=True)

@@ -33,7 +33,12 @@ class Hub:
         self.auth = HubAuth(self.db, cas.keys.token, cas.config.dev_secret)
         self._lfs_key = hmac.new(cas.keys.grant_url, b"hub-lfs-put", hashlib.sha256).digest()
         #: The sha256 proofs, hashed as the xorbs arrive where possible (early.py).
-        self.proofs = EarlyProofs(cas.store, cas.stats, self._is_repo)
+        self.proofs = EarlyProofs(
+            cas.store,
+            cas.stats,
+            self._is_repo,
+            needed=lambda sha256, size: self.db.blob(pointer_oid(sha256, size)) is None,
+        )
         cas.upload_observer = self.proofs
 
     def close(self) -> None:
