@@ -162,8 +162,17 @@ def throughput(
                       "create": True, "download": True}]  # fmt: skip
             server = servers[f"native-{size_mib}-{i}"]
             anchors.append(native(server, steps, root / f"hf-home-{size_mib}-{i}")["native"])
+        # how each run's server proved the committed sha256: during the upload / by rebuilding
+        proofs = {
+            name: [
+                server.stats().get(f"sha256_proofs_{k}")
+                for k in ("streamed", "partly_streamed", "rebuilt")
+            ]
+            for name, server in servers.items()
+        }
     mb = page["size"] / 1e6
     out: dict[str, Any] = {"size_mib": size_mib, "runs": repeat, "workers": page["workers"]}
+    out["sha256_proofs_streamed_partly_rebuilt"] = proofs
     out["cpu_s_per_gib"] = cpu_per_gib(sampler, page, anchors, size_mib)
     rates: dict[str, dict[str, list[float]]] = {}
     for client in ("hfjs", "xet"):

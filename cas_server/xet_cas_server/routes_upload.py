@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xet_pyodide.core.hashes import MerkleHash
+from xet_pyodide.core.shard_model import Shard
 
 from .auth import Scope, TokenClaims
 from .checksum import crc64_nvme_of_pieces
@@ -42,6 +43,26 @@ from .state import CasState
 log = get_logger("upload")
 
 
+def _started(state: CasState, claims: TokenClaims, xorb_hex: str) -> None:
+    if state.upload_observer is not None:
+        state.upload_observer.xorb_started(claims.token_id, claims.repo, xorb_hex)
+
+
+def _stored(state: CasState, xorb_hex: str) -> None:
+    if state.upload_observer is not None:
+        state.upload_observer.xorb_stored(xorb_hex)
+
+
+def _registered(state: CasState, repo: str, shard: Shard) -> None:
+    """(worker thread) Tell the observer which files the shard registered and their claims."""
+    if state.upload_observer is not None:
+        files = [
+            (f.file_hash.hex(), f.sha256.hex() if f.sha256 is not None else None, f.size)
+            for f in shard.files
+        ]
+        state.upload_observer.files_registered(repo, files)
+
+
 async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
     claimed = hash_param(request)
     hook = state.faults.commit_hook(request.scope["xcas.endpoint"])
@@ -51,6 +72,7 @@ async def _store_xorb(state: CasState, body: bytes, request: Request) -> bool:
         state.stats.add("rejected_objects")
         raise
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
+    _stored(state, claimed.hex())
     return inserted
 
 
@@ -66,7 +88,8 @@ def _authorized(request: Request, scope: Scope) -> tuple[CasState, TokenClaims]:
 # ---------------------------------------------------------------------------- legacy xorb POST
 @endpoint("xorb_upload")
 async def xorb_upload(request: Request) -> Response:
-    state, _ = _authorized(request, Scope.WRITE)
+    state, claims = _authorized(request, Scope.WRITE)
+    _started(state, claims, hash_param(request).hex())
     body = await read_body(request, state.config.max_xorb_bytes, "xorb_bytes_received", "xorb")
     inserted = await _store_xorb(state, body, request)
     return JSONResponse({"was_inserted": inserted})
@@ -108,9 +131,12 @@ async def xorb_grant(request: Request) -> Response:
     xorb = hash_param(request).hex()
     length, crc = _grant_request(await read_json(request), state.config.max_xorb_bytes)
     if state.store.xorb_row(xorb) is not None:
+        _started(state, claims, xorb)
+        _stored(state, xorb)
         return JSONResponse({"exists": True}, status_code=200)
     ttl = state.config.grant_ttl
     grant = state.grants.create(xorb, length, crc, ttl, claims.token_id, claims.repo)
+    _started(state, claims, xorb)
     url = state.signer.sign_grant_url(state.config.cas_url, xorb, grant.id, int(grant.expires))
     headers = {"Content-Type": "application/octet-stream", "X-Xet-Checksum-Crc64nvme": str(crc)}
     return JSONResponse(
@@ -196,6 +222,7 @@ async def xorb_commit(request: Request) -> Response:
     finally:
         state.store.objects.drop_staged(grant.id)
     state.stats.add("xorbs_inserted" if inserted else "xorbs_existing")
+    _stored(state, xorb)
     return JSONResponse({"was_inserted": inserted})
 
 
@@ -225,6 +252,7 @@ async def shard_v1(request: Request) -> Response:
         state.stats.add("rejected_objects")
         raise
     _count_shard(state, result.inserted, result.new_files)
+    await run_in_threadpool(_registered, state, repo, shard)
     return JSONResponse({"result": 1 if result.inserted else 0})
 
 
@@ -275,6 +303,7 @@ async def shard_v2(request: Request) -> Response:
             emit({"type": "error", "message": f"internal error: {e}", "retryable": True})
         else:
             _count_shard(state, result.inserted, result.new_files)
+            _registered(state, repo, shard)
             emit({"type": "result", "result": 1 if result.inserted else 0})
 
     worker = loop.run_in_executor(None, work)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .auth import Scope, TokenAuthority
 from .config import ServerConfig
@@ -21,6 +21,19 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .validation import ValidXorb
+
+
+class UploadObserver(Protocol):
+    """Told about xorb uploads as they start and as they are stored (on the event loop: must be
+    cheap), and about the files a shard registered (from a worker thread): the Hub's early
+    sha256 proofs, ``hub/early.py``."""
+
+    def xorb_started(self, owner: str, repo: str, xorb_hex: str) -> None: ...
+
+    def xorb_stored(self, xorb_hex: str) -> None: ...
+
+    def files_registered(self, repo: str, files: Sequence[tuple[str, str | None, int]]) -> None:
+        """A shard registered ``files``: (file hash, claimed sha256 or None, size)."""
 
 
 @dataclass
@@ -141,6 +154,8 @@ class CasState:
             self.store.objects.drop_staged,
             config.max_staging_bytes,
         )
+        #: Set by the Hub: told of each xorb upload's start (per write token) and storage.
+        self.upload_observer: UploadObserver | None = None
 
     def issue_token(
         self, repo: str, scope: Scope, revision: str = "", ttl: int | None = None

@@ -8,6 +8,12 @@ download fetched no xorb bytes"), so their meaning is fixed here:
 * ``xorb_bytes_served`` — chunk-record bytes sent from signed xorb URLs (payload of 206 parts);
 * ``shard_bytes_received`` — shard upload body bytes (v1 and v2);
 * ``dedup_queries`` / ``dedup_hits`` — global dedup lookups and the ones that found a xorb;
+* ``sha256_proofs_streamed`` / ``sha256_proofs_partly_streamed`` / ``sha256_proofs_rebuilt``
+  — the Hub's commit proofs of a file's sha256: taken from the hashing done during its upload
+  (``hub/early.py``), continued at commit from a stream that held only its first xorbs (a
+  reordered or deduplicated xorb after them), or made by rebuilding the whole file at commit
+  (counted when the proof is made); ``sha256_proofs_ahead`` — commits that found their proof
+  started when the shard registered the file (done, or waited for);
 * ``requests[endpoint]`` / ``statuses[endpoint][status]`` — per-endpoint request counts.
 """
 
@@ -31,6 +37,10 @@ COUNTERS = (
     "files_registered",
     "rejected_objects",
     "faults_injected",
+    "sha256_proofs_streamed",
+    "sha256_proofs_partly_streamed",
+    "sha256_proofs_rebuilt",
+    "sha256_proofs_ahead",
 )
 
 

@@ -34,6 +34,7 @@ from tests.cpython._hub_helpers import (
 from tests.plugins.cas_server import CasServer, build_upload, stored_state
 from xet_pyodide.core.shard import serialize_shard
 from xet_pyodide.core.shard_model import Shard
+from xet_pyodide.core.terms import build_file_entry
 
 MIB = 1 << 20
 OID = re.compile(r"^[0-9a-f]{40}$")
@@ -282,6 +283,43 @@ def test_sha256_claims_are_checked_and_completed(cas_server: CasServer, users: d
         xet_upload(c, repo, plain.shard, [])  # same file, now with its sha256
         assert commit(c, repo, lfs("late.bin", data)).status_code == 200
         assert c.get(f"/{repo}/resolve/main/late.bin").content == data
+
+
+def test_commit_uses_the_proof_hashed_during_the_upload(cas_server: CasServer, users: dict) -> None:
+    """A file uploaded in order through one write token is proven from the SHA-256 hashed as
+    its xorbs arrived (hub/early.py): the commit rebuilds nothing. A file whose terms are not
+    the order its xorbs went up in is rebuilt and proven all the same. Both proofs start when
+    the shard registers the file; the commits take their results."""
+    repo = create(cas_server, users["alice"], f"alice/{unique('early')}")
+    data = binary(3 * MIB + 5, 51)
+    with hub_client(cas_server, users["alice"]) as c:
+        before = cas_server.stats()
+        up = build_upload([data])
+        xet_upload(c, repo, up.shard, up.xorbs)
+        assert commit(c, repo, lfs("early.bin", data)).status_code == 200
+        after = cas_server.stats()
+        assert after["sha256_proofs_streamed"] - before["sha256_proofs_streamed"] == 1
+        assert after["sha256_proofs_rebuilt"] == before["sha256_proofs_rebuilt"]
+        assert after["sha256_proofs_ahead"] - before["sha256_proofs_ahead"] == 1
+        assert c.get(f"/{repo}/resolve/main/early.bin").content == data
+
+        a, b = binary(2 * MIB + 7, 52), binary(MIB + 3, 53)
+        two = build_upload([a, b])
+        xa, xb = two.xorbs
+        swapped = build_file_entry(
+            [*xb.chunk_hashes, *xa.chunk_hashes],
+            [*xb.chunk_sizes, *xa.chunk_sizes],
+            [*((xb.hash, k) for k in range(xb.num_chunks)),
+             *((xa.hash, k) for k in range(xa.num_chunks))],
+            hashlib.sha256(b + a).digest(),
+        )  # fmt: skip
+        xet_upload(c, repo, serialize_shard(Shard([swapped], two.shard_model.xorbs)), two.xorbs)
+        assert commit(c, repo, lfs("swapped.bin", b + a)).status_code == 200
+        last = cas_server.stats()
+        assert last["sha256_proofs_rebuilt"] - after["sha256_proofs_rebuilt"] == 1
+        assert last["sha256_proofs_streamed"] == after["sha256_proofs_streamed"]
+        assert last["sha256_proofs_ahead"] - after["sha256_proofs_ahead"] == 1
+        assert c.get(f"/{repo}/resolve/main/swapped.bin").content == b + a
 
 
 BAD_PATHS = [

@@ -200,7 +200,9 @@ async def test_failed_upload_is_left_out_and_the_commit_goes_on() -> None:
     s = session(
         cas,
         config=SessionConfig(
-            block_size=1 << 20, dedup_window_bytes=1 << 20, max_buffered_bytes=8 << 20,
+            block_size=1 << 20,
+            dedup_window_bytes=1 << 20,
+            max_buffered_bytes=8 << 20,
             progress_interval=0,
         ),
         progress=events.append,
@@ -239,8 +241,12 @@ async def test_cancelled_upload_is_abandoned() -> None:
     """Cancelling an upload task (an AbortSignal in the browser does that) abandons the
     file; the session's next uploads and its commit work."""
     cas = FakeCas()
-    s = session(cas, config=SessionConfig(block_size=1 << 20, dedup_window_bytes=1 << 20,
-                                          max_buffered_bytes=8 << 20))
+    s = session(
+        cas,
+        config=SessionConfig(
+            block_size=1 << 20, dedup_window_bytes=1 << 20, max_buffered_bytes=8 << 20
+        ),
+    )
     gate = asyncio.Event()
 
     async def digest_later() -> bytes:
@@ -605,17 +611,56 @@ async def test_retries_are_announced_in_progress_events() -> None:
     cas.transport.handler = flaky
     events: list[dict] = []
     mine: list[object] = []
-    s = session(cas, progress=events.append,
-                retry=RetryPolicy(max_attempts=4, sleep=_no_sleep, on_retry=mine.append))
+    s = session(
+        cas,
+        progress=events.append,
+        retry=RetryPolicy(max_attempts=4, sleep=_no_sleep, on_retry=mine.append),
+    )
     await s.upload_bytes(rand(200_000, 7), name="a.bin")
     await s.finalize()
     retry_events = [e for e in events if "retry" in e]
     assert [e["retry"]["attempt"] for e in retry_events] == [1, 2]
     assert [e["retry"]["reason"] for e in retry_events] == ["HTTP 503", "HTTP 503"]
     assert all(e["retry"]["what"].startswith("xorb upload ") for e in retry_events)
-    assert all(e["retry"]["max_attempts"] == 4 and e["retry"]["delay"] >= 0
-               for e in retry_events)
+    assert all(e["retry"]["max_attempts"] == 4 and e["retry"]["delay"] >= 0 for e in retry_events)
     assert [e["retries"] for e in retry_events] == [1, 2]
     assert events[-1]["phase"] == "done" and events[-1]["retries"] == 2
     assert "retry" not in events[-1]
     assert len(mine) == 2
+
+
+def test_xorb_uploads_ask_in_the_order_they_were_sealed() -> None:
+    """Bodies detached in any order (here: the later the xorb, the faster its detach) still
+    ask for their upload in submission order, so a server can hash a file as its xorbs arrive
+    (cas_server/xet_cas_server/hub/early.py); an upload that never reports asking does not
+    hold the next back once it ends."""
+    from xet_pyodide.core.hashes import MerkleHash
+    from xet_pyodide.session.budget import ByteBudget
+    from xet_pyodide.session.packing import SealedXorb
+    from xet_pyodide.session.xorb_uploads import XorbUploader
+
+    asked: list[int] = []
+
+    class FakeCas:
+        async def detach_body(self, body: bytearray, crc64: int | None = None) -> None:
+            await asyncio.sleep(0.002 * (8 - body[0]))
+            return None
+
+        async def upload_xorb(self, h, body, crc64=None, on_asked=None):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.001)
+            asked.append(body[0])
+            if body[0] != 3:
+                on_asked()
+            await asyncio.sleep(0.003)
+            from xet_pyodide.io.cas import XorbUploadResult
+
+            return XorbUploadResult(len(body), "grant")
+
+    async def run() -> None:
+        uploader = XorbUploader(FakeCas(), ByteBudget(1 << 30), max_concurrent=4)  # type: ignore[arg-type]
+        for k in range(8):
+            uploader.submit(SealedXorb(MerkleHash(bytes([k]) * 32), bytearray([k] * 16), [], []))
+        await uploader.wait_all()
+
+    asyncio.run(run())
+    assert asked == list(range(8))

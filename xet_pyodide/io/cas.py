@@ -110,19 +110,28 @@ class CasClient:
         return detached
 
     async def upload_xorb(
-        self, xorb_hash: MerkleHash, body: Body, crc64: int | None = None
+        self,
+        xorb_hash: MerkleHash,
+        body: Body,
+        crc64: int | None = None,
+        on_asked: Callable[[], None] | None = None,
     ) -> XorbUploadResult:
         """Upload a serialized xorb (chunk records, no footer), or a body from
         :meth:`detach_body`. Idempotent. ``crc64``: the body's CRC-64/NVME if already known
-        (grant uploads send it; computed otherwise)."""
+        (grant uploads send it; computed otherwise). ``on_asked``: called once the server has
+        seen the upload start (its grant answered; a legacy POST: when sent)."""
         if self.use_grants:
             try:
-                return await self._upload_with_grant(xorb_hash, body, crc64)
+                return await self._upload_with_grant(xorb_hash, body, crc64, on_asked)
             except _NoGrant:
                 pass
-        return await self._upload_legacy(xorb_hash, body)
+        return await self._upload_legacy(xorb_hash, body, on_asked)
 
-    async def _upload_legacy(self, xorb_hash: MerkleHash, body: Body) -> XorbUploadResult:
+    async def _upload_legacy(
+        self, xorb_hash: MerkleHash, body: Body, on_asked: Callable[[], None] | None = None
+    ) -> XorbUploadResult:
+        if on_asked is not None:
+            on_asked()
         what = f"xorb upload {xorb_hash.hex()[:16]}"
         resp = await self.http.send(
             "POST", self.url(f"/v1/xorbs/default/{xorb_hash.hex()}"), what=what, body=body
@@ -131,7 +140,11 @@ class CasClient:
         return XorbUploadResult(len(body), "legacy")
 
     async def _upload_with_grant(
-        self, xorb_hash: MerkleHash, body: Body, crc64: int | None = None
+        self,
+        xorb_hash: MerkleHash,
+        body: Body,
+        crc64: int | None = None,
+        on_asked: Callable[[], None] | None = None,
     ) -> XorbUploadResult:
         hex_hash = xorb_hash.hex()
         if isinstance(body, DetachedBody):
@@ -155,6 +168,8 @@ class CasClient:
             if resp.status in (404, 501):
                 self.use_grants = False  # the server has no grant API: do not ask again
                 raise _NoGrant
+            if on_asked is not None:
+                on_asked()
             if resp.status == 200:
                 return XorbUploadResult(0, "exists")
             raise_for_status(resp, what, ok=(201,))

@@ -89,30 +89,48 @@ def sha256_of(store: Store, file_hash: str) -> str:
     digest = hashlib.sha256()
     remaining = row.size
     for term in reconstruction.plan(row, layout, None).terms:
-        lay = layout(term.xorb)
-        first, last = lay.byte_range(term.start, term.end)
-        with open(store.objects.path("xorb", term.xorb), "rb") as f:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        records = memoryview(mapped)[first : last + 1]
-        done = False
-        try:
-            decoded, remaining = _hash_records(digest, records, term.end - term.start, remaining)
-            done = True
-        finally:
-            records.release()
-            try:
-                mapped.close()
-            except BufferError:
-                # A damaged record: the error's traceback still holds the decoder's view of
-                # the mapping (unmapped when the error is dropped); without this the typed
-                # error would become this BufferError.
-                if done:
-                    raise
-        if decoded != lay.unpacked_len(term.start, term.end):  # pragma: no cover - validated
-            raise OSError(f"xorb {term.xorb} decodes to other sizes than its footer says")
+        remaining = hash_xorb_chunks(
+            store, digest, term.xorb, layout(term.xorb), term.start, term.end, remaining
+        )
         if remaining <= 0:
             break
     return digest.hexdigest()
+
+
+def hash_xorb_chunks(
+    store: Store,
+    digest: hashlib._Hash,
+    xorb_hex: str,
+    lay: XorbLayout,
+    start: int,
+    end: int,
+    remaining: int,
+) -> int:
+    """Feed chunks ``start``..``end`` of stored xorb ``xorb_hex`` (layout ``lay``) to
+    ``digest``, at most ``remaining`` bytes; returns the bytes still to hash. The xorb is
+    mapped, raw chunks are hashed where they lie and compressed ones decoded natively. Raises
+    :class:`XetFormatError` for a damaged record."""
+    first, last = lay.byte_range(start, end)
+    with open(store.objects.path("xorb", xorb_hex), "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    records = memoryview(mapped)[first : last + 1]
+    done = False
+    try:
+        decoded, remaining = _hash_records(digest, records, end - start, remaining)
+        done = True
+    finally:
+        records.release()
+        try:
+            mapped.close()
+        except BufferError:
+            # A damaged record: the error's traceback still holds the decoder's view of
+            # the mapping (unmapped when the error is dropped); without this the typed
+            # error would become this BufferError.
+            if done:
+                raise
+    if decoded != lay.unpacked_len(start, end):  # pragma: no cover - validated
+        raise OSError(f"xorb {xorb_hex} decodes to other sizes than its footer says")
+    return remaining
 
 
 def _hash_records(

@@ -14,12 +14,13 @@ from urllib.parse import quote, urlencode
 
 from ..signing import b64url, same_secret
 from ..state import CasState
-from . import commits, content
+from . import commits
 from .auth import HubAuth, Principal
 from .db import CommitRow, HubDB, NewBlob, RepoRow, commit_in_repo, next_pr_number, ref_in
+from .early import EarlyProofs
 from .errors import Conflict, RevisionNotFound, Unprocessable
 from .gitobj import commit_oid, pointer_oid, tree_digest
-from .names import COMMIT_OID, RepoId, check_branch
+from .names import COMMIT_OID, RepoId, check_branch, repo_id
 
 #: A commit's answer: the commit, and the PR number when it opened a pull request.
 CommitResult = tuple[CommitRow, int | None]
@@ -31,8 +32,17 @@ class Hub:
         self.db = HubDB(cas.store.index, cas.config.data_dir / "index.sqlite3")
         self.auth = HubAuth(self.db, cas.keys.token, cas.config.dev_secret)
         self._lfs_key = hmac.new(cas.keys.grant_url, b"hub-lfs-put", hashlib.sha256).digest()
+        #: The sha256 proofs, hashed as the xorbs arrive where possible (early.py).
+        self.proofs = EarlyProofs(
+            cas.store,
+            cas.stats,
+            self._is_repo,
+            needed=lambda sha256, size: self.db.blob(pointer_oid(sha256, size)) is None,
+        )
+        cas.upload_observer = self.proofs
 
     def close(self) -> None:
+        self.proofs.close()
         self.db.close()
 
     # ------------------------------------------------------------------ repositories
@@ -43,6 +53,15 @@ class Hub:
             return CommitRow(oid, None, title, "", author, now)
 
         return self.db.create_repo(repo, private, first)
+
+    def _is_repo(self, claim: str) -> bool:
+        """Whether a token's repository claim (``models/ns/name``) is one of the Hub's."""
+        kind, _, rest = claim.partition("/")
+        namespace, _, name = rest.partition("/")
+        try:
+            return self.db.repo(repo_id(kind.removesuffix("s"), namespace, name)) is not None
+        except Exception:
+            return False
 
     def readable(self, who: Principal, repo: RepoId) -> RepoRow:
         return self.auth.readable(who, self.db.repo(repo), repo.id)
@@ -75,7 +94,7 @@ class Hub:
         if self.db.blob(oid) is not None:
             return oid
         for xet_hash in self.db.xet_files_with_sha256(sha256, size):
-            if content.sha256_of(self.cas.store, xet_hash) == sha256:
+            if self.proofs.sha256_of(xet_hash) == sha256:
                 return NewBlob(oid, size, sha256=sha256, xet_hash=xet_hash)
         raise Unprocessable(
             f"{path}: no uploaded file has sha256 {sha256} and size {size};"
