@@ -41,7 +41,10 @@ process and thread kind sampled from ``/proc`` (bench/_procs.py):
    against hashlib's; :func:`combined_floor` sets it beside the sum of its parts measured
    alone (read + gear + BLAKE3 + SHA-256 + CRC-64 + send ``fileblob``) and issue 20's 8.
    ``--combined-bodies records,slices`` adds ``upload/combined_slices``, a diagnostic (not a
-   valid xorb): the same run with each body one ``File.slice()`` of its blocks, no headers.
+   valid xorb): the same run with each body one ``File.slice()`` of its blocks, no headers;
+   ``copy`` adds ``upload/combined_copy``: each block's records written raw in its worker's
+   wasm memory (``xk_encode_records``, CRC included) and made a Blob there, the body a Blob
+   of those (valid, one copy, no explicit memory bound: Blobs are freed when collected).
 
 Then :func:`floors` adds them up per target (see its docstring for what each floor assumes)
 and, given ``--peers`` (bench/peers.py ``--json`` outputs: server CPU per GiB, hf_xet's and
@@ -466,7 +469,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--combined-bodies",
         default="records",
-        help="upload/combined bodies: records (headers + chunk slices), slices (diagnostic)",
+        help="upload/combined bodies: records (headers + File slices), copy (records copied "
+        "into worker Blobs), slices (diagnostic, no headers)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -483,8 +487,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     args.parts = parts
     args.combined_bodies = args.combined_bodies.split(",")
-    if set(args.combined_bodies) - {"records", "slices"}:
-        parser.error("--combined-bodies: records and/or slices")
+    if set(args.combined_bodies) - {"records", "copy", "slices"}:
+        parser.error("--combined-bodies: records, copy and/or slices")
     return args
 
 

@@ -108,7 +108,10 @@ async function scanHashPhase(file, config, module) {
  *  and `File.slice()`s of the File itself (no chunk byte copied in the renderer), once its CRC
  *  is known (as a real upload must: the CRC goes with the xorb). A block's slot is free once
  *  its SHA-256 and CRC links are done. body "slices" (diagnostic, not a valid xorb): each body
- *  one `File.slice()` of its blocks, no headers, so the cost of a Blob of ~2000 parts shows. */
+ *  one `File.slice()` of its blocks, no headers, so the cost of a Blob of ~2000 parts shows;
+ *  "copy": each block's records written raw in its worker's wasm memory (a copy, the CRC on
+ *  the way) and made a Blob there, the body a Blob of its blocks' Blobs (valid, but copied;
+ *  the Blobs are released only when collected: no explicit memory bound). */
 async function combinedPhase(file, config, module, body = "records") {
   const block = config.blockMib * MIB;
   const perBody = Math.max(1, Math.round(config.bodyMib / config.blockMib));
@@ -135,7 +138,11 @@ async function combinedPhase(file, config, module, body = "records") {
         at += len;
       }
     }
-    const crc = await crcDone[Math.min(total, (k + 1) * perBody) - 1];
+    const lastBlock = Math.min(total, (k + 1) * perBody) - 1;
+    const crc = (await crcDone[lastBlock]).crc;
+    if (body === "copy") {
+      for (let i = k * perBody; i <= lastBlock; i++) parts.push((await crcDone[i]).blob);
+    }
     while (inflight >= config.inflight) await new Promise((resolve) => waiting.push(resolve));
     inflight++;
     try {
@@ -154,8 +161,9 @@ async function combinedPhase(file, config, module, body = "records") {
   await lanes(total, slots, async (i, slot) => {
     const start = i * block, end = Math.min(file.size, start + block);
     const worker = workers[i % workers.length];
+    const copy = body === "copy";
     scanned[i] = worker.call({ op: "cblock", blob: file, start, end, slot, slots,
-                               blockBytes: block });
+                               blockBytes: block, copy });
     const last = i === total - 1;
     shaDone[i] = (async () => {
       const state = i ? await shaDone[i - 1] : SHA256_IV;
@@ -166,9 +174,9 @@ async function combinedPhase(file, config, module, body = "records") {
       return answer.state;
     })();
     crcDone[i] = (async () => {
-      const crc = i % perBody ? await crcDone[i - 1] : new Uint8Array(8);
+      const crc = i % perBody ? (await crcDone[i - 1]).crc : new Uint8Array(8);
       const { headers } = await scanned[i];
-      return (await worker.call({ op: "ccrc", slot, headers, crc })).crc;
+      return worker.call({ op: "ccrc", slot, headers, crc, copy });
     })();
     if (i % perBody === perBody - 1 || last) sends.push(send(Math.floor(i / perBody)));
     await Promise.all([shaDone[i], crcDone[i]]);

@@ -24,8 +24,11 @@
 //   {op: "csha", id, slot, length, state, total} the SHA-256 link of the slot's block: state
 //                                              (8 words) in, state out; with total (the
 //                                              file's size) the last link: padded, digest out
-//   {op: "ccrc", id, slot, headers, crc}       the CRC-64 of the block's records (header,
-//                                              chunk bytes) continued from crc (8 bytes)
+//   {op: "ccrc", id, slot, headers, crc, copy} the CRC-64 of the block's records (header,
+//                                              chunk bytes) continued from crc (8 bytes); with
+//                                              copy, the records written raw in wasm memory
+//                                              (xk_encode_records, CRC included) and answered
+//                                              as a Blob of them
 let sab = null;
 let heldBody = null;
 const spare = [];
@@ -59,24 +62,28 @@ async function scanHash({ id, blob, start, end }) {
 const MIN_CHUNK = 8192, MAX_CHUNK = 131072;
 let comb = null;
 
-function combinedLayout(slots, blockBytes) {
-  const cands = blockBytes / 16;  // u32 candidate offsets (retried bigger if ever short)
+function combinedLayout(slots, blockBytes, copy) {
+  const cands = blockBytes / 16;  // u32 candidate offsets (an error if ever short)
   const maxChunks = Math.ceil(blockBytes / MIN_CHUNK) + 1;
-  const per = blockBytes + cands * 4 + maxChunks * 4 + maxChunks * 32 + 256;
-  const base = kernels.xk_reserve(256 + slots * per);
+  const recBytes = copy ? blockBytes + 8 * maxChunks + 64 : 0;  // raw records of a block
+  const per = blockBytes + cands * 4 + maxChunks * 4 + maxChunks * 32 + recBytes + 256;
+  const shared = 256 + (copy ? (maxChunks + 63 & ~63) + (128 << 10) : 0);  // schemes, scratch
+  const base = kernels.xk_reserve(shared + slots * per);
   if (!base) throw new Error("xk_reserve failed");
   comb = { blockBytes, cands, maxChunks, key: base, state: base + 32, crc: base + 64,
-           tail: base + 128, slots: [] };
-  for (let i = 0, at = base + 256; i < slots; i++, at += per) {
-    comb.slots.push({ data: at, cand: at + blockBytes, lens: at + blockBytes + cands * 4,
-                      out: at + blockBytes + cands * 4 + maxChunks * 4, n: 0, count: 0 });
+           tail: base + 128, schemes: base + 256, scratch: base + 256 + (maxChunks + 63 & ~63),
+           slots: [] };
+  for (let i = 0, at = base + shared; i < slots; i++, at += per) {
+    const lens = at + blockBytes + cands * 4, out = lens + maxChunks * 4;
+    comb.slots.push({ data: at, cand: at + blockBytes, lens, out, rec: out + maxChunks * 32,
+                      n: 0, count: 0 });
   }
 }
 
-async function cBlock({ id, blob, start, end, slot, slots, blockBytes }) {
+async function cBlock({ id, blob, start, end, slot, slots, blockBytes, copy }) {
   const n = end - start;
   const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
-  if (!comb) combinedLayout(slots, blockBytes);
+  if (!comb) combinedLayout(slots, blockBytes, copy);
   const s = comb.slots[slot];
   new Uint8Array(kernels.memory.buffer, s.data, n).set(bytes);
   new Uint8Array(kernels.memory.buffer, comb.state, 8).fill(0);
@@ -130,10 +137,18 @@ function cSha({ id, slot, length, state, total }) {
   postMessage({ id, digest: hex });
 }
 
-function cCrc({ id, slot, headers, crc }) {
+function cCrc({ id, slot, headers, crc, copy }) {
   const s = comb.slots[slot];
   const mem = new Uint8Array(kernels.memory.buffer);
   mem.set(crc, comb.crc);
+  if (copy) {
+    const size = kernels.xk_encode_records(s.data, s.count, s.lens, comb.schemes, s.rec,
+                                           comb.scratch, comb.crc);
+    if (size !== s.n + 8 * s.count) throw new Error(`xk_encode_records: ${size}`);
+    const blob = new Blob([new Uint8Array(kernels.memory.buffer, s.rec, size)]);
+    postMessage({ id, crc: mem.slice(comb.crc, comb.crc + 8), blob });
+    return;
+  }
   const lens = new Uint32Array(kernels.memory.buffer, s.lens, s.count);
   for (let i = 0, at = s.data; i < s.count; at += lens[i++]) {
     mem.set(headers.subarray(i * 8, i * 8 + 8), comb.tail);

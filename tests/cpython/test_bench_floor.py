@@ -188,8 +188,8 @@ def test_combined_beside_the_sum_of_its_parts() -> None:
 
 def test_part_and_body_selectors() -> None:
     floor = _floor()
-    args = floor.parse_args(["--parts", "read,combined", "--combined-bodies", "records,slices"])
-    assert args.parts == ["read", "combined"] and args.combined_bodies == ["records", "slices"]
+    args = floor.parse_args(["--parts", "read,combined", "--combined-bodies", "copy,slices"])
+    assert args.parts == ["read", "combined"] and args.combined_bodies == ["copy", "slices"]
     defaults = floor.parse_args([])
     assert defaults.parts == list(floor.PARTS) and defaults.combined_bodies == ["records"]
     with pytest.raises(SystemExit):
