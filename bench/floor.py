@@ -3,6 +3,7 @@ download cost in this Chromium on this machine, per process.
 
     .venv/bin/python bench/floor.py [--size-mib 1024] [--repeat 2] [--workers N]
         [--send-modes hold,workeru8,fileblob,xhr,u8] [--parts read,hashfile,combined,...]
+        [--combined-bodies records,copy,slices]
         [--peers PEERS.json ...]
         [--browser BROWSER.json ...] [--from FLOOR.json ...] [--json]
 
