@@ -2,7 +2,9 @@
 download cost in this Chromium on this machine, per process.
 
     .venv/bin/python bench/floor.py [--size-mib 1024] [--repeat 2] [--workers N]
-        [--send-modes hold,workeru8,fileblob,xhr,u8] [--peers PEERS.json ...]
+        [--send-modes hold,workeru8,fileblob,xhr,u8] [--parts read,hashfile,combined,...]
+        [--combined-bodies records,copy,slices]
+        [--peers PEERS.json ...]
         [--browser BROWSER.json ...] [--from FLOOR.json ...] [--json]
 
 In one fresh bare headless Chromium (no Playwright/CDP while timing; bench/_chromium.py),
@@ -30,6 +32,20 @@ process and thread kind sampled from ``/proc`` (bench/_procs.py):
 4. **kernels** — bench/kernels_raw.mjs on the page's thread: single-thread GB/s of the raw
    kernels on data already in wasm memory (no Python, no copies), so CPU-s per GiB =
    1 GiB / rate; and WebCrypto's one-shot SHA-256 for comparison (no streaming API).
+5. **upload/combined** (part ``combined``) — the least a correct upload does, run for real
+   and all at once in bare JS + the wasm kernels: the pool's workers read the File once in
+   16 MiB blocks, gear-scan, cut chunks (size rules from each block's start: approximate at
+   block edges) and BLAKE3 them; the file's SHA-256 chained block by block in file order on
+   the worker holding each block; the CRC-64 of each 64 MiB body's records chained in body
+   order; each body PUT (4 in flight) as a Blob of 8-byte record headers and ``File.slice()``
+   parts (chunks stored raw, no chunk byte copied in the renderer). Its SHA-256 is checked
+   against hashlib's; :func:`combined_floor` sets it beside the sum of its parts measured
+   alone (read + gear + BLAKE3 + SHA-256 + CRC-64 + send ``fileblob``) and issue 20's 8.
+   ``--combined-bodies records,slices`` adds ``upload/combined_slices``, a diagnostic (not a
+   valid xorb): the same run with each body one ``File.slice()`` of its blocks, no headers;
+   ``copy`` adds ``upload/combined_copy``: each block's records written raw in its worker's
+   wasm memory (``xk_encode_records``, CRC included) and made a Blob there, the body a Blob
+   of those (valid, one copy, no explicit memory bound: Blobs are freed when collected).
 
 Then :func:`floors` adds them up per target (see its docstring for what each floor assumes)
 and, given ``--peers`` (bench/peers.py ``--json`` outputs: server CPU per GiB, hf_xet's and
@@ -40,6 +56,7 @@ xetchunk-wasm's MB/s), the best wall time on the machine's cores and the best ra
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -62,6 +79,8 @@ from scripts.static_server import StaticServer  # noqa: E402
 
 MIB = 1 << 20
 SEND_MODES = ("hold", "workeru8", "fileblob", "xhr", "u8")
+#: The page's parts (``--parts``), in the order it runs them.
+PARTS = ("read", "hashfile", "combined", "send", "receive", "kernels", "webcrypto")
 #: Kernel figures the floors use (bench/kernels_raw.mjs names).
 KERNELS = ("gear_scan", "blake3_64k", "sha256", "crc64", "records_lz4_random",
            "records_bg4_floats", "records_raw", "decode_raw", "decode_bg4_floats")  # fmt: skip
@@ -146,6 +165,20 @@ def run_page(config: dict[str, Any], data: Path, timeout: float = 3600) -> dict[
     return result
 
 
+def check_sha256(runs: list[dict[str, Any]], data: Path) -> None:
+    """The combined runs' SHA-256 (chained across the workers) must be the file's."""
+    digests = {r["sha256"] for r in runs if r.get("sha256")}
+    if not digests:
+        return
+    want = hashlib.sha256()
+    with data.open("rb") as f:
+        while block := f.read(16 * MIB):
+            want.update(block)
+    if digests != {want.hexdigest()}:
+        raise RuntimeError(f"upload/combined SHA-256 {sorted(digests)} != {want.hexdigest()}")
+    log(f"upload/combined SHA-256 matches hashlib's ({want.hexdigest()[:16]}…)")
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3)}  # fmt: skip
@@ -191,6 +224,37 @@ def measured_figures(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ the floors
+
+
+def combined_floor(summary: dict[str, Any], target: float = 8.0) -> dict[str, Any] | None:
+    """``upload/combined`` (the minimal correct upload run for real, all parts at once)
+    beside the sum of the same parts measured alone in the same invocation (read + gear +
+    BLAKE3 + SHA-256 + CRC-64 + send ``fileblob``: :func:`floors`' ``upload_min`` with the
+    body mechanism the combined run uses) and the all-Chromium target. ``None`` without a
+    combined run; no ``sum_of_parts`` unless read, kernels and send ``fileblob`` were run."""
+    if "upload/combined" not in summary:
+        return None
+    row = summary["upload/combined"]
+    total = row["cpu_s_per_gib"]["total_client"]
+    out: dict[str, Any] = {
+        "combined": total["median"], "combined_min": total["min"],
+        "combined_max": total["max"], "mb_s": row["mb_s"]["median"],
+        "per_role": {k: v["median"] for k, v in row["cpu_s_per_gib"].items()},
+        "target": target, "within_target": total["median"] <= target,
+    }  # fmt: skip
+    if all(k in summary for k in ("read/slices", "kernels/raw", "send/fileblob")):
+        k = summary["kernels/raw"]["cpu_s_per_gib_single_thread"]
+        parts = {
+            "read": summary["read/slices"]["cpu_s_per_gib"]["total_client"]["median"],
+            "gear+blake3+sha256": sum(k[n]["median"] for n in ("gear_scan", "blake3_64k",
+                                                               "sha256")),
+            "crc64": k["crc64"]["median"],
+            "send (fileblob)": summary["send/fileblob"]["cpu_s_per_gib"]["total_client"]["median"],
+        }  # fmt: skip
+        out["parts"] = {n: round(v, 3) for n, v in parts.items()}
+        out["sum_of_parts"] = round(sum(parts.values()), 3)
+        out["combined_over_sum"] = round(total["median"] - out["sum_of_parts"], 3)
+    return out
 
 
 def floors(m: dict[str, Any], *, float_fraction: float = 0.5, cores: int = 2,
@@ -354,7 +418,7 @@ def table(summary: dict[str, Any], result: dict[str, Any]) -> str:
                      else "-" for r in roles]  # fmt: skip
             tot = row["cpu_s_per_gib"]["total_client"]
             lines.append(
-                f"{key:18} "
+                f"{key:22} "
                 + " ".join(f"{c:>6}" for c in cells)
                 + f"  [{tot['min']:.2f}-{tot['max']:.2f}]  {row['mb_s']['median']:.0f}"
             )
@@ -363,8 +427,10 @@ def table(summary: dict[str, Any], result: dict[str, Any]) -> str:
             lines.append(f"{key}: " + ", ".join(
                 f"{k} {v['median']:.2f}" for k, v in row["cpu_s_per_gib_single_thread"].items())
                 + " (one thread, CPU-s per GiB)")  # fmt: skip
-    for name, v in result["verdicts"].items():
+    for name, v in result.get("verdicts", {}).items():
         lines.append(f"{name}: {json.dumps(v)}")
+    if "combined" in result:
+        lines.append(f"upload/combined vs parts alone: {json.dumps(result['combined'])}")
     return "\n".join(lines)
 
 
@@ -374,6 +440,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="read workers (0: cores)")
     parser.add_argument("--send-modes", default=",".join(SEND_MODES))
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="the page's parts to run (the floors need all but combined)",
+    )
     parser.add_argument(
         "--peers",
         nargs="*",
@@ -396,6 +467,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="no measuring: the runs of these earlier --json outputs, merged",
     )
+    parser.add_argument(
+        "--combined-bodies",
+        default="records",
+        help="upload/combined bodies: records (headers + File slices), copy (records copied "
+        "into worker Blobs), slices (diagnostic, no headers)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -405,6 +482,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown send modes: {', '.join(sorted(unknown))}")
     args.send_modes = modes
+    parts = args.parts.split(",")
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    args.parts = parts
+    args.combined_bodies = args.combined_bodies.split(",")
+    if set(args.combined_bodies) - {"records", "copy", "slices"}:
+        parser.error("--combined-bodies: records, copy and/or slices")
     return args
 
 
@@ -426,18 +511,26 @@ def main(argv: list[str] | None = None) -> int:
                   "workers": args.workers, "blockMib": 16, "bodyMib": 64, "inflight": 4,
                   "getMib": 64, "sendModes": args.send_modes, "kernelMib": 64,
                   "kernelRepeat": 3, "webcryptoMib": 256, "settleMs": 3000,
-                  "gapMs": 1500}  # fmt: skip
+                  "gapMs": 1500, "parts": args.parts,
+                  "combinedBodies": args.combined_bodies}  # fmt: skip
         log(f"load average {load0:.2f}; {args.size_mib} MiB, {args.repeat} runs")
         page = run_page(config, data)
+        check_sha256(page["runs"], data)
     summary = summarize(page["runs"])
-    measured = measured_figures(summary)
+    complete = all(k in summary for k in ("read/slices", "kernels/raw", "receive/blob")) and any(
+        k.startswith("send/") for k in summary
+    )
+    measured = measured_figures(summary) if complete else {}
     peers = peer_figures(
         [json.loads(p.read_text()) for p in args.peers],
         [json.loads(b.read_text()) for b in args.browser],
         args.size_mib,
     )
     measured.update(peers)
-    result = floors(measured, cores=os.cpu_count() or 2)
+    result = floors(measured, cores=os.cpu_count() or 2) if complete else {}
+    combined = combined_floor(summary)
+    if combined is not None:
+        result["combined"] = combined
     report = {
         "size": page["size"],
         "workers": page["workers"],

@@ -97,6 +97,100 @@ async function scanHashPhase(file, config, module) {
   return { span: [t0, t1], bytes: file.size };
 }
 
+/** 1''. "upload/combined": the least a correct upload of the File does, all of it at once, in
+ *  bare JS + the wasm kernels. The pool's workers read the File once in 16 MiB blocks (four
+ *  in flight, block i on worker i % workers, each in a slot of that worker's wasm memory),
+ *  gear-scan them, cut chunks by the size rules (from each block's start: boundaries are
+ *  approximate at block edges, it is a floor) and BLAKE3 each chunk; the file's SHA-256 is
+ *  chained block by block in file order on whichever worker holds the block (as io/pool_sha);
+ *  the CRC-64 of each body's records (8-byte header + chunk bytes, all stored raw) is chained
+ *  in body order; each body of bodyMib is PUT, `inflight` at a time, as a Blob of the headers
+ *  and `File.slice()`s of the File itself (no chunk byte copied in the renderer), once its CRC
+ *  is known (as a real upload must: the CRC goes with the xorb). A block's slot is free once
+ *  its SHA-256 and CRC links are done. body "slices" (diagnostic, not a valid xorb): each body
+ *  one `File.slice()` of its blocks, no headers, so the cost of a Blob of ~2000 parts shows;
+ *  "copy": each block's records written raw in its worker's wasm memory (a copy, the CRC on
+ *  the way) and made a Blob there, the body a Blob of its blocks' Blobs (valid, but copied;
+ *  the Blobs are released only when collected: no explicit memory bound). */
+async function combinedPhase(file, config, module, body = "records") {
+  const block = config.blockMib * MIB;
+  const perBody = Math.max(1, Math.round(config.bodyMib / config.blockMib));
+  const slots = 4;
+  const workers = Array.from({ length: config.workers }, () => new FloorWorker());
+  for (const w of workers) w.post({ op: "init", module });
+  await Promise.all(workers.map((w) => w.call({ op: "ping" })));
+  const total = Math.ceil(file.size / block);
+  const bodies = Math.ceil(total / perBody);
+  const scanned = new Array(total), shaDone = new Array(total), crcDone = new Array(total);
+  const sends = [];
+  let inflight = 0, sent = 0, digest = null;
+  const waiting = [];
+  const send = async (k) => {
+    const parts = [];
+    const first = k * perBody * block;
+    if (body === "slices") parts.push(file.slice(first, Math.min(file.size, first + perBody * block)));
+    for (let i = k * perBody; body === "records" && i < Math.min(total, (k + 1) * perBody); i++) {
+      const headers = (await scanned[i]).headers;
+      let at = i * block;
+      for (let c = 0; c < headers.length; c += 8) {
+        const len = headers[c + 5] | (headers[c + 6] << 8) | (headers[c + 7] << 16);
+        parts.push(headers.subarray(c, c + 8), file.slice(at, at + len));
+        at += len;
+      }
+    }
+    const lastBlock = Math.min(total, (k + 1) * perBody) - 1;
+    const crc = (await crcDone[lastBlock]).crc;
+    if (body === "copy") {
+      for (let i = k * perBody; i <= lastBlock; i++) parts.push((await crcDone[i]).blob);
+    }
+    while (inflight >= config.inflight) await new Promise((resolve) => waiting.push(resolve));
+    inflight++;
+    try {
+      const body = new Blob(parts);
+      const crcHex = Array.from(crc, (b) => b.toString(16).padStart(2, "0")).join("");
+      const r = await fetch(`/_sink?mode=combined&crc=${crcHex}`, { method: "PUT", body });
+      if (!r.ok) throw new Error(`PUT body ${k}: HTTP ${r.status}`);
+      await r.arrayBuffer();
+      sent += body.size;
+    } finally {
+      inflight--;
+      waiting.shift()?.();
+    }
+  };
+  const t0 = epoch();
+  await lanes(total, slots, async (i, slot) => {
+    const start = i * block, end = Math.min(file.size, start + block);
+    const worker = workers[i % workers.length];
+    const copy = body === "copy";
+    scanned[i] = worker.call({ op: "cblock", blob: file, start, end, slot, slots,
+                               blockBytes: block, copy });
+    const last = i === total - 1;
+    shaDone[i] = (async () => {
+      const state = i ? await shaDone[i - 1] : SHA256_IV;
+      await scanned[i];
+      const answer = await worker.call({ op: "csha", slot, length: end - start, state,
+                                         ...(last ? { total: file.size } : {}) });
+      if (last) digest = answer.digest;
+      return answer.state;
+    })();
+    crcDone[i] = (async () => {
+      const crc = i % perBody ? (await crcDone[i - 1]).crc : new Uint8Array(8);
+      const { headers } = await scanned[i];
+      return worker.call({ op: "ccrc", slot, headers, crc, copy });
+    })();
+    if (i % perBody === perBody - 1 || last) sends.push(send(Math.floor(i / perBody)));
+    await Promise.all([shaDone[i], crcDone[i]]);
+  });
+  await Promise.all(sends);
+  const t1 = epoch();
+  for (const w of workers) w.terminate();
+  if (sends.length !== bodies) throw new Error(`combined: ${sends.length} of ${bodies} bodies`);
+  return { span: [t0, t1], bytes: file.size, sent, sha256: digest };
+}
+
+const SHA256_IV = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+
 /** 2. Upload bodies to the sink, `inflight` at a time, by one mechanism. */
 async function sendPhase(mode, config, source, file) {
   const body = config.bodyMib * MIB;
@@ -305,17 +399,24 @@ export async function runFloor(config, status, report) {
     runs.push({ phase, mode, rep, seconds: (performance.now() - t) / 1000, ...out });
     await pause(config.gapMs);  // let Chromium's background work of one phase end
   };
+  const on = (part) => !config.parts || config.parts.includes(part);
   for (let rep = 0; rep < config.repeat; rep++) {
-    await timed("read", "slices", rep, () => readPhase(file, config));
-    await timed("hashfile", "workers", rep, () => scanHashPhase(file, config, module));
+    if (on("read")) await timed("read", "slices", rep, () => readPhase(file, config));
+    if (on("hashfile")) await timed("hashfile", "workers", rep, () => scanHashPhase(file, config, module));
+    for (const body of on("combined") ? (rep % 2 ? [...config.combinedBodies].reverse() : config.combinedBodies) : []) {
+      const mode = body === "records" ? "combined" : `combined_${body}`;
+      await timed("upload", mode, rep, () => combinedPhase(file, config, module, body));
+    }
     const modes = rep % 2 ? [...config.sendModes].reverse() : config.sendModes;
-    for (const mode of modes) await timed("send", mode, rep, () => sendPhase(mode, config, source, file));
+    if (on("send")) {
+      for (const mode of modes) await timed("send", mode, rep, () => sendPhase(mode, config, source, file));
+    }
     const receive = ["discard", "blob", "respblob"];
-    for (const mode of rep % 2 ? receive.reverse() : receive) {
+    for (const mode of on("receive") ? (rep % 2 ? receive.reverse() : receive) : []) {
       await timed("receive", mode, rep, () => receivePhase(mode, config));
     }
-    await timed("kernels", "raw", rep, () => kernelPhase(config, wasm));
-    await timed("webcrypto", "sha256", rep, () => webcryptoPhase(config));
+    if (on("kernels")) await timed("kernels", "raw", rep, () => kernelPhase(config, wasm));
+    if (on("webcrypto")) await timed("webcrypto", "sha256", rep, () => webcryptoPhase(config));
   }
   return { size: file.size, workers, hardwareConcurrency: navigator.hardwareConcurrency,
            crossOriginIsolated, userAgent: navigator.userAgent, runs };

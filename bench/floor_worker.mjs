@@ -16,6 +16,19 @@
 //   {op: "give", buffers}                      buffers handed back by the page for reuse
 //                                              (up to 160: four bodies' 32 MiB batches)
 //   {op: "ping", id}                           answered at once (the worker has started)
+// and for "upload/combined" (one block of 16 MiB per slot of this worker's wasm memory):
+//   {op: "cblock", id, blob, start, end, slot, slots, blockBytes} blob[start, end) read into the slot, gear-
+//                                              scanned, cut into chunks (8-128 KiB rules, from
+//                                              the block's start: a floor), BLAKE3 per chunk;
+//                                              answers the chunks' 8-byte record headers
+//   {op: "csha", id, slot, length, state, total} the SHA-256 link of the slot's block: state
+//                                              (8 words) in, state out; with total (the
+//                                              file's size) the last link: padded, digest out
+//   {op: "ccrc", id, slot, headers, crc, copy} the CRC-64 of the block's records (header,
+//                                              chunk bytes) continued from crc (8 bytes); with
+//                                              copy, the records written raw in wasm memory
+//                                              (xk_encode_records, CRC included) and answered
+//                                              as a Blob of them
 let sab = null;
 let heldBody = null;
 const spare = [];
@@ -43,6 +56,106 @@ async function scanHash({ id, blob, start, end }) {
   kernels.xk_gear_scan(data, n, state, out, count * 8);
   kernels.xk_blake3_keyed_many(data, lens, count, key, out);
   postMessage({ id });
+}
+
+// "upload/combined": this worker's slots in its wasm memory (laid out on first use)
+const MIN_CHUNK = 8192, MAX_CHUNK = 131072;
+let comb = null;
+
+function combinedLayout(slots, blockBytes, copy) {
+  const cands = blockBytes / 16;  // u32 candidate offsets (an error if ever short)
+  const maxChunks = Math.ceil(blockBytes / MIN_CHUNK) + 1;
+  const recBytes = copy ? blockBytes + 8 * maxChunks + 64 : 0;  // raw records of a block
+  const per = blockBytes + cands * 4 + maxChunks * 4 + maxChunks * 32 + recBytes + 256;
+  const shared = 256 + (copy ? (maxChunks + 63 & ~63) + (128 << 10) : 0);  // schemes, scratch
+  const base = kernels.xk_reserve(shared + slots * per);
+  if (!base) throw new Error("xk_reserve failed");
+  comb = { blockBytes, cands, maxChunks, key: base, state: base + 32, crc: base + 64,
+           tail: base + 128, schemes: base + 256, scratch: base + 256 + (maxChunks + 63 & ~63),
+           slots: [] };
+  for (let i = 0, at = base + shared; i < slots; i++, at += per) {
+    const lens = at + blockBytes + cands * 4, out = lens + maxChunks * 4;
+    comb.slots.push({ data: at, cand: at + blockBytes, lens, out, rec: out + maxChunks * 32,
+                      n: 0, count: 0 });
+  }
+}
+
+async function cBlock({ id, blob, start, end, slot, slots, blockBytes, copy }) {
+  const n = end - start;
+  const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
+  if (!comb) combinedLayout(slots, blockBytes, copy);
+  const s = comb.slots[slot];
+  new Uint8Array(kernels.memory.buffer, s.data, n).set(bytes);
+  new Uint8Array(kernels.memory.buffer, comb.state, 8).fill(0);
+  const found = kernels.xk_gear_scan(s.data, n, comb.state, s.cand, comb.cands);
+  if (found > comb.cands) throw new Error(`gear scan: ${found} candidates`);
+  // the chunker's size rules over the candidates (one step per candidate, not per byte)
+  const cand = new Uint32Array(kernels.memory.buffer, s.cand, found);
+  const lens = new Uint32Array(kernels.memory.buffer, s.lens, comb.maxChunks);
+  let count = 0, chunkStart = 0, ci = 0;
+  for (;;) {
+    while (ci < found && cand[ci] + 1 - chunkStart < MIN_CHUNK) ci++;
+    let cut;
+    if (ci < found && cand[ci] + 1 - chunkStart <= MAX_CHUNK) cut = cand[ci++] + 1;
+    else if (chunkStart + MAX_CHUNK <= n) cut = chunkStart + MAX_CHUNK;
+    else break;
+    lens[count++] = cut - chunkStart;
+    chunkStart = cut;
+  }
+  if (chunkStart < n) lens[count++] = n - chunkStart;
+  kernels.xk_blake3_keyed_many(s.data, s.lens, count, comb.key, s.out);
+  s.n = n;
+  s.count = count;
+  // record headers: version 0, stored size (3 bytes LE), scheme 0 (raw), size (3 bytes LE)
+  const headers = new Uint8Array(8 * count);
+  for (let i = 0; i < count; i++) {
+    const len = lens[i], h = i * 8;
+    headers[h + 1] = headers[h + 5] = len & 255;
+    headers[h + 2] = headers[h + 6] = (len >> 8) & 255;
+    headers[h + 3] = headers[h + 7] = len >> 16;
+  }
+  postMessage({ id, headers }, [headers.buffer]);
+}
+
+function cSha({ id, slot, length, state, total }) {
+  const s = comb.slots[slot];
+  const words = new Uint32Array(kernels.memory.buffer, comb.state, 8);
+  words.set(state);
+  const whole = length - (length % 64);
+  kernels.xk_sha256_blocks(comb.state, s.data, whole / 64);
+  if (total === undefined) { postMessage({ id, state: words.slice() }); return; }
+  // the last link: the tail, 0x80, zeros and the bit length (big endian) in 1 or 2 blocks
+  const rest = length - whole, blocks = rest < 56 ? 1 : 2;
+  const tail = new Uint8Array(kernels.memory.buffer, comb.tail, 128).fill(0);
+  tail.set(new Uint8Array(kernels.memory.buffer, s.data + whole, rest));
+  tail[rest] = 0x80;
+  new DataView(kernels.memory.buffer, comb.tail + blocks * 64 - 8).setBigUint64(0, BigInt(total) * 8n);
+  kernels.xk_sha256_blocks(comb.state, comb.tail, blocks);
+  const digest = new DataView(kernels.memory.buffer, comb.state, 32);
+  let hex = "";
+  for (let i = 0; i < 8; i++) hex += digest.getUint32(i * 4, true).toString(16).padStart(8, "0");
+  postMessage({ id, digest: hex });
+}
+
+function cCrc({ id, slot, headers, crc, copy }) {
+  const s = comb.slots[slot];
+  const mem = new Uint8Array(kernels.memory.buffer);
+  mem.set(crc, comb.crc);
+  if (copy) {
+    const size = kernels.xk_encode_records(s.data, s.count, s.lens, comb.schemes, s.rec,
+                                           comb.scratch, comb.crc);
+    if (size !== s.n + 8 * s.count) throw new Error(`xk_encode_records: ${size}`);
+    const blob = new Blob([new Uint8Array(kernels.memory.buffer, s.rec, size)]);
+    postMessage({ id, crc: mem.slice(comb.crc, comb.crc + 8), blob });
+    return;
+  }
+  const lens = new Uint32Array(kernels.memory.buffer, s.lens, s.count);
+  for (let i = 0, at = s.data; i < s.count; at += lens[i++]) {
+    mem.set(headers.subarray(i * 8, i * 8 + 8), comb.tail);
+    kernels.xk_crc64_nvme(comb.tail, 8, comb.crc);
+    kernels.xk_crc64_nvme(at, lens[i], comb.crc);
+  }
+  postMessage({ id, crc: mem.slice(comb.crc, comb.crc + 8) });
 }
 
 async function read({ id, blob, start, end, dst }) {
@@ -104,7 +217,7 @@ const HANDLERS = {
   },
   scanhash: scanHash,
   ping: ({ id }) => postMessage({ id }),
-  read, hold, send, sendu8: sendU8, get,
+  read, hold, send, sendu8: sendU8, get, cblock: cBlock, csha: cSha, ccrc: cCrc,
   give: ({ buffers }) => { for (const b of buffers) if (spare.length < 160) spare.push(b); },
 };
 

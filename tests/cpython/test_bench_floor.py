@@ -156,3 +156,43 @@ def test_arguments() -> None:
         floor.parse_args(["--send-modes", "hold,pigeon"])
     with pytest.raises(SystemExit):
         floor.parse_args(["--repeat", "0"])
+
+
+def test_combined_beside_the_sum_of_its_parts() -> None:
+    floor = _floor()
+    runs = [
+        _run("read", "slices", 1.2, 850, 1.0),
+        _run("send", "fileblob", 2.5, 450, 1.0),
+        _run("upload", "combined", 13.0, 130, 2.0),
+        _run("upload", "combined", 14.0, 120, 3.0),
+        _run("upload", "combined", 13.5, 125, 2.5),
+        _run("upload", "combined_slices", 7.0, 230, 2.0),
+    ]
+    gbps = {k: (1 << 30) / 1e9 / v for k, v in MEASURED["kernels"].items()}
+    runs.append({"phase": "kernels", "mode": "raw", "gbps": gbps, "load_average": 1.0})
+    out = floor.combined_floor(floor.summarize(runs))
+    assert out is not None
+    assert (out["combined"], out["combined_min"], out["combined_max"]) == (13.5, 13.0, 14.0)
+    assert out["mb_s"] == 125 and out["per_role"]["page"] == 1.0
+    # read 1.2 + gear 0.4 + BLAKE3 0.45 + SHA-256 2.2 + CRC 0.38 + fileblob 2.5
+    assert out["parts"] == {"read": 1.2, "gear+blake3+sha256": 3.05, "crc64": 0.38,
+                            "send (fileblob)": 2.5}  # fmt: skip
+    assert out["sum_of_parts"] == pytest.approx(7.13)
+    assert out["combined_over_sum"] == pytest.approx(6.37)
+    assert out["target"] == 8.0 and out["within_target"] is False
+    # within the target when the combined run is; no parts alone, no sum
+    alone = floor.combined_floor(floor.summarize(runs[4:6]), target=14.0)
+    assert alone is not None and alone["within_target"] is True and "sum_of_parts" not in alone
+    assert floor.combined_floor(floor.summarize(runs[:2])) is None
+
+
+def test_part_and_body_selectors() -> None:
+    floor = _floor()
+    args = floor.parse_args(["--parts", "read,combined", "--combined-bodies", "copy,slices"])
+    assert args.parts == ["read", "combined"] and args.combined_bodies == ["copy", "slices"]
+    defaults = floor.parse_args([])
+    assert defaults.parts == list(floor.PARTS) and defaults.combined_bodies == ["records"]
+    with pytest.raises(SystemExit):
+        floor.parse_args(["--parts", "read,teleport"])
+    with pytest.raises(SystemExit):
+        floor.parse_args(["--combined-bodies", "zip"])
