@@ -21,7 +21,7 @@ from xet_pyodide.core.hashes import MerkleHash, hash_chunks
 from xet_pyodide.core.shard import Shard, XorbEntry
 from xet_pyodide.core.shard_model import FileEntry
 from xet_pyodide.core.terms import ChunkLocation, build_file_entry
-from xet_pyodide.core.xorb import Xorb, XorbBuilder
+from xet_pyodide.core.xorb import Scheme, Xorb, XorbBuilder
 
 REPO = Path(__file__).resolve().parents[2]
 #: The conformance vectors, kept in the repository (see tests/vectors/README.md).
@@ -147,6 +147,22 @@ def stored_shards(dest: Path) -> list[tuple[Path, bytes]]:
 
 
 # --------------------------------------------------------------------------- our planner
+
+
+def pack_xorbs(
+    data: bytes, scheme: Scheme | None = None, per_xorb: int | None = None
+) -> list[Xorb]:
+    """``data`` chunked and packed into xorbs in order: a xorb is cut when full, or after
+    ``per_xorb`` chunks (several small xorbs from little data)."""
+    out, builder = [], XorbBuilder(scheme)
+    for chunk in chunk_data(data):
+        if len(builder) == per_xorb or not builder.can_add(len(chunk)):
+            out.append(builder.finish())
+            builder = XorbBuilder(scheme)
+        builder.add(chunk)
+    if len(builder):
+        out.append(builder.finish())
+    return out
 
 
 @dataclass

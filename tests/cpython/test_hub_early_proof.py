@@ -17,12 +17,12 @@ from xet_cas_server.hub.early import EarlyProofs
 from xet_cas_server.stats import Stats
 from xet_cas_server.store import Store
 
-from tests.cpython._core_helpers import random_input
+from tests.cpython._core_helpers import pack_xorbs, random_input
 from xet_pyodide.core.chunking import chunk_data
 from xet_pyodide.core.shard import serialize_shard
 from xet_pyodide.core.shard_model import Shard, XorbEntry
 from xet_pyodide.core.terms import build_file_entry
-from xet_pyodide.core.xorb import Scheme, Xorb, XorbBuilder
+from xet_pyodide.core.xorb import Scheme, Xorb
 from xet_pyodide.errors import XetFormatError
 
 
@@ -31,17 +31,9 @@ def _data(seed: int, n: int = 900_000) -> bytes:
     return b"".join(random_input(rng, n, k) for k in ("random", "text", "floats"))
 
 
-def _xorbs(data: bytes, per_xorb: int = 12, scheme: Scheme | None = None) -> list[Xorb]:
-    """``data`` chunked and packed ``per_xorb`` chunks to a xorb (several small xorbs)."""
-    out, builder = [], XorbBuilder(scheme)
-    for chunk in chunk_data(data):
-        if len(builder) == per_xorb:
-            out.append(builder.finish())
-            builder = XorbBuilder(scheme)
-        builder.add(chunk)
-    if len(builder):
-        out.append(builder.finish())
-    return out
+def _xorbs(data: bytes, scheme: Scheme | None = None) -> list[Xorb]:
+    """``data`` packed 12 chunks to a xorb (several small xorbs)."""
+    return pack_xorbs(data, scheme, per_xorb=12)
 
 
 def _register(store: Store, xorbs: list[Xorb], data: bytes, chunks: int | None = None) -> str:

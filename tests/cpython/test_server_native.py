@@ -15,28 +15,14 @@ from xet_cas_server.errors import InvalidObject
 from xet_cas_server.hub import content
 from xet_cas_server.store import Store
 
-from tests.cpython._core_helpers import random_input, vector_input, vectors
-from xet_pyodide.core.chunking import chunk_data
+from tests.cpython._core_helpers import pack_xorbs, random_input, vector_input, vectors
 from xet_pyodide.core.hashes import DATA_KEY, MerkleHash
-from xet_pyodide.core.xorb import Scheme, XorbBuilder, iter_records
+from xet_pyodide.core.xorb import Scheme, iter_records
 from xet_pyodide.errors import XetFormatError
 from xet_pyodide.kernels import get_kernels
 
 CASES = sorted(vectors()["cases"])
 SCHEMES = [Scheme.NONE, Scheme.LZ4, Scheme.BG4_LZ4, None]
-
-
-def _xorbs(data: bytes, scheme: Scheme | None) -> list:
-    out = []
-    builder = XorbBuilder(scheme)
-    for chunk in chunk_data(data):
-        if not builder.can_add(len(chunk)):
-            out.append(builder.finish())
-            builder = XorbBuilder(scheme)
-        builder.add(chunk)
-    if len(builder):
-        out.append(builder.finish())
-    return out
 
 
 def _verdict(fn, body: bytes, claimed: MerkleHash) -> tuple[str, object]:
@@ -50,7 +36,7 @@ def _verdict(fn, body: bytes, claimed: MerkleHash) -> tuple[str, object]:
 @pytest.mark.parametrize("name", CASES)
 def test_vectors_validate_alike(name: str, scheme: Scheme | None) -> None:
     case = vectors()["cases"][name]
-    xorbs = _xorbs(vector_input(name), scheme)
+    xorbs = pack_xorbs(vector_input(name), scheme)
     if not xorbs:
         return
     hashes = []
@@ -67,7 +53,7 @@ def test_vectors_validate_alike(name: str, scheme: Scheme | None) -> None:
 def _compressed_xorb(seed: int) -> bytes:
     rng = random.Random(seed)
     data = random_input(rng, 300_000, "text") + random_input(rng, 300_000, "floats")
-    (x,) = _xorbs(data, None)
+    (x,) = pack_xorbs(data, None)
     kinds = {r.scheme for r in iter_records(x.body)}
     assert kinds - {Scheme.NONE}, kinds  # compressed records to damage
     return x.body
@@ -156,7 +142,7 @@ def _stored_file(tmp_path: Path, data: bytes, scheme: Scheme | None) -> tuple[St
     from xet_pyodide.core.terms import build_file_entry
 
     store = Store(tmp_path, max_shard_bytes=1 << 26)
-    xorbs = _xorbs(data, scheme)
+    xorbs = pack_xorbs(data, scheme)
     hashes, sizes, locations = [], [], []
     for x in xorbs:
         assert store.put_xorb(x.body, x.hash)
