@@ -12,7 +12,7 @@ import pytest
 from xet_cas_server.hub import commits, gitobj
 from xet_cas_server.hub.db import Blob, TreeEntry
 from xet_cas_server.hub.errors import BadHubRequest, EntryNotFound
-from xet_cas_server.hub.names import check_branch, check_path, repo_id
+from xet_cas_server.hub.names import check_branch, check_path, repo_id, repo_of_claim
 from xet_cas_server.hub.routes_repo import listing
 
 
@@ -56,6 +56,11 @@ def test_names_and_branches() -> None:
         "datasets/org-1/my.data_set",
     )
     assert repo_id("model", "a", "b").web_path == "/a/b"
+    assert repo_of_claim(r.token_claim) == r  # a token's claim back to its repository
+    assert repo_of_claim("models/a/b") == repo_id("model", "a", "b")
+    for claim in ["buckets/a/b", "models/a", "models/a/b/c", "", "models/a/b--c"]:
+        with pytest.raises(BadHubRequest):
+            repo_of_claim(claim)
     for bad in [
         ("model", "a", "b--c"),
         ("model", "-a", "b"),

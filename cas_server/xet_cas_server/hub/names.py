@@ -70,6 +70,15 @@ def repo_id(repo_type: str, namespace: str, name: str) -> RepoId:
     return RepoId(repo_type, check_name(namespace, "namespace"), check_name(name, "repository"))
 
 
+def repo_of_claim(claim: str) -> RepoId:
+    """The repository a Xet token's claim names (the inverse of :attr:`RepoId.token_claim`,
+    ``models/ns/name``); :class:`BadHubRequest` for a claim of no Hub repository (a bucket's,
+    the dev secret's own names)."""
+    kind, _, rest = claim.partition("/")
+    namespace, _, name = rest.partition("/")
+    return repo_id(PLURALS.get(kind, kind), namespace, name)
+
+
 def check_path(path: object) -> str:
     """A file or folder path inside a repository. Refuses what could escape the tree or be
     read two ways: absolute paths, ``.``/``..``/empty segments, backslashes, control

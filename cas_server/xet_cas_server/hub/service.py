@@ -20,7 +20,7 @@ from .db import CommitRow, HubDB, NewBlob, RepoRow, commit_in_repo, next_pr_numb
 from .early import EarlyProofs
 from .errors import Conflict, RevisionNotFound, Unprocessable
 from .gitobj import commit_oid, pointer_oid, tree_digest
-from .names import COMMIT_OID, RepoId, check_branch, repo_id
+from .names import COMMIT_OID, RepoId, check_branch, repo_of_claim
 
 #: A commit's answer: the commit, and the PR number when it opened a pull request.
 CommitResult = tuple[CommitRow, int | None]
@@ -56,10 +56,8 @@ class Hub:
 
     def _is_repo(self, claim: str) -> bool:
         """Whether a token's repository claim (``models/ns/name``) is one of the Hub's."""
-        kind, _, rest = claim.partition("/")
-        namespace, _, name = rest.partition("/")
         try:
-            return self.db.repo(repo_id(kind.removesuffix("s"), namespace, name)) is not None
+            return self.db.repo(repo_of_claim(claim)) is not None
         except Exception:
             return False
 
