@@ -1,4 +1,4 @@
-// Shared by the bench pages (peers_page.mjs, floor_page.mjs).
+// Shared by the bench pages (peers_page.mjs, floor_page.mjs) and byob_stall_worker.mjs.
 
 /** Read a Blob to its end (bytes discarded): what "downloaded" means for every client in
  *  bench/peers.py, and the read-back the floor bench charges to a download into a Blob. */

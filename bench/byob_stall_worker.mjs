@@ -1,6 +1,8 @@
 // Worker half of bench/byob_stall.py: reads blob[from, end) — or the whole Blob when `whole` —
 // the way the message says (BYOB stream into a fresh buffer, default stream reader, or
 // slice().arrayBuffer()) and answers with the byte count.
+import { drain } from "./blob_drain.mjs";
+
 async function readByob(blob) {
   const reader = blob.stream().getReader({ mode: "byob" });
   let buffer = new ArrayBuffer(16 << 20);
@@ -8,16 +10,6 @@ async function readByob(blob) {
   for (;;) {
     const { value, done } = await reader.read(new Uint8Array(buffer));
     if (value) buffer = value.buffer;
-    if (done) return total;
-    total += value.byteLength;
-  }
-}
-
-async function readDefault(blob) {
-  const reader = blob.stream().getReader();
-  let total = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
     if (done) return total;
     total += value.byteLength;
   }
@@ -55,7 +47,7 @@ self.onmessage = async (event) => {
     }
     const part = whole ? blob : blob.slice(from, end);
     const n = mode === "byob" ? await readByob(part)
-      : mode === "stream" ? await readDefault(part)
+      : mode === "stream" ? await drain(part)
         : (await part.arrayBuffer()).byteLength;
     postMessage({ id, n });
   } catch (err) {
