@@ -2,7 +2,7 @@
 @huggingface/xetchunk-wasm (the JS peer), on the same bytes, in the same run.
 
     .venv/bin/python bench/browser.py [--size-mib 1024] [--json] [--memory] [--workers N]
-        [--profile] [--sha256-worker auto|on|off] [--body-workers on|off]
+        [--profile] [--sha256-worker auto|on|off] [--body-workers on|off] [--corpus half|float16]
 
 Measured:
 
@@ -24,7 +24,8 @@ Measured:
     ``--memory-only`` skips (a) and (b).
 
 The input is half random bytes, half float32-like values (random mantissas, narrow exponents:
-what BG4-LZ4 compresses), cached in ``.cache/bench/``. Chromium runs without Playwright/CDP
+what BG4-LZ4 compresses), or with ``--corpus float16`` float16 weights (:func:`float16_file`),
+cached in ``.cache/bench/``. Chromium runs without Playwright/CDP
 (it slows fetch uploads several times); the page POSTs its results to the static server.
 """
 
@@ -36,6 +37,7 @@ import json
 import os
 import random
 import resource
+import struct
 import sys
 import tempfile
 import threading
@@ -107,7 +109,57 @@ def random_file(gib: float) -> Path:
     return path
 
 
-def bench_file(size_mib: int) -> Path:
+#: Standard deviations of the float16 corpus's "tensors" (one per 64 MiB, in turn): the
+#: spread of trained weights, from embeddings to narrow projections.
+FLOAT16_SIGMAS = (0.02, 0.05, 0.008, 0.1, 0.03, 0.015)
+
+
+def _float16_high_bytes(sigma: float, seed: int) -> bytes:
+    """A 256-byte table mapping a uniform random byte to the high byte (sign, exponent, two
+    mantissa bits) of a float16 drawn from N(0, sigma): the table's entries are quantiles of
+    65,536 samples, so translating uniform bytes through it gives that byte's distribution."""
+    rng = random.Random(seed)
+    samples = sorted(struct.pack("<e", rng.gauss(0.0, sigma))[1] for _ in range(1 << 16))
+    return bytes(samples[i * 256 + 128] for i in range(256))
+
+
+def _float16_like(n: int, sigma: float, seed: int) -> bytearray:
+    """``n`` bytes of little-endian float16 weights from N(0, sigma): random low bytes (the
+    mantissa's low bits are noise in trained weights), high bytes drawn from the normal's
+    distribution. No per-value Python: two random streams and one ``translate``."""
+    data = _random(n, seed)
+    data[1::2] = bytes(data[1::2]).translate(_float16_high_bytes(sigma, seed))
+    return data
+
+
+def float16_file(size_mib: int) -> Path:
+    """The float16 corpus: ``size_mib`` MiB of float16 weights as a checkpoint stores them,
+    one "tensor" of N(0, sigma) per 64 MiB with sigma from :data:`FLOAT16_SIGMAS`, cached."""
+    path = CACHE / f"float16_weights_{size_mib}mib.bin"
+    if not path.exists() or path.stat().st_size != size_mib * MIB:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        log(f"generating {size_mib} MiB of float16 weights")
+        size = size_mib * MIB
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for k, start in enumerate(range(0, size, 64 * MIB)):
+                sigma = FLOAT16_SIGMAS[k % len(FLOAT16_SIGMAS)]
+                f.write(_float16_like(min(64 * MIB, size - start), sigma, 200_001 + start))
+        tmp.rename(path)
+    return path
+
+
+#: The inputs a benchmark can run on (``--corpus``).
+CORPORA = ("half", "float16")
+
+
+def bench_file(size_mib: int, corpus: str = "half") -> Path:
+    """The benchmark input: ``half`` (half random bytes, half float32-like values) or
+    ``float16`` (:func:`float16_file`)."""
+    if corpus == "float16":
+        return float16_file(size_mib)
+    if corpus != "half":
+        raise ValueError(f"unknown corpus {corpus!r}: one of {', '.join(CORPORA)}")
     path = CACHE / f"half_random_half_floats_{size_mib}mib.bin"
     if not path.exists() or path.stat().st_size != size_mib * MIB:
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -416,10 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: hardwareConcurrency")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument(
+        "--corpus",
+        choices=CORPORA,
+        default="half",
+        help="(a) and (b)'s file: half random, half float32-like, or float16 weights",
+    )
+    parser.add_argument(
         "--sha256-worker",
         choices=["auto", "on", "off"],
         default="auto",
-        help="loadXet's sha256Worker (auto: on from 4 cores)",
+        help="loadXet's sha256Worker (auto: the library's default, the pool's SHA-256 chain)",
     )
     parser.add_argument(
         "--body-workers",
@@ -435,8 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     build_quietly()
-    path = bench_file(args.size_mib)
-    out: dict[str, Any] = {"size_mib": args.size_mib, "cores": os.cpu_count()}
+    path = bench_file(args.size_mib, args.corpus)
+    out: dict[str, Any] = {
+        "size_mib": args.size_mib,
+        "cores": os.cpu_count(),
+        "corpus": args.corpus,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if not args.memory_only:

@@ -2,7 +2,7 @@
 Chromium page, with huggingface_hub + hf_xet (native) as the anchor, on the same bytes.
 
     .venv/bin/python bench/peers.py [--sizes-mib 256,1024] [--repeat 2] [--dedup-mib 1024]
-        [--cache none|memory] [--json]
+        [--cache none|memory] [--corpus half|float16] [--json]
 
 (a) Throughput, per size: in one page (bare headless Chromium, no Playwright/CDP while
     timing), the same generated ``File`` goes through ``@huggingface/hub``'s ``uploadFiles``
@@ -21,7 +21,9 @@ Chromium page, with huggingface_hub + hf_xet (native) as the anchor, on the same
     hf_xet does in its local shard cache (``native``); ``native_cold`` is hf_xet with a fresh
     cache for the second upload (global dedup only), @huggingface/hub has no such memory.
 
-The input is half random bytes, half float32-like values (bench/browser.py's file). The page
+The throughput input is half random bytes, half float32-like values (bench/browser.py's file),
+or with ``--corpus float16`` float16 weights (``browser.float16_file``); the dedup scenario
+always uses the first. The page
 and the Hub are on different origins (CORS), as a site and huggingface.co are.
 """
 
@@ -47,7 +49,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _chromium import page_result  # noqa: E402
 from _procs import CpuSampler, chromium_summary, per_gib  # noqa: E402
-from browser import CACHE, MIB, bench_file, build_quietly, log  # noqa: E402
+from browser import CACHE, CORPORA, MIB, bench_file, build_quietly, log  # noqa: E402
 from xet_cas_server.launcher import ServerProcess, child_pythonpath  # noqa: E402
 
 from tests.cpython._hub_helpers import offline_env  # noqa: E402
@@ -137,9 +139,15 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def throughput(
-    size_mib: int, repeat: int, root: Path, hfjs_dir: Path, cache: str, sha256_hasher: str
+    size_mib: int,
+    repeat: int,
+    root: Path,
+    hfjs_dir: Path,
+    cache: str,
+    sha256_hasher: str,
+    corpus: str = "half",
 ) -> dict[str, Any]:
-    path = bench_file(size_mib)
+    path = bench_file(size_mib, corpus)
     names = [f"{c}-{size_mib}-{i}" for c in ("hfjs", "xet", "native") for i in range(repeat)]
     sampler = CpuSampler()
     with hub_servers(root, names) as servers, sampler:
@@ -332,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="what computes xet.hub's upload SHA-256: the pool's workers from "
                              "their slots (the default), on the page (hashlib, the wasm "
                              "kernel) or the pool's side worker")  # fmt: skip
+    parser.add_argument("--corpus", choices=CORPORA, default="half",
+                        help="the throughput runs' file: half random, half float32-like "
+                             "(the default) or float16 weights")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     build_quietly()
@@ -339,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"load average {load:.2f} ({os.cpu_count()} cores)")
     out: dict[str, Any] = {"cores": os.cpu_count(), "load_average_at_start": load,
                            "cache": args.cache, "sha256_hasher": args.sha256_hasher,
-                           "sizes": []}  # fmt: skip
+                           "corpus": args.corpus, "sizes": []}  # fmt: skip
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp)
@@ -348,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         bundle_hfjs(hfjs_dir)
         for size in (int(s) for s in args.sizes_mib.split(",") if s):
             out["sizes"].append(
-                throughput(size, args.repeat, root, hfjs_dir, args.cache, args.sha256_hasher)
+                throughput(
+                    size, args.repeat, root, hfjs_dir, args.cache, args.sha256_hasher, args.corpus
+                )
             )
         if args.dedup_mib:
             out["dedup"] = dedup(args.dedup_mib, root, hfjs_dir)
