@@ -12,13 +12,16 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Any
 
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.xorb import HEADER, RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
+from ..io.worker_decode import BlobPiece
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
@@ -73,6 +76,10 @@ class DecodedRange:
         offsets = self.offsets
         return [offsets[k + 1] - offsets[k] for k in range(start, end)]
 
+    def piece(self, start: int, end: int) -> memoryview | BlobPiece:
+        """Decoded bytes ``[start, end)``, not copied."""
+        return memoryview(self.data)[start:end]
+
     def set_hashes(self, digests: bytes) -> None:
         """Attach the chunk hashes (32 raw bytes per chunk, in order)."""
         if len(digests) != HASH_LEN * self.num_chunks:
@@ -86,6 +93,31 @@ class DecodedRange:
             return False
         entries = list(zip(self.hashes, self.sizes(0, self.num_chunks), strict=True))
         return xorb_hash(entries) == xorb
+
+
+class BlobRange(DecodedRange):
+    """A range decoded (and hashed, when asked) by the pool worker that read its body: ``data``
+    is a JS ``Blob`` of the decoded chunks (see :mod:`xet_pyodide.io.pool_fetch`); its pieces
+    are Blob slices (no decoded byte enters this heap)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_worker(cls, result: Any) -> BlobRange:
+        """From the worker's ``{blob, sizes: Uint32Array, digests: Uint8Array | null}``."""
+        sizes = array("I")
+        sizes.frombytes(result.sizes.to_bytes())
+        decoded = cls(result.blob, list(accumulate(sizes, initial=0)))
+        if int(result.blob.size) != decoded.offsets[-1]:
+            raise XetFormatError("the worker's Blob does not hold the decoded chunks")
+        digests = getattr(result, "digests", None)
+        if hasattr(digests, "to_bytes"):  # (JS null when the chunks were not hashed)
+            decoded.set_hashes(bytes(digests.to_bytes()))
+        return decoded
+
+    def piece(self, start: int, end: int) -> BlobPiece:
+        end = max(start, min(end, self.offsets[-1]))
+        return BlobPiece(self.data.slice(start, end), end - start)
 
 
 def check_record_header(
@@ -262,6 +294,7 @@ def decode_records(
 
 
 __all__ = [
+    "BlobRange",
     "DecodedRange",
     "RawRange",
     "RecordDecoder",

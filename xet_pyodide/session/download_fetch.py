@@ -20,7 +20,8 @@ from ..errors import XetFormatError, XetIntegrityError, XetProtocolError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient, PresignedUrlRejected, XorbBodyInterrupted
 from ..io.http import HttpClient
-from .download_decode import DecodedRange, RawRange, RecordDecoder, decode_records
+from ..io.worker_decode import WORKER_DECODE, WorkerDecode
+from .download_decode import BlobRange, DecodedRange, RawRange, RecordDecoder, decode_records
 from .download_progress import DownloadProgress, DownloadStats
 
 #: Attempts at a range whose records do not decode (corrupted in transit) before giving up.
@@ -87,6 +88,9 @@ class RangeFetcher:
     _cache: ChunkCache | None
     _hasher: SpanHasher
     _streamed: bool
+    #: Bodies read by the pool's workers are decoded there into Blobs (downloadToBlob with
+    #: worker-read bodies and no chunk cache: see :meth:`_worker_attempt`).
+    _worker_blobs: bool
     _stats: DownloadStats
     _progress: DownloadProgress
     full: bool
@@ -184,6 +188,8 @@ class RangeFetcher:
                 if self._streamed:
                     if unit.kept_raw:
                         return await self._streamed_raw(unit, fetch)
+                    if self._worker_blobs:
+                        return await self._worker_attempt(unit, fetch)
                     return await self._streamed_attempt(unit, fetch)
                 raw = await self._cas.fetch_xorb_range(fetch.url, fetch.byte_start, fetch.byte_end)
                 await self._count(len(raw))
@@ -229,6 +235,31 @@ class RangeFetcher:
         if digests is not None:
             decoded.set_hashes(bytes(digests))
         return decoded, (b"".join(keep) if keep is not None else None)
+
+    async def _worker_attempt(self, unit: FetchUnit, fetch: FetchRange) -> tuple[BlobRange, None]:
+        """One attempt whose body the pool worker reading it also decodes (and hashes, when
+        the download needs the hashes) into a Blob: this thread sees only byte counts and,
+        at the end, the Blob, the chunk sizes and digests. Statuses, retries, 403s and
+        interrupted bodies go through ``open_xorb_range`` as usual; a body that does not
+        decode raises :class:`XetFormatError` like :class:`RecordDecoder` (same kernel)."""
+        request = WorkerDecode(
+            fetch.num_chunks, unit.decoded_hint, self._needs_hashes(unit), fetch.num_bytes
+        )
+        token = WORKER_DECODE.set(request)
+        try:
+            blocks = self._cas.open_xorb_range(
+                fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+            )
+            async with contextlib.aclosing(blocks):  # type: ignore[type-var]
+                async for block in blocks:
+                    await self._count(len(block))
+        finally:
+            WORKER_DECODE.reset(token)
+        if request.result is None:
+            raise XetProtocolError("the worker reading a xorb range did not decode it")
+        decoded = BlobRange.from_worker(request.result)
+        self._stats.worker_decoded += 1
+        return decoded, None
 
     async def _streamed_raw(self, unit: FetchUnit, fetch: FetchRange) -> tuple[RawRange, bytes]:
         """A range kept compressed, read block by block into one buffer (in a browser, a
