@@ -35,6 +35,9 @@ HASH_BATCH_BYTES = 4 << 20
 #: a batch of about ``RAW_PIECE_BYTES`` at a time as the output reaches them.
 RAW_ABOVE = 96 << 20
 RAW_PIECE_BYTES = 8 << 20
+#: Decoded bytes a pool worker gathers before making them a Blob (``DECODED_SEGMENT`` of
+#: ``web/xet_worker.mjs``): what a range decoded in a worker holds in the renderer.
+WORKER_SEGMENT_BYTES = 32 << 20
 
 
 class SpanHasher(Protocol):
@@ -63,16 +66,25 @@ class FetchUnit:
         "task",
     )
 
-    def __init__(self, fetch: FetchRange, decoded_hint: int, holds_raw: bool) -> None:
+    def __init__(
+        self, fetch: FetchRange, decoded_hint: int, holds_raw: bool, worker_blobs: bool = False
+    ) -> None:
         self.fetch = fetch
         self.decoded_hint = decoded_hint
         #: Kept compressed and decoded piecewise (see RAW_ABOVE).
         self.kept_raw = decoded_hint > RAW_ABOVE
         #: Bytes held while in flight: the decoded range (or one piece of it), plus the
         #: fetched bytes when they are kept whole (not decoded block by block as they arrive,
-        #: or stored in the cache).
+        #: or stored in the cache). A range a pool worker decodes into Blobs
+        #: (``worker_blobs``) holds no byte of this heap: it counts the worker's segment
+        #: (decoded bytes not yet made into a Blob, at most WORKER_SEGMENT_BYTES).
         raw = fetch.num_bytes if holds_raw or self.kept_raw else 0
-        self.cost = raw + (RAW_PIECE_BYTES if self.kept_raw else decoded_hint)
+        if self.kept_raw:
+            self.cost = raw + RAW_PIECE_BYTES
+        elif worker_blobs:
+            self.cost = min(decoded_hint, WORKER_SEGMENT_BYTES)
+        else:
+            self.cost = raw + decoded_hint
         self.task: asyncio.Future[DecodedRange | RawRange] | None = None
         self.decoded: DecodedRange | RawRange | None = None
         self.needed = False

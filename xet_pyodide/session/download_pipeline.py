@@ -145,7 +145,10 @@ class RangeDownload(RangeFetcher):
         self._term_offsets = plan.term_file_offsets(self._first)
         hints = _decoded_hints(plan)
         holds_raw = not self._streamed or self._cache is not None
-        self._units = [FetchUnit(f, h, holds_raw) for f, h in zip(plan.fetches, hints, strict=True)]
+        self._units = [
+            FetchUnit(f, h, holds_raw, self._worker_blobs)
+            for f, h in zip(plan.fetches, hints, strict=True)
+        ]
         self._stats.ranges = len(self._units)
         hashes: list[MerkleHash] = []
         sizes: list[int] = []
