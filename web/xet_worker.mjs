@@ -58,6 +58,7 @@ const DATA_KEY = new Uint8Array([
 ]);
 
 let kernels = null; // wasm exports
+let kernelModule = null; // the compiled module (decoding bodies instantiates it again)
 let sab = null; // the shared buffer
 
 const align16 = (n) => (n + 15) & ~15;
@@ -359,6 +360,7 @@ function init({ module, sab: shared, byobStallMs: stallMs }) {
   if (stallMs != null) byobStallMs = stallMs;
   const instance = new WebAssembly.Instance(module, {});
   kernels = instance.exports;
+  kernelModule = module;
   if (kernels.xk_abi_version() !== 1) throw new Error("xet_kernels.wasm: unexpected ABI version");
   sab = shared;
   postMessage({ op: "ready", warmMs: warmUp() });
@@ -487,7 +489,6 @@ const DECODED_SEGMENT = 32 << 20; // Blob items of at most this (1 MiB items rea
 const GOT_BYTES = 4 << 20;
 const MAX_UNCOMPRESSED = 128 << 10; // xet-core's chunk size limit (records.c)
 const RECORDS_PER_CALL = 8192;
-const DECODE_OUT_PIECE = 8 << 20; // decoded bytes per kernel call at most (bounds the arena)
 const RECORD_ERRORS = {
   "-1": "LZ4 block truncated",
   "-2": "LZ4 match offset is zero or points before the start of the output",
@@ -515,8 +516,16 @@ const RECORD_ERRORS = {
 
 class BadBody extends Error {}
 
-/** Incremental decoder of exactly `chunks` records (one per body being read; the kernels'
- *  arena is only used inside a synchronous call, so bodies of one worker may interleave). */
+// A body being decoded owns a kernels instance of its own (the same compiled module, so the
+// same optimized code): its decoded bytes are written straight into a segment of that
+// instance's memory, which stays put between blocks while other bodies and tasks of this
+// worker use theirs, and go from there into a Blob (the Blob constructor's copy is the only
+// one). Instances are kept for the next bodies (at most SPARE_DECODERS; each holds a
+// segment of DECODED_SEGMENT bytes plus a block).
+const SPARE_DECODERS = 2;
+const spareDecoders = [];
+
+/** Incremental decoder of exactly `chunks` records. */
 class RangeDecoder {
   constructor({ chunks, hint, hash, length }) {
     this.chunks = chunks;
@@ -526,64 +535,70 @@ class RangeDecoder {
     this.sizes = new Uint32Array(chunks);
     this.digests = hash ? new Uint8Array(32 * chunks) : null;
     this.carry = new Uint8Array(0); // the start of a record split between blocks
-    // One segment per body, at most DECODED_SEGMENT, at least one chunk (the hint may be off).
-    this.segment = new Uint8Array(Math.max(MAX_UNCOMPRESSED, Math.min(hint, DECODED_SEGMENT)));
+    // At most DECODED_SEGMENT, at least one chunk (the hint may be off).
+    this.segmentSize = Math.max(MAX_UNCOMPRESSED, Math.min(hint, DECODED_SEGMENT));
     this.fill = 0;
     this.blobs = [];
+    this.k = spareDecoders.pop() ?? new WebAssembly.Instance(kernelModule, {}).exports;
+    // Arena of this instance: key | info | digests | scratch | segment | src (carry + block).
+    this.infoOff = 32;
+    this.digestsOff = align16(this.infoOff + 4 * (3 + RECORDS_PER_CALL));
+    this.scratchOff = align16(this.digestsOff + 32 * RECORDS_PER_CALL);
+    this.segmentOff = this.scratchOff + MAX_UNCOMPRESSED;
+    this.srcOff = this.segmentOff + DECODED_SEGMENT;
+  }
+
+  heap() {
+    return new Uint8Array(this.k.memory.buffer); // (fresh: memory may have grown)
   }
 
   flush() {
     if (this.fill) {
-      this.blobs.push(new Blob([this.segment.subarray(0, this.fill)])); // copies
+      const base = this.k.xk_reserve(0);
+      const start = base + this.segmentOff;
+      this.blobs.push(new Blob([this.heap().subarray(start, start + this.fill)])); // copies
       this.fill = 0;
     }
   }
 
   feed(block) {
     this.bytesIn += block.length;
+    const k = this.k;
     const n = this.carry.length + block.length;
-    const limitMax = Math.min(RECORDS_PER_CALL, this.chunks);
-    // Arena: key | info | digests | scratch | src (carry + block) | dst.
-    const infoOff = 32;
-    const digestsOff = align16(infoOff + 4 * (3 + limitMax));
-    const scratchOff = align16(digestsOff + (this.digests ? 32 * limitMax : 0));
-    const srcOff = scratchOff + MAX_UNCOMPRESSED;
-    const dstOff = align16(srcOff + n);
-    let [base, heap] = arena(dstOff + DECODE_OUT_PIECE);
+    const base = k.xk_reserve(this.srcOff + n);
+    if (!base) throw new Error(`wasm kernels cannot grow memory to ${this.srcOff + n} bytes`);
+    let heap = this.heap();
     if (this.digests) heap.set(DATA_KEY, base);
-    heap.set(this.carry, base + srcOff);
-    heap.set(block, base + srcOff + this.carry.length);
+    const src = base + this.srcOff;
+    heap.set(this.carry, src);
+    heap.set(block, src + this.carry.length);
     let pos = 0;
     for (;;) {
       const limit = Math.min(this.chunks - this.done, RECORDS_PER_CALL, (n - pos) >>> 3);
       if (limit <= 0) break;
-      const room = Math.min(this.segment.length - this.fill, DECODE_OUT_PIECE);
-      const count = kernels.xk_decode_records(
-        base + srcOff + pos, n - pos, limit, base + dstOff, room, base + scratchOff,
-        base + infoOff, this.digests ? base : 0, base + digestsOff);
-      heap = new Uint8Array(kernels.memory.buffer);
-      const info = new Uint32Array(heap.buffer, base + infoOff, 3 + Math.max(count, 0));
+      const count = k.xk_decode_records(
+        src + pos, n - pos, limit, base + this.segmentOff + this.fill,
+        this.segmentSize - this.fill, base + this.scratchOff, base + this.infoOff,
+        this.digests ? base : 0, base + this.digestsOff);
+      heap = this.heap();
+      const info = new Uint32Array(heap.buffer, base + this.infoOff, 3 + Math.max(count, 0));
       if (count < 0) {
         const what = RECORD_ERRORS[String(count)] ?? `malformed (${count})`;
         throw new BadBody(`chunk record ${this.done + info[0]} of a fetched range: ${what}`);
       }
       const [used, produced, need] = info;
-      if (produced) {
-        this.segment.set(heap.subarray(base + dstOff, base + dstOff + produced), this.fill);
-        this.fill += produced;
-      }
+      this.fill += produced;
       if (count) {
         this.sizes.set(info.subarray(3, 3 + count), this.done);
         if (this.digests) {
-          this.digests.set(heap.subarray(base + digestsOff, base + digestsOff + 32 * count),
-                           32 * this.done);
+          const at = base + this.digestsOff;
+          this.digests.set(heap.subarray(at, at + 32 * count), 32 * this.done);
         }
         this.done += count;
       }
       pos += used;
       if (need) {
-        // The next chunk did not fit: in this call's piece only, or in the segment.
-        if (need > this.segment.length - this.fill) this.flush();
+        this.flush(); // the next chunk does not fit in the segment: make it a Blob
         continue;
       }
       if (count < limit) break; // the next record is incomplete: it arrives with the next block
@@ -591,7 +606,7 @@ class RangeDecoder {
     if (this.done === this.chunks && pos < n) {
       throw new BadBody(`fetched range holds more than ${this.chunks} chunks`);
     }
-    this.carry = heap.slice(base + srcOff + pos, base + srcOff + n);
+    this.carry = heap.slice(src + pos, src + n);
   }
 
   finish() {
@@ -601,12 +616,25 @@ class RangeDecoder {
         `(+${this.carry.length} bytes), ${this.chunks} expected`);
     }
     this.flush();
-    this.segment = null;
     return { blob: new Blob(this.blobs), sizes: this.sizes, digests: this.digests };
+  }
+
+  /** Give the kernels instance back (once, whatever the outcome). */
+  release() {
+    if (this.k && spareDecoders.length < SPARE_DECODERS) spareDecoders.push(this.k);
+    this.k = null;
   }
 }
 
 async function decodeBody(sid, reader, byob, decoder, signal) {
+  try {
+    await decodeInto(sid, reader, byob, decoder, signal);
+  } finally {
+    decoder.release();
+  }
+}
+
+async function decodeInto(sid, reader, byob, decoder, signal) {
   let got = 0;
   try {
     while (reader) {
