@@ -12,16 +12,16 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
 
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.xorb import HEADER, RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
-from ..io.worker_decode import BlobPiece
+from ..io.worker_decode import BlobPiece, WorkerDecoded
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
@@ -103,16 +103,17 @@ class BlobRange(DecodedRange):
     __slots__ = ()
 
     @classmethod
-    def from_worker(cls, result: Any) -> BlobRange:
-        """From the worker's ``{blob, sizes: Uint32Array, digests: Uint8Array | null}``."""
+    def from_worker(cls, result: WorkerDecoded) -> BlobRange:
+        """From what the worker decoded (its Blob, chunk sizes and digests)."""
         sizes = array("I")
-        sizes.frombytes(result.sizes.to_bytes())
+        sizes.frombytes(result.sizes)
+        if sys.byteorder != "little":  # pragma: no cover - the worker writes little endian
+            sizes.byteswap()
         decoded = cls(result.blob, list(accumulate(sizes, initial=0)))
         if int(result.blob.size) != decoded.offsets[-1]:
             raise XetFormatError("the worker's Blob does not hold the decoded chunks")
-        digests = getattr(result, "digests", None)
-        if hasattr(digests, "to_bytes"):  # (JS null when the chunks were not hashed)
-            decoded.set_hashes(bytes(digests.to_bytes()))
+        if result.digests is not None:
+            decoded.set_hashes(result.digests)
         return decoded
 
     def piece(self, start: int, end: int) -> BlobPiece:
