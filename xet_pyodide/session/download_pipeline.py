@@ -39,7 +39,7 @@ from ..io.cas import CasClient
 from ..io.http import HttpClient
 from ..io.worker_decode import BlobPiece
 from .budget import ByteBudget
-from .download_decode import DecodedRange, RawRange
+from .download_decode import BlobRange, DecodedRange, RawRange
 from .download_fetch import (
     MAX_DECODE_ATTEMPTS,
     MAX_URL_REFRESHES,
@@ -265,9 +265,14 @@ class RangeDownload(RangeFetcher):
         for task in pending:
             task.cancel()
         # Retrieve every outcome (no "exception was never retrieved" warnings).
-        await asyncio.gather(*pending, return_exceptions=True)
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        for outcome in [*outcomes, *(u.decoded for u in self._units)]:
+            if isinstance(outcome, BlobRange):  # (a stopped download's worker Blobs)
+                outcome.drop()
 
     def _release(self, unit: FetchUnit) -> None:
+        if isinstance(unit.decoded, BlobRange):
+            unit.decoded.drop()
         unit.decoded = None
         unit.task = None
         self._budget.release(unit.cost)
