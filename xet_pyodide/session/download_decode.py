@@ -125,6 +125,8 @@ class BlobRange(DecodedRange):
 
     def piece(self, start: int, end: int) -> BlobPiece:
         end = max(start, min(end, self.offsets[-1]))
+        if start == 0 and end == self.offsets[-1]:
+            return BlobPiece(self.data, end)  # the whole range: no slice
         return BlobPiece(self.data.slice(start, end), end - start)
 
 
