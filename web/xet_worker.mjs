@@ -40,14 +40,11 @@
 //       stops it silently.
 //   {op: "fetch", ..., decode: {chunks, hint, hash, length}}
 //                                                  -> the head (decoding: true on a 2xx), then
-//                                                     {stream: sid, got: n}... and
-//                                                     {stream: sid, segment: Uint8Array}...
-//                                                     (transferred), then {stream: sid,
-//                                                     decoded: {sizes, digests}} or
-//                                                     {stream: sid, bad: "message"}
-//       the same GET, its body decoded and hashed here (downloadToBlob: see "op fetch with
-//       `decode`" below); the page makes each segment a Blob and returns its buffer with
-//       {op: "segdone", buffer} (transferred).
+//                                                     {stream: sid, got: n}..., then
+//                                                     {stream: sid, decoded: {blob, sizes,
+//                                                     digests}} or {stream: sid, bad: "message"}
+//       the same GET, its body decoded and hashed here into a Blob (downloadToBlob: see
+//       "op fetch with `decode`" below); no acks.
 //   {op: "hold", buffer, length}                    -> {op: "held", buffer} (transferred back)
 //       makes the request body of one upload a Blob of buffer[0, length) (a worker started
 //       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse
@@ -450,11 +447,7 @@ async function fetchStream({ sid, url, method, headers, decode }) {
     if (byob) byobBodies += 1;
     // Decoded here only when asked and the answer is a success: an error body goes to the
     // page as it is (the page reads it for the error message).
-    const decoder = decode && resp.ok
-      ? new RangeDecoder(decode, (segment) => {
-        postMessage({ stream: sid, segment }, [segment.buffer]);
-      })
-      : null;
+    const decoder = decode && resp.ok ? new RangeDecoder(decode) : null;
     try {
       // byob / byobBodies: how this body is read, and how many bodies this worker reads with
       // BYOB right now (diagnostics; tests/browser/test_download_workers.py checks them).
@@ -487,25 +480,17 @@ async function fetchStream({ sid, url, method, headers, decode }) {
   }
 }
 
-// ---- op fetch with `decode`: the body decoded (and hashed) here, the page gets the bytes
-// in segments it makes into Blobs.
+// ---- op fetch with `decode`: the body decoded (and hashed) here, the page gets a Blob.
 //
 // `decode: {chunks, hint, hash, length}` asks for the body's chunk records to be decoded with the
 // kernels' xk_decode_records (the checks of xet_pyodide/session/download_decode.py's
 // RecordDecoder: the same C entry point, exactly `chunks` records, nothing after the last),
-// and hashed with the data key when `hash`. The page then gets {stream, got: n} every
-// GOT_BYTES of body read (its byte accounting and progress), {stream, segment: Uint8Array}
-// (transferred) for every DECODED_SEGMENT bytes decoded (at most), which the page makes into
-// a Blob and hands back ({op: "segdone", buffer}, transferred, for the next segments), and at
-// the end {stream, decoded: {sizes: Uint32Array, digests: Uint8Array | null}} (transferred),
-// or {stream, bad: "message"} for a body that does not decode (XetFormatError on the page),
-// or {stream, error} for a broken connection. No window and no acks.
-//
-// Why the page makes the Blobs: a Blob made here would stay alive (its bytes in Blob
-// storage) until this worker's next major garbage collection, which a worker that allocates
-// next to nothing may not run for minutes; measured (bench/peers.py), the second 1 GiB
-// download of a page then found the first one's Blobs still held and Chromium paged Blob
-// storage to disk (~5 CPU-s per GiB in the browser process).
+// hashed with the data key when `hash`, and made into Blobs of at most DECODED_SEGMENT bytes.
+// The page then gets {stream, got: n} every GOT_BYTES of body read (its byte accounting and
+// progress), and at the end {stream, decoded: {blob, sizes: Uint32Array, digests:
+// Uint8Array | null}} (arrays transferred), or {stream, bad: "message"} for a body that does
+// not decode (XetFormatError on the page), or {stream, error} for a broken connection. No
+// window and no acks: nothing but counts crosses to the page until the end.
 
 const DECODED_SEGMENT = 32 << 20; // Blob items of at most this (1 MiB items read back slower)
 const GOT_BYTES = 4 << 20;
@@ -546,19 +531,10 @@ class BadBody extends Error {}
 // segment of DECODED_SEGMENT bytes plus a block).
 const SPARE_DECODERS = 2;
 const spareDecoders = [];
-const SPARE_SEGMENTS = 4; // segment buffers the page handed back, for the next segments
-const spareSegments = [];
-
-function segdone({ buffer }) {
-  if (buffer.byteLength === DECODED_SEGMENT && spareSegments.length < SPARE_SEGMENTS) {
-    spareSegments.push(buffer);
-  }
-}
 
 /** Incremental decoder of exactly `chunks` records. */
 class RangeDecoder {
-  constructor({ chunks, hint, hash, length }, onSegment) {
-    this.onSegment = onSegment; // called with each full segment (a Uint8Array to transfer)
+  constructor({ chunks, hint, hash, length }) {
     this.chunks = chunks;
     this.length = length; // the body's expected length
     this.done = 0;
@@ -569,6 +545,7 @@ class RangeDecoder {
     // At most DECODED_SEGMENT, at least one chunk (the hint may be off).
     this.segmentSize = Math.max(MAX_UNCOMPRESSED, Math.min(hint, DECODED_SEGMENT));
     this.fill = 0;
+    this.blobs = [];
     this.k = spareDecoders.pop() ?? new WebAssembly.Instance(kernelModule, {}).exports;
     // Arena of this instance: key | info | digests | scratch | segment | src (carry + block).
     this.infoOff = 32;
@@ -584,12 +561,10 @@ class RangeDecoder {
 
   flush() {
     if (this.fill) {
-      const start = this.k.xk_reserve(0) + this.segmentOff;
-      const buffer = spareSegments.pop() ?? new ArrayBuffer(DECODED_SEGMENT);
-      const segment = new Uint8Array(buffer, 0, this.fill);
-      segment.set(this.heap().subarray(start, start + this.fill));
+      const base = this.k.xk_reserve(0);
+      const start = base + this.segmentOff;
+      this.blobs.push(new Blob([this.heap().subarray(start, start + this.fill)])); // copies
       this.fill = 0;
-      this.onSegment(segment);
     }
   }
 
@@ -630,7 +605,7 @@ class RangeDecoder {
       }
       pos += used;
       if (need) {
-        this.flush(); // the next chunk does not fit in the segment: send it
+        this.flush(); // the next chunk does not fit in the segment: make it a Blob
         continue;
       }
       if (count < limit) break; // the next record is incomplete: it arrives with the next block
@@ -648,7 +623,7 @@ class RangeDecoder {
         `(+${this.carry.length} bytes), ${this.chunks} expected`);
     }
     this.flush();
-    return { sizes: this.sizes, digests: this.digests };
+    return { blob: new Blob(this.blobs), sizes: this.sizes, digests: this.digests };
   }
 
   /** Give the kernels instance back (once, whatever the outcome). */
@@ -757,7 +732,7 @@ function cancelSend({ id }) {
 
 const HANDLERS = {
   hold, send, cancelsend: cancelSend,
-  init, gear, hash, readscan: readAndScan, sha256blocks: sha256Link, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort, segdone,
+  init, gear, hash, readscan: readAndScan, sha256blocks: sha256Link, sha256: sha256Blob, cancel, fetch: fetchStream, ack, abort,
 };
 
 const errorText = (err) => String(err && err.message ? err.message : err);

@@ -18,12 +18,11 @@ the page's own transport. Failures look like the page transport's: a network err
 Decoded in the worker (``downloadToBlob`` only): while :data:`WORKER_DECODE` holds a
 :class:`WorkerDecode` (set by the download fetcher around one xorb range GET), a successful
 body is not sent to the page at all: the worker decodes and hashes its chunk records with
-the kernels (the same ``xk_decode_records`` checks as the page's ``RecordDecoder``) and sends
-the decoded bytes in segments of up to 32 MiB, transferred, which this thread only makes into
-Blobs (the Blob constructor's copy; no Python object holds them) and hands back. The body's
-blocks are then :class:`BodyBytes` (counts, no data), and the result — a Blob of the decoded
-chunks, their sizes and digests — lands in ``WorkerDecode.result``; a body that does not
-decode raises :class:`~xet_pyodide.errors.XetFormatError` (the fetcher fetches it again).
+the kernels (the same ``xk_decode_records`` checks as the page's ``RecordDecoder``) and makes
+the decoded bytes into Blobs itself. The body's blocks are then :class:`BodyBytes` (counts,
+no data), and the result — a Blob of the decoded chunks, their sizes and digests — lands in
+``WorkerDecode.result``; a body that does not decode raises
+:class:`~xet_pyodide.errors.XetFormatError` (the fetcher fetches it again).
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ from .transport import (
     lower_headers,
     request_id_of,
 )
-from .worker_decode import WORKER_DECODE, BodyBytes, WorkerDecode, WorkerDecoded
+from .worker_decode import WORKER_DECODE, BodyBytes, WorkerDecode
 
 _END = object()
 #: The page acknowledges consumed body bytes to the worker once at least this many are
@@ -68,10 +67,6 @@ class _Decoded:
         self.value = value
 
 
-class _Segment(_Decoded):
-    __slots__ = ()
-
-
 class WorkerStream:
     """One body being read by a worker: its head (status, headers) and its blocks."""
 
@@ -88,8 +83,6 @@ class WorkerStream:
             self.blocks.put_nowait(data.chunk)
         elif getattr(data, "got", None) is not None:  # (decoding in the worker)
             self.blocks.put_nowait(BodyBytes(int(data.got)))
-        elif getattr(data, "segment", None) is not None:
-            self.blocks.put_nowait(_Segment(data.segment))
         elif getattr(data, "decoded", None) is not None:
             self.blocks.put_nowait(_Decoded(data.decoded))
         elif getattr(data, "bad", None) is not None:
@@ -182,7 +175,6 @@ class WorkerStreamTransport(BaseTransport):
         it (see module docstring)."""
         unacked = 0  # consumed bytes not yet acknowledged (see ACK_BYTES)
         consumed = js_array()  # their buffers, returned to the worker with the ack
-        segments = js_array()  # Blobs of the decoded segments (a body the worker decodes)
         while True:
             try:
                 # A block already queued needs no timer (wait_for arms one per call: a JS
@@ -208,16 +200,10 @@ class WorkerStreamTransport(BaseTransport):
             if isinstance(item, BodyBytes):
                 yield item
                 continue
-            if isinstance(item, _Segment):
-                segments.push(_blob_of_segment(item.value))
-                buffers = js_array()
-                buffers.push(item.value.buffer)
-                post_message(stream.worker, {"op": "segdone", "buffer": buffers[0]}, buffers)
-                continue
             if isinstance(item, _Decoded):
                 stream.finished = True
                 if decode is not None:
-                    decode.result = _decoded(item.value, segments)
+                    decode.result = item.value
                 return
             if isinstance(item, XetFormatError):
                 stream.finished = True  # (the worker stopped reading)
@@ -245,25 +231,6 @@ class WorkerStreamTransport(BaseTransport):
 
     async def aclose(self) -> None:
         """Nothing to release: the session closes its own transport."""
-
-
-def _blob_of_segment(segment: Any) -> Any:
-    """A Blob of a decoded segment (a ``Uint8Array``; the constructor copies it)."""
-    import js  # type: ignore[import-not-found]
-
-    return js.Blob.new(js.Array.of(segment))
-
-
-def _decoded(value: Any, segments: Any) -> WorkerDecoded:
-    """The worker's ``{sizes, digests}`` and the segments' Blobs as a :class:`WorkerDecoded`."""
-    import js  # type: ignore[import-not-found]
-
-    digests = getattr(value, "digests", None)
-    return WorkerDecoded(
-        js.Blob.new(segments),
-        bytes(value.sizes.to_bytes()),
-        bytes(digests.to_bytes()) if hasattr(digests, "to_bytes") else None,
-    )
 
 
 def worker_stream_transport(pool: Any, fallback: Transport) -> WorkerStreamTransport | None:

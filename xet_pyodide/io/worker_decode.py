@@ -21,19 +21,8 @@ class WorkerDecode:
     hint: int
     hash: bool
     length: int
-    #: The answer once the body decoded (set by the transport).
-    result: WorkerDecoded | None = None
-
-
-@dataclass(slots=True)
-class WorkerDecoded:
-    """A body decoded by a worker: ``blob`` (a JS Blob of the decoded chunks, back to back),
-    ``sizes`` (one little-endian u32 per chunk) and ``digests`` (32 bytes per chunk, or None
-    when they were not asked for)."""
-
-    blob: Any
-    sizes: bytes
-    digests: bytes | None
+    #: The worker's answer once the body decoded: a JS ``{blob, sizes, digests}``.
+    result: Any = None
 
 
 #: The :class:`WorkerDecode` for the streamed GETs of the current task (None: bodies as data).
@@ -66,4 +55,4 @@ class BlobPiece:
         return self.size
 
 
-__all__ = ["WORKER_DECODE", "BlobPiece", "BodyBytes", "WorkerDecode", "WorkerDecoded"]
+__all__ = ["WORKER_DECODE", "BlobPiece", "BodyBytes", "WorkerDecode"]

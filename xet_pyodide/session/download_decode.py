@@ -12,16 +12,16 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Any
 
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.xorb import HEADER, RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
-from ..io.worker_decode import BlobPiece, WorkerDecoded
+from ..io.worker_decode import BlobPiece
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
@@ -103,24 +103,22 @@ class BlobRange(DecodedRange):
     __slots__ = ()
 
     @classmethod
-    def from_worker(cls, result: WorkerDecoded) -> BlobRange:
-        """From what the worker decoded (its Blob, chunk sizes and digests)."""
+    def from_worker(cls, result: Any) -> BlobRange:
+        """From the worker's ``{blob, sizes: Uint32Array, digests: Uint8Array | null}``."""
         sizes = array("I")
-        sizes.frombytes(result.sizes)
-        if sys.byteorder != "little":  # pragma: no cover - the worker writes little endian
-            sizes.byteswap()
+        sizes.frombytes(result.sizes.to_bytes())
         decoded = cls(result.blob, list(accumulate(sizes, initial=0)))
         if int(result.blob.size) != decoded.offsets[-1]:
             raise XetFormatError("the worker's Blob does not hold the decoded chunks")
-        if result.digests is not None:
-            decoded.set_hashes(result.digests)
+        digests = getattr(result, "digests", None)
+        if hasattr(digests, "to_bytes"):  # (JS null when the chunks were not hashed)
+            decoded.set_hashes(bytes(digests.to_bytes()))
         return decoded
 
     def drop(self) -> None:
-        """Let go of the Blob now. This object may live on in a reference cycle (a finished
-        task's result) until Python's cyclic collector runs, which can take several
-        downloads; meanwhile its Blob's bytes would stay in the browser's Blob storage
-        (measured: 1 GiB downloads then paged Blob storage to disk)."""
+        """Let go of the Blob now: this object may live on in a reference cycle (a finished
+        task's result) until Python's cyclic collector runs, and meanwhile its Blob's bytes
+        would stay in the browser's Blob storage."""
         self.data = None  # type: ignore[assignment]
 
     def piece(self, start: int, end: int) -> BlobPiece:
