@@ -41,7 +41,7 @@
 //   {op: "fetch", ..., decode: {chunks, hint, hash, length}}
 //                                                  -> the head (decoding: true on a 2xx), then
 //                                                     {stream: sid, got: n}..., then
-//                                                     {stream: sid, decoded: {blob, sizes,
+//                                                     {stream: sid, decoded: {blobs, sizes,
 //                                                     digests}} or {stream: sid, bad: "message"}
 //       the same GET, its body decoded and hashed here into a Blob (downloadToBlob: see
 //       "op fetch with `decode`" below); no acks.
@@ -487,7 +487,7 @@ async function fetchStream({ sid, url, method, headers, decode }) {
 // RecordDecoder: the same C entry point, exactly `chunks` records, nothing after the last),
 // hashed with the data key when `hash`, and made into Blobs of at most DECODED_SEGMENT bytes.
 // The page then gets {stream, got: n} every GOT_BYTES of body read (its byte accounting and
-// progress), and at the end {stream, decoded: {blob, sizes: Uint32Array, digests:
+// progress), and at the end {stream, decoded: {blobs: [Blob], sizes: Uint32Array, digests:
 // Uint8Array | null}} (arrays transferred), or {stream, bad: "message"} for a body that does
 // not decode (XetFormatError on the page), or {stream, error} for a broken connection. No
 // window and no acks: nothing but counts crosses to the page until the end.
@@ -623,7 +623,9 @@ class RangeDecoder {
         `(+${this.carry.length} bytes), ${this.chunks} expected`);
     }
     this.flush();
-    return { blob: new Blob(this.blobs), sizes: this.sizes, digests: this.digests };
+    // The segments' Blobs as they are: the page's output Blob references them directly (no
+    // Blob of Blobs per range in between).
+    return { blobs: this.blobs, sizes: this.sizes, digests: this.digests };
   }
 
   /** Give the kernels instance back (once, whatever the outcome). */

@@ -268,10 +268,10 @@ class _BlobBuilder:
         self._fill = 0
 
     def add(self, piece: bytes | bytearray | memoryview | BlobPiece) -> None:
-        if isinstance(piece, BlobPiece):  # a slice of a Blob a worker made: referenced
+        if isinstance(piece, BlobPiece):  # Blobs (or slices) a worker made: referenced
             self.flush()
-            if piece.size:
-                self.blobs.push(piece.blob)
+            for blob in piece.blobs:
+                self.blobs.push(blob)
             return
         view = memoryview(piece).cast("B")
         if len(view) >= BLOB_DIRECT:

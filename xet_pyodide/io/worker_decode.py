@@ -42,13 +42,13 @@ class BodyBytes:
 
 
 class BlobPiece:
-    """A piece of a download that is a JS ``Blob`` (a slice of a worker-decoded range)
-    rather than bytes in memory; ``len()`` is its size."""
+    """A piece of a download that is JS ``Blob`` s (parts of a worker-decoded range, in
+    order) rather than bytes in memory; ``len()`` is their total size."""
 
-    __slots__ = ("blob", "size")
+    __slots__ = ("blobs", "size")
 
-    def __init__(self, blob: Any, size: int) -> None:
-        self.blob = blob
+    def __init__(self, blobs: list[Any], size: int) -> None:
+        self.blobs = blobs
         self.size = size
 
     def __len__(self) -> int:

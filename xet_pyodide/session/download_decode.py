@@ -13,6 +13,7 @@ states. The range must hold exactly the expected number of chunks and nothing af
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
@@ -96,36 +97,47 @@ class DecodedRange:
 
 
 class BlobRange(DecodedRange):
-    """A range decoded (and hashed, when asked) by the pool worker that read its body: ``data``
-    is a JS ``Blob`` of the decoded chunks (see :mod:`xet_pyodide.io.pool_fetch`); its pieces
-    are Blob slices (no decoded byte enters this heap)."""
+    """A range decoded (and hashed, when asked) by the pool worker that read its body:
+    ``data`` is ``(parts, starts)``, the JS Blobs of the decoded chunks the worker made (each
+    at most 32 MiB, in order) and where each starts; its pieces are those Blobs or slices of
+    them (no decoded byte enters this heap)."""
 
     __slots__ = ()
 
     @classmethod
     def from_worker(cls, result: Any) -> BlobRange:
-        """From the worker's ``{blob, sizes: Uint32Array, digests: Uint8Array | null}``."""
+        """From the worker's ``{blobs: [Blob], sizes: Uint32Array, digests: Uint8Array |
+        null}``."""
         sizes = array("I")
         sizes.frombytes(result.sizes.to_bytes())
-        decoded = cls(result.blob, list(accumulate(sizes, initial=0)))
-        if int(result.blob.size) != decoded.offsets[-1]:
-            raise XetFormatError("the worker's Blob does not hold the decoded chunks")
+        offsets = list(accumulate(sizes, initial=0))
+        parts = list(result.blobs)
+        starts = list(accumulate((int(b.size) for b in parts), initial=0))
+        if starts[-1] != offsets[-1]:
+            raise XetFormatError("the worker's Blobs do not hold the decoded chunks")
+        decoded = cls((parts, starts), offsets)  # type: ignore[arg-type]
         digests = getattr(result, "digests", None)
         if hasattr(digests, "to_bytes"):  # (JS null when the chunks were not hashed)
             decoded.set_hashes(bytes(digests.to_bytes()))
         return decoded
 
     def drop(self) -> None:
-        """Let go of the Blob now: this object may live on in a reference cycle (a finished
-        task's result) until Python's cyclic collector runs, and meanwhile its Blob's bytes
+        """Let go of the Blobs now: this object may live on in a reference cycle (a finished
+        task's result) until Python's cyclic collector runs, and meanwhile the Blobs' bytes
         would stay in the browser's Blob storage."""
         self.data = None  # type: ignore[assignment]
 
     def piece(self, start: int, end: int) -> BlobPiece:
-        end = max(start, min(end, self.offsets[-1]))
-        if start == 0 and end == self.offsets[-1]:
-            return BlobPiece(self.data, end)  # the whole range: no slice
-        return BlobPiece(self.data.slice(start, end), end - start)
+        parts, starts = self.data  # type: ignore[misc]
+        end = max(start, min(end, starts[-1]))
+        blobs = []
+        k = max(0, bisect_right(starts, start) - 1)
+        while k < len(parts) and starts[k] < end:
+            lo, hi = max(start, starts[k]) - starts[k], min(end, starts[k + 1]) - starts[k]
+            whole = lo == 0 and hi == starts[k + 1] - starts[k]
+            blobs.append(parts[k] if whole else parts[k].slice(lo, hi))
+            k += 1
+        return BlobPiece(blobs, end - start)
 
 
 def check_record_header(
