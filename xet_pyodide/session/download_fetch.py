@@ -267,9 +267,14 @@ class RangeFetcher:
                     await self._count(len(block))
         finally:
             WORKER_DECODE.reset(token)
-        if request.result is None:
+            # ``request`` stays reachable after this: every timer armed while it was set
+            # (read timeouts: a JS setTimeout under Pyodide, kept until it would fire) holds
+            # a copy of the context. Measured: without this, each range's Blobs stayed in
+            # Blob storage for minutes, and a page's second 1 GiB download paged it to disk.
+            result, request.result = request.result, None
+        if result is None:
             raise XetProtocolError("the worker reading a xorb range did not decode it")
-        decoded = BlobRange.from_worker(request.result)
+        decoded = BlobRange.from_worker(result)
         self._stats.worker_decoded += 1
         return decoded, None
 
