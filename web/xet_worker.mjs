@@ -38,6 +38,13 @@
 //       {op: "ack", sid, bytes, buffers?} (buffers: the consumed chunks' ArrayBuffers,
 //       transferred back for reuse); a failure is {stream: sid, error}; {op: "abort", sid}
 //       stops it silently.
+//   {op: "fetch", ..., decode: {chunks, hint, hash, length}}
+//                                                  -> the head (decoding: true on a 2xx), then
+//                                                     {stream: sid, got: n}..., then
+//                                                     {stream: sid, decoded: {blobs, sizes,
+//                                                     digests}} or {stream: sid, bad: "message"}
+//       the same GET, its body decoded and hashed here into a Blob (downloadToBlob: see
+//       "op fetch with `decode`" below); no acks.
 //   {op: "hold", buffer, length}                    -> {op: "held", buffer} (transferred back)
 //       makes the request body of one upload a Blob of buffer[0, length) (a worker started
 //       for this body alone; xet_pyodide/io/body_worker.py) and returns the buffer for reuse
@@ -58,6 +65,7 @@ const DATA_KEY = new Uint8Array([
 ]);
 
 let kernels = null; // wasm exports
+let kernelModule = null; // the compiled module (decoding bodies instantiates it again)
 let sab = null; // the shared buffer
 
 const align16 = (n) => (n + 15) & ~15;
@@ -359,6 +367,7 @@ function init({ module, sab: shared, byobStallMs: stallMs }) {
   if (stallMs != null) byobStallMs = stallMs;
   const instance = new WebAssembly.Instance(module, {});
   kernels = instance.exports;
+  kernelModule = module;
   if (kernels.xk_abi_version() !== 1) throw new Error("xet_kernels.wasm: unexpected ABI version");
   sab = shared;
   postMessage({ op: "ready", warmMs: warmUp() });
@@ -426,7 +435,7 @@ function recycle(buffer) {
   if (buffer && buffer.byteLength === STREAM_BLOCK && spare.length < SPARE_MAX) spare.push(buffer);
 }
 
-async function fetchStream({ sid, url, method, headers }) {
+async function fetchStream({ sid, url, method, headers, decode }) {
   const controller = new AbortController();
   const state = { controller, unacked: 0, wake: null };
   streams.set(sid, state);
@@ -436,11 +445,18 @@ async function fetchStream({ sid, url, method, headers }) {
     const resp = await fetch(url, { method, headers, signal: controller.signal, cache: "no-store" });
     const { reader, byob } = resp.body ? bodyReader(resp.body) : { reader: null, byob: false };
     if (byob) byobBodies += 1;
+    // Decoded here only when asked and the answer is a success: an error body goes to the
+    // page as it is (the page reads it for the error message).
+    const decoder = decode && resp.ok ? new RangeDecoder(decode) : null;
     try {
       // byob / byobBodies: how this body is read, and how many bodies this worker reads with
       // BYOB right now (diagnostics; tests/browser/test_download_workers.py checks them).
       postMessage({ stream: sid, status: resp.status, headers: [...resp.headers], url: resp.url,
-                    byob, byobBodies });
+                    byob, byobBodies, decoding: decoder !== null });
+      if (decoder) {
+        await decodeBody(sid, reader, byob, decoder, controller.signal);
+        return;
+      }
       while (reader) {
         while (state.unacked >= STREAM_WINDOW && !controller.signal.aborted) {
           await new Promise((resolve) => { state.wake = resolve; });
@@ -461,6 +477,203 @@ async function fetchStream({ sid, url, method, headers }) {
     }
   } finally {
     streams.delete(sid);
+  }
+}
+
+// ---- op fetch with `decode`: the body decoded (and hashed) here, the page gets a Blob.
+//
+// `decode: {chunks, hint, hash, length}` asks for the body's chunk records to be decoded with the
+// kernels' xk_decode_records (the checks of xet_pyodide/session/download_decode.py's
+// RecordDecoder: the same C entry point, exactly `chunks` records, nothing after the last),
+// hashed with the data key when `hash`, and made into Blobs of at most DECODED_SEGMENT bytes.
+// The page then gets {stream, got: n} every GOT_BYTES of body read (its byte accounting and
+// progress), and at the end {stream, decoded: {blobs: [Blob], sizes: Uint32Array, digests:
+// Uint8Array | null}} (arrays transferred), or {stream, bad: "message"} for a body that does
+// not decode (XetFormatError on the page), or {stream, error} for a broken connection. No
+// window and no acks: nothing but counts crosses to the page until the end.
+
+const DECODED_SEGMENT = 32 << 20; // Blob items of at most this (1 MiB items read back slower)
+const GOT_BYTES = 4 << 20;
+const MAX_UNCOMPRESSED = 128 << 10; // xet-core's chunk size limit (records.c)
+const RECORDS_PER_CALL = 8192;
+const RECORD_ERRORS = {
+  "-1": "LZ4 block truncated",
+  "-2": "LZ4 match offset is zero or points before the start of the output",
+  "-3": "LZ4 output exceeds the expected size",
+  "-10": "unsupported chunk record version",
+  "-11": "unknown compression scheme",
+  "-12": "chunk sizes exceed xet-core's limits",
+  "-13": "raw chunk whose compressed and uncompressed sizes differ",
+  "-14": "chunk decodes to a size other than its header states",
+  "-20": "LZ4 frame truncated",
+  "-21": "not an LZ4 frame (bad magic number)",
+  "-22": "unsupported LZ4 frame version",
+  "-23": "reserved bits set in the LZ4 frame descriptor",
+  "-24": "LZ4 frames with a dictionary id are not supported",
+  "-25": "invalid LZ4 block maximum size code",
+  "-26": "LZ4 frame content size exceeds the expected size",
+  "-27": "LZ4 frame header checksum mismatch",
+  "-28": "LZ4 block exceeds the frame's maximum block size",
+  "-29": "LZ4 block checksum mismatch",
+  "-30": "LZ4 frame output exceeds the expected size",
+  "-31": "LZ4 content checksum mismatch",
+  "-32": "LZ4 frame content size does not match the decoded data",
+  "-33": "no LZ4 frame found",
+};
+
+class BadBody extends Error {}
+
+// A body being decoded owns a kernels instance of its own (the same compiled module, so the
+// same optimized code): its decoded bytes are written straight into a segment of that
+// instance's memory, which stays put between blocks while other bodies and tasks of this
+// worker use theirs, and go from there into a Blob (the Blob constructor's copy is the only
+// one). Instances are kept for the next bodies (at most SPARE_DECODERS; each holds a
+// segment of DECODED_SEGMENT bytes plus a block).
+const SPARE_DECODERS = 2;
+const spareDecoders = [];
+
+/** Incremental decoder of exactly `chunks` records. */
+class RangeDecoder {
+  constructor({ chunks, hint, hash, length }) {
+    this.chunks = chunks;
+    this.length = length; // the body's expected length
+    this.done = 0;
+    this.bytesIn = 0;
+    this.sizes = new Uint32Array(chunks);
+    this.digests = hash ? new Uint8Array(32 * chunks) : null;
+    this.carry = new Uint8Array(0); // the start of a record split between blocks
+    // At most DECODED_SEGMENT, at least one chunk (the hint may be off).
+    this.segmentSize = Math.max(MAX_UNCOMPRESSED, Math.min(hint, DECODED_SEGMENT));
+    this.fill = 0;
+    this.blobs = [];
+    this.k = spareDecoders.pop() ?? new WebAssembly.Instance(kernelModule, {}).exports;
+    // Arena of this instance: key | info | digests | scratch | segment | src (carry + block).
+    this.infoOff = 32;
+    this.digestsOff = align16(this.infoOff + 4 * (3 + RECORDS_PER_CALL));
+    this.scratchOff = align16(this.digestsOff + 32 * RECORDS_PER_CALL);
+    this.segmentOff = this.scratchOff + MAX_UNCOMPRESSED;
+    this.srcOff = this.segmentOff + DECODED_SEGMENT;
+  }
+
+  heap() {
+    return new Uint8Array(this.k.memory.buffer); // (fresh: memory may have grown)
+  }
+
+  flush() {
+    if (this.fill) {
+      const base = this.k.xk_reserve(0);
+      const start = base + this.segmentOff;
+      this.blobs.push(new Blob([this.heap().subarray(start, start + this.fill)])); // copies
+      this.fill = 0;
+    }
+  }
+
+  feed(block) {
+    this.bytesIn += block.length;
+    const k = this.k;
+    const n = this.carry.length + block.length;
+    const base = k.xk_reserve(this.srcOff + n);
+    if (!base) throw new Error(`wasm kernels cannot grow memory to ${this.srcOff + n} bytes`);
+    let heap = this.heap();
+    if (this.digests) heap.set(DATA_KEY, base);
+    const src = base + this.srcOff;
+    heap.set(this.carry, src);
+    heap.set(block, src + this.carry.length);
+    let pos = 0;
+    for (;;) {
+      const limit = Math.min(this.chunks - this.done, RECORDS_PER_CALL, (n - pos) >>> 3);
+      if (limit <= 0) break;
+      const count = k.xk_decode_records(
+        src + pos, n - pos, limit, base + this.segmentOff + this.fill,
+        this.segmentSize - this.fill, base + this.scratchOff, base + this.infoOff,
+        this.digests ? base : 0, base + this.digestsOff);
+      heap = this.heap();
+      const info = new Uint32Array(heap.buffer, base + this.infoOff, 3 + Math.max(count, 0));
+      if (count < 0) {
+        const what = RECORD_ERRORS[String(count)] ?? `malformed (${count})`;
+        throw new BadBody(`chunk record ${this.done + info[0]} of a fetched range: ${what}`);
+      }
+      const [used, produced, need] = info;
+      this.fill += produced;
+      if (count) {
+        this.sizes.set(info.subarray(3, 3 + count), this.done);
+        if (this.digests) {
+          const at = base + this.digestsOff;
+          this.digests.set(heap.subarray(at, at + 32 * count), 32 * this.done);
+        }
+        this.done += count;
+      }
+      pos += used;
+      if (need) {
+        this.flush(); // the next chunk does not fit in the segment: make it a Blob
+        continue;
+      }
+      if (count < limit) break; // the next record is incomplete: it arrives with the next block
+    }
+    if (this.done === this.chunks && pos < n) {
+      throw new BadBody(`fetched range holds more than ${this.chunks} chunks`);
+    }
+    this.carry = heap.slice(src + pos, src + n);
+  }
+
+  finish() {
+    if (this.carry.length || this.done !== this.chunks) {
+      throw new BadBody(
+        `fetched range of ${this.bytesIn} bytes holds ${this.done} whole chunk records ` +
+        `(+${this.carry.length} bytes), ${this.chunks} expected`);
+    }
+    this.flush();
+    // The segments' Blobs as they are: the page's output Blob references them directly (no
+    // Blob of Blobs per range in between).
+    return { blobs: this.blobs, sizes: this.sizes, digests: this.digests };
+  }
+
+  /** Give the kernels instance back (once, whatever the outcome). */
+  release() {
+    if (this.k && spareDecoders.length < SPARE_DECODERS) spareDecoders.push(this.k);
+    this.k = null;
+  }
+}
+
+async function decodeBody(sid, reader, byob, decoder, signal) {
+  try {
+    await decodeInto(sid, reader, byob, decoder, signal);
+  } finally {
+    decoder.release();
+  }
+}
+
+async function decodeInto(sid, reader, byob, decoder, signal) {
+  let got = 0;
+  try {
+    while (reader) {
+      const { done, value } = byob ? await readBlock(reader) : await reader.read();
+      if (done) break;
+      if (!value.byteLength) continue;
+      decoder.feed(value);
+      if (byob) recycle(value.buffer);
+      got += value.byteLength;
+      if (got >= GOT_BYTES) {
+        postMessage({ stream: sid, got });
+        got = 0;
+      }
+      if (signal.aborted) return;
+    }
+    if (got) postMessage({ stream: sid, got });
+    got = 0;
+    if (decoder.bytesIn < decoder.length) {
+      // a body cut short is a broken connection (retried with backoff), as on the page
+      throw new Error(`body ended after ${decoder.bytesIn} of ${decoder.length} bytes`);
+    }
+    const decoded = decoder.finish();
+    const transfer = [decoded.sizes.buffer];
+    if (decoded.digests) transfer.push(decoded.digests.buffer);
+    postMessage({ stream: sid, decoded }, transfer);
+  } catch (err) {
+    if (!(err instanceof BadBody)) throw err; // (a broken connection: {error} by the caller)
+    reader?.cancel().catch(() => {});
+    if (got) postMessage({ stream: sid, got });
+    postMessage({ stream: sid, bad: err.message });
   }
 }
 

@@ -106,9 +106,17 @@ class _FileDownload:
         self.info = info
 
     def download_pieces(
-        self, _file_hash: Any, _size: Any, *, byte_range: Any = None, progress: Any = None
-    ) -> AsyncIterator[memoryview]:
-        return self.client.download_pieces(self.info, byte_range=byte_range, progress=progress)
+        self,
+        _file_hash: Any,
+        _size: Any,
+        *,
+        byte_range: Any = None,
+        progress: Any = None,
+        blob_pieces: bool = False,
+    ) -> AsyncIterator[Any]:
+        return self.client.download_pieces(
+            self.info, byte_range=byte_range, progress=progress, blob_pieces=blob_pieces
+        )
 
 
 class BrowserHub:

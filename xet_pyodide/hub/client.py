@@ -271,17 +271,26 @@ class HubClient:
             await session.aclose()
 
     async def download_pieces(
-        self, info: FileInfo, *, byte_range: Any = None, progress: Any = None
-    ) -> AsyncIterator[memoryview]:
+        self,
+        info: FileInfo,
+        *,
+        byte_range: Any = None,
+        progress: Any = None,
+        blob_pieces: bool = False,
+    ) -> AsyncIterator[Any]:
         """The bytes of a resolved file (or ``byte_range``, inclusive) as pieces; a full
         download is verified before the iterator ends (see
-        :meth:`XetSession.download_pieces`)."""
+        :meth:`XetSession.download_pieces`, also for ``blob_pieces``)."""
         if info.xet_hash is None:
             yield memoryview(await self._plain_bytes(info, byte_range))
             return
         async with self.read_session(info) as session:
             pieces = session.download_pieces(
-                info.xet_hash, info.size, byte_range=byte_range, progress=progress
+                info.xet_hash,
+                info.size,
+                byte_range=byte_range,
+                progress=progress,
+                blob_pieces=blob_pieces,
             )
             async with contextlib.aclosing(pieces):
                 async for piece in pieces:

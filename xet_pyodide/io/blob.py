@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import XetReadError
 from .jsinterop import js_copy_into, js_uint8array_copy
+from .worker_decode import BlobPiece
 
 MIB = 1 << 20
 #: Default block size of Blob reads.
@@ -214,8 +215,11 @@ async def download_to_blob(session: Any, file_hash: str, size: int, options: Any
     a time). A download larger than ``maxBlobBytes`` (:data:`MAX_BLOB_DOWNLOAD`) fails first
     with :class:`~xet_pyodide.errors.XetBlobLimitError`: see :func:`check_blob_size`.
 
-    Every byte is copied once, from the decoded ranges straight into Blob storage; the Blob
-    is only created after the iterator finished, i.e. after a full download was verified.
+    Every byte is copied once, from the decoded ranges straight into Blob storage — by the
+    pool worker that read and decoded the range, when the session's workers read the bodies
+    and there is no chunk cache (``blob_pieces``: the page then only references the workers'
+    Blobs), else from this heap. The Blob is only created after the iterator finished,
+    i.e. after a full download was verified.
     Like ``download_bytes``, a verification failure that involved cached bytes (now dropped
     from the cache) is retried once from the network."""
     from ..errors import XetIntegrityError
@@ -224,7 +228,9 @@ async def download_to_blob(session: Any, file_hash: str, size: int, options: Any
     _require_downloads(session)
     check_blob_size(size, options)
     kind = option(options, "type", "application/octet-stream")
-    kwargs = _download_kwargs(options)
+    # blob_pieces: ranges whose bodies the pool's workers read are decoded there into Blobs
+    # (the decoded bytes never enter this heap); the other ranges come as memoryviews.
+    kwargs = {**_download_kwargs(options), "blob_pieces": True}
     try:
         return await _blob_of(session.download_pieces(file_hash, size, **kwargs), kind)
     except XetIntegrityError:
@@ -261,7 +267,12 @@ class _BlobBuilder:
         self._staging: Any = None
         self._fill = 0
 
-    def add(self, piece: bytes | bytearray | memoryview) -> None:
+    def add(self, piece: bytes | bytearray | memoryview | BlobPiece) -> None:
+        if isinstance(piece, BlobPiece):  # Blobs (or slices) a worker made: referenced
+            self.flush()
+            for blob in piece.blobs:
+                self.blobs.push(blob)
+            return
         view = memoryview(piece).cast("B")
         if len(view) >= BLOB_DIRECT:
             self.flush()
@@ -289,7 +300,7 @@ class _BlobBuilder:
             self._fill = 0
 
 
-async def _blob_of(pieces: AsyncIterator[memoryview], kind: str) -> Any:
+async def _blob_of(pieces: AsyncIterator[Any], kind: str) -> Any:
     import js  # type: ignore[import-not-found]
 
     builder = _BlobBuilder()

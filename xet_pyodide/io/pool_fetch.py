@@ -14,6 +14,15 @@ reads (no fresh allocation per block: see docs/browser.md, "Downloads: where the
 Only streamed bodiless requests (xorb range GETs) go to the workers; everything else goes to
 the page's own transport. Failures look like the page transport's: a network error is a
 :class:`~xet_pyodide.io.transport.TransportError`, before or during the body.
+
+Decoded in the worker (``downloadToBlob`` only): while :data:`WORKER_DECODE` holds a
+:class:`WorkerDecode` (set by the download fetcher around one xorb range GET), a successful
+body is not sent to the page at all: the worker decodes and hashes its chunk records with
+the kernels (the same ``xk_decode_records`` checks as the page's ``RecordDecoder``) and makes
+the decoded bytes into Blobs itself. The body's blocks are then :class:`BodyBytes` (counts,
+no data), and the result — a Blob of the decoded chunks, their sizes and digests — lands in
+``WorkerDecode.result``; a body that does not decode raises
+:class:`~xet_pyodide.errors.XetFormatError` (the fetcher fetches it again).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..errors import XetFormatError
 from ._pyfetch import response_limit
 from .jsinterop import js_array, post_message
 from .transport import (
@@ -38,6 +48,7 @@ from .transport import (
     lower_headers,
     request_id_of,
 )
+from .worker_decode import WORKER_DECODE, BodyBytes, WorkerDecode
 
 _END = object()
 #: The page acknowledges consumed body bytes to the worker once at least this many are
@@ -47,6 +58,13 @@ _END = object()
 ACK_BYTES = 2 << 20
 #: Stream ids, unique in this interpreter (several sessions may share one pool).
 _STREAM_IDS = itertools.count(1)
+
+
+class _Decoded:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class WorkerStream:
@@ -63,6 +81,12 @@ class WorkerStream:
         """A message of the worker about this stream (called from the pool's handler)."""
         if getattr(data, "chunk", None) is not None:
             self.blocks.put_nowait(data.chunk)
+        elif getattr(data, "got", None) is not None:  # (decoding in the worker)
+            self.blocks.put_nowait(BodyBytes(int(data.got)))
+        elif getattr(data, "decoded", None) is not None:
+            self.blocks.put_nowait(_Decoded(data.decoded))
+        elif getattr(data, "bad", None) is not None:
+            self.blocks.put_nowait(XetFormatError(str(data.bad)))
         elif getattr(data, "done", False):
             self.blocks.put_nowait(_END)
         elif getattr(data, "error", None) is not None:
@@ -115,10 +139,19 @@ class WorkerStreamTransport(BaseTransport):
         stream = WorkerStream(workers[sid % len(workers)], sid)
         self._pool.streams[sid] = stream
         headers = fetch_headers(req.headers)
-        post_message(
-            stream.worker,
-            {"op": "fetch", "sid": sid, "url": req.url, "method": req.method, "headers": headers},
-        )
+        message: dict[str, Any] = {
+            "op": "fetch", "sid": sid, "url": req.url, "method": req.method, "headers": headers
+        }  # fmt: skip
+        decode = WORKER_DECODE.get()
+        if decode is not None:
+            decode.result = None
+            message["decode"] = {
+                "chunks": decode.chunks,
+                "hint": decode.hint,
+                "hash": decode.hash,
+                "length": decode.length,
+            }
+        post_message(stream.worker, message)
         limit = response_limit(req, self._read_timeout)
         try:
             head = await asyncio.wait_for(stream.head, limit)
@@ -132,12 +165,14 @@ class WorkerStreamTransport(BaseTransport):
         status = int(head.status)
         resp_headers = lower_headers((pair[0], pair[1]) for pair in head.headers)
         url = str(head.url) if head.url else req.url
-        blocks = self._blocks(stream, req.url, request_id_of(resp_headers))
+        blocks = self._blocks(stream, req.url, request_id_of(resp_headers), decode)
         return StreamingResponse(status, resp_headers, url, blocks, lambda: self._aclose(stream))
 
     async def _blocks(
-        self, stream: WorkerStream, url: str, rid: str | None
-    ) -> AsyncIterator[bytes]:
+        self, stream: WorkerStream, url: str, rid: str | None, decode: WorkerDecode | None
+    ) -> AsyncIterator[Any]:
+        """The body's blocks: ``bytes``, or :class:`BodyBytes` counts when the worker decodes
+        it (see module docstring)."""
         unacked = 0  # consumed bytes not yet acknowledged (see ACK_BYTES)
         consumed = js_array()  # their buffers, returned to the worker with the ack
         while True:
@@ -162,6 +197,17 @@ class WorkerStreamTransport(BaseTransport):
                 raise TransportError(
                     f"response body failed: {item.detail}", url=url, request_id=rid
                 )
+            if isinstance(item, BodyBytes):
+                yield item
+                continue
+            if isinstance(item, _Decoded):
+                stream.finished = True
+                if decode is not None:
+                    decode.result = item.value
+                return
+            if isinstance(item, XetFormatError):
+                stream.finished = True  # (the worker stopped reading)
+                raise item
             # (Not detached with ``ArrayBuffer.transfer(0)`` after the copy: measured, that
             # raised the renderer's peak streaming 2 GiB into a Blob from ~0.67 to
             # 1.0-1.15 GiB, as V8 then sees less external memory and collects the page's other
@@ -195,4 +241,9 @@ def worker_stream_transport(pool: Any, fallback: Transport) -> WorkerStreamTrans
     return WorkerStreamTransport(pool, fallback)
 
 
-__all__ = ["ACK_BYTES", "WorkerStream", "WorkerStreamTransport", "worker_stream_transport"]
+__all__ = [
+    "ACK_BYTES",
+    "WorkerStream",
+    "WorkerStreamTransport",
+    "worker_stream_transport",
+]

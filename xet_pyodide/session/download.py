@@ -36,6 +36,7 @@ from ..io.cache import ChunkCache, open_chunk_cache
 from ..io.cas import CasClient
 from ..io.http import HttpClient
 from ..io.pool_spans import span_hasher_for
+from ..io.worker_decode import BlobPiece
 from .config import SessionConfig
 from .download_pipeline import RangeDownload
 from .download_progress import DownloadProgress, DownloadStats
@@ -126,7 +127,12 @@ class DownloadMixin:
         return self._chunk_cache
 
     async def _start(
-        self, file_hash: Any, size: Any, byte_range: Any, progress: Any
+        self,
+        file_hash: Any,
+        size: Any,
+        byte_range: Any,
+        progress: Any,
+        worker_blobs: bool = False,
     ) -> tuple[RangeDownload | None, DownloadStats, DownloadProgress]:
         hash_ = coerce_file_hash(file_hash)
         size = _int(size, "size")
@@ -154,6 +160,7 @@ class DownloadMixin:
             hasher=self._span_hasher(),
             streamed=self._streamed(),
             xorb_http=self._xorb_http(),
+            worker_blobs=worker_blobs,
         )
         return job, stats, reporter
 
@@ -178,7 +185,7 @@ class DownloadMixin:
         stats: DownloadStats,
         reporter: DownloadProgress,
         started: float,
-    ) -> AsyncIterator[memoryview]:
+    ) -> AsyncIterator[Any]:
         """The pieces of ``job``, then ``stats.elapsed`` is set. ``job`` None is an empty
         download (0-byte file): nothing to fetch, reported as done at once, no pieces."""
         if job is None:
@@ -252,19 +259,30 @@ class DownloadMixin:
             yield _take(pending, held)
 
     async def download_pieces(
-        self, file_hash: Any, size: Any, *, byte_range: Any = None, progress: Any = None
-    ) -> AsyncIterator[memoryview]:
+        self,
+        file_hash: Any,
+        size: Any,
+        *,
+        byte_range: Any = None,
+        progress: Any = None,
+        blob_pieces: bool = False,
+    ) -> AsyncIterator[Any]:
         """The bytes as read-only ``memoryview`` pieces of any size, in file order, not
         copied (for glue that copies them elsewhere anyway, e.g. into JS memory).
 
         A full download is verified *after* the last piece, before the iterator finishes:
         the data is complete and correct only when iteration ends without an error.
+
+        ``blob_pieces`` (for ``downloadToBlob``): where the pool's workers read the xorb
+        bodies and there is no chunk cache, they also decode them into Blobs, and those
+        ranges' pieces are :class:`~xet_pyodide.io.worker_decode.BlobPiece` s (JS Blob
+        slices) instead of memoryviews.
         """
         started = time.monotonic()
-        job, stats, reporter = await self._start(file_hash, size, byte_range, progress)
+        job, stats, reporter = await self._start(file_hash, size, byte_range, progress, blob_pieces)
         async with contextlib.aclosing(self._output(job, stats, reporter, started)) as pieces:
             async for piece in pieces:
-                yield piece.toreadonly()
+                yield piece if isinstance(piece, BlobPiece) else piece.toreadonly()
 
     async def download_bytes(
         self, file_hash: Any, size: Any, *, byte_range: Any = None, progress: Any = None

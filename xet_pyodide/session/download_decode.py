@@ -12,13 +12,17 @@ states. The range must hold exactly the expected number of chunks and nothing af
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Any
 
 from ..core.hashes import HASH_LEN, MerkleHash, hashes_from_digests, xorb_hash
 from ..core.xorb import HEADER, RECORD_HEADER_LEN, check_header
 from ..errors import XetFormatError
+from ..io.worker_decode import BlobPiece
 from ..kernels import get_kernels
 
 Buffer = bytes | bytearray | memoryview
@@ -73,6 +77,10 @@ class DecodedRange:
         offsets = self.offsets
         return [offsets[k + 1] - offsets[k] for k in range(start, end)]
 
+    def piece(self, start: int, end: int) -> memoryview | BlobPiece:
+        """Decoded bytes ``[start, end)``, not copied."""
+        return memoryview(self.data)[start:end]
+
     def set_hashes(self, digests: bytes) -> None:
         """Attach the chunk hashes (32 raw bytes per chunk, in order)."""
         if len(digests) != HASH_LEN * self.num_chunks:
@@ -86,6 +94,50 @@ class DecodedRange:
             return False
         entries = list(zip(self.hashes, self.sizes(0, self.num_chunks), strict=True))
         return xorb_hash(entries) == xorb
+
+
+class BlobRange(DecodedRange):
+    """A range decoded (and hashed, when asked) by the pool worker that read its body:
+    ``data`` is ``(parts, starts)``, the JS Blobs of the decoded chunks the worker made (each
+    at most 32 MiB, in order) and where each starts; its pieces are those Blobs or slices of
+    them (no decoded byte enters this heap)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_worker(cls, result: Any) -> BlobRange:
+        """From the worker's ``{blobs: [Blob], sizes: Uint32Array, digests: Uint8Array |
+        null}``."""
+        sizes = array("I")
+        sizes.frombytes(result.sizes.to_bytes())
+        offsets = list(accumulate(sizes, initial=0))
+        parts = list(result.blobs)
+        starts = list(accumulate((int(b.size) for b in parts), initial=0))
+        if starts[-1] != offsets[-1]:
+            raise XetFormatError("the worker's Blobs do not hold the decoded chunks")
+        decoded = cls((parts, starts), offsets)  # type: ignore[arg-type]
+        digests = getattr(result, "digests", None)
+        if hasattr(digests, "to_bytes"):  # (JS null when the chunks were not hashed)
+            decoded.set_hashes(bytes(digests.to_bytes()))
+        return decoded
+
+    def drop(self) -> None:
+        """Let go of the Blobs now: this object may live on in a reference cycle (a finished
+        task's result) until Python's cyclic collector runs, and meanwhile the Blobs' bytes
+        would stay in the browser's Blob storage."""
+        self.data = None  # type: ignore[assignment]
+
+    def piece(self, start: int, end: int) -> BlobPiece:
+        parts, starts = self.data  # type: ignore[misc]
+        end = max(start, min(end, starts[-1]))
+        blobs = []
+        k = max(0, bisect_right(starts, start) - 1)
+        while k < len(parts) and starts[k] < end:
+            lo, hi = max(start, starts[k]) - starts[k], min(end, starts[k + 1]) - starts[k]
+            whole = lo == 0 and hi == starts[k + 1] - starts[k]
+            blobs.append(parts[k] if whole else parts[k].slice(lo, hi))
+            k += 1
+        return BlobPiece(blobs, end - start)
 
 
 def check_record_header(
@@ -262,6 +314,7 @@ def decode_records(
 
 
 __all__ = [
+    "BlobRange",
     "DecodedRange",
     "RawRange",
     "RecordDecoder",

@@ -20,7 +20,8 @@ from ..errors import XetFormatError, XetIntegrityError, XetProtocolError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient, PresignedUrlRejected, XorbBodyInterrupted
 from ..io.http import HttpClient
-from .download_decode import DecodedRange, RawRange, RecordDecoder, decode_records
+from ..io.worker_decode import WORKER_DECODE, WorkerDecode
+from .download_decode import BlobRange, DecodedRange, RawRange, RecordDecoder, decode_records
 from .download_progress import DownloadProgress, DownloadStats
 
 #: Attempts at a range whose records do not decode (corrupted in transit) before giving up.
@@ -34,6 +35,9 @@ HASH_BATCH_BYTES = 4 << 20
 #: a batch of about ``RAW_PIECE_BYTES`` at a time as the output reaches them.
 RAW_ABOVE = 96 << 20
 RAW_PIECE_BYTES = 8 << 20
+#: Decoded bytes a pool worker gathers before making them a Blob (``DECODED_SEGMENT`` of
+#: ``web/xet_worker.mjs``): what a range decoded in a worker holds in the renderer.
+WORKER_SEGMENT_BYTES = 32 << 20
 
 
 class SpanHasher(Protocol):
@@ -62,16 +66,25 @@ class FetchUnit:
         "task",
     )
 
-    def __init__(self, fetch: FetchRange, decoded_hint: int, holds_raw: bool) -> None:
+    def __init__(
+        self, fetch: FetchRange, decoded_hint: int, holds_raw: bool, worker_blobs: bool = False
+    ) -> None:
         self.fetch = fetch
         self.decoded_hint = decoded_hint
         #: Kept compressed and decoded piecewise (see RAW_ABOVE).
         self.kept_raw = decoded_hint > RAW_ABOVE
         #: Bytes held while in flight: the decoded range (or one piece of it), plus the
         #: fetched bytes when they are kept whole (not decoded block by block as they arrive,
-        #: or stored in the cache).
+        #: or stored in the cache). A range a pool worker decodes into Blobs
+        #: (``worker_blobs``) holds no byte of this heap: it counts the worker's segment
+        #: (decoded bytes not yet made into a Blob, at most WORKER_SEGMENT_BYTES).
         raw = fetch.num_bytes if holds_raw or self.kept_raw else 0
-        self.cost = raw + (RAW_PIECE_BYTES if self.kept_raw else decoded_hint)
+        if self.kept_raw:
+            self.cost = raw + RAW_PIECE_BYTES
+        elif worker_blobs:
+            self.cost = min(decoded_hint, WORKER_SEGMENT_BYTES)
+        else:
+            self.cost = raw + decoded_hint
         self.task: asyncio.Future[DecodedRange | RawRange] | None = None
         self.decoded: DecodedRange | RawRange | None = None
         self.needed = False
@@ -87,6 +100,9 @@ class RangeFetcher:
     _cache: ChunkCache | None
     _hasher: SpanHasher
     _streamed: bool
+    #: Bodies read by the pool's workers are decoded there into Blobs (downloadToBlob with
+    #: worker-read bodies and no chunk cache: see :meth:`_worker_attempt`).
+    _worker_blobs: bool
     _stats: DownloadStats
     _progress: DownloadProgress
     full: bool
@@ -184,6 +200,8 @@ class RangeFetcher:
                 if self._streamed:
                     if unit.kept_raw:
                         return await self._streamed_raw(unit, fetch)
+                    if self._worker_blobs:
+                        return await self._worker_attempt(unit, fetch)
                     return await self._streamed_attempt(unit, fetch)
                 raw = await self._cas.fetch_xorb_range(fetch.url, fetch.byte_start, fetch.byte_end)
                 await self._count(len(raw))
@@ -229,6 +247,36 @@ class RangeFetcher:
         if digests is not None:
             decoded.set_hashes(bytes(digests))
         return decoded, (b"".join(keep) if keep is not None else None)
+
+    async def _worker_attempt(self, unit: FetchUnit, fetch: FetchRange) -> tuple[BlobRange, None]:
+        """One attempt whose body the pool worker reading it also decodes (and hashes, when
+        the download needs the hashes) into a Blob: this thread sees only byte counts and,
+        at the end, the Blob, the chunk sizes and digests. Statuses, retries, 403s and
+        interrupted bodies go through ``open_xorb_range`` as usual; a body that does not
+        decode raises :class:`XetFormatError` like :class:`RecordDecoder` (same kernel)."""
+        request = WorkerDecode(
+            fetch.num_chunks, unit.decoded_hint, self._needs_hashes(unit), fetch.num_bytes
+        )
+        token = WORKER_DECODE.set(request)
+        try:
+            blocks = self._cas.open_xorb_range(
+                fetch.url, fetch.byte_start, fetch.byte_end, http=self._xorb_http
+            )
+            async with contextlib.aclosing(blocks):  # type: ignore[type-var]
+                async for block in blocks:
+                    await self._count(len(block))
+        finally:
+            WORKER_DECODE.reset(token)
+            # ``request`` stays reachable after this: every timer armed while it was set
+            # (read timeouts: a JS setTimeout under Pyodide, kept until it would fire) holds
+            # a copy of the context. Measured: without this, each range's Blobs stayed in
+            # Blob storage for minutes, and a page's second 1 GiB download paged it to disk.
+            result, request.result = request.result, None
+        if result is None:
+            raise XetProtocolError("the worker reading a xorb range did not decode it")
+        decoded = BlobRange.from_worker(result)
+        self._stats.worker_decoded += 1
+        return decoded, None
 
     async def _streamed_raw(self, unit: FetchUnit, fetch: FetchRange) -> tuple[RawRange, bytes]:
         """A range kept compressed, read block by block into one buffer (in a browser, a

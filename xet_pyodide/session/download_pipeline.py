@@ -37,8 +37,9 @@ from ..errors import XetFormatError, XetIntegrityError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient
 from ..io.http import HttpClient
+from ..io.worker_decode import BlobPiece
 from .budget import ByteBudget
-from .download_decode import DecodedRange, RawRange
+from .download_decode import BlobRange, DecodedRange, RawRange
 from .download_fetch import (
     MAX_DECODE_ATTEMPTS,
     MAX_URL_REFRESHES,
@@ -101,10 +102,14 @@ class RangeDownload(RangeFetcher):
         hasher: SpanHasher,
         streamed: bool,
         xorb_http: HttpClient | None = None,
+        worker_blobs: bool = False,
     ) -> None:
         self._hasher = hasher
         self._xorb_http = xorb_http
         self._streamed = streamed
+        # Only where it is a pure win: worker-read bodies, nothing kept for the cache, and an
+        # output that wants Blobs anyway (downloadToBlob).
+        self._worker_blobs = worker_blobs and streamed and xorb_http is not None and cache is None
         self._cas = cas
         self._cache = cache
         self._file_hash = file_hash
@@ -129,16 +134,21 @@ class RangeDownload(RangeFetcher):
 
     # ------------------------------------------------------------------ output
 
-    async def pieces(self) -> AsyncIterator[memoryview]:
+    async def pieces(self) -> AsyncIterator[memoryview | BlobPiece]:
         """The requested bytes in file order. A full download is verified after the last
-        piece, before this generator finishes (so hold back the tail until it does)."""
+        piece, before this generator finishes (so hold back the tail until it does). Pieces
+        are memoryviews, or :class:`BlobPiece` s (JS Blobs) for ranges a worker decoded
+        (only with ``worker_blobs``)."""
         await self._progress.set_phase("downloading")
         rec = await self._cas.get_reconstruction(self._file_hash, (self._first, self._last))
         plan = plan_download(rec, self._last - self._first + 1)
         self._term_offsets = plan.term_file_offsets(self._first)
         hints = _decoded_hints(plan)
         holds_raw = not self._streamed or self._cache is not None
-        self._units = [FetchUnit(f, h, holds_raw) for f, h in zip(plan.fetches, hints, strict=True)]
+        self._units = [
+            FetchUnit(f, h, holds_raw, self._worker_blobs)
+            for f, h in zip(plan.fetches, hints, strict=True)
+        ]
         self._stats.ranges = len(self._units)
         hashes: list[MerkleHash] = []
         sizes: list[int] = []
@@ -163,7 +173,7 @@ class RangeDownload(RangeFetcher):
                 if self.full and decoded.hashes is not None:
                     hashes += decoded.hashes[rel:rel_end]
                     sizes += decoded.sizes(rel, rel_end)
-                piece = memoryview(decoded.data)[start + planned.skip :][: planned.take]
+                piece = decoded.piece(start + planned.skip, start + planned.skip + planned.take)
                 if plan.last_use[planned.fetch_index] == i:
                     self._release(unit)
                 self._progress.bytes_done += planned.take
@@ -255,9 +265,14 @@ class RangeDownload(RangeFetcher):
         for task in pending:
             task.cancel()
         # Retrieve every outcome (no "exception was never retrieved" warnings).
-        await asyncio.gather(*pending, return_exceptions=True)
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        for outcome in [*outcomes, *(u.decoded for u in self._units)]:
+            if isinstance(outcome, BlobRange):  # (a stopped download's worker Blobs)
+                outcome.drop()
 
     def _release(self, unit: FetchUnit) -> None:
+        if isinstance(unit.decoded, BlobRange):
+            unit.decoded.drop()
         unit.decoded = None
         unit.task = None
         self._budget.release(unit.cost)

@@ -50,6 +50,9 @@ class DownloadStats:
     wait_seconds: float = 0.0
     #: Most bytes (estimated: fetched + decoded) held at once by ranges in flight.
     peak_buffered_bytes: int = 0
+    #: Ranges decoded (and hashed) by the pool worker that read their body, into Blobs
+    #: (``downloadToBlob`` with a worker pool and no chunk cache).
+    worker_decoded: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
