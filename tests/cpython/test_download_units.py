@@ -652,3 +652,30 @@ async def test_pool_span_hasher_rounds_match_in_process_hashes() -> None:
     assert sum(pool.rounds) == 9 and len(pool.rounds) >= 2  # a 60 kB slot per round
     pool.size = 2
     assert span_hasher_for(factory) is None  # small pools: hash on this thread
+
+
+async def test_a_worker_decode_of_too_many_chunks_for_its_bytes_is_refused_before_the_get() -> None:
+    """The worker sizes its chunk tables from the claimed chunk count up front: a range whose
+    bytes cannot hold that many records (8-byte headers) never reaches it (nor the network)."""
+    from types import SimpleNamespace
+
+    from xet_pyodide.core.reconstruction import FetchRange
+    from xet_pyodide.session.download_fetch import FetchUnit, RangeFetcher
+
+    def no_network(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no GET for a range that cannot hold its chunks")
+
+    fetch = FetchRange(MerkleHash(bytes(32)), "http://127.0.0.1/x", 0, 1_000_000, 0, 7_999_999)
+    fetcher = SimpleNamespace(
+        _cas=SimpleNamespace(open_xorb_range=no_network),
+        _xorb_http=None,
+        _needs_hashes=lambda unit: True,
+    )
+    unit = FetchUnit(fetch, 1 << 20, holds_raw=False, worker_blobs=True)
+    with pytest.raises(XetFormatError, match="8000000 bytes cannot hold 1000001 chunk"):
+        await RangeFetcher._worker_attempt(
+            fetcher, unit, FetchRange(fetch.xorb, fetch.url, 0, 1_000_001, 0, 7_999_999)
+        )  # type: ignore[arg-type]
+    # exactly enough bytes for the headers gets as far as the GET
+    with pytest.raises(AssertionError, match="no GET"):
+        await RangeFetcher._worker_attempt(fetcher, unit, fetch)  # type: ignore[arg-type]

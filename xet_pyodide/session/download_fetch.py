@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..core.hashes import DATA_KEY, MerkleHash
 from ..core.reconstruction import FetchRange
+from ..core.xorb import RECORD_HEADER_LEN
 from ..errors import XetFormatError, XetIntegrityError, XetProtocolError
 from ..io.cache import ChunkCache
 from ..io.cas import CasClient, PresignedUrlRejected, XorbBodyInterrupted
@@ -254,6 +255,14 @@ class RangeFetcher:
         at the end, the Blob, the chunk sizes and digests. Statuses, retries, 403s and
         interrupted bodies go through ``open_xorb_range`` as usual; a body that does not
         decode raises :class:`XetFormatError` like :class:`RecordDecoder` (same kernel)."""
+        if fetch.num_chunks * RECORD_HEADER_LEN > fetch.num_bytes:
+            # The worker sizes its chunk tables up front (36 bytes per chunk): a range that
+            # cannot hold its records is refused before any is allocated (the page's decoder
+            # would find too few records in the body).
+            raise XetFormatError(
+                f"a fetched range of {fetch.num_bytes} bytes cannot hold {fetch.num_chunks} "
+                "chunk records"
+            )
         request = WorkerDecode(
             fetch.num_chunks, unit.decoded_hint, self._needs_hashes(unit), fetch.num_bytes
         )
