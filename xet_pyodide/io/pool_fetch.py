@@ -20,7 +20,7 @@ Decoded in the worker (``downloadToBlob`` only): while :data:`WORKER_DECODE` hol
 body is not sent to the page at all: the worker decodes and hashes its chunk records with
 the kernels (the same ``xk_decode_records`` checks as the page's ``RecordDecoder``) and makes
 the decoded bytes into Blobs itself. The body's blocks are then :class:`BodyBytes` (counts,
-no data), and the result — a Blob of the decoded chunks, their sizes and digests — lands in
+no data), and the result — the Blobs of the decoded chunks, their sizes and digests — lands in
 ``WorkerDecode.result``; a body that does not decode raises
 :class:`~xet_pyodide.errors.XetFormatError` (the fetcher fetches it again).
 """

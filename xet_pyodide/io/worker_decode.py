@@ -21,7 +21,7 @@ class WorkerDecode:
     hint: int
     hash: bool
     length: int
-    #: The worker's answer once the body decoded: a JS ``{blob, sizes, digests}``.
+    #: The worker's answer once the body decoded: a JS ``{blobs, sizes, digests}``.
     result: Any = None
 
 
