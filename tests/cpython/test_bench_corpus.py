@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def browser_bench() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))  # browser.py imports its siblings
+    saved = list(sys.path)  # browser.py puts the repo, cas_server and bench first on the path
+    sys.path.insert(0, str(REPO / "bench"))  # (it imports its siblings)
     try:
         spec = importlib.util.spec_from_file_location(
             "_bench_browser", REPO / "bench" / "browser.py"
@@ -26,7 +27,7 @@ def browser_bench() -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(REPO / "bench"))
+        sys.path[:] = saved  # no bench module may shadow another for the tests after these
     return module
 
 
