@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -93,20 +94,29 @@ def _float_like(n: int, seed: int) -> bytearray:
     return data
 
 
+def _cached_file(path: Path, size: int, what: str, blocks: Iterator[bytes | bytearray]) -> Path:
+    """``path``, written from ``blocks`` (a lazy generator, consumed only when the cached file
+    is missing or has another size) through a temporary file, so an interrupted run leaves no
+    short file behind."""
+    if not path.exists() or path.stat().st_size != size:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        log(f"generating {what}")
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            for block in blocks:
+                f.write(block)
+        tmp.rename(path)
+    return path
+
+
 def random_file(gib: float) -> Path:
     """A file of ``gib`` GiB of seeded random bytes (new data for every upload to a fresh
     server), cached."""
     size = int(gib * 1024) * MIB
-    path = CACHE / f"random_{gib:g}gib.bin"
-    if not path.exists() or path.stat().st_size != size:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        log(f"generating {gib:g} GiB of random data")
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            for start in range(0, size, 64 * MIB):
-                f.write(_random(min(64 * MIB, size - start), 7_000_001 + start))
-        tmp.rename(path)
-    return path
+    blocks = (_random(min(64 * MIB, size - start), 7_000_001 + start)
+              for start in range(0, size, 64 * MIB))  # fmt: skip
+    return _cached_file(CACHE / f"random_{gib:g}gib.bin", size, f"{gib:g} GiB of random data",
+                        blocks)  # fmt: skip
 
 
 #: Standard deviations of the float16 corpus's "tensors" (one per 64 MiB, in turn): the
@@ -135,18 +145,12 @@ def _float16_like(n: int, sigma: float, seed: int) -> bytearray:
 def float16_file(size_mib: int) -> Path:
     """The float16 corpus: ``size_mib`` MiB of float16 weights as a checkpoint stores them,
     one "tensor" of N(0, sigma) per 64 MiB with sigma from :data:`FLOAT16_SIGMAS`, cached."""
-    path = CACHE / f"float16_weights_{size_mib}mib.bin"
-    if not path.exists() or path.stat().st_size != size_mib * MIB:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        log(f"generating {size_mib} MiB of float16 weights")
-        size = size_mib * MIB
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            for k, start in enumerate(range(0, size, 64 * MIB)):
-                sigma = FLOAT16_SIGMAS[k % len(FLOAT16_SIGMAS)]
-                f.write(_float16_like(min(64 * MIB, size - start), sigma, 200_001 + start))
-        tmp.rename(path)
-    return path
+    size = size_mib * MIB
+    blocks = (_float16_like(min(64 * MIB, size - start), FLOAT16_SIGMAS[k % len(FLOAT16_SIGMAS)],
+                            200_001 + start)
+              for k, start in enumerate(range(0, size, 64 * MIB)))  # fmt: skip
+    return _cached_file(CACHE / f"float16_weights_{size_mib}mib.bin", size,
+                        f"{size_mib} MiB of float16 weights", blocks)  # fmt: skip
 
 
 #: The inputs a benchmark can run on (``--corpus``).
@@ -160,20 +164,15 @@ def bench_file(size_mib: int, corpus: str = "half") -> Path:
         return float16_file(size_mib)
     if corpus != "half":
         raise ValueError(f"unknown corpus {corpus!r}: one of {', '.join(CORPORA)}")
+    size = size_mib * MIB
+    half = size // 2
+    randoms = (_random(min(64 * MIB, half - start), 1 + start)
+               for start in range(0, half, 64 * MIB))  # fmt: skip
+    floats = (_float_like(min(64 * MIB, size - half - start), 100_001 + start)
+              for start in range(0, size - half, 64 * MIB))  # fmt: skip
     path = CACHE / f"half_random_half_floats_{size_mib}mib.bin"
-    if not path.exists() or path.stat().st_size != size_mib * MIB:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        log(f"generating {size_mib} MiB of test data")
-        half = size_mib * MIB // 2
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            for start in range(0, half, 64 * MIB):
-                f.write(_random(min(64 * MIB, half - start), 1 + start))
-            rest = size_mib * MIB - half
-            for start in range(0, rest, 64 * MIB):
-                f.write(_float_like(min(64 * MIB, rest - start), 100_001 + start))
-        tmp.rename(path)
-    return path
+    return _cached_file(path, size, f"{size_mib} MiB of test data",
+                        itertools.chain(randoms, floats))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ processes
