@@ -97,6 +97,12 @@ def _run(phase: str, mode: str, total: float, mb_s: float, load: float) -> dict:
             "mb_s": mb_s, "load_average": load}  # fmt: skip
 
 
+def _kernels_run() -> dict:
+    """A ``kernels/raw`` run whose single-thread costs are MEASURED's."""
+    gbps = {k: (1 << 30) / 1e9 / v for k, v in MEASURED["kernels"].items()}
+    return {"phase": "kernels", "mode": "raw", "gbps": gbps, "load_average": 1.0}
+
+
 def test_summary_medians_feed_the_floors() -> None:
     floor = _floor()
     runs = [
@@ -108,8 +114,7 @@ def test_summary_medians_feed_the_floors() -> None:
         _run("receive", "blob", 2.0, 600, 1.0),
         _run("receive", "discard", 1.0, 900, 1.0),
     ]
-    gbps = {k: (1 << 30) / 1e9 / v for k, v in MEASURED["kernels"].items()}
-    runs.append({"phase": "kernels", "mode": "raw", "gbps": gbps, "load_average": 1.0})
+    runs.append(_kernels_run())
     summary = floor.summarize(runs)
     assert summary["read/slices"]["cpu_s_per_gib"]["total_client"] == {
         "median": 1.2, "min": 1.0, "max": 1.4}  # fmt: skip
@@ -168,8 +173,7 @@ def test_combined_beside_the_sum_of_its_parts() -> None:
         _run("upload", "combined", 13.5, 125, 2.5),
         _run("upload", "combined_slices", 7.0, 230, 2.0),
     ]
-    gbps = {k: (1 << 30) / 1e9 / v for k, v in MEASURED["kernels"].items()}
-    runs.append({"phase": "kernels", "mode": "raw", "gbps": gbps, "load_average": 1.0})
+    runs.append(_kernels_run())
     out = floor.combined_floor(floor.summarize(runs))
     assert out is not None
     assert (out["combined"], out["combined_min"], out["combined_max"]) == (13.5, 13.0, 14.0)
