@@ -28,7 +28,16 @@ process and thread kind sampled from ``/proc`` (bench/_procs.py):
 3. **receive** — GETs of 64 MiB from a source on 127.0.0.1, 4 in flight, each read by a
    worker with BYOB into recycled 1 MiB buffers transferred to the page (as io/pool_fetch
    does), then ``discard`` or ``blob``: made into 32 MiB Blobs, one Blob of the whole read
-   back to its end (what bench/peers.py does with ``downloadFile``'s Blob);
+   back to its end (what bench/peers.py does with ``downloadFile``'s Blob). With
+   ``--receive-modes``, the worker-side Blob modes too (each body read by a worker and copied
+   into a 32 MiB segment of wasm memory, as web/xet_worker.mjs's RangeDecoder writes decoded
+   bytes, no decoding): ``wblob<KiB>`` (each full segment made into Blobs of at most <KiB>
+   there), ``wsplit<KiB>`` (one Blob per segment made of <KiB>-byte views), ``wstream``
+   (each body one Blob, ``new Response(stream).blob()`` of views of a 4-slot ring); the
+   first and last body's SHA-256 is checked against the source's. ``--worker-spin-us``
+   keeps each worker busy that long per MiB (a decode's CPU), ``--receive-workers`` puts
+   the 4 bodies in flight on that many workers. With bench/thread_faults.py (``spans``
+   takes this script's ``--json`` too) it shows which thread takes the fresh pages;
 4. **kernels** — bench/kernels_raw.mjs on the page's thread: single-thread GB/s of the raw
    kernels on data already in wasm memory (no Python, no copies), so CPU-s per GiB =
    1 GiB / rate; and WebCrypto's one-shot SHA-256 for comparison (no streaming API).
@@ -60,6 +69,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -163,6 +173,16 @@ def run_page(config: dict[str, Any], data: Path, timeout: float = 3600) -> dict[
         server.shutdown()
         server.server_close()
     return result
+
+
+def check_bodies(runs: list[dict[str, Any]], get_mib: int) -> None:
+    """The receive runs that give ``bodySha256`` (the first and last body as received) must
+    hold the source's bytes."""
+    want = hashlib.sha256(_FloorHandler.pattern[: get_mib * MIB]).hexdigest()
+    for run in runs:
+        got = run.get("bodySha256")
+        if got is not None and set(got) != {want}:
+            raise RuntimeError(f"receive {run['mode']}: bodies' SHA-256 {got} != {want}")
 
 
 def check_sha256(runs: list[dict[str, Any]], data: Path) -> None:
@@ -473,8 +493,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="upload/combined bodies: records (headers + File slices), copy (records copied "
         "into worker Blobs), slices (diagnostic, no headers)",
     )
+    parser.add_argument(
+        "--receive-modes",
+        default="discard,blob,respblob",
+        help="receive modes: discard, blob, respblob, wblob<KiB> (each body copied into a "
+        "32 MiB segment of its worker's wasm memory, made into Blobs of at most <KiB> there), "
+        "wsplit<KiB> (one Blob per segment, of <KiB>-byte views), wstream (each body a Blob "
+        "made by new Response(stream).blob() from views of a ring of wasm memory)",
+    )
+    parser.add_argument(
+        "--worker-spin-us",
+        type=int,
+        default=0,
+        help="w* receive modes: each worker busy this long per MiB received (a decode's CPU)",
+    )
+    parser.add_argument(
+        "--receive-workers",
+        type=int,
+        default=0,
+        help="w* receive modes: the bodies in flight read by this many workers (0: one each)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    args.receive_modes = args.receive_modes.split(",")
+    for mode in args.receive_modes:
+        if mode not in ("discard", "blob", "respblob", "wstream") and not re.fullmatch(
+            r"(wblob|wsplit)[1-9][0-9]*", mode
+        ):
+            parser.error(f"unknown receive mode {mode}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     modes = args.send_modes.split(",")
@@ -512,10 +558,14 @@ def main(argv: list[str] | None = None) -> int:
                   "getMib": 64, "sendModes": args.send_modes, "kernelMib": 64,
                   "kernelRepeat": 3, "webcryptoMib": 256, "settleMs": 3000,
                   "gapMs": 1500, "parts": args.parts,
-                  "combinedBodies": args.combined_bodies}  # fmt: skip
+                  "combinedBodies": args.combined_bodies,
+                  "receiveModes": args.receive_modes,
+                  "workerSpinUs": args.worker_spin_us,
+                  "receiveWorkers": args.receive_workers}  # fmt: skip
         log(f"load average {load0:.2f}; {args.size_mib} MiB, {args.repeat} runs")
         page = run_page(config, data)
         check_sha256(page["runs"], data)
+        check_bodies(page["runs"], config["getMib"])
     summary = summarize(page["runs"])
     complete = all(k in summary for k in ("read/slices", "kernels/raw", "receive/blob")) and any(
         k.startswith("send/") for k in summary

@@ -300,6 +300,9 @@ async function receivePhase(mode, config) {
   for (let lane = 0; lane < inflight; lane++) workers.push(new FloorWorker(onChunk(lane)));
   await Promise.all(workers.map((w) => w.call({ op: "ping" })));
   if (mode === "respblob") return receiveAsBlobs(config, count, piece, workers);
+  if (mode.startsWith("wblob") || mode.startsWith("wsplit") || mode === "wstream") {
+    return receiveWorkerBlobs(mode, count, piece, workers, config);
+  }
   const t0 = epoch();
   let received = 0;
   await lanes(count, inflight, async (i, lane) => {
@@ -320,6 +323,43 @@ async function receivePhase(mode, config) {
     throw new Error(`receive ${mode}: ${received} / ${bytes} bytes of ${count * piece}`);
   }
   return { span: [t0, t1], bytes: received };
+}
+
+/** 3''. "wblob<KiB>" / "wsplit<KiB>": each body copied by its worker into a 32 MiB segment of
+ *  wasm memory and each full segment made a Blob there (web/xet_worker.mjs's RangeDecoder
+ *  without the decoding): wblob, Blobs of at most <KiB> each; wsplit, one Blob per segment
+ *  made of <KiB>-byte views. "wstream": each body one Blob, new Response(stream).blob() of
+ *  views of a ring of wasm memory. The page gets the Blobs; one Blob of all read back to
+ *  its end. The bodies in flight go to config.receiveWorkers workers (0: one each). */
+async function receiveWorkerBlobs(mode, count, piece, workers, config) {
+  const part = Number(mode.replace(/^\D+/, "")) << 10;
+  const split = mode.startsWith("wsplit");
+  const op = mode === "wstream" ? "getstream" : "getblob";
+  const blobs = new Array(count);
+  const t0 = epoch();
+  let received = 0;
+  await lanes(count, config.inflight, async (i, lane) => {
+    const worker = workers[lane % (config.receiveWorkers || workers.length)];
+    const answer = await worker.call({ op, url: `/_source?bytes=${piece}&i=${i}`, part, split,
+                                       spinUs: config.workerSpinUs ?? 0 });
+    blobs[i] = answer.blobs;
+    received += answer.bytes;
+  });
+  const bytes = await drain(new Blob(blobs.flat()));
+  const t1 = epoch();
+  // (terminated a second later: bench/thread_faults.py samples every 0.25 s and sees the
+  // workers' threads' counters at the span's end only while they live)
+  setTimeout(() => { for (const w of workers) w.terminate(); }, 1000);
+  if (received !== count * piece || bytes !== received) {
+    throw new Error(`receive ${mode}: ${received} / ${bytes} bytes of ${count * piece}`);
+  }
+  // the first and the last body's bytes, for bench/floor.py to check (after the span)
+  const bodySha256 = [];
+  for (const parts of [blobs[0], blobs[count - 1]]) {
+    const digest = await crypto.subtle.digest("SHA-256", await new Blob(parts).arrayBuffer());
+    bodySha256.push([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+  }
+  return { span: [t0, t1], bytes: received, bodySha256 };
 }
 
 /** 3'. "respblob": each response taken as a Blob by fetch (`response.blob()`: the body need
@@ -411,7 +451,7 @@ export async function runFloor(config, status, report) {
     if (on("send")) {
       for (const mode of modes) await timed("send", mode, rep, () => sendPhase(mode, config, source, file));
     }
-    const receive = ["discard", "blob", "respblob"];
+    const receive = [...(config.receiveModes ?? ["discard", "blob", "respblob"])];
     for (const mode of on("receive") ? (rep % 2 ? receive.reverse() : receive) : []) {
       await timed("receive", mode, rep, () => receivePhase(mode, config));
     }

@@ -13,6 +13,18 @@
 //   {op: "get", id, url}                       url fetched, the body read with BYOB into
 //                                              recycled 1 MiB buffers, each transferred to the
 //                                              page as {id, chunk}; then {id, done, bytes}
+//   {op: "getblob", id, url, part, split}      url fetched, the body read with BYOB into
+//                                              recycled 1 MiB buffers, copied into a 32 MiB
+//                                              segment of wasm memory (as web/xet_worker.mjs's
+//                                              RangeDecoder writes decoded bytes); each full
+//                                              segment made into Blobs of at most `part`
+//                                              bytes (split: one Blob per segment made of
+//                                              `part`-byte views); {id, blobs, bytes}
+//   {op: "getstream", id, url}                 as getblob, but the Blob made by
+//                                              `new Response(stream).blob()` of a pull stream
+//                                              whose chunks are views of a ring of four 1 MiB
+//                                              slots of wasm memory (a slot is written again
+//                                              only after three more pulls); {id, blobs, bytes}
 //   {op: "give", buffers}                      buffers handed back by the page for reuse
 //                                              (up to 160: four bodies' 32 MiB batches)
 //   {op: "ping", id}                           answered at once (the worker has started)
@@ -210,6 +222,99 @@ async function get({ id, url }) {
   postMessage({ id, done: true, bytes });
 }
 
+// "getblob": a segment per body being read (kept for the next bodies)
+const SEGMENT = 32 << 20;
+const spareMemories = [];
+
+/** A memory as the kernels' (2 MiB initial, 2 GiB maximum), grown to hold a segment. */
+function segmentMemory() {
+  const memory = new WebAssembly.Memory({ initial: 32, maximum: 32768 });
+  memory.grow((SEGMENT >> 16) + 1 - 32);
+  return memory;
+}
+
+function segmentBlobs(memory, length, part, split, blobs) {
+  const seg = new Uint8Array(memory.buffer, 0, length);
+  const views = [];
+  for (let at = 0; at < length; at += part) views.push(seg.subarray(at, Math.min(length, at + part)));
+  if (split) blobs.push(new Blob(views));
+  else for (const v of views) blobs.push(new Blob([v]));
+}
+
+/** Busy for `us` microseconds (the decode's CPU time per block, in the w* modes). */
+function spin(us) {
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end);
+}
+
+async function getBlob({ id, url, part, split, spinUs }) {
+  const memory = spareMemories.pop() ?? segmentMemory();
+  const resp = await fetch(url, { cache: "no-store" });
+  if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
+  const reader = resp.body.getReader({ mode: "byob" });
+  const blobs = [];
+  let bytes = 0, fill = 0;
+  for (;;) {
+    let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
+    let filled = 0, done = false;
+    while (filled < BLOCK) {
+      const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
+      if (r.done) { done = true; buf = r.value ? r.value.buffer : new ArrayBuffer(BLOCK); break; }
+      buf = r.value.buffer;
+      filled += r.value.byteLength;
+    }
+    spin(spinUs * filled / BLOCK);
+    let at = 0;
+    while (at < filled) {
+      const n = Math.min(filled - at, SEGMENT - fill);
+      new Uint8Array(memory.buffer, fill, n).set(new Uint8Array(buf, at, n));
+      fill += n;
+      at += n;
+      if (fill === SEGMENT) { segmentBlobs(memory, fill, part, split, blobs); fill = 0; }
+    }
+    bytes += filled;
+    spare.push(buf);
+    if (done) break;
+  }
+  if (fill) segmentBlobs(memory, fill, part, split, blobs);
+  spareMemories.push(memory);
+  postMessage({ id, blobs, bytes });
+}
+
+const RING = 4;
+
+async function getStream({ id, url, spinUs }) {
+  const memory = spareMemories.pop() ?? segmentMemory();
+  const resp = await fetch(url, { cache: "no-store" });
+  if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
+  const reader = resp.body.getReader({ mode: "byob" });
+  let bytes = 0, k = 0;
+  const stream = new ReadableStream({
+    async pull(controller) {
+      let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
+      let filled = 0, done = false;
+      while (filled < BLOCK) {
+        const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
+        if (r.done) { done = true; buf = r.value ? r.value.buffer : new ArrayBuffer(BLOCK); break; }
+        buf = r.value.buffer;
+        filled += r.value.byteLength;
+      }
+      spin(spinUs * filled / BLOCK);
+      if (filled) {
+        const at = (k++ % RING) * BLOCK;
+        new Uint8Array(memory.buffer, at, filled).set(new Uint8Array(buf, 0, filled));
+        controller.enqueue(new Uint8Array(memory.buffer, at, filled));
+        bytes += filled;
+      }
+      spare.push(buf);
+      if (done) controller.close();
+    },
+  }, { highWaterMark: 0 });
+  const blob = await new Response(stream).blob();
+  spareMemories.push(memory);
+  postMessage({ id, blobs: [blob], bytes });
+}
+
 const HANDLERS = {
   init: ({ sab: shared, module }) => {
     sab = shared ?? sab;
@@ -217,7 +322,7 @@ const HANDLERS = {
   },
   scanhash: scanHash,
   ping: ({ id }) => postMessage({ id }),
-  read, hold, send, sendu8: sendU8, get, cblock: cBlock, csha: cSha, ccrc: cCrc,
+  read, hold, send, sendu8: sendU8, get, getblob: getBlob, getstream: getStream, cblock: cBlock, csha: cSha, ccrc: cCrc,
   give: ({ buffers }) => { for (const b of buffers) if (spare.length < 160) spare.push(b); },
 };
 

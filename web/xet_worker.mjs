@@ -492,7 +492,15 @@ async function fetchStream({ sid, url, method, headers, decode }) {
 // not decode (XetFormatError on the page), or {stream, error} for a broken connection. No
 // window and no acks: nothing but counts crosses to the page until the end.
 
-const DECODED_SEGMENT = 32 << 20; // Blob items of at most this (1 MiB items read back slower)
+// Blob items of at most DECODED_SEGMENT. Smaller items cost more: measured with
+// bench/floor.py --receive-modes and bench/peers.py --corpus float16 (per-thread faults from
+// bench/thread_faults.py), a Blob per 512 KiB cuts the workers' fresh pages by a third (574k
+// -> 384k per GiB) but the renderer's thread pool then takes one per 4 KiB (a data pipe per
+// Blob: 263k against 83k per GiB): all Chromium 7.5-8.2 CPU-s per GiB against 6.2-6.4. One
+// Blob per segment made of 512 KiB or 1 MiB views stays within the runs' spread. The workers'
+// other fresh page per 4 KiB is not the Blob's: it stays when no Blob is made (a copy in a
+// task of a data-pipe watcher, most likely the response body's).
+const DECODED_SEGMENT = 32 << 20;
 const GOT_BYTES = 4 << 20;
 const MAX_UNCOMPRESSED = 128 << 10; // xet-core's chunk size limit (records.c)
 const RECORDS_PER_CALL = 8192;

@@ -200,3 +200,26 @@ def test_part_and_body_selectors() -> None:
         floor.parse_args(["--parts", "read,teleport"])
     with pytest.raises(SystemExit):
         floor.parse_args(["--combined-bodies", "zip"])
+
+
+def test_receive_modes_and_worker_options() -> None:
+    floor = _floor()
+    args = floor.parse_args(["--receive-modes", "blob,wblob512,wsplit64,wstream",
+                             "--worker-spin-us", "1500", "--receive-workers", "2"])  # fmt: skip
+    assert args.receive_modes == ["blob", "wblob512", "wsplit64", "wstream"]
+    assert (args.worker_spin_us, args.receive_workers) == (1500, 2)
+    assert floor.parse_args([]).receive_modes == ["discard", "blob", "respblob"]
+    for bad in ("wblob", "wblob0", "wsplitx", "teleport"):
+        with pytest.raises(SystemExit):
+            floor.parse_args(["--receive-modes", bad])
+
+
+def test_bodies_must_hold_the_source_bytes() -> None:
+    import hashlib
+
+    floor = _floor()
+    want = hashlib.sha256(floor._FloorHandler.pattern[: 64 << 20]).hexdigest()
+    floor.check_bodies([{"mode": "wblob512", "bodySha256": [want, want]},
+                        {"mode": "blob"}], 64)  # fmt: skip
+    with pytest.raises(RuntimeError, match="wstream"):
+        floor.check_bodies([{"mode": "wstream", "bodySha256": [want, "0" * 64]}], 64)
