@@ -226,7 +226,11 @@ def cpu_per_gib(
     """Per client and operation, one entry per run: CPU-seconds per GiB of each process role
     (bench/_procs.py; Chromium: page, workers, browser, network, ... and total_client = every
     Chromium process; native: total_client = hf_xet's process), the run's own server, the
-    wall time and the load average (1 min) at the end of the operation."""
+    wall time and the load average (1 min) at the end of the operation. A Chromium download's
+    row also has ``drain_at`` (when the client's call returned its Blob, epoch seconds),
+    ``drain_s`` and ``drain``: the page's, the browser process's and all Chromium's CPU per
+    GiB while the bench read that Blob back (bench/blob_drain.mjs, the same for every
+    client; @huggingface/hub's Blob is lazy, so its whole download is in its drain)."""
     size = page["size"]
     out: dict[str, dict[str, list[dict[str, float]]]] = {}
     for r in page["runs"]:
@@ -239,6 +243,12 @@ def cpu_per_gib(
             row["span"] = [round(t, 3) for t in r[f"{op}Span"]]  # epoch seconds: other samplers
             if op == "upload":  # cores busy per 0.5 s: where the upload leaves a core idle
                 row["timeline"] = timeline(sampler, r["uploadSpan"], size_mib)
+            else:  # the part of the span spent reading the client's Blob back (the bench's)
+                drain_at, end = r["drainAt"], r["downloadSpan"][1]
+                row["drain_at"] = round(drain_at, 3)
+                row["drain_s"] = round(end - drain_at, 3)
+                drain = per_gib(chromium_summary(sampler.between(drain_at, end), 0.0), size)
+                row["drain"] = {k: drain[k] for k in ("page", "browser", "total_client")}
             out.setdefault(r["client"], {}).setdefault(op, []).append(row)
     for i, a in enumerate(anchors):
         server = f"server:native-{size_mib}-{i}"

@@ -15,13 +15,22 @@ async function xorbBytes(hub, secret) {
   return stats.xorb_bytes_received + stats.shard_bytes_received;
 }
 
+/** Read `blob` to its end (bench/blob_drain.mjs), first noting in `marks.drainAt` when the
+ *  client's call had returned it (epoch seconds): the rest of the download's span is the
+ *  bench's read-back, the same for every client. */
+async function drained(blob, marks) {
+  marks.drainAt = epoch();
+  return drain(blob);
+}
+
 /** The operations of one client: create, upload the file, download it and read it fully. */
 function clients(xet, cache) {
   return {
     hfjs: {
       create: (p) => hfjs.createRepo(p),
       upload: async (p, file) => (await hfjs.uploadFiles({ ...p, files: [file] })).commit.oid,
-      download: async (p, path) => drain(await hfjs.downloadFile({ ...p, path })),
+      download: async (p, path, marks = {}) => drained(await hfjs.downloadFile({ ...p, path }),
+                                                       marks),
     },
     xet: {
       create: (p) => xet.hub.createRepo(p),
@@ -32,8 +41,9 @@ function clients(xet, cache) {
       },
       // chunkCache: "none" by default, so that no run reads what an earlier one cached;
       // a Blob as @huggingface/hub's (this profile is on disk: Chromium may spill it there)
-      download: async (p, path) => drain(await xet.hub.downloadFile({ ...p, path, chunkCache: cache,
-                                                                    maxBlobBytes: Infinity })),
+      download: async (p, path, marks = {}) => drained(
+        await xet.hub.downloadFile({ ...p, path, chunkCache: cache, maxBlobBytes: Infinity }),
+        marks),
     },
   };
 }
@@ -65,12 +75,14 @@ async function throughput(config, xet, status) {
       uploadSpan.push(epoch());
       status(`${name} run ${i}: download`);
       const downloadSpan = [epoch()];
+      const marks = {};
       t = now();
-      const bytes = await ops[name].download(p, "model.bin");
+      const bytes = await ops[name].download(p, "model.bin", marks);
       const download = now() - t;
       downloadSpan.push(epoch());
       if (bytes !== file.size) throw new Error(`${name} downloaded ${bytes} of ${file.size} bytes`);
-      runs.push({ client: name, run: i, upload, download, oid, phases, uploadSpan, downloadSpan });
+      runs.push({ client: name, run: i, upload, download, oid, phases, uploadSpan, downloadSpan,
+                  drainAt: marks.drainAt });
     }
   }
   return { size: file.size, runs };
