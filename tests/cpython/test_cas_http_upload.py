@@ -483,7 +483,9 @@ def test_grant_is_used_up_when_its_commit_starts(cas_server_factory) -> None:
 
     from xet_cas_server.checksum import crc64_nvme
 
-    slow = {"endpoints": {"xorb_commit": {"commit_delay_ms": 800}}}
+    # The pause must outlast the sleep, the second commit and the late PUT on a loaded machine:
+    # with 800 ms the first commit once finished before the PUT arrived (412: already stored).
+    slow = {"endpoints": {"xorb_commit": {"commit_delay_ms": 3000}}}
     server = cas_server_factory(faults=slow)
     x = build_upload([rand(400_000, 37)]).xorbs[0]
     req = {
@@ -501,6 +503,7 @@ def test_grant_is_used_up_when_its_commit_starts(cas_server_factory) -> None:
             assert client.post(commit).status_code == 404
             late = httpx.put(grant["url"], content=x.body, headers=grant["headers"])
             assert late.status_code == 403, late.text
+            assert not first.done()  # the PUT was answered inside the first commit's pause
             r = first.result()
         assert r.status_code == 200 and r.json() == {"was_inserted": True}
     stored_xorb = (server.data_dir / "xorbs" / str(x.hash)[:2] / f"{x.hash}.xorb").read_bytes()
