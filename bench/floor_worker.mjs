@@ -195,22 +195,28 @@ async function sendU8({ id, url, buffer, length }) {
   postMessage({ id, status: resp.status, buffer }, [buffer]);
 }
 
+/** One BLOCK of a BYOB body reader into a spare buffer: {buf, filled, done} (filled < BLOCK
+ *  only at the body's end). */
+async function fillBlock(reader) {
+  let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
+  let filled = 0;
+  while (filled < BLOCK) {
+    const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
+    if (r.done) return { buf: r.value ? r.value.buffer : new ArrayBuffer(BLOCK), filled, done: true };
+    buf = r.value.buffer;
+    filled += r.value.byteLength;
+  }
+  return { buf, filled, done: false };
+}
+
 async function get({ id, url }) {
   const resp = await fetch(url);
   if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
   const reader = resp.body.getReader({ mode: "byob" });
   let bytes = 0;
   for (;;) {
-    let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
-    let filled = 0;
-    // fill the whole buffer (fewer, larger messages), or stop at the end of the body
-    let done = false;
-    while (filled < BLOCK) {
-      const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
-      if (r.done) { done = true; buf = r.value ? r.value.buffer : new ArrayBuffer(BLOCK); break; }
-      buf = r.value.buffer;
-      filled += r.value.byteLength;
-    }
+    // the whole buffer (fewer, larger messages), or up to the end of the body
+    const { buf, filled, done } = await fillBlock(reader);
     if (filled) {
       bytes += filled;
       postMessage({ id, chunk: buf, length: filled }, [buf]);
@@ -255,14 +261,7 @@ async function getBlob({ id, url, part, split, spinUs }) {
   const blobs = [];
   let bytes = 0, fill = 0;
   for (;;) {
-    let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
-    let filled = 0, done = false;
-    while (filled < BLOCK) {
-      const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
-      if (r.done) { done = true; buf = r.value ? r.value.buffer : new ArrayBuffer(BLOCK); break; }
-      buf = r.value.buffer;
-      filled += r.value.byteLength;
-    }
+    const { buf, filled, done } = await fillBlock(reader);
     spin(spinUs * filled / BLOCK);
     let at = 0;
     while (at < filled) {
@@ -291,14 +290,7 @@ async function getStream({ id, url, spinUs }) {
   let bytes = 0, k = 0;
   const stream = new ReadableStream({
     async pull(controller) {
-      let buf = spare.pop() ?? new ArrayBuffer(BLOCK);
-      let filled = 0, done = false;
-      while (filled < BLOCK) {
-        const r = await reader.read(new Uint8Array(buf, filled, BLOCK - filled));
-        if (r.done) { done = true; buf = r.value ? r.value.buffer : new ArrayBuffer(BLOCK); break; }
-        buf = r.value.buffer;
-        filled += r.value.byteLength;
-      }
+      const { buf, filled, done } = await fillBlock(reader);
       spin(spinUs * filled / BLOCK);
       if (filled) {
         const at = (k++ % RING) * BLOCK;

@@ -3,32 +3,18 @@ float16 weights of the stated spread, reproducibly, without per-value Python."""
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import struct
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.cpython._bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def browser_bench() -> ModuleType:
-    saved = list(sys.path)  # browser.py puts the repo, cas_server and bench first on the path
-    sys.path.insert(0, str(REPO / "bench"))  # (it imports its siblings)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "_bench_browser", REPO / "bench" / "browser.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved  # no bench module may shadow another for the tests after these
-    return module
+    return load_bench("browser")
 
 
 @pytest.mark.parametrize("sigma", [0.008, 0.02, 0.1])

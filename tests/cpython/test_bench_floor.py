@@ -4,22 +4,17 @@ arguments. Nothing here is timed."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.cpython._bench_modules import load_bench
+
 GIB_MB = (1 << 30) / 1e6
 
 
 def _floor() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_floor", REPO / "bench" / "floor.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("floor")
 
 
 #: CPU-s per GiB of the shape bench/floor.py measures (all Chromium; kernels: one thread).

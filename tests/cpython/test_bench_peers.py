@@ -4,29 +4,19 @@ is timed: the sampler is a stand-in."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.cpython._bench_modules import load_bench
+
 GIB = 1 << 30
 
 
 @pytest.fixture(scope="module")
 def peers_bench() -> ModuleType:
-    saved = list(sys.path)  # peers.py puts the repo, cas_server and bench first on the path
-    try:
-        spec = importlib.util.spec_from_file_location("_bench_peers", REPO / "bench" / "peers.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved  # no bench module may shadow another for the tests after these
-    return module
+    return load_bench("peers")
 
 
 class FakeSampler:

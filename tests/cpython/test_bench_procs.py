@@ -3,7 +3,6 @@ accounting of a child process (``getrusage``), and its Chromium process classifi
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import resource
 import subprocess
@@ -14,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.cpython._bench_modules import load_bench
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
@@ -24,11 +23,7 @@ BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.
 
 
 def _procs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_procs", REPO / "bench" / "_procs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("_procs")
 
 
 def _children_cpu() -> float:

@@ -3,29 +3,17 @@ bench/floor.py ``--json`` result, and the per-GiB sums it prints from the sample
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.cpython._bench_modules import load_bench
 
 
 def _thread_faults() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))  # (it imports bench/_procs.py)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "_bench_thread_faults", REPO / "bench" / "thread_faults.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
-    return module
+    return load_bench("thread_faults")
 
 
 PEERS = {"sizes": [{"size_mib": 512, "cpu_s_per_gib": {"xet": {"download": [
